@@ -1,0 +1,144 @@
+"""Self-describing model checkpoints: one .safetensors file with weights, config and vocabulary."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from core.errors import CheckpointError
+from core.model import CaptionModel, ModelConfig
+from core.vocab import Vocab
+
+log = logging.getLogger(__name__)
+
+FORMAT_NAME = "photoscribe-caption-model"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """Everything a checkpoint file holds, loaded without unpickling anything."""
+
+    config: ModelConfig
+    vocab: Vocab
+    state_dict: dict[str, torch.Tensor]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+    def build_model(self) -> CaptionModel:
+        """The network with these weights, in fp32 and eval mode."""
+        model = CaptionModel(
+            self.config, with_backbone=any(k.startswith("backbone.") for k in self.state_dict)
+        )
+        state = {k: v.float() for k, v in self.state_dict.items()}
+        if self.config.tie_embeddings:
+            state.setdefault("lm_head.weight", state["token_emb.weight"])
+        try:
+            model.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise CheckpointError(
+                self.path, f"the weights do not fit the model described in the file ({exc})"
+            ) from exc
+        return model.eval()
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: CaptionModel,
+    vocab: Vocab,
+    provenance: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float32,
+) -> Path:
+    """Write atomically: a temp file in the same folder, fsync, then replace."""
+    path = Path(path)
+    assert len(vocab) == model.cfg.vocab_size, "vocabulary size differs from the model config"
+    state = {}
+    for name, tensor in model.state_dict().items():
+        if model.cfg.tie_embeddings and name == "lm_head.weight":
+            continue  # shared with token_emb.weight; safetensors refuses shared storage
+        tensor = tensor.detach().cpu()
+        state[name] = (tensor.to(dtype) if tensor.is_floating_point() else tensor).contiguous()
+    metadata = {
+        "format": FORMAT_NAME,
+        "format_version": str(FORMAT_VERSION),
+        "config": json.dumps(model.cfg.to_dict()),
+        "vocab": json.dumps(list(vocab.itos), ensure_ascii=False),
+        "provenance": json.dumps(provenance or {}, ensure_ascii=False),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=metadata)
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    log.info("saved checkpoint %s (%d tensors, %s)", path, len(state), dtype)
+    return path
+
+
+def _read_metadata(path: Path) -> dict[str, str]:
+    with open(path, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise CheckpointError(
+                path, "the file is empty or truncated; reinstall or re-download it"
+            )
+        n = int.from_bytes(head, "little")
+        if n <= 0 or n > 100_000_000:
+            raise CheckpointError(path, "this is not a .safetensors model file")
+        raw = f.read(n)
+    if len(raw) < n:
+        raise CheckpointError(path, "the file is truncated; reinstall or re-download it")
+    try:
+        header = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(path, "this is not a .safetensors model file") from exc
+    meta = header.get("__metadata__") if isinstance(header, dict) else None
+    return meta if isinstance(meta, dict) else {}
+
+
+def load_checkpoint(path: str | Path) -> Checkpoint:
+    """Read a checkpoint; every problem becomes a CheckpointError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(path, "model file not found")
+    meta = _read_metadata(path)
+    if meta.get("format") != FORMAT_NAME:
+        raise CheckpointError(path, "this is not a PhotoScribe caption model (wrong format)")
+    version = meta.get("format_version")
+    if version != str(FORMAT_VERSION):
+        raise CheckpointError(
+            path,
+            f"model file format version {version} is not supported "
+            f"(this PhotoScribe reads version {FORMAT_VERSION}); update PhotoScribe or the model",
+        )
+    try:
+        config = ModelConfig.from_dict(json.loads(meta["config"]))
+        vocab = Vocab(tuple(json.loads(meta["vocab"])))
+        provenance = json.loads(meta.get("provenance", "{}"))
+    except (KeyError, ValueError, TypeError, AssertionError) as exc:
+        raise CheckpointError(
+            path, f"the model description in the file is damaged ({exc})"
+        ) from exc
+    if len(vocab) != config.vocab_size:
+        raise CheckpointError(path, "the vocabulary does not match the model's size")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(
+            path, f"the weights could not be read, the file may be truncated ({exc})"
+        ) from exc
+    return Checkpoint(config, vocab, state, provenance, path)

@@ -1,0 +1,56 @@
+"""Choosing the compute device (CUDA, Apple MPS, CPU) and the fastest safe dtype for it."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+import torch
+
+log = logging.getLogger(__name__)
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def available_devices() -> list[str]:
+    """Device names usable here, best first; "cpu" is always last."""
+    found = []
+    if torch.cuda.is_available():
+        found.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        found.append("mps")
+    return [*found, "cpu"]
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """ "auto" picks CUDA, then MPS, then CPU; asking for one that is absent raises ValueError."""
+    if requested not in DEVICE_CHOICES:
+        raise ValueError(f"unknown device {requested!r}; choose one of {', '.join(DEVICE_CHOICES)}")
+    have = available_devices()
+    if requested == "auto":
+        return torch.device(have[0])
+    if requested not in have:
+        raise ValueError(
+            f"device {requested!r} is not available here (available: {', '.join(have)})"
+        )
+    return torch.device(requested)
+
+
+@functools.cache
+def cpu_supports_bf16() -> bool:
+    """True where the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def describe_device(device: torch.device) -> str:
+    """A human-readable name, e.g. "CUDA (NVIDIA H100)" or "CPU (2 threads)"."""
+    if device.type == "cuda":
+        return f"CUDA ({torch.cuda.get_device_name(device)})"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"

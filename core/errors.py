@@ -1,0 +1,62 @@
+"""Typed errors with messages a user understands: which file, what is wrong, what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class PhotoScribeError(Exception):
+    """Base class for every error PhotoScribe reports to a user."""
+
+    def __init__(self, path: str | Path | None, problem: str) -> None:
+        self.path = Path(path) if path is not None else None
+        self.problem = problem
+        super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+
+class ImageError(PhotoScribeError):
+    """A photo could not be opened or decoded."""
+
+
+class CheckpointError(PhotoScribeError):
+    """A model weights file is missing, damaged or of the wrong kind."""
+
+
+class NoModelError(PhotoScribeError):
+    """No trained caption model is installed."""
+
+
+class StorageError(PhotoScribeError):
+    """A caption could not be read from or written to a store."""
+
+
+class FileChangedError(StorageError):
+    """The file on disk is no longer the one that was read; nothing was written."""
+
+
+class CaptionExistsError(StorageError):
+    """The photo already has a caption and overwriting was not asked for."""
+
+
+class FileMissingError(StorageError):
+    """A photo, sidecar or folder is not there (moved, renamed or deleted)."""
+
+
+class ReadOnlyError(StorageError):
+    """A photo, sidecar or folder may not be written to."""
+
+
+class UnsupportedFormatError(StorageError):
+    """The file is not a kind of photo whose captions PhotoScribe can read or write."""
+
+
+class CorruptMetadataError(StorageError):
+    """Existing metadata or a sidecar is damaged, so writing could lose what is in it."""
+
+
+class DiskFullError(StorageError):
+    """The disk ran out of space while writing; the original was left untouched."""
+
+
+class InvalidCaptionError(StorageError):
+    """The caption cannot be stored as given (empty, too long, or with forbidden characters)."""

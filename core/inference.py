@@ -1,0 +1,322 @@
+"""The Captioner: loads a checkpoint once and captions photos in batches with beam search."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from core.checkpoint import Checkpoint, load_checkpoint
+from core.devices import cpu_supports_bf16, describe_device, pick_device
+from core.errors import NoModelError, PhotoScribeError
+from core.images import load_for_model, normalize_batch
+from core.model import CaptionModel, DecoderCache
+from core.vocab import MAX_TOKENS, Vocab
+
+log = logging.getLogger(__name__)
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "photoscribe-b0.safetensors"
+
+
+def default_weights_path() -> Path:
+    return DEFAULT_WEIGHTS
+
+
+@dataclass(frozen=True)
+class CaptionSettings:
+    beam_size: int = 3  # 1 = greedy
+    batch_size: int = 8  # photos per forward pass
+    max_tokens: int = MAX_TOKENS  # incl. <start> and <end>
+    length_penalty: float = 1.0  # final score = log-prob / length ** length_penalty
+    n_candidates: int = 3  # alternative captions returned per photo (at most beam_size)
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError("beam size must be at least 1")
+        if self.batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    caption: str
+    score: float  # length-normalised log-probability (0 is certain)
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    """One photo's outcome: a caption with alternatives, or an error message naming the file."""
+
+    path: Path
+    caption: str | None = None
+    score: float | None = None
+    candidates: tuple[Candidate, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+@dataclass
+class _Hyp:
+    tokens: list[int] = field(default_factory=list)
+    logp: float = 0.0
+
+
+@torch.inference_mode()
+def beam_search(
+    model: CaptionModel,
+    vocab: Vocab,
+    memory: torch.Tensor,
+    settings: CaptionSettings = CaptionSettings(),
+    cancel: threading.Event | None = None,
+) -> list[list[Candidate]]:
+    """Length-normalised beam search with a key/value cache; beam 1 is greedy decoding."""
+    device = memory.device
+    k = settings.beam_size
+    max_steps = min(settings.max_tokens, model.cfg.max_len) - 1
+    B = memory.shape[0]
+    memory = memory.repeat_interleave(k, dim=0)  # (B*k, 49, C)
+    cache: DecoderCache = model.start_cache(memory)
+    beams: list[list[_Hyp]] = [[_Hyp()] for _ in range(B)]  # live hypotheses per image
+    finished: list[list[tuple[float, _Hyp]]] = [[] for _ in range(B)]
+    active = list(range(B))  # images still decoding; cache rows are active x k
+    token = torch.full((B * k,), vocab.start_id, dtype=torch.long, device=device)
+    alpha = settings.length_penalty
+    for step in range(max_steps):
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
+        logp, cache = model.step(token, cache)  # (A*k, V)
+        logp[:, vocab.pad_id] = -math.inf
+        logp[:, vocab.start_id] = -math.inf
+        if step == max_steps - 1:  # out of room: only <end> may follow
+            end_only = torch.full_like(logp, -math.inf)
+            end_only[:, vocab.end_id] = logp[:, vocab.end_id]
+            logp = end_only
+        V = logp.shape[1]
+        live = torch.full((len(active), k), -math.inf, device=logp.device)
+        for row, img in enumerate(active):
+            for j, hyp in enumerate(beams[img]):
+                live[row, j] = hyp.logp
+        total = (live.unsqueeze(-1) + logp.view(len(active), k, V)).view(len(active), k * V)
+        top_scores, top_idx = total.topk(min(2 * k, k * V), dim=1)  # (A, 2k)
+        top_scores, top_idx = top_scores.tolist(), top_idx.tolist()
+        next_rows: list[int] = []
+        next_tokens: list[int] = []
+        still_active = []
+        for row, img in enumerate(active):
+            new_beams: list[_Hyp] = []
+            for score, idx in zip(top_scores[row], top_idx[row], strict=True):
+                if score == -math.inf:
+                    break
+                j, tok = divmod(idx, V)
+                parent = beams[img][j]
+                hyp = _Hyp(parent.tokens + [tok], score)
+                if tok == vocab.end_id:
+                    finished[img].append((score / (len(hyp.tokens) ** alpha), hyp))
+                else:
+                    new_beams.append(hyp)
+                    next_rows.append(row * k + j)
+                    next_tokens.append(tok)
+                if len(new_beams) == k or len(finished[img]) >= k:
+                    break
+            if len(finished[img]) >= k or not new_beams:
+                # Done: drop the rows this image had queued for the next step.
+                n_queued = len(new_beams)
+                if n_queued:
+                    del next_rows[-n_queued:]
+                    del next_tokens[-n_queued:]
+                continue
+            while len(new_beams) < k:  # pad to k rows with dead beams (score -inf)
+                new_beams.append(_Hyp(new_beams[0].tokens, -math.inf))
+                next_rows.append(row * k)
+                next_tokens.append(vocab.pad_id)
+            beams[img] = new_beams
+            still_active.append(img)
+        active = still_active
+        if not active:
+            break
+        index = torch.tensor(next_rows, dtype=torch.long, device=device)
+        cache = cache.reorder(index)
+        token = torch.tensor(next_tokens, dtype=torch.long, device=device)
+    results = []
+    for img in range(B):
+        ranked = sorted(finished[img], key=lambda t: -t[0])
+        seen: set[str] = set()
+        cands = []
+        for score, hyp in ranked:
+            text = vocab.decode(hyp.tokens)
+            if text and text not in seen:
+                seen.add(text)
+                cands.append(Candidate(text, float(score)))
+        results.append(cands[: max(1, min(settings.n_candidates, k))])
+    return results
+
+
+class Cancelled(Exception):
+    """Raised inside a batch when the cancel token is set."""
+
+
+class Captioner:
+    """Owns the model on one device; thread-compatible but not to be shared between threads."""
+
+    def __init__(
+        self,
+        weights: str | Path | None = None,
+        device: str = "auto",
+        checkpoint: Checkpoint | None = None,
+        decode_workers: int = 2,
+    ) -> None:
+        if checkpoint is None:
+            path = Path(weights) if weights is not None else default_weights_path()
+            if weights is None and not path.is_file():
+                raise NoModelError(
+                    path,
+                    "no trained caption model is installed; train one (see README, "
+                    '"Train your own model") or pass --weights FILE',
+                )
+            checkpoint = load_checkpoint(path)
+        self.checkpoint = checkpoint
+        self.vocab = checkpoint.vocab
+        self.device = pick_device(device)
+        self.model = checkpoint.build_model().to(self.device)
+        if self.model.backbone is None:
+            raise NoModelError(checkpoint.path, "this model file has no image encoder")
+        # bf16 only for the convolutional encoder, where it is fast and does not change captions;
+        # the decoder's log-probabilities stay fp32 so beam search ranks exactly as in fp32.
+        self.backbone_dtype = torch.float32
+        if self.device.type == "cuda":
+            self.backbone_dtype = torch.float16
+        elif self.device.type == "cpu" and cpu_supports_bf16():
+            self.backbone_dtype = torch.bfloat16
+        if self.device.type in ("cpu", "cuda"):
+            self.model.backbone.to(memory_format=torch.channels_last)
+        self.decode_workers = decode_workers
+        log.info(
+            "captioner on %s, encoder dtype %s", describe_device(self.device), self.backbone_dtype
+        )
+
+    @property
+    def device_name(self) -> str:
+        return describe_device(self.device)
+
+    # ---------------------------------------------------------------- tensors -> captions
+
+    def _autocast(self):
+        if self.backbone_dtype == torch.float32:
+            return nullcontext()
+        return torch.autocast(self.device.type, dtype=self.backbone_dtype)
+
+    @torch.inference_mode()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 224, 224) uint8 -> (B, 49, d_model) fp32 memory."""
+        x = normalize_batch(images.to(self.device, non_blocking=True))
+        if self.device.type in ("cpu", "cuda"):
+            x = x.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            feats = self.model.backbone_features(x)  # (B, 1280, 7, 7)
+        return self.model.encode_features(feats.float())
+
+    @torch.inference_mode()
+    def caption_tensors(
+        self,
+        images: torch.Tensor,
+        settings: CaptionSettings = CaptionSettings(),
+        cancel: threading.Event | None = None,
+    ) -> list[list[Candidate]]:
+        """(B, 3, 224, 224) uint8 -> per image, candidates best first."""
+        memory = self.encode(images)
+        return self.beam_search(memory, settings, cancel)
+
+    def beam_search(
+        self,
+        memory: torch.Tensor,
+        settings: CaptionSettings = CaptionSettings(),
+        cancel: threading.Event | None = None,
+    ) -> list[list[Candidate]]:
+        return beam_search(self.model, self.vocab, memory, settings, cancel)
+
+    # ---------------------------------------------------------------- files -> captions
+
+    def caption_paths(
+        self,
+        paths: Iterable[str | Path],
+        settings: CaptionSettings = CaptionSettings(),
+        cancel: threading.Event | None = None,
+        on_batch: Callable[[int], None] | None = None,
+    ) -> Iterator[CaptionResult]:
+        """Caption photos in order, decoding ahead on a thread pool; bad files give error results.
+
+        paths may be a lazy iterable (a folder scan still running); only a bounded window of
+        decoded images is held in memory. Stops quietly when cancel is set.
+        """
+        window = settings.batch_size * 2 + self.decode_workers
+        path_iter = iter(paths)
+        pending: deque[tuple[Path, Future]] = deque()
+        with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="decode") as pool:
+
+            def fill() -> None:
+                while len(pending) < window:
+                    try:
+                        p = Path(next(path_iter))
+                    except StopIteration:
+                        return
+                    pending.append((p, pool.submit(load_for_model, p)))
+
+            try:
+                fill()
+                while pending:
+                    if cancel is not None and cancel.is_set():
+                        return
+                    batch_paths: list[Path] = []
+                    batch_imgs: list[torch.Tensor] = []
+                    while pending and len(batch_imgs) < settings.batch_size:
+                        p, fut = pending.popleft()
+                        try:
+                            batch_imgs.append(fut.result())
+                            batch_paths.append(p)
+                        except PhotoScribeError as exc:
+                            yield CaptionResult(p, error=str(exc))
+                        except Exception as exc:  # noqa: BLE001 - one bad file never stops a batch
+                            log.exception("unexpected error decoding %s", p)
+                            yield CaptionResult(p, error=f"{p}: unexpected error ({exc})")
+                        fill()
+                    if not batch_imgs:
+                        continue
+                    try:
+                        cands = self.caption_tensors(torch.stack(batch_imgs), settings, cancel)
+                    except Cancelled:
+                        return
+                    for p, c in zip(batch_paths, cands, strict=True):
+                        best = c[0] if c else Candidate("", -math.inf)
+                        yield CaptionResult(p, best.caption, best.score, tuple(c))
+                    if on_batch is not None:
+                        on_batch(len(batch_paths))
+            finally:
+                for _, fut in pending:
+                    fut.cancel()
+
+    def caption_file(
+        self, path: str | Path, settings: CaptionSettings = CaptionSettings()
+    ) -> CaptionResult:
+        return next(iter(self.caption_paths([path], settings)))
+
+
+def warm_up(captioner: Captioner) -> float:
+    """Run one dummy batch so the first real photo is not slow; returns seconds taken."""
+    t = time.perf_counter()
+    captioner.caption_tensors(
+        torch.zeros(1, 3, 224, 224, dtype=torch.uint8), CaptionSettings(beam_size=1)
+    )
+    return time.perf_counter() - t

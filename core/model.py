@@ -1,0 +1,345 @@
+"""The caption network: EfficientNet-B0 image encoder, Transformer encoder and decoder, in one file."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F  # noqa: N812
+from torch import nn
+from torchvision.models import efficientnet_b0
+
+IMAGE_SIZE = 224  # the whole frame is squashed to IMAGE_SIZE x IMAGE_SIZE, as in training
+FEATURE_GRID = 7  # efficientnet_b0.features gives a 7x7 map at 224x224
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    vocab_size: int = 4000  # words incl. <pad>, <start>, <end>, <unk>
+    d_model: int = 512  # width of every Transformer layer
+    n_heads: int = 8  # attention heads (d_model must divide evenly)
+    n_encoder_layers: int = 1  # Transformer layers over the 49 image tokens
+    n_decoder_layers: int = 3  # Transformer decoder layers
+    d_ff: int = 2048  # hidden width of the feed-forward blocks
+    dropout: float = 0.1  # dropout in attention, feed-forward and embeddings
+    max_len: int = 25  # tokens per caption incl. <start> and <end>
+    feature_dim: int = 1280  # channels of the backbone's last feature map
+    n_image_tokens: int = FEATURE_GRID * FEATURE_GRID  # 49 positions of the 7x7 map
+    tie_embeddings: bool = True  # output projection shares the word embedding
+    pad_id: int = 0  # must equal the vocabulary's <pad> index
+
+    def __post_init__(self) -> None:
+        assert self.d_model % self.n_heads == 0, "d_model must be divisible by n_heads"
+        assert self.max_len >= 3, "max_len must leave room for <start>, a word and <end>"
+
+    def to_dict(self) -> dict[str, int | float | bool]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ModelConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**data)
+
+
+# --------------------------------------------------------------------------- image encoder
+
+
+class Conv2dSame(nn.Conv2d):
+    """A Conv2d padded like TensorFlow's "SAME" (extra pixel at bottom/right), same state-dict keys."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        ih, iw = x.shape[-2:]
+        kh, kw = self.kernel_size
+        sh, sw = self.stride
+        pad_h = max((math.ceil(ih / sh) - 1) * sh + kh - ih, 0)
+        pad_w = max((math.ceil(iw / sw) - 1) * sw + kw - iw, 0)
+        x = F.pad(x, [pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2])
+        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+def use_tf_same_padding(module: nn.Module) -> int:
+    """Swap every stride-2 conv for a TF "SAME"-padded one in place; returns how many were swapped.
+
+    The shipped encoder weights come from TensorFlow, which pads stride-2 convolutions
+    asymmetrically; torchvision pads symmetrically, which shifts every feature by half a pixel.
+    """
+    swapped = 0
+    for parent in list(module.modules()):
+        for name, child in list(parent.named_children()):
+            if type(child) is nn.Conv2d and child.stride != (1, 1):
+                same = Conv2dSame(
+                    child.in_channels,
+                    child.out_channels,
+                    child.kernel_size,
+                    stride=child.stride,
+                    padding=0,
+                    dilation=child.dilation,
+                    groups=child.groups,
+                    bias=child.bias is not None,
+                )
+                same.weight = child.weight
+                same.bias = child.bias
+                setattr(parent, name, same)
+                swapped += 1
+    return swapped
+
+
+def build_efficientnet_b0(tf_padding: bool = True) -> nn.Module:
+    """torchvision's efficientnet_b0 (random weights), with TF padding on its stride-2 convs."""
+    net = efficientnet_b0(weights=None)
+    if tf_padding:
+        swapped = use_tf_same_padding(net)
+        assert swapped == 5, f"expected 5 stride-2 convs in efficientnet_b0, found {swapped}"
+    return net
+
+
+# --------------------------------------------------------------------------- transformer
+
+
+class Attention(nn.Module):
+    """Multi-head attention with an optional key/value cache for one-token decoding steps."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.q_proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.kv_proj = nn.Linear(cfg.d_model, 2 * cfg.d_model)
+        self.out_proj = nn.Linear(cfg.d_model, cfg.d_model)
+        self.dropout = cfg.dropout
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        return x.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)  # (B, H, T, hd)
+
+    def project_kv(self, src: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        k, v = self.kv_proj(src).chunk(2, dim=-1)  # (B, S, C) each
+        return self._heads(k), self._heads(v)  # (B, H, S, hd) each
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        kv: tuple[torch.Tensor, torch.Tensor],
+        attn_mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+    ) -> torch.Tensor:
+        B, T, C = x.shape
+        q = self._heads(self.q_proj(x))  # (B, H, T, hd)
+        k, v = kv
+        y = F.scaled_dot_product_attention(
+            q,
+            k,
+            v,
+            attn_mask=attn_mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            is_causal=is_causal,
+        )  # (B, H, T, hd)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return self.out_proj(y)
+
+
+class FeedForward(nn.Module):
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(cfg.d_model, cfg.d_ff)
+        self.fc2 = nn.Linear(cfg.d_ff, cfg.d_model)
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.fc2(self.dropout(F.gelu(self.fc1(x)))))
+
+
+class EncoderLayer(nn.Module):
+    """Pre-norm self-attention over the image tokens."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.attn = Attention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.ff = FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.ln1(x)
+        x = x + self.drop(self.attn(h, self.attn.project_kv(h)))
+        return x + self.ff(self.ln2(x))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm causal self-attention, cross-attention to the image memory, feed-forward."""
+
+    def __init__(self, cfg: ModelConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.self_attn = Attention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model)
+        self.cross_attn = Attention(cfg)
+        self.ln3 = nn.LayerNorm(cfg.d_model)
+        self.ff = FeedForward(cfg)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        memory_kv: tuple[torch.Tensor, torch.Tensor],
+        self_kv: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Full sequence when self_kv is None (causal); otherwise x is the next token only.
+
+        Returns the output and the self-attention keys/values including this call's tokens.
+        """
+        h = self.ln1(x)
+        k, v = self.self_attn.project_kv(h)  # (B, H, T, hd)
+        if self_kv is None:
+            x = x + self.drop(self.self_attn(h, (k, v), is_causal=x.shape[1] > 1))
+        else:
+            k = torch.cat([self_kv[0], k], dim=2)  # (B, H, T_past + 1, hd)
+            v = torch.cat([self_kv[1], v], dim=2)
+            x = x + self.drop(self.self_attn(h, (k, v)))
+        x = x + self.drop(self.cross_attn(self.ln2(x), memory_kv))
+        x = x + self.ff(self.ln3(x))
+        return x, (k, v)
+
+
+@dataclass
+class DecoderCache:
+    """Per-layer keys/values: cross-attention (fixed) and self-attention (grows one token a step)."""
+
+    memory_kv: list[tuple[torch.Tensor, torch.Tensor]]
+    self_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    length: int = 0
+
+    def reorder(self, index: torch.Tensor) -> DecoderCache:
+        """Select rows (beam search): every cached tensor is (B, H, T, hd)."""
+
+        def pick(kv: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+            return kv[0].index_select(0, index), kv[1].index_select(0, index)
+
+        return DecoderCache(
+            memory_kv=[pick(kv) for kv in self.memory_kv],
+            self_kv=None if self.self_kv is None else [pick(kv) for kv in self.self_kv],
+            length=self.length,
+        )
+
+
+class CaptionModel(nn.Module):
+    """EfficientNet-B0 features -> projection -> Transformer encoder -> Transformer decoder."""
+
+    def __init__(self, cfg: ModelConfig, with_backbone: bool = True) -> None:
+        super().__init__()
+        self.cfg = cfg
+        # The backbone is optional so that training on cached features need not carry it.
+        self.backbone = build_efficientnet_b0().features if with_backbone else None
+        self.feature_proj = nn.Linear(cfg.feature_dim, cfg.d_model)
+        self.image_pos = nn.Parameter(torch.zeros(1, cfg.n_image_tokens, cfg.d_model))
+        self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
+        self.encoder_ln = nn.LayerNorm(cfg.d_model)
+        self.token_emb = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
+        self.token_pos = nn.Parameter(torch.zeros(1, cfg.max_len, cfg.d_model))
+        self.emb_drop = nn.Dropout(cfg.dropout)
+        self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
+        self.decoder_ln = nn.LayerNorm(cfg.d_model)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self._init_weights()
+        if cfg.tie_embeddings:
+            self.lm_head.weight = self.token_emb.weight
+
+    def _init_weights(self) -> None:
+        for name, p in self.named_parameters():
+            if name.startswith("backbone."):
+                continue
+            if p.dim() >= 2:
+                nn.init.normal_(p, std=0.02)
+            elif name.endswith(".bias"):
+                nn.init.zeros_(p)
+        nn.init.normal_(self.image_pos, std=0.02)
+        nn.init.normal_(self.token_pos, std=0.02)
+        with torch.no_grad():
+            self.token_emb.weight[self.cfg.pad_id].zero_()
+
+    # ---- image side
+
+    def backbone_features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, 224, 224) normalised images -> (B, 1280, 7, 7) feature maps."""
+        assert self.backbone is not None, "this model was built without its image backbone"
+        return self.backbone(images)
+
+    def encode_features(self, features: torch.Tensor) -> torch.Tensor:
+        """(B, 1280, 7, 7) or (B, 49, 1280) features -> (B, 49, d_model) memory."""
+        if features.dim() == 4:
+            B, C, H, W = features.shape
+            features = features.flatten(2).transpose(1, 2)  # (B, H*W, C)
+        assert features.shape[1:] == (self.cfg.n_image_tokens, self.cfg.feature_dim), (
+            f"expected features of shape (B, {self.cfg.n_image_tokens}, {self.cfg.feature_dim}), "
+            f"got {tuple(features.shape)}"
+        )
+        x = self.feature_proj(features.to(self.feature_proj.weight.dtype)) + self.image_pos
+        x = self.emb_drop(x)  # (B, 49, C)
+        for layer in self.encoder_layers:
+            x = layer(x)
+        return self.encoder_ln(x)  # (B, 49, C)
+
+    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
+        return self.encode_features(self.backbone_features(images))
+
+    # ---- text side
+
+    def _embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
+        T = tokens.shape[1]
+        assert start + T <= self.cfg.max_len, f"sequence longer than max_len={self.cfg.max_len}"
+        pos = self.token_pos[:, start : start + T]  # (1, T, C)
+        return self.emb_drop(self.token_emb(tokens) + pos)  # (B, T, C)
+
+    def decode(self, tokens: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Teacher-forced decoding: (B, T) tokens, (B, 49, C) memory -> (B, T, vocab) logits."""
+        x = self._embed(tokens, 0)
+        for layer in self.decoder_layers:
+            x, _ = layer(x, layer.cross_attn.project_kv(memory))
+        return self.lm_head(self.decoder_ln(x))
+
+    def forward(
+        self,
+        features: torch.Tensor,
+        tokens: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """features (B, 1280, 7, 7) or (B, 49, 1280); tokens/targets (B, T) -> (logits, loss)."""
+        logits = self.decode(tokens, self.encode_features(features))  # (B, T, V)
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(
+                logits.reshape(-1, logits.shape[-1]).float(),  # (B*T, V)
+                targets.reshape(-1),  # (B*T,)
+                ignore_index=self.cfg.pad_id,
+                label_smoothing=label_smoothing,
+            )
+        return logits, loss
+
+    # ---- incremental decoding (inference)
+
+    def start_cache(self, memory: torch.Tensor) -> DecoderCache:
+        """Cross-attention keys/values are computed once per image, not once per token."""
+        return DecoderCache(
+            memory_kv=[layer.cross_attn.project_kv(memory) for layer in self.decoder_layers]
+        )
+
+    def step(self, token: torch.Tensor, cache: DecoderCache) -> tuple[torch.Tensor, DecoderCache]:
+        """One decoding step: (B,) newest tokens -> (B, vocab) log-probabilities of the next one."""
+        x = self._embed(token[:, None], cache.length)  # (B, 1, C)
+        new_self_kv = []
+        for i, layer in enumerate(self.decoder_layers):
+            past = None if cache.self_kv is None else cache.self_kv[i]
+            x, kv = layer(x, cache.memory_kv[i], past)
+            new_self_kv.append(kv)
+        logits = self.lm_head(self.decoder_ln(x[:, -1]))  # (B, V)
+        cache = DecoderCache(cache.memory_kv, new_self_kv, cache.length + 1)
+        return F.log_softmax(logits.float(), dim=-1), cache
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,88 @@
+"""Caption text normalisation and the word vocabulary, shared by training and inference."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
+SPECIALS = (PAD, START, END, UNK)
+MAX_TOKENS = 25  # per caption, including <start> and <end>
+
+# Words keep inner hyphens and apostrophes ("t-shirt", "o'clock") as the PTB tokenizer used by
+# the metrics does; a possessive "'s" stands alone ("dog 's"), as it does in Flickr8k's captions.
+_WORD = re.compile(r"'s\b|[a-z0-9]+(?:[-'][a-z0-9]+)*")
+_POSSESSIVE = re.compile(r"([a-z0-9])'s\b")
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words with punctuation stripped, e.g. 'A dog, in a T-shirt.' -> [a, dog, ...]."""
+    text = _POSSESSIVE.sub(r"\1 's", text.lower().replace("\u2019", "'"))
+    return _WORD.findall(text)
+
+
+def normalize_caption(text: str) -> str:
+    """Lower-case, punctuation stripped, whitespace collapsed."""
+    return " ".join(tokenize(text))
+
+
+@dataclass(frozen=True)
+class Vocab:
+    """Index <-> word; the four special tokens always come first."""
+
+    itos: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        assert self.itos[: len(SPECIALS)] == SPECIALS, f"vocabulary must start with {SPECIALS}"
+        assert len(set(self.itos)) == len(self.itos), "vocabulary has duplicate words"
+        object.__setattr__(self, "_stoi", {w: i for i, w in enumerate(self.itos)})
+
+    @property
+    def stoi(self) -> dict[str, int]:
+        return self._stoi  # type: ignore[attr-defined]
+
+    def __len__(self) -> int:
+        return len(self.itos)
+
+    @property
+    def pad_id(self) -> int:
+        return self.stoi[PAD]
+
+    @property
+    def start_id(self) -> int:
+        return self.stoi[START]
+
+    @property
+    def end_id(self) -> int:
+        return self.stoi[END]
+
+    @property
+    def unk_id(self) -> int:
+        return self.stoi[UNK]
+
+    @classmethod
+    def build(cls, captions: Iterable[str], min_count: int = 5) -> Vocab:
+        """Words seen at least min_count times, most frequent first (ties alphabetical)."""
+        counts = Counter(w for c in captions for w in tokenize(c))
+        words = sorted(
+            (w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w)
+        )
+        return cls(SPECIALS + tuple(w for w in words if w not in SPECIALS))
+
+    def encode(self, text: str, max_tokens: int = MAX_TOKENS) -> list[int]:
+        """<start> words... <end>, truncated so the whole is at most max_tokens long."""
+        ids = [self.stoi.get(w, self.unk_id) for w in tokenize(text)][: max_tokens - 2]
+        return [self.start_id, *ids, self.end_id]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        """Words up to the first <end>, specials other than <unk> dropped."""
+        words = []
+        for i in ids:
+            if i == self.end_id:
+                break
+            if i in (self.pad_id, self.start_id):
+                continue
+            words.append(self.itos[i])
+        return " ".join(words)

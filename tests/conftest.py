@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny random caption checkpoint and small generated photos."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core.checkpoint import save_checkpoint
+from core.model import CaptionModel, ModelConfig
+from core.vocab import SPECIALS, Vocab
+
+DATA = Path(__file__).resolve().parent / "data"
+TINY_WORDS = "a dog cat man woman runs sits on the in beach grass red ball water street".split()
+
+
+def tiny_config(vocab: Vocab, **kw) -> ModelConfig:
+    base = dict(
+        vocab_size=len(vocab),
+        d_model=32,
+        n_heads=2,
+        n_encoder_layers=1,
+        n_decoder_layers=2,
+        d_ff=64,
+        dropout=0.0,
+        pad_id=vocab.pad_id,
+    )
+    base.update(kw)
+    return ModelConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def tiny_vocab() -> Vocab:
+    return Vocab(SPECIALS + tuple(TINY_WORDS))
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_vocab: Vocab) -> CaptionModel:
+    torch.manual_seed(0)
+    return CaptionModel(tiny_config(tiny_vocab)).eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_model: CaptionModel, tiny_vocab: Vocab) -> Path:
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
+    save_checkpoint(path, tiny_model, tiny_vocab, {"data": "random weights for tests"})
+    return path
+
+
+def textured_image(width: int, height: int, seed: int = 0) -> Image.Image:
+    """Photographic-looking texture (smooth noise at several scales), not flat colour."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros((height, width, 3), dtype=np.float32)
+    for scale in (4, 16, 64):
+        small = rng.random((max(height // scale, 2), max(width // scale, 2), 3)).astype(np.float32)
+        up = Image.fromarray((small * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC)
+        out += np.asarray(up, dtype=np.float32) / 3
+    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
+
+
+@pytest.fixture
+def photo_dir(tmp_path: Path) -> Path:
+    """Three small JPEG photos."""
+    for i in range(3):
+        textured_image(320, 240, seed=i).save(tmp_path / f"photo{i}.jpg", quality=90)
+    return tmp_path

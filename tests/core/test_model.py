@@ -1,0 +1,92 @@
+"""The caption network: shapes, the key/value cache and TF padding."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from core.model import CaptionModel, Conv2dSame, ModelConfig, build_efficientnet_b0
+from tests.conftest import tiny_config
+
+
+def test_shapes_from_images_to_logits(tiny_model: CaptionModel) -> None:
+    images = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        feats = tiny_model.backbone_features(images)
+        assert feats.shape == (2, 1280, 7, 7)
+        memory = tiny_model.encode_features(feats)
+        assert memory.shape == (2, 49, 32)
+        tokens = torch.randint(4, tiny_model.cfg.vocab_size, (2, 7))
+        logits, loss = tiny_model(feats, tokens, tokens)
+    assert logits.shape == (2, 7, tiny_model.cfg.vocab_size)
+    assert loss is not None and loss.ndim == 0 and torch.isfinite(loss)
+
+
+def test_features_accepted_as_map_or_tokens(tiny_model: CaptionModel) -> None:
+    feats = torch.randn(3, 1280, 7, 7)
+    with torch.inference_mode():
+        a = tiny_model.encode_features(feats)
+        b = tiny_model.encode_features(feats.flatten(2).transpose(1, 2))
+    torch.testing.assert_close(a, b)
+
+
+def test_wrong_feature_shape_is_rejected(tiny_model: CaptionModel) -> None:
+    with pytest.raises(AssertionError, match="expected features"):
+        tiny_model.encode_features(torch.randn(1, 10, 1280))
+
+
+def test_cached_steps_equal_full_recompute(tiny_vocab) -> None:
+    torch.manual_seed(1)
+    model = CaptionModel(tiny_config(tiny_vocab, n_decoder_layers=3), with_backbone=False).eval()
+    memory = model.encode_features(torch.randn(2, 49, 1280))
+    tokens = torch.randint(4, len(tiny_vocab), (2, 10))
+    with torch.inference_mode():
+        full = F.log_softmax(model.decode(tokens, memory), dim=-1)  # (B, T, V)
+        cache = model.start_cache(memory)
+        for t in range(tokens.shape[1]):
+            step_logp, cache = model.step(tokens[:, t], cache)
+            torch.testing.assert_close(step_logp, full[:, t], atol=1e-5, rtol=1e-5)
+    assert cache.length == 10
+
+
+def test_cache_reorder_selects_rows(tiny_model: CaptionModel) -> None:
+    memory = torch.randn(3, 49, 32)
+    cache = tiny_model.start_cache(memory)
+    picked = cache.reorder(torch.tensor([2, 0]))
+    torch.testing.assert_close(picked.memory_kv[0][0], cache.memory_kv[0][0][[2, 0]])
+
+
+def test_tied_embeddings_share_storage(tiny_model: CaptionModel) -> None:
+    assert tiny_model.lm_head.weight.data_ptr() == tiny_model.token_emb.weight.data_ptr()
+
+
+def test_backbone_has_five_tf_padded_convs_and_torchvision_keys() -> None:
+    import torchvision
+
+    net = build_efficientnet_b0()
+    same = [m for m in net.modules() if isinstance(m, Conv2dSame)]
+    assert len(same) == 5
+    assert net.state_dict().keys() == torchvision.models.efficientnet_b0().state_dict().keys()
+
+
+@pytest.mark.parametrize("kernel", [3, 5])
+def test_tf_same_padding_pads_bottom_right(kernel: int) -> None:
+    conv = Conv2dSame(2, 2, kernel, stride=2, bias=False)
+    x = torch.randn(1, 2, 16, 16)
+    total = kernel - 2  # TF "SAME" for stride 2 on an even size
+    expected = F.conv2d(F.pad(x, [total // 2, total - total // 2] * 2), conv.weight, stride=2)
+    torch.testing.assert_close(conv(x), expected)
+    assert conv(x).shape[-1] == 8
+
+
+def test_config_rejects_bad_heads() -> None:
+    with pytest.raises(AssertionError, match="divisible"):
+        ModelConfig(d_model=30, n_heads=4)
+
+
+def test_config_round_trip() -> None:
+    cfg = ModelConfig(vocab_size=10, d_model=64, n_heads=4)
+    assert ModelConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict({**cfg.to_dict(), "bogus": 1})

@@ -1,0 +1,133 @@
+"""Caching the frozen encoder's 7x7x1280 feature maps (photo and mirrored photo), fp16, memory-mapped."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from core.devices import cpu_supports_bf16
+from core.images import load_for_model, normalize_batch
+from core.model import FEATURE_GRID, build_efficientnet_b0
+
+log = logging.getLogger(__name__)
+
+N_TOKENS = FEATURE_GRID * FEATURE_GRID  # 49
+FEATURE_DIM = 1280
+
+
+def load_encoder(backbone_file: str | Path) -> torch.nn.Module:
+    """The ImageNet B0 `features` stack from a converted torchvision state dict, in eval mode.
+
+    The converted weights fold batch norm into identities, so it must stay in eval mode.
+    """
+    net = build_efficientnet_b0()
+    state = load_file(str(backbone_file))
+    net.load_state_dict(state, strict=True)
+    return net.features.eval()
+
+
+def encoder_key(encoder: torch.nn.Module) -> str:
+    """A hash of the encoder's weights: a cache made with other weights is never reused."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(encoder.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _atomic_json(path: Path, data: dict) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    os.replace(tmp, path)
+
+
+class FeatureCache:
+    """features.f16: (N, 2, 49, 1280) fp16 memmap; [:, 0] the photo, [:, 1] the mirrored photo."""
+
+    def __init__(self, directory: Path, names: Sequence[str]) -> None:
+        self.directory = directory
+        self.names = list(names)
+        self.index = {n: i for i, n in enumerate(self.names)}
+        self.shape = (len(self.names), 2, N_TOKENS, FEATURE_DIM)
+        self.data_path = directory / "features.f16"
+        self.meta_path = directory / "index.json"
+
+    @classmethod
+    def open(cls, root: str | Path, key: str, names: Sequence[str]) -> FeatureCache:
+        """The cache for this encoder key and photo list (created empty if new)."""
+        names = sorted(names)
+        digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
+        cache = cls(Path(root) / f"b0-{key}-{digest}", names)
+        cache.directory.mkdir(parents=True, exist_ok=True)
+        if not cache.meta_path.exists():
+            _atomic_json(cache.meta_path, {"key": key, "names": names, "done": 0})
+        meta = json.loads(cache.meta_path.read_text())
+        if meta.get("key") != key or meta.get("names") != names:
+            raise ValueError(f"{cache.meta_path}: cache does not match the encoder or photo list")
+        return cache
+
+    @property
+    def done(self) -> int:
+        return int(json.loads(self.meta_path.read_text())["done"])
+
+    @property
+    def complete(self) -> bool:
+        return self.done >= len(self.names)
+
+    def memmap(self, mode: str = "r") -> np.memmap:
+        if mode != "r" and not self.data_path.exists():
+            mm = np.memmap(self.data_path, dtype=np.float16, mode="w+", shape=self.shape)
+            del mm
+        return np.memmap(self.data_path, dtype=np.float16, mode=mode, shape=self.shape)
+
+    def fill(
+        self,
+        encoder: torch.nn.Module,
+        paths: dict[str, Path],
+        batch_size: int = 32,
+        workers: int = 2,
+    ) -> None:
+        """Compute what is missing, checkpointing after every batch so an interrupted run resumes."""
+        start = self.done
+        if start >= len(self.names):
+            return
+        use_bf16 = cpu_supports_bf16() and next(encoder.parameters()).device.type == "cpu"
+        encoder = encoder.to(memory_format=torch.channels_last)
+        mm = self.memmap("r+")
+        t0 = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool, torch.inference_mode():
+            for lo in range(start, len(self.names), batch_size):
+                names = self.names[lo : lo + batch_size]
+                images = torch.stack(list(pool.map(load_for_model, [paths[n] for n in names])))
+                both = torch.cat([images, images.flip(dims=[3])])  # (2b, 3, H, W): photo, mirror
+                x = normalize_batch(both).contiguous(memory_format=torch.channels_last)
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                    f = encoder(x).float()  # (2b, 1280, 7, 7)
+                f = f.flatten(2).transpose(1, 2)  # (2b, 49, 1280)
+                b = len(names)
+                f = torch.stack([f[:b], f[b:]], dim=1)  # (b, 2, 49, 1280)
+                mm[lo : lo + b] = f.to(torch.float16).numpy()
+                mm.flush()
+                done = lo + b
+                _atomic_json(
+                    self.meta_path, {**json.loads(self.meta_path.read_text()), "done": done}
+                )
+                rate = (done - start) / (time.perf_counter() - t0)
+                log.info(
+                    "features %d/%d (%.1f photos/s, ETA %.0fs)",
+                    done,
+                    len(self.names),
+                    rate,
+                    (len(self.names) - done) / max(rate, 1e-9),
+                )
+        del mm

@@ -1,0 +1,387 @@
+"""Cross-entropy training of the caption model on cached encoder features, one process or DDP."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import sys
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+
+from core.checkpoint import save_checkpoint
+from core.devices import cpu_supports_bf16, pick_device
+from core.inference import CaptionSettings, beam_search
+from core.model import CaptionModel, ModelConfig
+from core.vocab import MAX_TOKENS, Vocab
+from training.data import Example, flip_caption
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64  # global batch (split across DDP processes)
+    lr: float = 4e-4
+    min_lr: float = 1e-5
+    warmup_steps: int = 500
+    weight_decay: float = 0.05
+    label_smoothing: float = 0.1
+    grad_clip: float = 1.0
+    seed: int = 1234
+    eval_from: int = 1  # first epoch whose end is scored on dev (CIDEr-D, beam 3)
+    eval_beam: int = 3
+    device: str = "auto"
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass
+class CaptionData:
+    """Per photo: row in the feature cache and its encoded captions, plain and mirrored."""
+
+    feature_rows: np.ndarray  # (P,) row of each photo in the feature array
+    tokens: torch.Tensor  # (P, 5, 2, MAX_TOKENS) long, padded; [..., 1, :] is the mirrored caption
+    n_caps: np.ndarray  # (P,) captions per photo (5 in Flickr8k)
+
+    @classmethod
+    def build(cls, examples: list[Example], vocab: Vocab, rows: dict[str, int]) -> CaptionData:
+        n_max = max(len(e.captions) for e in examples)
+        tokens = torch.full((len(examples), n_max, 2, MAX_TOKENS), vocab.pad_id, dtype=torch.long)
+        for i, e in enumerate(examples):
+            for j, cap in enumerate(e.captions):
+                for f, text in enumerate((cap, flip_caption(cap))):
+                    ids = vocab.encode(text)
+                    tokens[i, j, f, : len(ids)] = torch.tensor(ids)
+        return cls(
+            np.array([rows[e.name] for e in examples]),
+            tokens,
+            np.array([len(e.captions) for e in examples]),
+        )
+
+    def samples(self) -> np.ndarray:
+        """(S, 2) every (photo, caption) pair once: an epoch."""
+        return np.array([(p, c) for p in range(len(self.n_caps)) for c in range(self.n_caps[p])])
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same permutation and mirror choices on every process and on resume."""
+    rng = np.random.default_rng([seed, epoch])
+    return rng.permutation(n), rng.random(n) < 0.5
+
+
+def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to min_lr."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    t = (step - cfg.warmup_steps) / max(1, total - cfg.warmup_steps)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * min(t, 1.0)))
+
+
+# --------------------------------------------------------------------------- distributed
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """torchrun sets WORLD_SIZE/RANK; gloo on CPU, nccl on CUDA."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), dist.get_world_size())
+
+
+# --------------------------------------------------------------------------- state on disk
+
+
+def save_train_state(
+    path: Path, model: CaptionModel, opt: torch.optim.Optimizer, meta: dict
+) -> None:
+    """Model + AdamW moments as safetensors (no pickle), scalars in the metadata; atomic."""
+    tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    if model.cfg.tie_embeddings:
+        tensors.pop("model.lm_head.weight", None)
+    names = [n for n, _ in model.named_parameters()]
+    steps = {}
+    for name, p in zip(names, (p for g in opt.param_groups for p in g["params"]), strict=True):
+        st = opt.state.get(p)
+        if st:
+            tensors[f"opt.{name}.exp_avg"] = st["exp_avg"].contiguous()
+            tensors[f"opt.{name}.exp_avg_sq"] = st["exp_avg_sq"].contiguous()
+            steps[name] = float(st["step"])
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata={"meta": json.dumps({**meta, "opt_steps": steps})})
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_train_state(path: Path, model: CaptionModel, opt: torch.optim.Optimizer) -> dict:
+    from safetensors import safe_open
+
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["meta"])
+    tensors = load_file(str(path))
+    state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+    if model.cfg.tie_embeddings:
+        state["lm_head.weight"] = state["token_emb.weight"]
+    model.load_state_dict(state)
+    names = [n for n, _ in model.named_parameters()]
+    for name, p in zip(names, (p for g in opt.param_groups for p in g["params"]), strict=True):
+        if f"opt.{name}.exp_avg" in tensors:
+            opt.state[p] = {
+                "step": torch.tensor(meta["opt_steps"][name]),
+                "exp_avg": tensors[f"opt.{name}.exp_avg"],
+                "exp_avg_sq": tensors[f"opt.{name}.exp_avg_sq"],
+            }
+    return meta
+
+
+# --------------------------------------------------------------------------- evaluation on features
+
+
+def caption_features(
+    model: CaptionModel,
+    vocab: Vocab,
+    features: torch.Tensor,
+    beam: int,
+    batch_size: int = 100,
+) -> list[str]:
+    """Captions for (N, 49, 1280) cached features with core's beam search."""
+    model.eval()
+    device = next(model.parameters()).device
+    out: list[str] = []
+    settings = CaptionSettings(beam_size=beam, n_candidates=1)
+    with torch.inference_mode():
+        for lo in range(0, len(features), batch_size):
+            f = features[lo : lo + batch_size].to(device).float()
+            memory = model.encode_features(f)  # (b, 49, C)
+            out += [c[0].caption if c else "" for c in beam_search(model, vocab, memory, settings)]
+    return out
+
+
+def evaluate_dev(
+    model: CaptionModel,
+    vocab: Vocab,
+    dev_features: torch.Tensor,
+    dev: list[Example],
+    beam: int,
+    meteor: bool = False,
+) -> dict[str, float]:
+    from training.metrics import score_captions
+
+    caps = caption_features(model, vocab, dev_features, beam)
+    refs = {e.name: list(e.captions) for e in dev}
+    return score_captions(refs, dict(zip([e.name for e in dev], caps, strict=True)), meteor=meteor)
+
+
+# --------------------------------------------------------------------------- the loop
+
+
+class ProgressBar:
+    """Minimal stderr progress line (loss, rate, ETA); silent when not a terminal."""
+
+    def __init__(self, total: int, label: str) -> None:
+        self.total, self.label, self.t0 = total, label, time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, loss: float) -> None:
+        el = time.perf_counter() - self.t0
+        eta = el / max(done, 1) * (self.total - done)
+        line = (
+            f"{self.label} {done}/{self.total} loss {loss:.3f} {done / el:.1f} it/s ETA {eta:.0f}s"
+        )
+        if self.tty:
+            sys.stderr.write("\r" + line)
+            sys.stderr.flush()
+        elif done % 100 == 0 or done == self.total:
+            log.info(line)
+
+    def close(self) -> None:
+        if self.tty:
+            sys.stderr.write("\n")
+
+
+def train(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    vocab: Vocab,
+    features: torch.Tensor,
+    train_data: CaptionData,
+    dev: list[Example] | None,
+    dev_features: torch.Tensor | None,
+    out_dir: Path,
+    resume: bool = False,
+    provenance: dict | None = None,
+    max_steps: int | None = None,
+) -> dict:
+    """Train with AdamW; checkpoint every epoch; keep the best by dev CIDEr-D as best.safetensors.
+
+    features: (P, 2, 49, 1280) fp16, [:, 1] the mirrored photo. Returns the history.
+    """
+    device = pick_device(cfg.device)
+    dd = init_distributed(device)
+    torch.manual_seed(cfg.seed)
+    random.seed(cfg.seed)
+    model = CaptionModel(model_cfg, with_backbone=False).to(device)
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos" not in n]
+    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "pos" not in n)]
+    # Parameter order in the groups must follow named_parameters() for save_train_state.
+    opt = torch.optim.AdamW(
+        [{"params": list(model.parameters()), "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98)
+    )
+    decay_ids = {id(p) for p in decay}
+    del no_decay
+    out_dir.mkdir(parents=True, exist_ok=True)
+    state_path = out_dir / "last_state.safetensors"
+    history: list[dict] = []
+    start_epoch, step, best = 0, 0, -1.0
+    if resume and state_path.exists():
+        meta = load_train_state(state_path, model, opt)
+        start_epoch, step, best, history = (
+            meta["epoch"],
+            meta["step"],
+            meta["best"],
+            meta["history"],
+        )
+        log.info("resumed from %s at epoch %d (step %d)", state_path, start_epoch, step)
+    ddp_model: torch.nn.Module = model
+    if dd.world > 1:
+        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
+    samples = train_data.samples()
+    steps_per_epoch = len(samples) // cfg.batch_size
+    total_steps = steps_per_epoch * cfg.epochs
+    assert cfg.batch_size % dd.world == 0, "global batch must divide by the number of processes"
+    local = cfg.batch_size // dd.world
+    use_bf16 = device.type == "cpu" and cpu_supports_bf16()
+    amp = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"
+    )
+    for epoch in range(start_epoch, cfg.epochs):
+        t_epoch = time.perf_counter()
+        torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout; makes resume at an epoch exact
+        model.train()
+        order, mirror = epoch_order(len(samples), cfg.seed, epoch)
+        bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}") if dd.main else None
+        loss_sum, loss_n = 0.0, 0
+        for b in range(steps_per_epoch):
+            if max_steps is not None and step >= max_steps:
+                break
+            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size][
+                dd.rank * local : (dd.rank + 1) * local
+            ]
+            flip = torch.from_numpy(
+                mirror[b * cfg.batch_size : (b + 1) * cfg.batch_size][
+                    dd.rank * local : (dd.rank + 1) * local
+                ].astype(np.int64)
+            )
+            photo = torch.from_numpy(samples[idx, 0])
+            cap = torch.from_numpy(samples[idx, 1])
+            rows = torch.from_numpy(train_data.feature_rows[samples[idx, 0]])
+            feats = features[rows, flip].to(device).float()  # (b, 49, 1280)
+            seq = train_data.tokens[photo, cap, flip].to(device)  # (b, T)
+            inp, tgt = seq[:, :-1], seq[:, 1:]
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step, total_steps, cfg)
+            with amp:
+                logits, _ = ddp_model(feats, inp)
+            # Sum over tokens / tokens in the global batch: DDP then equals one process exactly.
+            n_tok = (tgt != model_cfg.pad_id).sum()
+            global_tok = n_tok.clone()
+            if dd.world > 1:
+                dist.all_reduce(global_tok)
+            loss_tok = torch.nn.functional.cross_entropy(
+                logits.float().reshape(-1, logits.shape[-1]),  # (b*T, V)
+                tgt.reshape(-1),
+                ignore_index=model_cfg.pad_id,
+                label_smoothing=cfg.label_smoothing,
+                reduction="sum",
+            )
+            loss = loss_tok * dd.world / global_tok
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            # Decoupled weight decay by hand so that norms/biases/positions are exempt.
+            with torch.no_grad():
+                lr = opt.param_groups[0]["lr"]
+                for p in model.parameters():
+                    if id(p) in decay_ids:
+                        p.mul_(1 - lr * cfg.weight_decay)
+            opt.step()
+            step += 1
+            loss_sum += float(loss_tok) / float(n_tok)
+            loss_n += 1
+            if bar is not None:
+                bar.update(b + 1, loss_sum / loss_n)
+        if bar is not None:
+            bar.close()
+        record = {
+            "epoch": epoch + 1,
+            "step": step,
+            "train_loss": loss_sum / max(loss_n, 1),
+            "lr": opt.param_groups[0]["lr"],
+            "epoch_seconds": time.perf_counter() - t_epoch,
+        }
+        if dd.main:
+            if dev is not None and dev_features is not None and epoch + 1 >= cfg.eval_from:
+                t_eval = time.perf_counter()
+                scores = evaluate_dev(model, vocab, dev_features, dev, cfg.eval_beam)
+                record.update({f"dev_{k}": v for k, v in scores.items()})
+                record["eval_seconds"] = time.perf_counter() - t_eval
+                if scores["CIDEr"] > best:
+                    best = scores["CIDEr"]
+                    save_checkpoint(
+                        out_dir / "best.safetensors",
+                        model,
+                        vocab,
+                        {
+                            **(provenance or {}),
+                            "epoch": epoch + 1,
+                            "dev": scores,
+                            "beam": cfg.eval_beam,
+                        },
+                    )
+            history.append(record)
+            log.info("epoch %d: %s", epoch + 1, json.dumps(record))
+            save_train_state(
+                state_path,
+                model,
+                opt,
+                {
+                    "epoch": epoch + 1,
+                    "step": step,
+                    "best": best,
+                    "history": history,
+                    "model_config": model_cfg.to_dict(),
+                    "train_config": asdict(cfg),
+                },
+            )
+            save_checkpoint(out_dir / "last.safetensors", model, vocab, provenance)
+            (out_dir / "history.json").write_text(json.dumps(history, indent=1))
+        if max_steps is not None and step >= max_steps:
+            break
+    return {"history": history, "best_cider": best, "model": model}
+
+
+def config_with_vocab(cfg: ModelConfig, vocab: Vocab) -> ModelConfig:
+    return replace(cfg, vocab_size=len(vocab), pad_id=vocab.pad_id)

@@ -1,0 +1,136 @@
+"""Self-critical sequence training: sampled captions rewarded by CIDEr-D, mean-of-others baseline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from core.checkpoint import load_checkpoint, save_checkpoint
+from core.devices import cpu_supports_bf16, pick_device
+from core.model import CaptionModel
+from core.vocab import Vocab, tokenize
+from training.cider import CiderD
+from training.data import Flickr8k
+from training.fit import evaluate_dev
+
+log = logging.getLogger(__name__)
+
+
+@torch.no_grad()
+def sample_captions(
+    model: CaptionModel, vocab: Vocab, memory: torch.Tensor, n: int, max_len: int
+) -> torch.Tensor:
+    """n sampled captions per photo with the KV cache: (B, 49, C) -> (B*n, T) tokens after <start>."""
+    memory = memory.repeat_interleave(n, dim=0)  # (B*n, 49, C)
+    cache = model.start_cache(memory)
+    token = torch.full((memory.shape[0],), vocab.start_id, dtype=torch.long, device=memory.device)
+    done = torch.zeros_like(token, dtype=torch.bool)
+    out = []
+    for _ in range(max_len - 1):
+        logp, cache = model.step(token, cache)  # (B*n, V)
+        logp[:, vocab.pad_id] = -float("inf")
+        logp[:, vocab.start_id] = -float("inf")
+        token = torch.multinomial(logp.exp(), 1).squeeze(1)
+        token = torch.where(done, torch.full_like(token, vocab.pad_id), token)
+        out.append(token)
+        done |= token == vocab.end_id
+        if bool(done.all()):
+            break
+    seqs = torch.stack(out, dim=1)  # (B*n, T)
+    if not bool(done.all()):  # force <end> where the length ran out
+        last = seqs[:, -1]
+        seqs[:, -1] = torch.where(last == vocab.pad_id, last, torch.full_like(last, vocab.end_id))
+    return seqs
+
+
+def sequence_logprob(
+    model: CaptionModel, vocab: Vocab, memory: torch.Tensor, seqs: torch.Tensor
+) -> torch.Tensor:
+    """Sum of log-probabilities of each sampled caption incl. <end>: (B*n,)."""
+    start = torch.full((seqs.shape[0], 1), vocab.start_id, dtype=torch.long, device=seqs.device)
+    inp = torch.cat([start, seqs[:, :-1]], dim=1)  # (B*n, T)
+    logits = model.decode(inp, memory)  # (B*n, T, V)
+    logp = F.log_softmax(logits.float(), dim=-1).gather(2, seqs.unsqueeze(2)).squeeze(2)
+    mask = seqs != vocab.pad_id
+    return (logp * mask).sum(dim=1)
+
+
+def run_scst(
+    args: argparse.Namespace,
+    data: Flickr8k,
+    features: torch.Tensor,
+    dev_features: torch.Tensor,
+) -> int:
+    """Fine-tune from args.init for args.minutes; keep the result only if dev CIDEr-D improves."""
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    ckpt = load_checkpoint(args.init)
+    vocab = ckpt.vocab
+    model = CaptionModel(ckpt.config, with_backbone=False)
+    state = {k: v.float() for k, v in ckpt.state_dict.items() if not k.startswith("backbone.")}
+    state.setdefault("lm_head.weight", state["token_emb.weight"])
+    model.load_state_dict(state)
+    model.to(device).eval()  # no dropout: the samples and their log-probs must agree
+    dev = list(data.dev)
+    base = ckpt.provenance.get("dev") or evaluate_dev(model, vocab, dev_features, dev, 3)
+    best = float(base["CIDEr"])
+    log.info("SCST from %s: dev CIDEr-D %.4f", args.init, best)
+    refs_tok = [[tokenize(c) for c in e.captions] for e in data.train]
+    cider = CiderD(refs_tok)
+    prepared = [cider.prepare_refs(r) for r in refs_tok]
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cpu_supports_bf16())
+    n = args.samples
+    history = []
+    t0 = time.perf_counter()
+    step = 0
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    while time.perf_counter() - t0 < args.minutes * 60:
+        idx = rng.choice(len(features), args.photos_per_step, replace=False)
+        feats = features[torch.from_numpy(idx)].to(device).float()
+        with amp:
+            memory = model.encode_features(feats)  # (B, 49, C)
+            seqs = sample_captions(model, vocab, memory.detach(), n, ckpt.config.max_len)
+        rewards = np.zeros(len(seqs))
+        for r, seq in enumerate(seqs.tolist()):
+            rewards[r] = cider.score(vocab.decode(seq).split(), prepared[idx[r // n]])
+        rw = torch.tensor(rewards, dtype=torch.float32, device=device).view(-1, n)  # (B, n)
+        baseline = (rw.sum(dim=1, keepdim=True) - rw) / (n - 1)  # mean of the other samples
+        advantage = (rw - baseline).view(-1)
+        with amp:
+            logp = sequence_logprob(model, vocab, memory.repeat_interleave(n, dim=0), seqs)
+        loss = -(advantage * logp.float()).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        if step % 10 == 0:
+            log.info("scst step %d: mean reward %.3f, loss %.4f", step, rewards.mean(), loss.item())
+        if step % args.eval_every == 0:
+            scores = evaluate_dev(model, vocab, dev_features, dev, 3)
+            history.append({"step": step, "seconds": time.perf_counter() - t0, **scores})
+            log.info("scst step %d dev: %s", step, json.dumps(scores))
+            if scores["CIDEr"] > best:
+                best = scores["CIDEr"]
+                prov = {
+                    **ckpt.provenance,
+                    "stage": "self-critical",
+                    "scst_steps": step,
+                    "dev": scores,
+                }
+                save_checkpoint(out / "scst_best.safetensors", model, vocab, prov)
+            model.eval()
+    (out / "scst_history.json").write_text(
+        json.dumps({"start_cider": base, "history": history}, indent=1)
+    )
+    log.info("SCST done after %d steps: best dev CIDEr-D %.4f", step, best)
+    return 0
