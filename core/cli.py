@@ -23,10 +23,10 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 class Progress:
     """A one-line progress bar on stderr (images done, images/s, ETA), only on a terminal."""
 
-    def __init__(self, total: int | None, stream: TextIO = sys.stderr) -> None:
+    def __init__(self, total: int | None, stream: TextIO | None = None) -> None:
         self.total = total
-        self.stream = stream
-        self.enabled = stream.isatty()
+        self.stream = stream or sys.stderr
+        self.enabled = self.stream.isatty()
         self.done = 0
         self.t0 = time.perf_counter()
 
@@ -70,7 +70,9 @@ def expand_paths(paths: Sequence[str], recursive: bool) -> Iterator[tuple[Path, 
 
 
 def _caption_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("caption", help="caption photos and print (and optionally save) the captions")
+    p = sub.add_parser(
+        "caption", help="caption photos and print (and optionally save) the captions"
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="photos or folders")
     p.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
     p.add_argument("--beam", type=int, default=3, help="beam size; 1 = greedy (default 3)")
@@ -119,7 +121,11 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def run_caption(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_caption(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
     from core.errors import PhotoScribeError
     from core.inference import Captioner, CaptionSettings
 
@@ -171,7 +177,11 @@ def run_caption(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO 
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def run_export(args: argparse.Namespace, out: TextIO = sys.stdout, err: TextIO = sys.stderr) -> int:
+def run_export(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    out = out or sys.stdout
+    err = err or sys.stderr
     from core.export import export_captions
 
     if not args.folder.is_dir():

@@ -294,11 +294,17 @@ class CaptionModel(nn.Module):
         pos = self.token_pos[:, start : start + T]  # (1, T, C)
         return self.emb_drop(self.token_emb(tokens) + pos)  # (B, T, C)
 
-    def decode(self, tokens: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        """Teacher-forced decoding: (B, T) tokens, (B, 49, C) memory -> (B, T, vocab) logits."""
+    def decode(self, tokens: torch.Tensor, memory: torch.Tensor, repeats: int = 1) -> torch.Tensor:
+        """Teacher-forced decoding: (B*repeats, T) tokens, (B, 49, C) memory -> (B*repeats, T, V).
+
+        repeats > 1 decodes several captions per photo while projecting each photo's memory once.
+        """
         x = self._embed(tokens, 0)
         for layer in self.decoder_layers:
-            x, _ = layer(x, layer.cross_attn.project_kv(memory))
+            k, v = layer.cross_attn.project_kv(memory)  # (B, H, 49, hd) each
+            if repeats > 1:
+                k, v = k.repeat_interleave(repeats, 0), v.repeat_interleave(repeats, 0)
+            x, _ = layer(x, (k, v))
         return self.lm_head(self.decoder_ln(x))
 
     def forward(
@@ -308,8 +314,13 @@ class CaptionModel(nn.Module):
         targets: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """features (B, 1280, 7, 7) or (B, 49, 1280); tokens/targets (B, T) -> (logits, loss)."""
-        logits = self.decode(tokens, self.encode_features(features))  # (B, T, V)
+        """features (B, 1280, 7, 7) or (B, 49, 1280); tokens/targets (B*repeats, T) -> (logits, loss).
+
+        With repeats > 1, each photo's features serve `repeats` consecutive captions.
+        """
+        repeats = tokens.shape[0] // features.shape[0]
+        assert repeats * features.shape[0] == tokens.shape[0], "captions per photo must be whole"
+        logits = self.decode(tokens, self.encode_features(features), repeats)  # (B*r, T, V)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
-    batch_size: int = 64  # global batch (split across DDP processes)
+    batch_size: int = 80  # captions per global step: 16 photos x 5 (split across processes)
     lr: float = 4e-4
     min_lr: float = 1e-5
     warmup_steps: int = 500
@@ -68,10 +68,6 @@ class CaptionData:
             tokens,
             np.array([len(e.captions) for e in examples]),
         )
-
-    def samples(self) -> np.ndarray:
-        """(S, 2) every (photo, caption) pair once: an epoch."""
-        return np.array([(p, c) for p in range(len(self.n_caps)) for c in range(self.n_caps[p])])
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
@@ -268,11 +264,14 @@ def train(
     ddp_model: torch.nn.Module = model
     if dd.world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model)
-    samples = train_data.samples()
-    steps_per_epoch = len(samples) // cfg.batch_size
+    n_photos = len(train_data.n_caps)
+    n_caps = train_data.tokens.shape[1]  # captions per photo, all in the same batch
+    photos_per_step = cfg.batch_size // n_caps  # batch_size counts captions
+    assert photos_per_step >= dd.world, "batch too small for the number of processes"
+    assert photos_per_step % dd.world == 0, "photos per step must divide by the number of processes"
+    steps_per_epoch = n_photos // photos_per_step
     total_steps = steps_per_epoch * cfg.epochs
-    assert cfg.batch_size % dd.world == 0, "global batch must divide by the number of processes"
-    local = cfg.batch_size // dd.world
+    local = photos_per_step // dd.world
     use_bf16 = device.type == "cpu" and cpu_supports_bf16()
     amp = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"
@@ -281,25 +280,24 @@ def train(
         t_epoch = time.perf_counter()
         torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout; makes resume at an epoch exact
         model.train()
-        order, mirror = epoch_order(len(samples), cfg.seed, epoch)
+        order, mirror = epoch_order(n_photos, cfg.seed, epoch)
         bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}") if dd.main else None
         loss_sum, loss_n = 0.0, 0
         for b in range(steps_per_epoch):
             if max_steps is not None and step >= max_steps:
                 break
-            idx = order[b * cfg.batch_size : (b + 1) * cfg.batch_size][
-                dd.rank * local : (dd.rank + 1) * local
-            ]
-            flip = torch.from_numpy(
-                mirror[b * cfg.batch_size : (b + 1) * cfg.batch_size][
-                    dd.rank * local : (dd.rank + 1) * local
-                ].astype(np.int64)
-            )
-            photo = torch.from_numpy(samples[idx, 0])
-            cap = torch.from_numpy(samples[idx, 1])
-            rows = torch.from_numpy(train_data.feature_rows[samples[idx, 0]])
-            feats = features[rows, flip].to(device).float()  # (b, 49, 1280)
-            seq = train_data.tokens[photo, cap, flip].to(device)  # (b, T)
+            lo = b * photos_per_step + dd.rank * local
+            photo = torch.from_numpy(order[lo : lo + local])  # this process's photos
+            flip = torch.from_numpy(mirror[lo : lo + local].astype(np.int64))
+            rows = torch.from_numpy(train_data.feature_rows[photo.numpy()])
+            feats = features[rows, flip].to(device).float()  # (p, 49, 1280)
+            seq = train_data.tokens[photo, :, flip]  # (p, 5, T)
+            seq = seq.reshape(-1, seq.shape[-1])  # (p*5, T)
+            # Trim padding shared by the whole global batch (same on every process).
+            length = torch.tensor(int((seq != model_cfg.pad_id).sum(1).max()))
+            if dd.world > 1:
+                dist.all_reduce(length, op=dist.ReduceOp.MAX)
+            seq = seq[:, : int(length)].to(device)
             inp, tgt = seq[:, :-1], seq[:, 1:]
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, cfg)
@@ -329,7 +327,7 @@ def train(
                         p.mul_(1 - lr * cfg.weight_decay)
             opt.step()
             step += 1
-            loss_sum += float(loss_tok) / float(n_tok)
+            loss_sum += float(loss_tok.detach()) / float(n_tok)
             loss_n += 1
             if bar is not None:
                 bar.update(b + 1, loss_sum / loss_n)

@@ -1,0 +1,144 @@
+"""The interface every caption store implements, its result types and caption checks."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from core.errors import CaptionExistsError, InvalidCaptionError
+from core.library import is_photo
+from core.storage.files import FileIdentity, display_name
+
+log = logging.getLogger(__name__)
+
+StoreKind = Literal["txt", "xmp", "embed"]
+XmpName = Literal["photo.jpg.xmp", "photo.xmp"]
+
+MAX_CAPTION_CHARS = 5000
+"""Longest caption accepted by every store; well inside the 64 KB metadata blocks of a JPEG."""
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """Where a caption was stored, and anything the user should know about it."""
+
+    photo: Path
+    store: str  # the name of the store that holds the caption now ("txt", "xmp" or "embed")
+    path: Path  # the file that was written: a sidecar, or the photo itself
+    message: str = ""  # e.g. a fallback to a sidecar; empty when there is nothing to say
+    written: bool = True  # False when the same caption was already there and nothing changed
+    photo_identity: FileIdentity | None = None  # the photo after the write, for the next check
+
+
+@dataclass(frozen=True)
+class StoredCaption:
+    """A caption found for a photo and the name of the store it came from."""
+
+    caption: str
+    store: str
+
+
+@runtime_checkable
+class CaptionStore(Protocol):
+    """Reads and writes one caption per photo in one place (a sidecar or the photo itself)."""
+
+    name: str
+
+    def read(self, photo: Path) -> str | None:
+        """The stored caption, or None when there is none; StorageError when it is unreadable."""
+        ...
+
+    def write(
+        self,
+        photo: Path,
+        caption: str,
+        *,
+        expected: FileIdentity | None = None,
+        overwrite: bool = False,
+    ) -> WriteResult:
+        """Store ``caption`` for ``photo`` atomically.
+
+        ``expected`` is the photo's identity when it was read for captioning: if the photo has
+        changed since, FileChangedError is raised and nothing is written. An existing different
+        caption raises CaptionExistsError unless ``overwrite``. Any failure raises a
+        StorageError subclass and leaves every file as it was.
+        """
+        ...
+
+
+def clean_caption(photo: Path, caption: str) -> str:
+    """The caption as it will be stored: stripped, line breaks as "\\n", checked for limits.
+
+    Raises InvalidCaptionError for an empty caption, one longer than MAX_CAPTION_CHARS, or one
+    with characters XML-based metadata cannot hold (control characters other than tab and line
+    feed, lone surrogates, U+FFFE/U+FFFF).
+    """
+    text = caption.replace("\r\n", "\n").replace("\r", "\n").strip()
+    if not text:
+        raise InvalidCaptionError(photo, "the caption is empty; type a caption first.")
+    if len(text) > MAX_CAPTION_CHARS:
+        raise InvalidCaptionError(
+            photo,
+            f"the caption is {len(text)} characters long; shorten it to at most "
+            f"{MAX_CAPTION_CHARS}.",
+        )
+    for char in text:
+        code = ord(char)
+        if (
+            (code < 0x20 and char not in "\t\n")
+            or 0x7F <= code <= 0x9F
+            or 0xD800 <= code <= 0xDFFF
+            or code in (0xFFFE, 0xFFFF)
+        ):
+            raise InvalidCaptionError(
+                photo,
+                f"the caption contains the invisible character U+{code:04X}, which photo "
+                "metadata cannot hold; remove it and try again.",
+            )
+    return text
+
+
+def check_overwrite(photo: Path, existing: str | None, caption: str, overwrite: bool) -> bool:
+    """True when the same caption is already stored (nothing to write).
+
+    Raises CaptionExistsError when a different caption is stored and ``overwrite`` is False.
+    """
+    if existing is None:
+        return False
+    if existing == caption:
+        return True
+    if not overwrite:
+        raise CaptionExistsError(
+            photo,
+            "the photo already has a caption; PhotoScribe keeps it unless you choose to "
+            "overwrite existing captions.",
+        )
+    return False
+
+
+def stem_is_shared(photo: Path) -> bool:
+    """True when another photo in the same folder has the same name before the extension.
+
+    Then "a.txt" or "a.xmp" would be ambiguous between a.jpg and a.png, so the stores use
+    the full name ("a.jpg.txt") instead.
+    """
+    try:
+        with os.scandir(photo.parent) as scan:
+            for entry in scan:
+                other = Path(entry.name)
+                if other.name != photo.name and other.stem == photo.stem and is_photo(other):
+                    return True
+    except OSError as error:
+        log.debug("Could not list %s: %s", photo.parent, error)
+    return False
+
+
+def shared_stem_note(photo: Path, sidecar: Path) -> str:
+    """The WriteResult message explaining why a sidecar carries the full photo name."""
+    return (
+        f"another photo in this folder is also named '{display_name(Path(photo.stem))}', so the "
+        f"caption was saved as '{display_name(sidecar)}'."
+    )

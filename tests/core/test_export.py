@@ -1,0 +1,157 @@
+"""Exporting stored captions as CSV, JSON, JSON Lines and Hugging Face ImageFolder metadata."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from core.errors import FileMissingError
+from core.export import export_captions
+from core.library import IMAGE_EXTENSIONS, find_photos
+from core.storage import EmbeddedStore, TextSidecarStore, XmpSidecarStore
+from tests.core.test_storage_support import sample, temp_files
+
+COMMA_QUOTE_NEWLINE = 'a cat, a "dog"\nand a bird'
+
+
+@pytest.fixture
+def library(tmp_path: Path) -> Path:
+    """A folder: captions in three stores, one photo without, a subfolder, and noise."""
+    root = tmp_path / "photos"
+    (root / "sub").mkdir(parents=True)
+    (root / ".hidden").mkdir()
+    EmbeddedStore().write(sample(root, "plain.jpg", "b_cat.jpg"), COMMA_QUOTE_NEWLINE)
+    TextSidecarStore().write(sample(root, "astronaut.png", "a_astronaut.png"), "an astronaut 👩‍🚀")
+    XmpSidecarStore().write(sample(root, "rocket.webp", "c_rocket.webp"), "火箭 launch")
+    sample(root, "chelsea.tif", "d_uncaptioned.tif")
+    TextSidecarStore().write(sample(root / "sub", "plain.jpg", "e_deep.jpg"), "in a subfolder")
+    TextSidecarStore().write(sample(root / ".hidden", "plain.jpg", "f.jpg"), "hidden")
+    (root / "notes.txt").write_text("not a photo", encoding="utf-8")
+    return root
+
+
+EXPECTED = [
+    ("a_astronaut.png", "an astronaut 👩‍🚀", "txt"),
+    ("b_cat.jpg", COMMA_QUOTE_NEWLINE, "embed"),
+    ("c_rocket.webp", "火箭 launch", "xmp"),
+]
+EXPECTED_RECURSIVE = EXPECTED + [("sub/e_deep.jpg", "in a subfolder", "txt")]
+
+
+def test_csv_is_rfc4180_with_quoting_and_crlf(library: Path, tmp_path: Path) -> None:
+    out = tmp_path / "captions.csv"
+    assert export_captions(library, recursive=False, fmt="csv", out=out) == 3
+    raw = out.read_bytes()
+    assert raw.startswith(b"file_name,caption,store\r\n")
+    assert b'"a cat, a ""dog""\nand a bird"' in raw  # quoted, quotes doubled, newline kept
+    assert raw.endswith(b"\r\n") and raw.count(b"\r\n") == 4
+    rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
+    assert rows == [["file_name", "caption", "store"]] + [list(r) for r in EXPECTED]
+
+
+def test_csv_with_bom_for_excel(library: Path, tmp_path: Path) -> None:
+    out = tmp_path / "captions.csv"
+    export_captions(library, recursive=False, fmt="csv", out=out, bom=True)
+    assert out.read_bytes().startswith(b"\xef\xbb\xbffile_name,")
+
+
+def test_json(library: Path, tmp_path: Path) -> None:
+    out = tmp_path / "captions.json"
+    assert export_captions(library, recursive=True, fmt="json", out=out) == 4
+    data = json.loads(out.read_text(encoding="utf-8"))
+    assert data == [{"file_name": f, "caption": c, "store": s} for f, c, s in EXPECTED_RECURSIVE]
+    assert "火箭" in out.read_text(encoding="utf-8")  # real UTF-8, not \\u escapes
+
+
+def test_jsonl(library: Path, tmp_path: Path) -> None:
+    out = tmp_path / "captions.jsonl"
+    export_captions(library, recursive=True, fmt="jsonl", out=out)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert [json.loads(line) for line in lines] == [
+        {"file_name": f, "caption": c, "store": s} for f, c, s in EXPECTED_RECURSIVE
+    ]
+
+
+def test_hf_imagefolder_metadata(library: Path) -> None:
+    out = library / "metadata.jsonl"
+    export_captions(library, recursive=True, fmt="hf", out=out)
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows == [{"file_name": f, "text": c, "store": s} for f, c, s in EXPECTED_RECURSIVE]
+    for row in rows:  # every file_name resolves from the folder holding metadata.jsonl
+        assert (library / row["file_name"]).is_file()
+
+
+def test_stream_output_and_store_choice(library: Path) -> None:
+    stream = io.StringIO(newline="")
+    count = export_captions(
+        library, recursive=False, fmt="jsonl", out=stream, stores=[TextSidecarStore()]
+    )
+    assert count == 1
+    assert json.loads(stream.getvalue()) == {
+        "file_name": "a_astronaut.png",
+        "caption": "an astronaut 👩‍🚀",
+        "store": "txt",
+    }
+
+
+def test_empty_folder_gives_a_header_only_csv(tmp_path: Path) -> None:
+    stream = io.StringIO(newline="")
+    assert export_captions(tmp_path, recursive=True, fmt="csv", out=stream) == 0
+    assert stream.getvalue() == "file_name,caption,store\r\n"
+
+
+def test_bad_photos_are_skipped_not_fatal(library: Path, tmp_path: Path) -> None:
+    (library / "z_broken.jpg").write_bytes(b"not a jpeg")
+    (library / "zz.jpg.xmp").write_bytes(b"\x00garbage")
+    sample(library, "plain.jpg", "zz.jpg")
+    name = os.fsdecode(b"caf\xe9.jpg")
+    try:
+        TextSidecarStore().write(sample(library, "plain.jpg", name), "latin-1 name")
+    except (OSError, UnicodeEncodeError):
+        pass  # a file system with UTF-8-only names; nothing to skip then
+    stream = io.StringIO(newline="")
+    assert export_captions(library, recursive=False, fmt="jsonl", out=stream) == 3
+    names = [json.loads(line)["file_name"] for line in stream.getvalue().splitlines()]
+    assert names == [f for f, _, _ in EXPECTED]
+
+
+def test_output_is_written_atomically(library: Path, tmp_path: Path, monkeypatch) -> None:
+    import core.storage.files as files
+
+    out = tmp_path / "captions.csv"
+    out.write_text("previous export", encoding="utf-8")
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(files.os, "fsync", no_space)
+    with pytest.raises(Exception, match="disk is full"):
+        export_captions(library, recursive=False, fmt="csv", out=out)
+    assert out.read_text(encoding="utf-8") == "previous export"
+    assert temp_files(tmp_path) == []
+
+
+def test_bad_arguments(library: Path) -> None:
+    with pytest.raises(ValueError, match="format"):
+        export_captions(library, recursive=False, fmt="xml", out=io.StringIO())  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="only for CSV"):
+        export_captions(library, recursive=False, fmt="json", out=io.StringIO(), bom=True)
+    with pytest.raises(FileMissingError):
+        export_captions(library / "nope", recursive=False, fmt="csv", out=io.StringIO())
+
+
+def test_find_photos_is_sorted_skips_hidden_and_recurses_on_request(tmp_path: Path) -> None:
+    for rel in ["b.JPG", "a.png", "c.cr2", "._a.jpg", "x.txt", "s/z.heic", "s/t/y.tif", ".h/k.jpg"]:
+        path = tmp_path / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"")
+    flat = [p.relative_to(tmp_path).as_posix() for p in find_photos(tmp_path)]
+    assert flat == ["a.png", "b.JPG", "c.cr2"]
+    deep = [p.relative_to(tmp_path).as_posix() for p in find_photos(tmp_path, recursive=True)]
+    assert deep == ["a.png", "b.JPG", "c.cr2", "s/z.heic", "s/t/y.tif"]
+    assert {".jpg", ".heic", ".nef", ".dng", ".cr3", ".arw"} <= IMAGE_EXTENSIONS

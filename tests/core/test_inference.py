@@ -1,0 +1,176 @@
+"""The Captioner: greedy and beam search, candidates, batching, cancel, bad files."""
+
+from __future__ import annotations
+
+import math
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from core.checkpoint import load_checkpoint
+from core.devices import available_devices, pick_device
+from core.errors import NoModelError
+from core.inference import Captioner, CaptionSettings
+from tests.conftest import textured_image
+
+
+@pytest.fixture(scope="module")
+def captioner(tiny_checkpoint: Path) -> Captioner:
+    return Captioner(tiny_checkpoint, device="cpu")
+
+
+def greedy_by_recompute(captioner: Captioner, memory: torch.Tensor, max_tokens: int) -> list[str]:
+    """Reference greedy decoding that re-runs the whole prefix every step (no cache)."""
+    model, vocab = captioner.model, captioner.vocab
+    out = []
+    for b in range(memory.shape[0]):
+        seq = [vocab.start_id]
+        while len(seq) < max_tokens:
+            logits = model.decode(torch.tensor([seq]), memory[b : b + 1])[0, -1]
+            logits[[vocab.pad_id, vocab.start_id]] = -math.inf
+            if len(seq) == max_tokens - 1:
+                nxt = vocab.end_id
+            else:
+                nxt = int(logits.argmax())
+            seq.append(nxt)
+            if nxt == vocab.end_id:
+                break
+        out.append(vocab.decode(seq))
+    return out
+
+
+def test_beam_one_equals_greedy_by_full_recompute(captioner: Captioner) -> None:
+    torch.manual_seed(3)
+    images = torch.randint(0, 256, (4, 3, 224, 224), dtype=torch.uint8)
+    with torch.inference_mode():
+        memory = captioner.encode(images)
+        expected = greedy_by_recompute(captioner, memory, 25)
+    got = captioner.beam_search(memory, CaptionSettings(beam_size=1))
+    assert [c[0].caption for c in got] == expected
+
+
+def test_beam_candidates_are_ranked_and_distinct(captioner: Captioner) -> None:
+    images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    results = captioner.caption_tensors(images, CaptionSettings(beam_size=4, n_candidates=4))
+    for cands in results:
+        assert 1 <= len(cands) <= 4
+        scores = [c.score for c in cands]
+        assert scores == sorted(scores, reverse=True)
+        assert len({c.caption for c in cands}) == len(cands)
+        assert all(len(c.caption.split()) <= 23 for c in cands)
+
+
+def test_beam_search_is_no_worse_than_greedy(captioner: Captioner) -> None:
+    """Beam search explores more: its best normalised score is >= greedy's."""
+    images = torch.randint(0, 256, (3, 3, 224, 224), dtype=torch.uint8)
+    greedy = captioner.caption_tensors(images, CaptionSettings(beam_size=1))
+    beam = captioner.caption_tensors(images, CaptionSettings(beam_size=5))
+    for g, b in zip(greedy, beam, strict=True):
+        assert b[0].score >= g[0].score - 1e-6
+
+
+def test_batches_give_the_same_captions_as_single_photos(captioner: Captioner, photo_dir) -> None:
+    paths = sorted(photo_dir.glob("*.jpg"))
+    one = [captioner.caption_file(p).caption for p in paths]
+    many = [r.caption for r in captioner.caption_paths(paths, CaptionSettings(batch_size=2))]
+    assert one == many
+
+
+def test_bad_file_gives_error_result_and_batch_goes_on(captioner: Captioner, photo_dir) -> None:
+    bad = photo_dir / "broken.jpg"
+    bad.write_bytes(b"not really a jpeg")
+    paths = [photo_dir / "photo0.jpg", bad, photo_dir / "photo1.jpg", photo_dir / "missing.jpg"]
+    results = list(captioner.caption_paths(paths, CaptionSettings(batch_size=2)))
+    by_path = {r.path: r for r in results}
+    assert set(by_path) == set(paths)
+    assert by_path[paths[0]].ok and by_path[paths[2]].ok
+    assert not by_path[bad].ok and "broken.jpg" in by_path[bad].error
+    assert not by_path[paths[3]].ok and "not found" in by_path[paths[3]].error
+    good = by_path[paths[0]]
+    assert good.caption and good.candidates and good.candidates[0].caption == good.caption
+
+
+def test_cancel_stops_between_batches(captioner: Captioner, tmp_path: Path) -> None:
+    paths = []
+    for i in range(12):
+        p = tmp_path / f"{i}.png"
+        textured_image(64, 64, seed=i).save(p)
+        paths.append(p)
+    cancel = threading.Event()
+    seen = []
+    for r in captioner.caption_paths(paths, CaptionSettings(batch_size=2), cancel):
+        seen.append(r)
+        cancel.set()
+    assert 1 <= len(seen) <= 2
+
+
+def test_cancel_stops_inside_decoding(captioner: Captioner) -> None:
+    from core.inference import Cancelled
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(Cancelled):
+        captioner.caption_tensors(torch.zeros(1, 3, 224, 224, dtype=torch.uint8), cancel=cancel)
+
+
+def test_lazy_path_iterables_are_consumed_in_a_bounded_window(
+    captioner: Captioner, photo_dir
+) -> None:
+    pulled = []
+
+    def gen():
+        for i in range(50):
+            pulled.append(i)
+            yield photo_dir / "photo0.jpg"
+
+    it = captioner.caption_paths(gen(), CaptionSettings(batch_size=2))
+    next(it)
+    assert len(pulled) < 20  # never reads the whole scan ahead
+
+
+def test_fp32_and_fast_encoder_give_the_same_captions(tiny_checkpoint: Path, photo_dir) -> None:
+    fast = Captioner(tiny_checkpoint, device="cpu")
+    exact = Captioner(tiny_checkpoint, device="cpu")
+    exact.backbone_dtype = torch.float32
+    paths = sorted(photo_dir.glob("*.jpg"))
+    assert [r.caption for r in fast.caption_paths(paths)] == [
+        r.caption for r in exact.caption_paths(paths)
+    ]
+
+
+def test_missing_default_model_says_no_model_installed(monkeypatch, tmp_path: Path) -> None:
+    import core.inference as inference
+
+    monkeypatch.setattr(inference, "DEFAULT_WEIGHTS", tmp_path / "none.safetensors")
+    with pytest.raises(NoModelError, match="no trained caption model is installed"):
+        Captioner()
+
+
+def test_device_choice() -> None:
+    assert pick_device("cpu").type == "cpu"
+    assert available_devices()[-1] == "cpu"
+    assert pick_device("auto").type == available_devices()[0]
+    with pytest.raises(ValueError, match="unknown device"):
+        pick_device("tpu")
+    if "cuda" not in available_devices():
+        with pytest.raises(ValueError, match="not available"):
+            pick_device("cuda")
+
+
+def test_settings_validate() -> None:
+    with pytest.raises(ValueError):
+        CaptionSettings(beam_size=0)
+
+
+def test_checkpoint_without_encoder_is_refused(tmp_path: Path, tiny_vocab) -> None:
+    from core.checkpoint import save_checkpoint
+    from core.model import CaptionModel
+    from tests.conftest import tiny_config
+
+    path = tmp_path / "noenc.safetensors"
+    save_checkpoint(path, CaptionModel(tiny_config(tiny_vocab), with_backbone=False), tiny_vocab)
+    assert load_checkpoint(path).config.vocab_size == len(tiny_vocab)
+    with pytest.raises(NoModelError, match="no image encoder"):
+        Captioner(path)
