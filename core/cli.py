@@ -121,44 +121,72 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _say(err: TextIO, text: str) -> None:
+    """Print a message even when a file name in it is not valid UTF-8."""
+    err.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+    err.flush()
+
+
 def run_caption(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
+    from core.errors import CaptionExistsError, PhotoScribeError
+    from core.inference import Captioner, CaptionSettings
+    from core.storage import FileIdentity, all_stores, make_store, read_caption_any
+
     out = out or sys.stdout
     err = err or sys.stderr
-    from core.errors import PhotoScribeError
-    from core.inference import Captioner, CaptionSettings
-
     if args.beam < 1 or args.batch_size < 1:
-        print("photoscribe: --beam and --batch-size must be at least 1", file=err)
+        _say(err, "photoscribe: --beam and --batch-size must be at least 1")
         return EXIT_USAGE
     try:
         captioner = Captioner(args.weights, device=args.device)
-    except ValueError as exc:  # an unavailable device
-        print(f"photoscribe: {exc}", file=err)
+    except (ValueError, PhotoScribeError) as exc:  # an unavailable device, a bad model file
+        _say(err, f"photoscribe: {exc}")
         return EXIT_USAGE
-    except PhotoScribeError as exc:
-        print(f"photoscribe: {exc}", file=err)
-        return EXIT_USAGE
-    failed = 0
+    target = make_store(args.write, args.xmp_name) if args.write != "none" else None
+    stores = all_stores(args.xmp_name)
+    failed = skipped = 0
     photos: list[Path] = []
+    identities: dict[Path, FileIdentity] = {}
     for path, problem in expand_paths(args.paths, args.recursive):
         if problem:
-            print(problem, file=err)
+            _say(err, problem)
             failed += 1
-        else:
-            photos.append(path)
+            continue
+        try:
+            if args.skip_captioned and read_caption_any(path, stores) is not None:
+                skipped += 1
+                continue
+            if target is not None and not args.overwrite and target.read(path) is not None:
+                _say(
+                    err,
+                    f"{path}: already has a caption ({args.write}); use --overwrite to replace it",
+                )
+                skipped += 1
+                continue
+            identities[path] = FileIdentity.of(path)
+        except PhotoScribeError as exc:
+            if target is not None:  # cannot tell whether saving would overwrite: leave it alone
+                _say(err, str(exc))
+                failed += 1
+                continue
+        except OSError as exc:
+            _say(err, f"{path}: cannot read the file ({exc.strerror})")
+            failed += 1
+            continue
+        photos.append(path)
     settings = CaptionSettings(beam_size=args.beam, batch_size=args.batch_size)
     progress = Progress(len(photos), err)
     cancel = threading.Event()
     try:
         for result in captioner.caption_paths(photos, settings, cancel):
             progress.advance()
+            if progress.enabled:
+                err.write("\r\033[K")
             if not result.ok:
                 failed += 1
-                if progress.enabled:
-                    err.write("\r")
-                print(result.error, file=err)
+                _say(err, result.error or f"{result.path}: failed")
                 continue
             if args.fmt == "jsonl":
                 line = json.dumps(
@@ -167,31 +195,64 @@ def run_caption(
                 )
             else:
                 line = f"{result.path}\t{result.caption}"
-            print(line, file=out, flush=True)
+            out.write(line.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+            out.flush()
+            if target is not None and result.caption:
+                try:
+                    saved = target.write(
+                        result.path,
+                        result.caption,
+                        expected=identities.get(result.path),
+                        overwrite=args.overwrite,
+                    )
+                    if saved.message:
+                        _say(err, f"{result.path}: {saved.message}")
+                except CaptionExistsError as exc:
+                    _say(err, str(exc))
+                    skipped += 1
+                except PhotoScribeError as exc:
+                    _say(err, str(exc))
+                    failed += 1
     except KeyboardInterrupt:
         cancel.set()
         progress.close()
-        print("photoscribe: interrupted", file=err)
+        _say(err, "photoscribe: interrupted; photos already saved keep their captions")
         return 130
     progress.close()
+    if skipped:
+        _say(err, f"skipped {skipped} photo(s) that already have a caption")
     return EXIT_FAILED if failed else EXIT_OK
 
 
 def run_export(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
+    from core.errors import PhotoScribeError
+    from core.export import export_captions
+    from core.storage import all_stores
+
     out = out or sys.stdout
     err = err or sys.stderr
-    from core.export import export_captions
-
     if not args.folder.is_dir():
-        print(f"photoscribe: {args.folder}: not a folder", file=err)
+        _say(err, f"photoscribe: {args.folder}: not a folder")
+        return EXIT_USAGE
+    if args.bom and args.fmt != "csv":
+        _say(err, "photoscribe: --bom only applies to --format csv")
         return EXIT_USAGE
     target = args.output if args.output is not None else out
-    n = export_captions(
-        args.folder, recursive=args.recursive, fmt=args.fmt, out=target, bom=args.bom
-    )
-    print(f"exported {n} captions", file=err)
+    try:
+        n = export_captions(
+            args.folder,
+            recursive=args.recursive,
+            fmt=args.fmt,
+            out=target,
+            bom=args.bom,
+            stores=all_stores(args.xmp_name),
+        )
+    except PhotoScribeError as exc:
+        _say(err, f"photoscribe: {exc}")
+        return EXIT_FAILED
+    _say(err, f"exported {n} caption(s)" + (f" to {args.output}" if args.output else ""))
     return EXIT_OK
 
 
