@@ -41,6 +41,7 @@ class TrainConfig:
     eval_from: int = 1  # first epoch whose end is scored on dev (CIDEr-D, beam 3)
     eval_beam: int = 3
     device: str = "auto"
+    amp: bool = True  # bf16 autocast where the CPU supports it (or on CUDA)
 
 
 # --------------------------------------------------------------------------- data
@@ -274,7 +275,7 @@ def train(
     local = photos_per_step // dd.world
     use_bf16 = device.type == "cpu" and cpu_supports_bf16()
     amp = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=use_bf16 or device.type == "cuda"
+        device.type, dtype=torch.bfloat16, enabled=cfg.amp and (use_bf16 or device.type == "cuda")
     )
     for epoch in range(start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()
