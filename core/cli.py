@@ -8,7 +8,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -256,27 +256,27 @@ def run_export(
     return EXIT_OK
 
 
-def run_gui(folder: str | None) -> int:
-    try:
-        # Imported here: Qt and the app are not needed by the headless commands.
-        from desktop.app import run_app  # type: ignore[import-not-found]
-    except ImportError:
-        print(
-            "photoscribe: the desktop app is not available in this build yet; "
-            "use a subcommand such as `photoscribe caption PHOTO` (see --help)",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
-    return run_app(folder)
+def no_gui(folder: str | None) -> int:
+    """Used when core runs without the desktop package (core never imports it)."""
+    print(
+        "photoscribe: the desktop app is not available in this installation; "
+        "use a subcommand such as `photoscribe caption PHOTO` (see --help)",
+        file=sys.stderr,
+    )
+    return EXIT_USAGE
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, gui: Callable[[str | None], int] = no_gui) -> int:
+    """Run a subcommand; with no arguments or a single folder, call `gui` (the desktop app).
+
+    The `photoscribe` entry point (desktop.launcher) passes the real app as `gui`.
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
         if len(argv) > 1:
             print("photoscribe: give at most one folder to open", file=sys.stderr)
             return EXIT_USAGE
-        return run_gui(argv[0] if argv else None)
+        return gui(argv[0] if argv else None)
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
