@@ -3,75 +3,101 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from core import __version__
 
+if TYPE_CHECKING:  # the engine pulls in torch; imported lazily to keep start-up fast
+    from core.engine import RunSummary
+
 log = logging.getLogger(__name__)
 
-SUBCOMMANDS = ("caption", "export")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+SUBCOMMANDS = ("caption", "search", "index", "export")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class Progress:
-    """A one-line progress bar on stderr (images done, images/s, ETA), only on a terminal."""
+    """A one-line progress bar on stderr (photos done, images/s, time left), only on a terminal."""
 
     def __init__(self, total: int | None, stream: TextIO | None = None) -> None:
         self.total = total
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
         self.done = 0
+        self.shown = False
         self.t0 = time.perf_counter()
 
-    def advance(self, n: int = 1) -> None:
-        self.done += n
+    def show(self, done: int, total: int | None, rate: float) -> None:
+        """Redraw with ``done`` of ``total`` photos (None: still counting), ``rate`` images/s."""
+        self.done, self.total = done, total
         if not self.enabled:
             return
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
-        rate = self.done / elapsed
-        if self.total:
-            eta = (self.total - self.done) / rate if rate > 0 else 0.0
+        if total:
+            per_second = done / elapsed  # skipped photos go fast: the ETA uses all photos done
+            eta = (total - done) / per_second if per_second > 0 else 0.0
             width = 24
-            filled = int(width * self.done / self.total)
+            filled = int(width * min(done, total) / total)
             line = (
-                f"[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
                 f"{rate:.1f} img/s ETA {eta:.0f}s"
             )
         else:
-            line = f"{self.done} done, {rate:.1f} img/s"
-        self.stream.write("\r" + line)
+            line = f"{done} done (still counting), {rate:.1f} img/s"
+        self.stream.write("\r\033[K" + line)
         self.stream.flush()
+        self.shown = True
+
+    def clear(self) -> None:
+        """Blank the bar so that a message can be printed on its line."""
+        if self.enabled and self.shown:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self.shown = False
 
     def close(self) -> None:
-        if self.enabled and self.done:
+        if self.enabled and self.shown:
             self.stream.write("\n")
             self.stream.flush()
+            self.shown = False
 
 
-def expand_paths(paths: Sequence[str], recursive: bool) -> Iterator[tuple[Path, str | None]]:
-    """Photos named or found in the named folders; (path, error) where a path cannot be used."""
-    from core.library import find_photos
+CAPTION_HELP = """\
+Caption photos and print one line per photo captioned: PATH<TAB>CAPTION (or JSON Lines).
 
-    for raw in paths:
-        p = Path(raw)
-        if p.is_dir():
-            yield from ((f, None) for f in find_photos(p, recursive=recursive))
-        elif p.exists():
-            yield p, None
-        else:
-            yield p, f"{p}: file not found"
+With --write, every caption is also saved (a .txt sidecar, an XMP sidecar, or inside the
+photo) and recorded in the library index. Running the same command again then continues
+where it stopped, after Ctrl+C, a crash or a power cut: photos already captioned are not
+redone and nothing is left half-written. Later runs over the same folders caption only
+photos that are new or changed; the photos skipped are counted, not listed. The summary at
+the end (and --report FILE, as JSON) gives the numbers captioned, skipped and failed.
+
+The index is a database in your user data folder (or --index FILE, or $PHOTOSCRIBE_INDEX);
+it also makes `photoscribe search` work. It is never the only copy of a caption: the store
+you chose holds every one, and `photoscribe index` rebuilds the index from the stores.
+Without --write nothing is saved and no index is kept.
+
+Hidden and system folders (.git, .thumbnails, @eaDir, .Trash-*, $RECYCLE.BIN, ...) are
+skipped, folders that may not be opened are reported, and captioning starts while the
+folders are still being scanned.
+"""
 
 
 def _caption_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "caption", help="caption photos and print (and optionally save) the captions"
+        "caption",
+        help="caption photos and print (and optionally save) the captions",
+        description=CAPTION_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="photos or folders")
     p.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
@@ -92,10 +118,59 @@ def _caption_parser(sub: argparse._SubParsersAction) -> None:
         default="photo.jpg.xmp",
         help="XMP sidecar naming (darktable/digiKam or Lightroom style)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace existing captions")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing captions (except those this model already wrote)",
+    )
     p.add_argument(
         "--skip-captioned", action="store_true", help="skip photos with a caption in any store"
     )
+    p.add_argument(
+        "--report", type=Path, default=None, metavar="FILE", help="also write the summary as JSON"
+    )
+    _index_option(p)
+
+
+def _index_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--index",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="library index file (default: $PHOTOSCRIBE_INDEX or the user data folder)",
+    )
+
+
+def _search_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="find photos by their captions",
+        description="Find captioned photos whose captions match the words of QUERY, best "
+        "matches first, and print their paths. Searches the whole library index, or only "
+        "FOLDER (with its subfolders). Exits 1 when nothing matches.",
+    )
+    p.add_argument("query", metavar="QUERY", help='words to look for, e.g. "dog on a beach"')
+    p.add_argument("folder", nargs="?", type=Path, default=None, metavar="FOLDER")
+    p.add_argument("--limit", type=int, default=50, help="at most this many photos (default 50)")
+    p.add_argument("--format", choices=("text", "jsonl"), default="text", dest="fmt")
+    _index_option(p)
+
+
+def _index_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "index",
+        help="rebuild the library index from the captions stored in sidecars and photos",
+        description="Read the captions stored for the photos under PATH (embedded, XMP and "
+        "text sidecars) into the library index, so that search finds them and `photoscribe "
+        "caption --write` skips them. Use it after the index was lost or damaged (a damaged "
+        "file is moved aside), or for photos captioned by other programs. Nothing is captioned "
+        "and no photo is changed.",
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="folders or photos")
+    p.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
+    p.add_argument("--xmp-name", choices=("photo.jpg.xmp", "photo.xmp"), default="photo.jpg.xmp")
+    _index_option(p)
 
 
 def _export_parser(sub: argparse._SubParsersAction) -> None:
@@ -117,6 +192,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _caption_parser(sub)
+    _search_parser(sub)
+    _index_parser(sub)
     _export_parser(sub)
     return parser
 
@@ -127,12 +204,107 @@ def _say(err: TextIO, text: str) -> None:
     err.flush()
 
 
+def _line(path: Path, caption: str | None, score: float | None, fmt: str) -> str:
+    if fmt == "jsonl":
+        return json.dumps(
+            {"path": str(path), "caption": caption, "score": score}, ensure_ascii=False
+        )
+    return f"{path}\t{caption}"
+
+
+class CaptionOutput:
+    """Prints engine events: captions on stdout, problems on stderr, progress on a terminal."""
+
+    def __init__(self, out: TextIO, err: TextIO, fmt: str, progress: Progress) -> None:
+        self.out = out
+        self.err = err
+        self.fmt = fmt
+        self.progress = progress
+
+    def __call__(self, event: object) -> None:
+        from core.engine import IndexReplaced, PhotoCaptioned, PhotoFailed, RunProgress
+        from core.library import ScanProblem
+
+        if isinstance(event, RunProgress):
+            self.progress.show(event.done, event.total, event.rate)
+            return
+        if isinstance(event, PhotoCaptioned):
+            self.progress.clear()
+            self._print(_line(event.path, event.caption, event.score, self.fmt))
+            if event.message:
+                _say(self.err, f"{event.path}: {event.message}")
+        elif isinstance(event, PhotoFailed):
+            self.progress.clear()
+            if event.caption:  # made but not saved: still show it
+                self._print(_line(event.path, event.caption, None, self.fmt))
+            _say(self.err, event.reason)
+        elif isinstance(event, ScanProblem):
+            self.progress.clear()
+            _say(self.err, event.reason)
+        elif isinstance(event, IndexReplaced):
+            self.progress.clear()
+            _say(
+                self.err,
+                f"photoscribe: {event.path}: {event.reason} It was moved to {event.moved_to} and "
+                "a new index started; photos whose captions are already saved are recognised "
+                "from their stores, not captioned again.",
+            )
+
+    def _print(self, line: str) -> None:
+        self.out.write(line.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+        self.out.flush()
+
+
+@contextlib.contextmanager
+def stop_on_signals(cancel: threading.Event, err: TextIO) -> Iterator[None]:
+    """Ctrl+C (and SIGTERM) ask the run to stop after the current batch; a second one stops
+    at once. Only the main thread can receive signals, so elsewhere this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: object) -> None:
+        if cancel.is_set():
+            raise KeyboardInterrupt
+        cancel.set()
+        _say(
+            err,
+            "\nphotoscribe: stopping after the current photos are saved "
+            "(press Ctrl+C again to stop at once)",
+        )
+
+    signals = [signal.SIGINT] + ([signal.SIGTERM] if hasattr(signal, "SIGTERM") else [])
+    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def summary_text(summary: RunSummary, overwrite: bool) -> str:
+    text = (
+        f"photoscribe: captioned {summary.captioned}, skipped {summary.skipped}, "
+        f"failed {summary.failed} in {summary.seconds:.1f} s "
+        f"({summary.images_per_second:.2f} images/s)"
+    )
+    if summary.skipped and summary.store is not None and not overwrite:
+        text += (
+            "; skipped photos already have a caption (--overwrite replaces those "
+            "this model did not write)"
+        )
+    if summary.problems:
+        text += f"; {len(summary.problems)} folder(s) could not be opened (see above)"
+    return text
+
+
 def run_caption(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
-    from core.errors import CaptionExistsError, PhotoScribeError
+    from core.engine import LibraryEngine, LibraryJob
+    from core.errors import LibraryIndexError, PhotoScribeError
     from core.inference import Captioner, CaptionSettings
-    from core.storage import FileIdentity, all_stores, make_store, read_caption_any
+    from core.storage.files import atomic_write
 
     out = out or sys.stdout
     err = err or sys.stderr
@@ -144,84 +316,128 @@ def run_caption(
     except (ValueError, PhotoScribeError) as exc:  # an unavailable device, a bad model file
         _say(err, f"photoscribe: {exc}")
         return EXIT_USAGE
-    target = make_store(args.write, args.xmp_name) if args.write != "none" else None
-    stores = all_stores(args.xmp_name)
-    failed = skipped = 0
-    photos: list[Path] = []
-    identities: dict[Path, FileIdentity] = {}
-    for path, problem in expand_paths(args.paths, args.recursive):
-        if problem:
-            _say(err, problem)
-            failed += 1
-            continue
-        try:
-            if args.skip_captioned and read_caption_any(path, stores) is not None:
-                skipped += 1
-                continue
-            if target is not None and not args.overwrite and target.read(path) is not None:
-                _say(
-                    err,
-                    f"{path}: already has a caption ({args.write}); use --overwrite to replace it",
-                )
-                skipped += 1
-                continue
-            identities[path] = FileIdentity.of(path)
-        except PhotoScribeError as exc:
-            if target is not None:  # cannot tell whether saving would overwrite: leave it alone
-                _say(err, str(exc))
-                failed += 1
-                continue
-        except OSError as exc:
-            _say(err, f"{path}: cannot read the file ({exc.strerror})")
-            failed += 1
-            continue
-        photos.append(path)
-    settings = CaptionSettings(beam_size=args.beam, batch_size=args.batch_size)
-    progress = Progress(len(photos), err)
+    job = LibraryJob(
+        roots=tuple(Path(p) for p in args.paths),
+        recursive=args.recursive,
+        store=None if args.write == "none" else args.write,
+        xmp_name=args.xmp_name,
+        overwrite=args.overwrite,
+        skip_captioned=args.skip_captioned,
+        settings=CaptionSettings(beam_size=args.beam, batch_size=args.batch_size),
+    )
+    engine = LibraryEngine(captioner, index_path=args.index)
+    progress = Progress(None, err)
+    output = CaptionOutput(out, err, args.fmt, progress)
     cancel = threading.Event()
     try:
-        for result in captioner.caption_paths(photos, settings, cancel):
-            progress.advance()
-            if progress.enabled:
-                err.write("\r\033[K")
-            if not result.ok:
-                failed += 1
-                _say(err, result.error or f"{result.path}: failed")
-                continue
-            if args.fmt == "jsonl":
-                line = json.dumps(
-                    {"path": str(result.path), "caption": result.caption, "score": result.score},
-                    ensure_ascii=False,
-                )
-            else:
-                line = f"{result.path}\t{result.caption}"
-            out.write(line.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
-            out.flush()
-            if target is not None and result.caption:
-                try:
-                    saved = target.write(
-                        result.path,
-                        result.caption,
-                        expected=identities.get(result.path),
-                        overwrite=args.overwrite,
-                    )
-                    if saved.message:
-                        _say(err, f"{result.path}: {saved.message}")
-                except CaptionExistsError as exc:
-                    _say(err, str(exc))
-                    skipped += 1
-                except PhotoScribeError as exc:
-                    _say(err, str(exc))
-                    failed += 1
+        with stop_on_signals(cancel, err):
+            summary = engine.run(job, cancel, output)
     except KeyboardInterrupt:
-        cancel.set()
         progress.close()
         _say(err, "photoscribe: interrupted; photos already saved keep their captions")
-        return 130
+        return EXIT_INTERRUPTED
+    except LibraryIndexError as exc:
+        progress.close()
+        _say(err, f"photoscribe: {exc}")
+        return EXIT_FAILED
     progress.close()
-    if skipped:
-        _say(err, f"skipped {skipped} photo(s) that already have a caption")
-    return EXIT_FAILED if failed else EXIT_OK
+    _say(err, summary_text(summary, args.overwrite))
+    if args.report is not None:
+        try:
+            atomic_write(args.report, summary.to_json().encode("utf-8"))
+        except PhotoScribeError as exc:
+            _say(err, f"photoscribe: could not write the report: {exc}")
+            return EXIT_FAILED
+    if summary.cancelled:
+        _say(
+            err,
+            "photoscribe: stopped; captions saved so far are kept"
+            + ("; run the same command again to continue" if job.store else ""),
+        )
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if summary.failed else EXIT_OK
+
+
+def run_search(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    from core.errors import LibraryIndexError
+    from core.index import search_library
+
+    out = out or sys.stdout
+    err = err or sys.stderr
+    if args.limit < 1:
+        _say(err, "photoscribe: --limit must be at least 1")
+        return EXIT_USAGE
+    if args.folder is not None and not args.folder.is_dir():
+        _say(err, f"photoscribe: {args.folder}: not a folder")
+        return EXIT_USAGE
+    try:
+        hits = search_library(args.query, args.folder, args.limit, args.index)
+    except LibraryIndexError as exc:
+        _say(err, f"photoscribe: {exc}")
+        return EXIT_FAILED
+    for hit in hits:
+        if args.fmt == "jsonl":
+            line = json.dumps(
+                {
+                    "path": str(hit.path),
+                    "caption": hit.caption,
+                    "store": hit.store,
+                    "rank": hit.rank,
+                },
+                ensure_ascii=False,
+            )
+        else:
+            line = str(hit.path)
+        out.write(line.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+    out.flush()
+    if not hits:
+        _say(err, f"photoscribe: no captioned photo matches {args.query!r}")
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def run_index(
+    args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
+    from core.engine import IndexReplaced, PhotoFailed, rebuild_index
+    from core.errors import LibraryIndexError
+    from core.library import ScanProblem
+
+    err = err or sys.stderr
+
+    def report(event: object) -> None:
+        if isinstance(event, PhotoFailed | ScanProblem):
+            _say(err, event.reason)
+        elif isinstance(event, IndexReplaced):
+            _say(err, f"photoscribe: {event.path}: {event.reason} Moved it to {event.moved_to}.")
+
+    cancel = threading.Event()
+    try:
+        with stop_on_signals(cancel, err):
+            summary = rebuild_index(
+                tuple(Path(p) for p in args.paths),
+                args.recursive,
+                index_path=args.index,
+                xmp_name=args.xmp_name,
+                cancel=cancel,
+                on_event=report,
+            )
+    except KeyboardInterrupt:
+        _say(err, "photoscribe: interrupted")
+        return EXIT_INTERRUPTED
+    except LibraryIndexError as exc:
+        _say(err, f"photoscribe: {exc}")
+        return EXIT_FAILED
+    _say(
+        err,
+        f"photoscribe: indexed {summary.indexed} captioned photo(s); {summary.uncaptioned} "
+        f"without a caption, {summary.failed} unreadable, in {summary.seconds:.1f} s",
+    )
+    if summary.cancelled:
+        return EXIT_INTERRUPTED
+    return EXIT_FAILED if summary.failed else EXIT_OK
 
 
 def run_export(
@@ -288,6 +504,10 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[str | None], int] = n
     )
     if args.command == "caption":
         return run_caption(args)
+    if args.command == "search":
+        return run_search(args)
+    if args.command == "index":
+        return run_index(args)
     if args.command == "export":
         return run_export(args)
     parser.print_help(sys.stderr)

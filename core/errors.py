@@ -60,3 +60,16 @@ class DiskFullError(StorageError):
 
 class InvalidCaptionError(StorageError):
     """The caption cannot be stored as given (empty, too long, or with forbidden characters)."""
+
+
+class LibraryIndexError(PhotoScribeError):
+    """The library index (the database of captioned photos) cannot be used."""
+
+
+class IndexDamagedError(LibraryIndexError):
+    """The library index file is damaged or not a PhotoScribe index; the stores still hold
+    every caption, so it can be rebuilt from them."""
+
+
+class IndexLockedError(LibraryIndexError):
+    """Another program holds the library index open for writing."""

@@ -105,10 +105,10 @@ def beam_search(
             end_only[:, vocab.end_id] = logp[:, vocab.end_id]
             logp = end_only
         V = logp.shape[1]
-        live = torch.full((len(active), k), -math.inf, device=logp.device)
-        for row, img in enumerate(active):
-            for j, hyp in enumerate(beams[img]):
-                live[row, j] = hyp.logp
+        live = torch.tensor(
+            [[h.logp for h in beams[img]] + [-math.inf] * (k - len(beams[img])) for img in active],
+            device=logp.device,
+        )  # (A, k) running log-probabilities
         total = (live.unsqueeze(-1) + logp.view(len(active), k, V)).view(len(active), k * V)
         top_scores, top_idx = total.topk(min(2 * k, k * V), dim=1)  # (A, 2k)
         top_scores, top_idx = top_scores.tolist(), top_idx.tolist()

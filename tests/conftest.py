@@ -14,6 +14,17 @@ from core.model import CaptionModel, ModelConfig
 from core.vocab import SPECIALS, Vocab
 
 DATA = Path(__file__).resolve().parent / "data"
+
+# Tiny models run fastest on one thread, and tests then leave the other core to whatever else runs.
+torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def _private_library_index(tmp_path_factory, monkeypatch) -> None:
+    """No test may ever write to the user's real library index."""
+    monkeypatch.setenv("PHOTOSCRIBE_INDEX", str(tmp_path_factory.mktemp("index") / "library.db"))
+
+
 TINY_WORDS = "a dog cat man woman runs sits on the in beach grass red ball water street".split()
 
 

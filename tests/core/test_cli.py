@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
 from core.cli import main
+
+
+@pytest.fixture(autouse=True)
+def private_index(tmp_path_factory, monkeypatch) -> Path:
+    """Every command here uses its own library index, never the user's data folder."""
+    path = tmp_path_factory.mktemp("index") / "library.sqlite3"
+    monkeypatch.setenv("PHOTOSCRIBE_INDEX", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_torch_thread():
+    """Two cores shared with other work: one thread is many times faster than two here."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def run(capsys, *args: str) -> tuple[int, str, str]:
@@ -225,3 +247,280 @@ def test_export_command(capsys, tmp_path: Path, photo_dir: Path, fmt: str) -> No
 def test_export_usage_errors(capsys, tmp_path: Path) -> None:
     assert run(capsys, "export", str(tmp_path / "nope"), "--format", "csv")[0] == 2
     assert run(capsys, "export", str(tmp_path), "--format", "json", "--bom")[0] == 2
+
+
+# ---------------------------------------------------------------- whole libraries (issue 7)
+
+
+def small_photos(folder: Path, n: int, start: int = 0) -> list[Path]:
+    from tests.conftest import textured_image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(start, start + n):
+        path = folder / f"img{i:03d}.jpg"
+        textured_image(48, 32, seed=i).save(path, quality=80)
+        paths.append(path)
+    return paths
+
+
+def lines_of(text: str) -> dict[str, str]:
+    return {line.split("\t")[0]: line.split("\t")[1] for line in text.splitlines()}
+
+
+def library_command(lib: Path, index: Path, checkpoint: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "core.cli",
+        "caption",
+        str(lib),
+        "-r",
+        "--write",
+        "txt",
+        "--weights",
+        str(checkpoint),
+        "--beam",
+        "1",
+        "--batch-size",
+        "2",
+        "--index",
+        str(index),
+    ]
+
+
+ONE_THREAD = {**os.environ, "OMP_NUM_THREADS": "1"}  # two busy cores: one thread is faster
+
+
+def signal_after_three_lines(command: list[str], sig: int) -> tuple[int, str, str]:
+    """Start ``command``, send ``sig`` once it has printed three lines; (code, stdout, stderr)."""
+    proc = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ONE_THREAD
+    )
+    seen: list[str] = []
+    errors: list[str] = []
+    three = threading.Event()
+
+    def read_out() -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if len(seen) >= 3:
+                three.set()
+
+    def read_err() -> None:
+        assert proc.stderr is not None
+        errors.append(proc.stderr.read())
+
+    readers = [threading.Thread(target=f, daemon=True) for f in (read_out, read_err)]
+    for reader in readers:
+        reader.start()
+    try:
+        assert three.wait(240), "the first run printed nothing"
+        os.kill(proc.pid, sig)
+    finally:
+        proc.wait(120)
+        for reader in readers:
+            reader.join(10)
+    return proc.returncode, "".join(seen), "".join(errors)
+
+
+def test_sigkill_mid_batch_then_the_same_command_resumes(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    from core.storage.files import TEMP_PREFIX
+
+    lib = tmp_path / "lib"
+    photos = small_photos(lib / "a", 24) + small_photos(lib / "b", 24, start=24)
+    index, report = tmp_path / "index.sqlite3", tmp_path / "report.json"
+    command = library_command(lib, index, tiny_checkpoint)
+    code, out, _ = signal_after_three_lines(command, signal.SIGKILL)
+    assert code == -signal.SIGKILL
+    first = lines_of(out)
+    assert 3 <= len(first) < len(photos), "the kill did not land mid-run"
+
+    second = subprocess.run(
+        [*command, "--report", str(report)],
+        capture_output=True,
+        text=True,
+        env=ONE_THREAD,
+        timeout=300,
+    )
+    assert second.returncode == 0, second.stderr
+    again = lines_of(second.stdout)
+    assert set(first).isdisjoint(again)  # nothing finished in run 1 is redone or listed
+    summary = json.loads(report.read_text(encoding="utf-8"))
+    assert summary["captioned"] == len(again) and summary["failed"] == 0
+    assert summary["captioned"] + summary["skipped"] == len(photos)
+    assert summary["skipped"] >= len(first)  # and possibly photos saved just before the kill
+    assert f"skipped {summary['skipped']}" in second.stderr
+    for photo in photos:  # exactly one caption each, whole, and the one that was printed
+        sidecars = list(photo.parent.glob(photo.stem + "*.txt"))
+        assert len(sidecars) == 1, photo
+        text = sidecars[0].read_text(encoding="utf-8")
+        assert text and text == (first.get(str(photo)) or again.get(str(photo)) or text)
+    assert list(lib.rglob(f"{TEMP_PREFIX}*")) == []
+    from core.index import LibraryIndex
+
+    with LibraryIndex.open(index, readonly=True) as db:
+        assert db.count("done") == db.count() == len(photos)
+
+    third = subprocess.run(command, capture_output=True, text=True, env=ONE_THREAD, timeout=300)
+    assert third.returncode == 0 and third.stdout == ""
+    assert f"captioned 0, skipped {len(photos)}, failed 0" in third.stderr
+
+
+def test_ctrl_c_finishes_the_batch_and_the_next_run_continues(
+    tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    lib = tmp_path / "lib"
+    photos = small_photos(lib, 30)
+    command = library_command(lib, tmp_path / "index.sqlite3", tiny_checkpoint)
+    code, out, err = signal_after_three_lines(command, signal.SIGINT)
+    assert code == 130, err
+    assert "stopping after the current photos are saved" in err
+    assert "run the same command again to continue" in err
+    first = lines_of(out)
+    assert len(first) < len(photos)
+    for path, caption in first.items():  # everything listed was saved, whole
+        assert Path(path).with_suffix(".txt").read_text(encoding="utf-8") == caption
+    second = subprocess.run(command, capture_output=True, text=True, env=ONE_THREAD, timeout=300)
+    assert second.returncode == 0, second.stderr
+    again = lines_of(second.stdout)
+    assert set(first).isdisjoint(again) and len(first) + len(again) == len(photos)
+    assert list(lib.glob(".photoscribe-*")) == []
+
+
+def test_second_run_lists_only_new_photos_and_counts_the_rest(
+    capsys, tiny_checkpoint: Path, tmp_path: Path, private_index: Path
+) -> None:
+    lib = tmp_path / "lib"
+    small_photos(lib, 3)
+    w = ["--weights", str(tiny_checkpoint), "--beam", "1", "--write", "xmp"]
+    code, out, err = run(capsys, "caption", str(lib), *w)
+    assert code == 0 and len(out.splitlines()) == 3
+    assert "captioned 3, skipped 0, failed 0" in err and "images/s" in err
+    small_photos(lib, 1, start=3)
+    report = tmp_path / "r.json"
+    code, out, err = run(capsys, "caption", str(lib), *w, "--report", str(report))
+    assert code == 0
+    assert [Path(p).name for p in lines_of(out)] == ["img003.jpg"]
+    assert "captioned 1, skipped 3, failed 0" in err
+    data = json.loads(report.read_text(encoding="utf-8"))
+    assert {k: data[k] for k in ("captioned", "skipped", "failed", "failures", "cancelled")} == {
+        "captioned": 1,
+        "skipped": 3,
+        "failed": 0,
+        "failures": [],
+        "cancelled": False,
+    }
+    assert data["store"] == "xmp" and data["index"] == str(private_index)
+    assert data["seconds"] > 0 and data["images_per_second"] > 0
+
+
+def test_jsonl_output_works_with_the_library_engine(
+    capsys, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    small_photos(tmp_path / "lib", 2)
+    code, out, _ = run(
+        capsys,
+        "caption",
+        str(tmp_path / "lib"),
+        "--write",
+        "txt",
+        "--format",
+        "jsonl",
+        "--beam",
+        "1",
+        "--weights",
+        str(tiny_checkpoint),
+    )
+    assert code == 0
+    assert [json.loads(line)["path"].endswith(".jpg") for line in out.splitlines()] == [True] * 2
+
+
+def test_search_command_finds_photos_by_caption(capsys, tmp_path: Path) -> None:
+    from core.storage import TextSidecarStore
+
+    lib = tmp_path / "lib"
+    photos = small_photos(lib / "trip", 3) + small_photos(lib / "home", 1, start=3)
+    store = TextSidecarStore()
+    for photo, caption in zip(
+        photos,
+        ["a dog on the beach", "a cat on a sofa", "a dog running along a sandy beach at dusk", ""],
+        strict=True,
+    ):
+        if caption:
+            store.write(photo, caption)
+    store.write(photos[3], "a dog on the beach at home")
+    code, _, err = run(capsys, "index", str(lib), "-r")
+    assert code == 0 and "indexed 4" in err
+
+    code, out, _ = run(capsys, "search", "dog on a beach")
+    assert out.splitlines() == [str(photos[0]), str(photos[3]), str(photos[2])]
+    code, out, _ = run(capsys, "search", "dog on a beach", str(lib / "trip"), "--limit", "1")
+    assert out.splitlines() == [str(photos[0])]
+    code, out, _ = run(capsys, "search", "sofa", "--format", "jsonl")
+    assert json.loads(out)["caption"] == "a cat on a sofa"
+    code, out, err = run(capsys, "search", "submarine")
+    assert code == 1 and out == "" and "no captioned photo matches" in err
+
+
+def test_search_without_index_or_with_a_damaged_one(
+    capsys, tmp_path: Path, private_index: Path
+) -> None:
+    code, _, err = run(capsys, "search", "dog")
+    assert code == 1 and "no library index yet" in err and "photoscribe index" in err
+    private_index.write_bytes(b"\0garbage" * 500)
+    code, _, err = run(capsys, "search", "dog")
+    assert code == 1 and str(private_index) in err and "damaged" in err
+    assert "photoscribe index" in err  # what to do about it
+
+
+def test_damaged_index_is_moved_aside_and_captions_are_not_redone(
+    capsys, tiny_checkpoint: Path, tmp_path: Path, private_index: Path
+) -> None:
+    lib = tmp_path / "lib"
+    small_photos(lib, 2)
+    w = ["--weights", str(tiny_checkpoint), "--beam", "1", "--write", "txt"]
+    assert run(capsys, "caption", str(lib), *w)[0] == 0
+    private_index.write_bytes(b"\0garbage" * 500)
+    code, out, err = run(capsys, "caption", str(lib), *w)
+    assert code == 0 and out == ""  # the stores said both were done
+    assert str(private_index) in err and "damaged" in err and "moved" in err
+    assert "skipped 2" in err
+    assert list(private_index.parent.glob("library.sqlite3.damaged-*"))
+
+
+def test_locked_index_is_a_clear_error(
+    capsys, monkeypatch, tiny_checkpoint: Path, tmp_path: Path, private_index: Path
+) -> None:
+    import sqlite3
+
+    import core.index
+    from core.index import LibraryIndex
+
+    lib = tmp_path / "lib"
+    small_photos(lib, 1)
+    LibraryIndex.open(private_index).close()
+    monkeypatch.setattr(core.index, "LOCK_TIMEOUT_S", 0.1)
+    other = sqlite3.connect(private_index, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        code, out, err = run(
+            capsys, "caption", str(lib), "--write", "txt", "--weights", str(tiny_checkpoint)
+        )
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert code == 1 and out == ""
+    assert str(private_index) in err and "in use by another program" in err
+    assert not list(lib.glob("*.txt"))
+
+
+def test_help_explains_resume_and_the_index(capsys) -> None:
+    code, out, _ = run(capsys, "caption", "--help")
+    assert code == 0
+    assert "continues" in out and "index" in out and "--report" in out
+    assert run(capsys, "search", "--help")[0] == 0
+    assert run(capsys, "index", "--help")[0] == 0

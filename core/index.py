@@ -1,0 +1,523 @@
+"""The library index: an SQLite file recording every photo's caption, store and status."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import platformdirs
+
+from core.errors import IndexDamagedError, IndexLockedError, LibraryIndexError
+
+log = logging.getLogger(__name__)
+
+INDEX_ENV = "PHOTOSCRIBE_INDEX"
+"""Environment variable naming the index file (tests and portable installs use it)."""
+INDEX_FILE_NAME = "library.sqlite3"
+SCHEMA_VERSION = 1
+LOCK_TIMEOUT_S = 5.0
+"""How long to wait for another program's write to the index before giving up."""
+
+Status = Literal["done", "pending", "failed"]
+"""done: the caption is in its store; pending: about to be written to the store (a run that
+stops here left it unknown whether the write happened); failed: see ``error``."""
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS photos (
+    id INTEGER PRIMARY KEY,
+    path BLOB NOT NULL UNIQUE,      -- os.fsencode(absolute path): any file name round-trips
+    size INTEGER NOT NULL,          -- the photo's size and mtime when its row was written
+    mtime_ns INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'pending', 'failed')),
+    caption TEXT,
+    store TEXT,                     -- "txt", "xmp" or "embed": where the caption is kept
+    store_path BLOB,                -- the sidecar, or the photo itself
+    model TEXT,                     -- the model that wrote the caption; NULL when not known
+    error TEXT,                     -- why it failed, for status 'failed'
+    updated REAL NOT NULL           -- seconds since the epoch
+);
+"""
+_FTS_SCHEMA = """
+CREATE VIRTUAL TABLE IF NOT EXISTS captions_fts
+    USING fts5(caption, tokenize = 'porter unicode61 remove_diacritics 2');
+CREATE TRIGGER IF NOT EXISTS photos_fts_insert AFTER INSERT ON photos BEGIN
+    INSERT INTO captions_fts(rowid, caption)
+        SELECT new.id, new.caption WHERE new.status = 'done' AND new.caption IS NOT NULL;
+END;
+CREATE TRIGGER IF NOT EXISTS photos_fts_update AFTER UPDATE ON photos BEGIN
+    DELETE FROM captions_fts WHERE rowid = old.id;
+    INSERT INTO captions_fts(rowid, caption)
+        SELECT new.id, new.caption WHERE new.status = 'done' AND new.caption IS NOT NULL;
+END;
+CREATE TRIGGER IF NOT EXISTS photos_fts_delete AFTER DELETE ON photos BEGIN
+    DELETE FROM captions_fts WHERE rowid = old.id;
+END;
+"""
+_UPSERT = """
+INSERT INTO photos (path, size, mtime_ns, status, caption, store, store_path, model, error,
+                    updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (path) DO UPDATE SET
+    size = excluded.size, mtime_ns = excluded.mtime_ns, status = excluded.status,
+    caption = excluded.caption, store = excluded.store, store_path = excluded.store_path,
+    model = excluded.model, error = excluded.error, updated = excluded.updated
+"""
+_COLUMNS = "path, size, mtime_ns, status, caption, store, store_path, model, error, updated"
+
+# Words too common in captions to narrow a search ("a dog on the beach").
+STOP_WORDS = frozenset(
+    "a an the on in of at to with and or by for from is are its it into near next over under "
+    "some".split()
+)
+
+
+def default_index_path() -> Path:
+    """$PHOTOSCRIBE_INDEX, else library.sqlite3 in the platform's user data folder."""
+    override = os.environ.get(INDEX_ENV)
+    if override:
+        return Path(override).expanduser()
+    return platformdirs.user_data_path("PhotoScribe", appauthor=False) / INDEX_FILE_NAME
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """One photo's row in the index."""
+
+    path: Path
+    size: int
+    mtime_ns: int
+    status: Status
+    caption: str | None = None
+    store: str | None = None
+    store_path: Path | None = None
+    model: str | None = None
+    error: str | None = None
+    updated: float = 0.0
+
+    def same_file(self, size: int, mtime_ns: int) -> bool:
+        """True when the photo on disk still has the size and mtime this row recorded."""
+        return self.size == size and self.mtime_ns == mtime_ns
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A photo whose caption matches a search, best matches first."""
+
+    path: Path
+    caption: str
+    store: str | None
+    rank: float  # lower is better (SQLite's bm25 is negative for good matches)
+
+
+def path_key(path: Path) -> bytes:
+    return os.fsencode(path)
+
+
+def _path(key: bytes | None) -> Path | None:
+    return Path(os.fsdecode(key)) if key is not None else None
+
+
+def folder_range(folder: Path) -> tuple[bytes, bytes]:
+    """Keys k with low <= k < high are exactly the paths inside ``folder`` (any depth)."""
+    prefix = os.fsencode(folder)
+    sep = os.fsencode(os.sep)
+    if not prefix.endswith(sep):
+        prefix += sep
+    return prefix, prefix[:-1] + bytes([prefix[-1] + 1])
+
+
+class LibraryIndex:
+    """One connection to the index file; use it only from the thread that opened it.
+
+    Open one writer per process (``LibraryIndex.open``) and any number of readers
+    (``readonly=True``); SQLite's write-ahead log lets readers work while a run writes.
+    Changes are grouped: ``put``/``forget`` queue them, ``commit`` writes them in one
+    transaction. The index only mirrors the stores: every caption in it is also in a sidecar
+    or a photo, so a damaged index can be thrown away and rebuilt (see core.engine).
+    """
+
+    def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool, fts: bool) -> None:
+        self.path = path
+        self._conn = conn
+        self.readonly = readonly
+        self.fts = fts  # False when this SQLite lacks FTS5: search falls back to LIKE
+        self._queued: list[tuple] = []
+        self._forget: list[bytes] = []
+
+    # ---------------------------------------------------------------- opening
+
+    @classmethod
+    def open(
+        cls, path: Path | None = None, *, readonly: bool = False, timeout: float | None = None
+    ) -> LibraryIndex:
+        """Open (creating when writable and missing) the index at ``path``.
+
+        Raises IndexDamagedError when the file is not a healthy PhotoScribe index,
+        IndexLockedError when another program keeps it locked for longer than ``timeout``
+        seconds (default LOCK_TIMEOUT_S), and LibraryIndexError when it cannot be opened at
+        all (for a reader: when it does not exist yet).
+        """
+        path = Path(path) if path is not None else default_index_path()
+        timeout = LOCK_TIMEOUT_S if timeout is None else timeout
+        if readonly and not path.is_file():
+            raise LibraryIndexError(
+                path,
+                "there is no library index yet. Caption a folder with --write (it records "
+                "the captions), or run `photoscribe index FOLDER -r` to read the captions "
+                "already stored in your photos.",
+            )
+        if not readonly:
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as error:
+                raise LibraryIndexError(
+                    path, f"cannot create the index folder ({error.strerror or error})."
+                ) from error
+        try:
+            if readonly:
+                uri = path.resolve().as_uri() + "?mode=ro"
+                conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+            else:
+                conn = sqlite3.connect(path, timeout=timeout, isolation_level=None)
+        except sqlite3.Error as error:
+            raise LibraryIndexError(path, f"cannot open the library index ({error}).") from error
+        try:
+            fts = cls._prepare(path, conn, readonly)
+        except BaseException:
+            conn.close()
+            raise
+        log.info("Opened library index %s%s", path, " (read-only)" if readonly else "")
+        return cls(path, conn, readonly, fts)
+
+    @staticmethod
+    def _prepare(path: Path, conn: sqlite3.Connection, readonly: bool) -> bool:
+        try:
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise LibraryIndexError(
+                    path,
+                    "this library index was made by a newer PhotoScribe; update PhotoScribe, or "
+                    "use another index file with --index.",
+                )
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            if tables and "photos" not in tables:
+                raise LibraryIndexError(
+                    path,
+                    "this file is not a PhotoScribe library index; choose another file with "
+                    "--index.",
+                )
+            if readonly:
+                return "captions_fts" in tables
+            conn.execute("PRAGMA journal_mode = WAL")
+            # NORMAL: a power cut may lose the last transactions, never consistency; the
+            # stores hold every caption anyway, so nothing is lost for good.
+            conn.execute("PRAGMA synchronous = NORMAL")
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise IndexDamagedError(path, f"the library index is damaged ({check}).")
+            # BEGIN IMMEDIATE takes the write lock, which also proves nobody else holds it.
+            _script(conn, "BEGIN IMMEDIATE;" + _SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            return _try_fts(conn)
+        except sqlite3.Error as error:
+            raise _translate(path, error) from error
+
+    def close(self) -> None:
+        """Commit what is queued (when that fails, log it: the stores hold those captions)."""
+        if not self.readonly:
+            try:
+                self.commit()
+            except LibraryIndexError as error:
+                log.warning("Library index changes not saved: %s", error)
+        self._conn.close()
+
+    def __enter__(self) -> LibraryIndex:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- reading
+
+    def lookup(self, photo: Path) -> IndexEntry | None:
+        row = self._query(f"SELECT {_COLUMNS} FROM photos WHERE path = ?", (path_key(photo),))
+        found = row.fetchone()
+        return _entry(found) if found else None
+
+    def entries(self, status: Status | None = None) -> Iterator[IndexEntry]:
+        """Every row (optionally of one status), streamed in path order."""
+        if status is None:
+            cursor = self._query(f"SELECT {_COLUMNS} FROM photos ORDER BY path")
+        else:
+            cursor = self._query(
+                f"SELECT {_COLUMNS} FROM photos WHERE status = ? ORDER BY path", (status,)
+            )
+        while rows := self._fetch(cursor):
+            yield from (_entry(row) for row in rows)
+
+    def entries_under(self, folder: Path) -> Iterator[IndexEntry]:
+        """The rows for photos inside ``folder`` at any depth, streamed in path order."""
+        low, high = folder_range(folder)
+        cursor = self._query(
+            f"SELECT {_COLUMNS} FROM photos WHERE path >= ? AND path < ? ORDER BY path",
+            (low, high),
+        )
+        while rows := self._fetch(cursor):
+            yield from (_entry(row) for row in rows)
+
+    def count(self, status: Status | None = None) -> int:
+        if status is None:
+            return self._query("SELECT count(*) FROM photos").fetchone()[0]
+        return self._query("SELECT count(*) FROM photos WHERE status = ?", (status,)).fetchone()[0]
+
+    # ---------------------------------------------------------------- writing
+
+    def put(self, entry: IndexEntry) -> None:
+        """Queue ``entry`` (replacing the photo's row) for the next commit."""
+        self._queued.append(
+            (
+                path_key(entry.path),
+                entry.size,
+                entry.mtime_ns,
+                entry.status,
+                entry.caption,
+                entry.store,
+                path_key(entry.store_path) if entry.store_path is not None else None,
+                entry.model,
+                entry.error,
+                entry.updated or time.time(),
+            )
+        )
+
+    def forget(self, photo: Path) -> None:
+        """Queue the removal of the photo's row for the next commit."""
+        self._forget.append(path_key(photo))
+
+    @property
+    def queued(self) -> int:
+        return len(self._queued) + len(self._forget)
+
+    def commit(self) -> None:
+        """Write everything queued in one transaction (all of it or, on failure, none)."""
+        if not self._queued and not self._forget:
+            return
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                if self._forget:
+                    self._conn.executemany(
+                        "DELETE FROM photos WHERE path = ?", [(k,) for k in self._forget]
+                    )
+                if self._queued:
+                    self._conn.executemany(_UPSERT, self._queued)
+                self._conn.execute("COMMIT")
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as error:
+            raise _translate(self.path, error) from error
+        log.debug("Index: committed %d rows", len(self._queued) + len(self._forget))
+        self._queued.clear()
+        self._forget.clear()
+
+    # ---------------------------------------------------------------- search
+
+    def search(self, query: str, folder: Path | None = None, limit: int = 50) -> list[SearchHit]:
+        """Photos whose captions match ``query``, best first; within ``folder`` when given.
+
+        Photos whose captions hold every word of the query come first, ranked by SQLite FTS5's
+        bm25; when there are fewer than ``limit`` of them, photos matching some of the words
+        follow. Common words ("a", "on", "the") are ignored when the query has others, and the
+        last word also matches as a prefix ("bea" finds "beach"), for search-as-you-type.
+        """
+        terms = query_terms(query)
+        if not terms or limit <= 0:
+            return []
+        low, high = folder_range(folder) if folder is not None else (b"", b"\xff" * 8)
+        if not self.fts:
+            return self._search_like(terms, low, high, limit)
+        quoted = ['"' + t.replace('"', '""') + '"' for t in terms]
+        quoted[-1] += "*"
+        hits = self._search_fts(" AND ".join(quoted), low, high, limit, exclude=())
+        if len(hits) < limit and len(terms) > 1:
+            seen = tuple(str(h.path) for h in hits)
+            more = self._search_fts(" OR ".join(quoted), low, high, limit, exclude=seen)
+            hits.extend(more[: limit - len(hits)])
+        return hits
+
+    def _search_fts(
+        self, match: str, low: bytes, high: bytes, limit: int, exclude: Sequence[str]
+    ) -> list[SearchHit]:
+        cursor = self._query(
+            "SELECT p.path, p.caption, p.store, bm25(captions_fts) AS rank "
+            "FROM captions_fts JOIN photos AS p ON p.id = captions_fts.rowid "
+            "WHERE captions_fts MATCH ? AND p.path >= ? AND p.path < ? AND p.status = 'done' "
+            "ORDER BY rank, p.path LIMIT ?",
+            (match, low, high, limit + len(exclude)),
+        )
+        skip = set(exclude)
+        hits = []
+        for key, caption, store, rank in cursor.fetchall():
+            path = _path(key)
+            assert path is not None
+            if str(path) not in skip:
+                hits.append(SearchHit(path, caption, store, float(rank)))
+        return hits[:limit]
+
+    def _search_like(
+        self, terms: list[str], low: bytes, high: bytes, limit: int
+    ) -> list[SearchHit]:
+        # Without FTS5: every word as a substring, shorter (more focused) captions first.
+        where = " AND ".join("lower(caption) LIKE ? ESCAPE '\\'" for _ in terms)
+        args = [f"%{_like_escape(t)}%" for t in terms]
+        cursor = self._query(
+            f"SELECT path, caption, store FROM photos WHERE status = 'done' AND {where} "
+            "AND path >= ? AND path < ? ORDER BY length(caption), path LIMIT ?",
+            (*args, low, high, limit),
+        )
+        return [
+            SearchHit(Path(os.fsdecode(k)), c, s, float(i))
+            for i, (k, c, s) in enumerate(cursor.fetchall())
+        ]
+
+    # ---------------------------------------------------------------- helpers
+
+    def _query(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        try:
+            return self._conn.execute(sql, args)
+        except sqlite3.Error as error:
+            raise _translate(self.path, error) from error
+
+    def _fetch(self, cursor: sqlite3.Cursor) -> list[tuple]:
+        try:
+            return cursor.fetchmany(500)
+        except sqlite3.Error as error:
+            raise _translate(self.path, error) from error
+
+
+def search_library(
+    query: str,
+    folder: Path | None = None,
+    limit: int = 50,
+    index_path: Path | None = None,
+) -> list[SearchHit]:
+    """Search the captions of the whole library (or of ``folder``), best matches first.
+
+    Opens the index read-only for this one query, so it can be called from any thread, also
+    while a caption run is writing. Photos that are no longer on disk are left out. Raises
+    LibraryIndexError when there is no index yet or it cannot be read.
+    """
+    folder = Path(os.path.abspath(folder)) if folder is not None else None
+    index = LibraryIndex.open(index_path, readonly=True)
+    try:
+        hits = index.search(query, folder, limit + 20)
+    finally:
+        index.close()
+    return [hit for hit in hits if os.path.lexists(hit.path)][:limit]
+
+
+def query_terms(query: str) -> list[str]:
+    """The words of a search, lower case, without common words unless that leaves none."""
+    words = re.findall(r"\w+", query.lower())
+    useful = [w for w in words if w not in STOP_WORDS]
+    return useful or words
+
+
+def move_aside(path: Path) -> Path:
+    """Rename a damaged index (and its -wal and -shm files) out of the way; return the new name.
+
+    Kept rather than deleted, so nothing is destroyed; the stores hold every caption anyway.
+    """
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = path.with_name(f"{path.name}.damaged-{stamp}")
+    n = 1
+    while target.exists():
+        n += 1
+        target = path.with_name(f"{path.name}.damaged-{stamp}-{n}")
+    try:
+        os.replace(path, target)
+        for suffix in ("-wal", "-shm"):
+            extra = path.with_name(path.name + suffix)
+            if extra.exists():
+                os.replace(extra, target.with_name(target.name + suffix))
+    except OSError as error:
+        raise LibraryIndexError(
+            path,
+            f"the library index is damaged and could not be moved aside "
+            f"({error.strerror or error}); delete it by hand (your captions are in the stores).",
+        ) from error
+    log.warning("Moved damaged library index %s to %s", path, target)
+    return target
+
+
+def _script(conn: sqlite3.Connection, script: str) -> None:
+    """Run ``script`` (which opens a transaction) and commit it, or roll it all back."""
+    try:
+        conn.executescript(script + "COMMIT;")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
+def _try_fts(conn: sqlite3.Connection) -> bool:
+    try:
+        _script(conn, "BEGIN IMMEDIATE;" + _FTS_SCHEMA)
+    except sqlite3.OperationalError as error:
+        if "fts5" not in str(error).lower():
+            raise
+        log.warning(
+            "This Python's SQLite has no FTS5 full-text search; searching captions by "
+            "substring instead (slower, simpler ranking)."
+        )
+        return False
+    return True
+
+
+def _entry(row: tuple) -> IndexEntry:
+    key, size, mtime_ns, status, caption, store, store_path, model, error, updated = row
+    path = _path(key)
+    assert path is not None
+    return IndexEntry(
+        path, size, mtime_ns, status, caption, store, _path(store_path), model, error, updated
+    )
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _translate(path: Path, error: sqlite3.Error) -> LibraryIndexError:
+    """sqlite3 errors as errors a user can act on, naming the index file."""
+    text = str(error)
+    lower = text.lower()
+    if "locked" in lower or "busy" in lower:
+        return IndexLockedError(
+            path,
+            "the library index is in use by another program (another PhotoScribe run, or the "
+            "app); wait for it to finish and try again, or pass --index FILE to use a "
+            "separate index. No photo or caption was changed.",
+        )
+    if isinstance(error, sqlite3.DatabaseError) and (
+        "malformed" in lower
+        or "not a database" in lower
+        or "corrupt" in lower
+        or "no such table" in lower
+        or "no such column" in lower
+    ):
+        return IndexDamagedError(
+            path,
+            f"the library index is damaged ({text}). Your captions are safe in the photos and "
+            "their sidecars; run `photoscribe index FOLDER -r` to rebuild the index from them.",
+        )
+    return LibraryIndexError(path, f"the library index could not be used ({text}).")

@@ -1,0 +1,303 @@
+"""Dialogs (settings, export, about) and Prompts, the one place the window asks the user things."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QMessageBox,
+    QPushButton,
+    QSpinBox,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
+
+from core.export import HF_METADATA_NAME, ExportFormat
+from desktop.settings import (
+    DEVICE_CHOICES,
+    MAX_BATCH,
+    MAX_BEAM,
+    MAX_CANDIDATES,
+    AppSettings,
+)
+
+log = logging.getLogger(__name__)
+
+UnsavedChoice = Literal["save", "discard", "cancel"]
+
+STORE_CHOICES = (
+    ("txt", "Text sidecar (photo.txt)"),
+    ("xmp", "XMP sidecar (read by Lightroom, darktable, digiKam)"),
+    ("embed", "Embedded in the photo (EXIF/IPTC/XMP; a sidecar for RAW and HEIC)"),
+)
+XMP_NAME_CHOICES = (
+    ("photo.jpg.xmp", "photo.jpg.xmp (darktable, digiKam)"),
+    ("photo.xmp", "photo.xmp (Lightroom)"),
+)
+DEVICE_LABELS = {"auto": "Automatic (best available)", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
+DEVICE_LABELS["mps"] = "MPS (Apple GPU)"
+EXPORT_CHOICES: tuple[tuple[ExportFormat, str, str], ...] = (
+    ("csv", "CSV spreadsheet (file_name, caption, store)", "captions.csv"),
+    ("json", "JSON array", "captions.json"),
+    ("jsonl", "JSON Lines", "captions.jsonl"),
+    ("hf", "Hugging Face ImageFolder (metadata.jsonl)", HF_METADATA_NAME),
+)
+
+
+@dataclass(frozen=True)
+class ExportRequest:
+    fmt: ExportFormat
+    out: Path
+    recursive: bool
+    bom: bool = False
+
+
+class SettingsDialog(QDialog):
+    """Edits a copy of AppSettings; ``result_settings`` is the user's choice after OK."""
+
+    def __init__(
+        self, settings: AppSettings, devices: tuple[str, ...] | None, parent: QWidget | None
+    ) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("PhotoScribe Settings")
+        self._initial = settings
+        form = QFormLayout()
+
+        self.store = QComboBox(self)
+        for key, label in STORE_CHOICES:
+            self.store.addItem(label, key)
+        self.store.setCurrentIndex(self.store.findData(settings.store))
+        self.store.setToolTip("Where saved captions go. Every store is read when looking for one.")
+        form.addRow("Save captions as:", self.store)
+
+        self.xmp_name = QComboBox(self)
+        for key, label in XMP_NAME_CHOICES:
+            self.xmp_name.addItem(label, key)
+        self.xmp_name.setCurrentIndex(self.xmp_name.findData(settings.xmp_name))
+        form.addRow("XMP sidecar name:", self.xmp_name)
+
+        self.overwrite = QCheckBox("Generated captions may replace captions already saved", self)
+        self.overwrite.setChecked(settings.overwrite)
+        form.addRow("", self.overwrite)
+        self.autosave = QCheckBox("Save generated captions straight away", self)
+        self.autosave.setToolTip(
+            "Off: generated captions wait, marked unsaved, until you review and save them"
+        )
+        self.autosave.setChecked(settings.autosave)
+        form.addRow("", self.autosave)
+
+        self.device = QComboBox(self)
+        have = set(devices or ())
+        for key in DEVICE_CHOICES:
+            label = DEVICE_LABELS[key]
+            if devices is not None and key != "auto" and key not in have:
+                label += " — not available here"
+            self.device.addItem(label, key)
+        self.device.setCurrentIndex(self.device.findData(settings.device))
+        form.addRow("Device:", self.device)
+        available = ", ".join(d.upper() for d in devices) if devices else "checking…"
+        form.addRow("", QLabel(f"Available on this computer: {available}", self))
+
+        self.beam = QSpinBox(self)
+        self.beam.setRange(1, MAX_BEAM)
+        self.beam.setValue(settings.beam_size)
+        self.beam.setToolTip("1 is fastest (greedy); 3 is usually best")
+        form.addRow("Beam size:", self.beam)
+        self.batch = QSpinBox(self)
+        self.batch.setRange(1, MAX_BATCH)
+        self.batch.setValue(settings.batch_size)
+        self.batch.setToolTip("Photos per step; larger is faster on a GPU and uses more memory")
+        form.addRow("Batch size:", self.batch)
+        self.candidates = QSpinBox(self)
+        self.candidates.setRange(1, MAX_CANDIDATES)
+        self.candidates.setValue(settings.n_candidates)
+        form.addRow("Suggestions per photo:", self.candidates)
+
+        self.weights = QLineEdit(settings.weights, self)
+        self.weights.setPlaceholderText("The model shipped with PhotoScribe")
+        browse = QPushButton("Browse…", self)
+        browse.clicked.connect(self._browse_weights)
+        row = QHBoxLayout()
+        row.addWidget(self.weights, 1)
+        row.addWidget(browse)
+        form.addRow("Model file:", row)
+
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok
+            | QDialogButtonBox.StandardButton.Cancel
+            | QDialogButtonBox.StandardButton.RestoreDefaults,
+            self,
+        )
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        restore = buttons.button(QDialogButtonBox.StandardButton.RestoreDefaults)
+        restore.clicked.connect(lambda: self._load(AppSettings()))
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+
+    def _load(self, settings: AppSettings) -> None:
+        self.store.setCurrentIndex(self.store.findData(settings.store))
+        self.xmp_name.setCurrentIndex(self.xmp_name.findData(settings.xmp_name))
+        self.overwrite.setChecked(settings.overwrite)
+        self.autosave.setChecked(settings.autosave)
+        self.device.setCurrentIndex(self.device.findData(settings.device))
+        self.beam.setValue(settings.beam_size)
+        self.batch.setValue(settings.batch_size)
+        self.candidates.setValue(settings.n_candidates)
+        self.weights.setText(settings.weights)
+
+    def _browse_weights(self) -> None:
+        name, _ = QFileDialog.getOpenFileName(
+            self, "Choose a caption model", self.weights.text(), "Models (*.safetensors)"
+        )
+        if name:
+            self.weights.setText(name)
+
+    def result_settings(self) -> AppSettings:
+        return self._initial.with_changes(
+            store=self.store.currentData(),
+            xmp_name=self.xmp_name.currentData(),
+            overwrite=self.overwrite.isChecked(),
+            autosave=self.autosave.isChecked(),
+            device=self.device.currentData(),
+            beam_size=self.beam.value(),
+            batch_size=self.batch.value(),
+            n_candidates=self.candidates.value(),
+            weights=self.weights.text().strip(),
+        )
+
+
+class ExportDialog(QDialog):
+    """Chooses the export format and whether subfolders are included."""
+
+    def __init__(self, folder: Path, recursive: bool, parent: QWidget | None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("Export Captions")
+        self.folder = folder
+        self.format = QComboBox(self)
+        for key, label, _ in EXPORT_CHOICES:
+            self.format.addItem(label, key)
+        self.recursive = QCheckBox("Include subfolders", self)
+        self.recursive.setChecked(recursive)
+        self.bom = QCheckBox("Add a byte-order mark (for Excel)", self)
+        self.format.currentIndexChanged.connect(self._format_changed)
+        form = QFormLayout()
+        form.addRow("Format:", self.format)
+        form.addRow("", self.recursive)
+        form.addRow("", self.bom)
+        note = QLabel(
+            f"Exports the captions saved for the photos in <b>{folder.name}</b>. "
+            "Unsaved changes are not included.",
+            self,
+        )
+        note.setWordWrap(True)
+        buttons = QDialogButtonBox(
+            QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel, self
+        )
+        buttons.button(QDialogButtonBox.StandardButton.Ok).setText("Export…")
+        buttons.accepted.connect(self.accept)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(note)
+        layout.addLayout(form)
+        layout.addWidget(buttons)
+        self._format_changed()
+
+    def _format_changed(self) -> None:
+        self.bom.setEnabled(self.format.currentData() == "csv")
+
+    def chosen(self) -> tuple[ExportFormat, str, bool, bool]:
+        fmt: ExportFormat = self.format.currentData()
+        default_name = next(name for key, _, name in EXPORT_CHOICES if key == fmt)
+        return fmt, default_name, self.recursive.isChecked(), self.bom.isChecked() and fmt == "csv"
+
+
+class AboutDialog(QDialog):
+    def __init__(self, html: str, parent: QWidget | None) -> None:
+        super().__init__(parent)
+        self.setWindowTitle("About PhotoScribe")
+        self.browser = QTextBrowser(self)
+        self.browser.setOpenExternalLinks(True)
+        self.browser.setHtml(html)
+        buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
+        buttons.rejected.connect(self.reject)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.browser)
+        layout.addWidget(buttons)
+        self.resize(560, 520)
+
+
+class Prompts:
+    """Every question and message box the main window shows; tests substitute their own."""
+
+    def ask_unsaved(self, parent: QWidget, count: int, doing: str) -> UnsavedChoice:
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Unsaved captions")
+        photos = "1 photo has" if count == 1 else f"{count} photos have"
+        box.setText(f"{photos} unsaved caption changes.")
+        box.setInformativeText(f"Save them before {doing}?")
+        box.setStandardButtons(
+            QMessageBox.StandardButton.Save
+            | QMessageBox.StandardButton.Discard
+            | QMessageBox.StandardButton.Cancel
+        )
+        box.setDefaultButton(QMessageBox.StandardButton.Save)
+        answer = box.exec()
+        if answer == QMessageBox.StandardButton.Save:
+            return "save"
+        if answer == QMessageBox.StandardButton.Discard:
+            return "discard"
+        return "cancel"
+
+    def show_error(self, parent: QWidget | None, title: str, text: str, details: str = "") -> None:
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Critical)
+        box.setWindowTitle(title)
+        box.setText(text)
+        if details:
+            box.setDetailedText(details)
+        box.exec()
+
+    def choose_folder(self, parent: QWidget, start: Path | None) -> Path | None:
+        name = QFileDialog.getExistingDirectory(
+            parent, "Open a Photo Folder", str(start) if start else str(Path.home())
+        )
+        return Path(name) if name else None
+
+    def edit_settings(
+        self, parent: QWidget, settings: AppSettings, devices: tuple[str, ...] | None
+    ) -> AppSettings | None:
+        dialog = SettingsDialog(settings, devices, parent)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        return dialog.result_settings()
+
+    def choose_export(self, parent: QWidget, folder: Path, recursive: bool) -> ExportRequest | None:
+        dialog = ExportDialog(folder, recursive, parent)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return None
+        fmt, default_name, recursive, bom = dialog.chosen()
+        name, _ = QFileDialog.getSaveFileName(
+            parent, "Export Captions To", str(folder / default_name)
+        )
+        if not name:
+            return None
+        return ExportRequest(fmt, Path(name), recursive, bom)
+
+    def show_about(self, parent: QWidget, html: str) -> None:
+        AboutDialog(html, parent).exec()

@@ -1,0 +1,190 @@
+"""The thumbnail grid: a list view in icon mode and the delegate that paints each photo."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPixmap, QTextLayout
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QListView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QWidget,
+)
+
+from desktop.photos import PHOTO_ROLE, THUMBNAIL_BOX, Photo, Status
+
+PADDING = 8
+CAPTION_LINES = 3
+BADGE = 18
+
+BADGE_COLOURS = {
+    Status.SAVED: QColor("#2e9d5b"),
+    Status.UNSAVED: QColor("#e08a00"),
+    Status.WORKING: QColor("#2f7fd0"),
+    Status.SAVING: QColor("#2f7fd0"),
+    Status.ERROR: QColor("#d0342c"),
+}
+BADGE_TEXT = {
+    Status.SAVED: "✓",
+    Status.UNSAVED: "●",
+    Status.WORKING: "…",
+    Status.SAVING: "↓",
+    Status.ERROR: "!",
+}
+
+
+def caption_font(base: QFont) -> QFont:
+    font = QFont(base)
+    font.setPointSizeF(max(base.pointSizeF() - 1, 7))
+    return font
+
+
+def cell_size(base: QFont) -> QSize:
+    line = QFontMetrics(caption_font(base)).lineSpacing()
+    return QSize(
+        THUMBNAIL_BOX.width() + 2 * PADDING,
+        THUMBNAIL_BOX.height() + 3 * PADDING + CAPTION_LINES * line,
+    )
+
+
+class PhotoDelegate(QStyledItemDelegate):
+    """Paints a thumbnail, a badge for the caption's state and up to three lines of caption."""
+
+    def sizeHint(
+        self, option: QStyleOptionViewItem, index: QModelIndex | QPersistentModelIndex
+    ) -> QSize:
+        return cell_size(option.font)
+
+    def paint(
+        self,
+        painter: QPainter,
+        option: QStyleOptionViewItem,
+        index: QModelIndex | QPersistentModelIndex,
+    ) -> None:
+        photo: Photo | None = index.data(PHOTO_ROLE)
+        if photo is None:
+            return
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = option.rect.adjusted(2, 2, -2, -2)
+        palette = option.palette
+        state = option.state
+        if state & QStyle.StateFlag.State_Selected:
+            fill = QColor(palette.color(QPalette.ColorRole.Highlight))
+            fill.setAlpha(70)
+            painter.setPen(palette.color(QPalette.ColorRole.Highlight))
+            painter.setBrush(fill)
+            painter.drawRoundedRect(QRectF(rect), 6, 6)
+        elif state & QStyle.StateFlag.State_MouseOver:
+            fill = QColor(palette.color(QPalette.ColorRole.Highlight))
+            fill.setAlpha(25)
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(fill)
+            painter.drawRoundedRect(QRectF(rect), 6, 6)
+
+        box = QRect(
+            option.rect.x() + (option.rect.width() - THUMBNAIL_BOX.width()) // 2,
+            option.rect.y() + PADDING,
+            THUMBNAIL_BOX.width(),
+            THUMBNAIL_BOX.height(),
+        )
+        pixmap = index.data(Qt.ItemDataRole.DecorationRole)
+        if isinstance(pixmap, QPixmap) and not pixmap.isNull():
+            size = pixmap.deviceIndependentSize().toSize()
+            target = QRect(0, 0, size.width(), size.height())
+            target.moveCenter(box.center())
+            painter.drawPixmap(target, pixmap)
+            picture = target
+        else:
+            painter.setPen(Qt.PenStyle.NoPen)
+            painter.setBrush(palette.color(QPalette.ColorRole.Midlight))
+            painter.drawRoundedRect(QRectF(box), 4, 4)
+            painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
+            picture = box
+
+        status = photo.status
+        colour = BADGE_COLOURS.get(status)
+        if colour is not None:
+            badge = QRectF(picture.right() - BADGE - 3, picture.top() + 4, BADGE, BADGE)
+            painter.setPen(QColor(255, 255, 255, 220))
+            painter.setBrush(colour)
+            painter.drawEllipse(badge)
+            bold = QFont(option.font)
+            bold.setBold(True)
+            bold.setPointSizeF(max(option.font.pointSizeF() - 2, 6))
+            painter.setFont(bold)
+            painter.setPen(Qt.GlobalColor.white)
+            painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, BADGE_TEXT[status])
+
+        text_rect = QRect(
+            option.rect.x() + PADDING,
+            box.bottom() + PADDING,
+            option.rect.width() - 2 * PADDING,
+            option.rect.bottom() - box.bottom() - PADDING,
+        )
+        font = caption_font(option.font)
+        if photo.text:
+            text = photo.text
+            painter.setPen(palette.color(QPalette.ColorRole.Text))
+        else:
+            text = photo.path.name
+            font.setItalic(True)
+            painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
+        painter.setFont(font)
+        draw_wrapped(painter, text_rect, text, font, CAPTION_LINES)
+        painter.restore()
+
+
+def draw_wrapped(painter: QPainter, rect: QRect, text: str, font: QFont, max_lines: int) -> None:
+    """Centred, word-wrapped text of at most ``max_lines`` lines; the last one elided."""
+    metrics = QFontMetrics(font)
+    layout = QTextLayout(text.replace("\n", " "), font)
+    layout.beginLayout()
+    lines: list[str] = []
+    flat = layout.text()
+    while len(lines) < max_lines:
+        line = layout.createLine()
+        if not line.isValid():
+            break
+        line.setLineWidth(rect.width())
+        start, length = line.textStart(), line.textLength()
+        if len(lines) == max_lines - 1 and start + length < len(flat):
+            lines.append(
+                metrics.elidedText(flat[start:], Qt.TextElideMode.ElideRight, rect.width())
+            )
+            break
+        lines.append(flat[start : start + length].strip())
+    layout.endLayout()
+    y = rect.top() + metrics.ascent()
+    for line_text in lines:
+        x = rect.left() + (rect.width() - metrics.horizontalAdvance(line_text)) / 2
+        painter.drawText(QPointF(x, y), line_text)
+        y += metrics.lineSpacing()
+
+
+class PhotoGrid(QListView):
+    """Thumbnails in a wrapping grid; uniform cells so 10,000 photos lay out instantly."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        # List mode wrapping left to right looks like icon mode, but with uniform item sizes it
+        # lays out 10,000 rows without asking each one its size; batches keep the GUI responsive.
+        self.setViewMode(QListView.ViewMode.ListMode)
+        self.setFlow(QListView.Flow.LeftToRight)
+        self.setWrapping(True)
+        self.setResizeMode(QListView.ResizeMode.Adjust)
+        self.setMovement(QListView.Movement.Static)
+        self.setUniformItemSizes(True)
+        self.setLayoutMode(QListView.LayoutMode.Batched)
+        self.setBatchSize(500)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
+        self.setMouseTracking(True)
+        self.setItemDelegate(PhotoDelegate(self))
+        self.setGridSize(cell_size(self.font()) + QSize(6, 6))
+        self.setSpacing(0)
+        self.verticalScrollBar().setSingleStep(24)
+        self.setToolTip("")

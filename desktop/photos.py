@@ -1,0 +1,267 @@
+"""The photos of the open folder as rows for Qt views, and the filter for the grid."""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QObject,
+    QPersistentModelIndex,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+    Signal,
+)
+from PySide6.QtGui import QImage, QPixmap
+
+from core.storage import FileIdentity
+from desktop.thumbnails import fit
+
+if TYPE_CHECKING:
+    from core.inference import Candidate
+
+log = logging.getLogger(__name__)
+
+PHOTO_ROLE = Qt.ItemDataRole.UserRole + 1  # the Photo itself
+STATUS_ROLE = Qt.ItemDataRole.UserRole + 2  # its Status
+
+THUMBNAIL_BOX = QSize(168, 126)  # thumbnails are scaled to fit this box in the grid
+PIXMAP_CACHE_SIZE = 800  # decoded thumbnails kept in memory; the rest come from the disk cache
+
+
+def thumbnail_pixels(device_pixel_ratio: float) -> QSize:
+    """THUMBNAIL_BOX in device pixels."""
+    return QSize(
+        round(THUMBNAIL_BOX.width() * device_pixel_ratio),
+        round(THUMBNAIL_BOX.height() * device_pixel_ratio),
+    )
+
+
+class Status(Enum):
+    """What the grid shows about a photo's caption."""
+
+    UNKNOWN = "not read yet"
+    NONE = "no caption"
+    SAVED = "saved"
+    UNSAVED = "unsaved changes"
+    WORKING = "captioning"
+    SAVING = "saving"
+    ERROR = "error"
+
+
+STORE_NAMES = {
+    "txt": "text sidecar",
+    "xmp": "XMP sidecar",
+    "embed": "embedded in the photo",
+}
+
+
+@dataclass(frozen=True)
+class Photo:
+    """One photo as the app knows it; replaced, never changed, when something new is known."""
+
+    path: Path
+    caption: str | None = None  # the caption stored on disk
+    store: str | None = None  # which store holds it: "txt", "xmp" or "embed"
+    loaded: bool = False  # whether the stored caption has been looked up
+    draft: str | None = None  # text not saved yet: typed, or generated and awaiting review
+    typed: bool = False  # the draft was typed (or picked) by the user, not just generated
+    candidates: tuple[Candidate, ...] = ()  # alternatives from the last captioning, best first
+    identity: FileIdentity | None = None  # the photo file when its caption was read or made
+    working: bool = False  # queued for captioning in the current batch
+    saving: bool = False  # a write is queued or running
+    error: str | None = None  # the last problem with this photo, readable
+
+    @property
+    def text(self) -> str:
+        """What the editor and the grid show: the unsaved text, else the stored caption."""
+        if self.draft is not None:
+            return self.draft
+        return self.caption or ""
+
+    @property
+    def unsaved(self) -> bool:
+        return self.draft is not None and self.draft.strip() != (self.caption or "")
+
+    @property
+    def has_caption(self) -> bool:
+        return self.caption is not None
+
+    @property
+    def status(self) -> Status:
+        if self.saving:
+            return Status.SAVING
+        if self.working:
+            return Status.WORKING
+        if self.error is not None:
+            return Status.ERROR
+        if self.unsaved:
+            return Status.UNSAVED
+        if not self.loaded:
+            return Status.UNKNOWN
+        return Status.SAVED if self.has_caption else Status.NONE
+
+
+class PhotoListModel(QAbstractListModel):
+    """Rows of Photo, changed only on the GUI thread, looked up by path (never by index)."""
+
+    thumbnail_requested = Signal(object)  # path: the view wants a thumbnail not in memory yet
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._photos: list[Photo] = []
+        self._rows: dict[Path, int] = {}
+        self._thumbs: OrderedDict[Path, QPixmap] = OrderedDict()
+        self._broken: set[Path] = set()
+        self.device_pixel_ratio = 1.0  # of the screen the grid is on: thumbnails stay sharp
+
+    # ---------------------------------------------------------------- Qt model interface
+
+    def rowCount(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> int:
+        return 0 if parent is not None and parent.isValid() else len(self._photos)
+
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
+        if not index.isValid() or index.row() >= len(self._photos):
+            return None
+        photo = self._photos[index.row()]
+        if role == PHOTO_ROLE:
+            return photo
+        if role == STATUS_ROLE:
+            return photo.status
+        if role == Qt.ItemDataRole.DisplayRole:
+            return photo.text or photo.path.name
+        if role == Qt.ItemDataRole.DecorationRole:
+            return self.thumbnail(photo.path)
+        if role == Qt.ItemDataRole.ToolTipRole:
+            lines = [str(photo.path)]
+            if photo.text:
+                lines.append(photo.text)
+            if photo.error:
+                lines.append(f"Problem: {photo.error}")
+            elif photo.store:
+                lines.append(f"Caption stored in the {STORE_NAMES.get(photo.store, photo.store)}")
+            return "\n".join(lines)
+        return None
+
+    # ---------------------------------------------------------------- rows
+
+    def set_photos(self, paths: Iterable[Path]) -> None:
+        self.beginResetModel()
+        self._photos = [Photo(p) for p in paths]
+        self._rows = {p.path: i for i, p in enumerate(self._photos)}
+        self._thumbs.clear()
+        self._broken.clear()
+        self.endResetModel()
+
+    def photos(self) -> Iterator[Photo]:
+        return iter(self._photos)
+
+    def photo(self, path: Path) -> Photo | None:
+        row = self._rows.get(path)
+        return self._photos[row] if row is not None else None
+
+    def photo_at(self, row: int) -> Photo:
+        return self._photos[row]
+
+    def index_of(self, path: Path) -> QModelIndex:
+        row = self._rows.get(path)
+        return self.index(row, 0) if row is not None else QModelIndex()
+
+    def update(self, path: Path, **changes: Any) -> Photo | None:
+        """Replace the photo's row with ``changes`` applied; None when it is not listed."""
+        row = self._rows.get(path)
+        if row is None:
+            return None
+        new = replace(self._photos[row], **changes)
+        if new != self._photos[row]:
+            self._photos[row] = new
+            index = self.index(row, 0)
+            self.dataChanged.emit(index, index)
+        return new
+
+    def unsaved(self) -> list[Photo]:
+        return [p for p in self._photos if p.unsaved]
+
+    # ---------------------------------------------------------------- thumbnails
+
+    def thumbnail(self, path: Path) -> QPixmap | None:
+        pixmap = self._thumbs.get(path)
+        if pixmap is not None:
+            self._thumbs.move_to_end(path)
+            return pixmap
+        if path not in self._broken:
+            self.thumbnail_requested.emit(path)
+        return None
+
+    def has_thumbnail(self, path: Path) -> bool:
+        return path in self._thumbs
+
+    def is_broken(self, path: Path) -> bool:
+        return path in self._broken
+
+    def set_thumbnail(self, path: Path, image: QImage) -> None:
+        if path not in self._rows:
+            return  # from a folder that is no longer open
+        pixmap = QPixmap.fromImage(fit(image, thumbnail_pixels(self.device_pixel_ratio)))
+        pixmap.setDevicePixelRatio(self.device_pixel_ratio)
+        self._thumbs[path] = pixmap
+        while len(self._thumbs) > PIXMAP_CACHE_SIZE:
+            self._thumbs.popitem(last=False)
+        index = self.index_of(path)
+        self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+    def set_thumbnail_failed(self, path: Path) -> None:
+        if path in self._rows:
+            self._broken.add(path)
+            index = self.index_of(path)
+            self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
+
+
+class PhotoFilter(QSortFilterProxyModel):
+    """Shows only uncaptioned photos and/or those whose caption contains the search text."""
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._uncaptioned_only = False
+        self._search = ""
+
+    @property
+    def uncaptioned_only(self) -> bool:
+        return self._uncaptioned_only
+
+    @property
+    def search(self) -> str:
+        return self._search
+
+    def set_uncaptioned_only(self, enabled: bool) -> None:
+        if enabled != self._uncaptioned_only:
+            self.beginFilterChange()
+            self._uncaptioned_only = enabled
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def set_search(self, text: str) -> None:
+        text = text.strip().casefold()
+        if text != self._search:
+            self.beginFilterChange()
+            self._search = text
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(
+        self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
+    ) -> bool:
+        model = self.sourceModel()
+        assert isinstance(model, PhotoListModel), "PhotoFilter filters a PhotoListModel"
+        photo = model.photo_at(source_row)
+        if self._uncaptioned_only and photo.has_caption:
+            return False
+        if self._search:
+            return self._search in photo.text.casefold()
+        return True

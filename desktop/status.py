@@ -1,0 +1,193 @@
+"""The errors panel (file and reason per failure) and the batch progress shown in the status bar."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+
+def split_error(path: Path, message: str) -> str:
+    """The reason alone: core's messages start with the file's path, shown in its own column."""
+    prefix = f"{path}: "
+    return message[len(prefix) :] if message.startswith(prefix) else message
+
+
+class ErrorsPanel(QWidget):
+    """A table of problems, newest last; double-clicking a row selects that photo."""
+
+    photo_activated = Signal(object)  # path
+    cleared = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.table = QTableWidget(0, 2, self)
+        self.table.setObjectName("errorsTable")
+        self.table.setHorizontalHeaderLabels(["File", "Problem"])
+        self.table.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Interactive)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.setColumnWidth(0, 220)
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setWordWrap(False)
+        self.table.cellDoubleClicked.connect(self._activated)
+        self.summary = QLabel("No problems.", self)
+        clear = QPushButton("Clear", self)
+        clear.setToolTip("Forget the problems listed here")
+        clear.clicked.connect(self.clear)
+        top = QHBoxLayout()
+        top.addWidget(self.summary, 1)
+        top.addWidget(clear)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addLayout(top)
+        layout.addWidget(self.table)
+
+    def add(self, path: Path | None, message: str) -> None:
+        row = self.table.rowCount()
+        self.table.insertRow(row)
+        name = QTableWidgetItem(path.name if path is not None else "")
+        name.setData(Qt.ItemDataRole.UserRole, path)
+        name.setToolTip(str(path) if path is not None else "")
+        reason_text = split_error(path, message) if path is not None else message
+        reason = QTableWidgetItem(reason_text)
+        reason.setToolTip(reason_text)
+        self.table.setItem(row, 0, name)
+        self.table.setItem(row, 1, reason)
+        self.table.scrollToBottom()
+        self.summary.setText(f"{row + 1} problem{'s' if row else ''}.")
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(file name, problem) per row, for tests and copying."""
+        return [
+            (self.table.item(r, 0).text(), self.table.item(r, 1).text())
+            for r in range(self.table.rowCount())
+        ]
+
+    def clear(self) -> None:
+        self.table.setRowCount(0)
+        self.summary.setText("No problems.")
+        self.cleared.emit()
+
+    def _activated(self, row: int, _column: int) -> None:
+        path = self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
+        if path is not None:
+            self.photo_activated.emit(path)
+
+
+@dataclass
+class RateMeter:
+    """Images per second and time left for a batch, from when the first photo finished."""
+
+    total: int
+    done: int = 0
+    started: float | None = None  # time of the first finished photo
+    counted: int = 0  # photos finished since then
+
+    def advance(self, now: float | None = None, captioned: bool = True) -> None:
+        now = time.monotonic() if now is None else now
+        self.done += 1
+        if not captioned:
+            return  # a skipped photo takes no model time; it would inflate the rate
+        if self.started is None:
+            self.started = now
+        else:
+            self.counted += 1
+
+    def rate(self, now: float | None = None) -> float | None:
+        if self.started is None or self.counted == 0:
+            return None
+        now = time.monotonic() if now is None else now
+        elapsed = now - self.started
+        return self.counted / elapsed if elapsed > 0 else None
+
+    def seconds_left(self, now: float | None = None) -> float | None:
+        rate = self.rate(now)
+        if rate is None or rate <= 0:
+            return None
+        return (self.total - self.done) / rate
+
+
+def format_duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds:02d} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes:02d} min"
+
+
+class BatchProgress(QWidget):
+    """done/total, images/s and time left, with the Cancel button that becomes "Cancelling…"."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.bar = QProgressBar(self)
+        self.bar.setObjectName("batchProgress")
+        self.bar.setMinimumWidth(220)
+        self.bar.setFormat("%v / %m")
+        self.label = QLabel(self)
+        self.label.setObjectName("batchRate")
+        self.cancel_button = QPushButton("Cancel", self)
+        self.cancel_button.setToolTip("Stop captioning (Esc); captions already saved stay")
+        self.cancel_button.clicked.connect(self._cancel_clicked)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.bar)
+        layout.addWidget(self.cancel_button)
+        self.meter = RateMeter(0)
+        self.hide()
+
+    def start(self, total: int, message: str = "Loading the caption model…") -> None:
+        self.meter = RateMeter(total)
+        self.bar.setRange(0, max(total, 1))
+        self.bar.setValue(0)
+        self.label.setText(message)
+        self.cancel_button.setEnabled(True)
+        self.cancel_button.setText("Cancel")
+        self.show()
+
+    def set_message(self, message: str) -> None:
+        self.label.setText(message)
+
+    def advance(self, captioned: bool = True) -> None:
+        self.meter.advance(captioned=captioned)
+        self.bar.setValue(self.meter.done)
+        rate = self.meter.rate()
+        left = self.meter.seconds_left()
+        if rate is None:
+            self.label.setText("Captioning…")
+        elif left is None:
+            self.label.setText(f"{rate:.1f} images/s")
+        else:
+            self.label.setText(f"{rate:.1f} images/s, {format_duration(left)} left")
+
+    def cancelling(self) -> None:
+        self.cancel_button.setEnabled(False)
+        self.cancel_button.setText("Cancelling…")
+
+    def finish(self) -> None:
+        self.hide()
+
+    def _cancel_clicked(self) -> None:
+        self.cancel_requested.emit()

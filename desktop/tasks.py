@@ -1,0 +1,99 @@
+"""The one helper that runs work off the GUI thread and hands its result back to the GUI thread."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class TaskPool(QObject):
+    """A named pool of worker threads whose results come back as calls on the GUI thread.
+
+    ``submit(fn, on_done=..., on_error=...)`` runs ``fn`` on a worker thread; when it returns,
+    ``on_done(result)`` runs on the thread that owns the pool (the GUI thread). An exception
+    goes to ``on_error`` when given, else to ``sys.excepthook`` (logged and shown to the user),
+    so it is never lost. ``post(callback, value)`` lets long-running work deliver partial
+    results the same way. After ``shutdown`` nothing new runs and nothing more is delivered.
+    """
+
+    _deliver = Signal(object)  # a zero-argument callable to run on the owner's thread
+
+    def __init__(self, name: str, max_workers: int, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.name = name
+        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix=name)
+        self._closed = threading.Event()
+        self._pending = 0
+        self._lock = threading.Lock()
+        self._deliver.connect(self._run_delivery)
+
+    def submit(
+        self,
+        fn: Callable[..., T],
+        *args: Any,
+        on_done: Callable[[T], None] | None = None,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> Future[T]:
+        if self._closed.is_set():  # the app is closing: nothing new starts
+            log.debug("%s pool is shut down; not running %r", self.name, fn)
+            skipped: Future[T] = Future()
+            skipped.cancel()
+            return skipped
+        with self._lock:
+            self._pending += 1
+        future = self._executor.submit(fn, *args)
+
+        def finished(done: Future[T]) -> None:
+            with self._lock:
+                self._pending -= 1
+            if done.cancelled():
+                return
+            error = done.exception()
+            if error is None:
+                if on_done is not None:
+                    self._post(lambda: on_done(done.result()))
+            elif on_error is not None:
+                self._post(lambda: on_error(error))
+            else:
+                self._post(lambda: _report_unexpected(error))
+
+        future.add_done_callback(finished)
+        return future
+
+    def post(self, callback: Callable[[T], None], value: T) -> None:
+        """From a worker thread: call ``callback(value)`` on the GUI thread soon."""
+        self._post(lambda: callback(value))
+
+    @property
+    def pending(self) -> int:
+        """Tasks submitted and not yet finished."""
+        with self._lock:
+            return self._pending
+
+    def shutdown(self, wait: bool = True, cancel_pending: bool = False) -> None:
+        """Stop accepting work; with ``wait``, return once running (and queued) tasks end."""
+        self._closed.set()
+        self._executor.shutdown(wait=wait, cancel_futures=cancel_pending)
+
+    def _post(self, call: Callable[[], None]) -> None:
+        if not self._closed.is_set():
+            self._deliver.emit(call)
+
+    @Slot(object)
+    def _run_delivery(self, call: Callable[[], None]) -> None:
+        if not self._closed.is_set():
+            call()
+
+
+def _report_unexpected(error: BaseException) -> None:
+    sys.excepthook(type(error), error, error.__traceback__)

@@ -1,0 +1,425 @@
+"""The library engine: resume, only new or changed photos, stores as the source of truth."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import core.engine as engine_module
+from core.engine import (
+    IndexReplaced,
+    LibraryEngine,
+    LibraryJob,
+    PhotoCaptioned,
+    PhotoFailed,
+    PhotoSkipped,
+    RunProgress,
+    RunSummary,
+    rebuild_index,
+)
+from core.errors import IndexLockedError
+from core.index import LibraryIndex, search_library
+from core.inference import Captioner, CaptionSettings
+from core.library import FoundPhoto, ScanProblem
+from core.storage import make_store
+from core.storage.files import TEMP_PREFIX, TEMP_SUFFIX
+from tests.conftest import textured_image
+
+FAST = CaptionSettings(beam_size=1, batch_size=2)
+
+
+@pytest.fixture(scope="module")
+def captioner(tiny_checkpoint: Path) -> Captioner:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two cores shared with other work: one thread is much faster
+    yield Captioner(tiny_checkpoint, device="cpu")
+    torch.set_num_threads(threads)
+
+
+def make_photos(folder: Path, n: int, start: int = 0, prefix: str = "p") -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(start, start + n):
+        path = folder / f"{prefix}{i:02d}.jpg"
+        textured_image(64, 48, seed=i).save(path, quality=85)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def lib(tmp_path: Path) -> Path:
+    root = tmp_path / "lib"
+    make_photos(root / "a", 3)
+    make_photos(root / "b", 2, start=3)
+    return root
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[object] = []
+
+    def __call__(self, event: object) -> None:
+        self.events.append(event)
+
+    def of(self, kind: type) -> list:
+        return [e for e in self.events if isinstance(e, kind)]
+
+    def names(self, kind: type) -> list[str]:
+        return [e.path.name for e in self.of(kind)]
+
+
+def run(
+    captioner: Captioner,
+    index: Path,
+    roots: tuple[Path, ...],
+    cancel: threading.Event | None = None,
+    on_event: Recorder | None = None,
+    **job: object,
+) -> tuple[RunSummary, Recorder]:
+    recorder = on_event or Recorder()
+    job.setdefault("store", "txt")
+    job.setdefault("settings", FAST)
+    summary = LibraryEngine(captioner, index, lock_timeout=0.2).run(
+        LibraryJob(roots=roots, **job), cancel, recorder
+    )
+    return summary, recorder
+
+
+def temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}")]
+
+
+def captions(root: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in sorted(root.rglob("*.txt"))}
+
+
+# ---------------------------------------------------------------- first and second run
+
+
+def test_first_run_captions_everything_then_only_new_or_changed(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    first, rec = run(captioner, index, (lib,))
+    assert (first.captioned, first.skipped, first.failed) == (5, 0, 0)
+    assert rec.names(PhotoCaptioned) == ["p00.jpg", "p01.jpg", "p02.jpg", "p03.jpg", "p04.jpg"]
+    assert len(captions(lib)) == 5
+    event = rec.of(PhotoCaptioned)[0]
+    assert event.store == "txt" and event.saved_to == lib / "a" / "p00.txt" and event.caption
+    last = rec.of(RunProgress)[-1]
+    assert (last.done, last.total, last.captioned) == (5, 5, 5)
+    with LibraryIndex.open(index, readonly=True) as db:
+        row = db.lookup(lib / "a" / "p00.jpg")
+        assert row is not None and row.status == "done" and row.model == first.model
+        assert row.caption == (lib / "a" / "p00.txt").read_text(encoding="utf-8")
+        assert db.count("done") == 5
+
+    second, rec = run(captioner, index, (lib,))
+    assert (second.captioned, second.skipped, second.failed) == (0, 5, 0)
+    assert {e.reason for e in rec.of(PhotoSkipped)} == {"done"}
+
+    make_photos(lib / "b", 1, start=7)  # new
+    textured_image(64, 48, seed=99).save(lib / "a" / "p01.jpg")  # changed
+    os.utime(lib / "a" / "p01.jpg", ns=(1, 1))
+    (lib / "b" / "p03.jpg").unlink()  # gone
+    (lib / "b" / "p03.txt").unlink()
+    third, rec = run(captioner, index, (lib,))
+    assert rec.names(PhotoCaptioned) == ["p01.jpg", "p07.jpg"]  # ours, so replaced
+    assert (third.captioned, third.skipped) == (2, 3)
+    with LibraryIndex.open(index, readonly=True) as db:
+        assert db.lookup(lib / "b" / "p03.jpg") is None  # forgotten
+        assert db.count() == 5
+
+
+def test_embedding_changes_the_photo_but_the_next_run_skips_it(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    first, _ = run(captioner, index, (lib / "a",), store="embed")
+    assert first.captioned == 3
+    assert make_store("embed").read(lib / "a" / "p00.jpg")
+    second, rec = run(captioner, index, (lib / "a",), store="embed")
+    assert (second.captioned, second.skipped) == (0, 3)
+
+
+def test_existing_captions_are_kept_unless_overwrite(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    (lib / "a" / "p00.txt").write_text("written by hand", encoding="utf-8")
+    first, rec = run(captioner, index, (lib / "a",))
+    assert rec.names(PhotoCaptioned) == ["p01.jpg", "p02.jpg"]
+    (skip,) = rec.of(PhotoSkipped)
+    assert (skip.path.name, skip.reason, skip.caption) == (
+        "p00.jpg",
+        "has_caption",
+        "written by hand",
+    )
+    with LibraryIndex.open(index, readonly=True) as db:
+        row = db.lookup(lib / "a" / "p00.jpg")
+        assert row is not None and row.status == "done" and row.model is None  # not ours
+
+    (lib / "a" / "p01.txt").write_text("edited by the user", encoding="utf-8")
+    second, _ = run(captioner, index, (lib / "a",))
+    assert second.captioned == 0
+    assert (lib / "a" / "p01.txt").read_text(encoding="utf-8") == "edited by the user"
+
+    # --overwrite: replaces what this model did not write, and only that
+    third, rec = run(captioner, index, (lib / "a",), overwrite=True)
+    assert rec.names(PhotoCaptioned) == ["p00.jpg", "p01.jpg"]
+    assert rec.names(PhotoSkipped) == ["p02.jpg"]
+    assert "by hand" not in (lib / "a" / "p00.txt").read_text(encoding="utf-8")
+    fourth, _ = run(captioner, index, (lib / "a",), overwrite=True)
+    assert (fourth.captioned, fourth.skipped) == (0, 3)  # an --overwrite run resumes too
+    other_beam = CaptionSettings(beam_size=2, batch_size=2)
+    fifth, _ = run(captioner, index, (lib / "a",), overwrite=True, settings=other_beam)
+    assert fifth.captioned == 3 and fifth.model.endswith("beam=2")  # other settings: redone
+
+
+# ---------------------------------------------------------------- interruption
+
+
+class Killed(BaseException):
+    """Stands for the process dying: nothing after it runs (no except Exception catches it)."""
+
+
+@pytest.mark.parametrize("store", ["txt", "embed"])
+def test_killed_between_saving_and_recording_does_not_caption_twice(
+    captioner: Captioner, lib: Path, tmp_path: Path, monkeypatch, store: str
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    real_make_store = engine_module.make_store
+    writes: list[Path] = []
+
+    def make_store_that_dies(kind, xmp_name="photo.jpg.xmp"):
+        inner = real_make_store(kind, xmp_name)
+
+        class Dying:
+            name = inner.name
+            read = inner.read
+
+            def write(self, photo, caption, **kw):
+                result = inner.write(photo, caption, **kw)
+                writes.append(photo)
+                if len(writes) == 3:  # saved, but the process dies before the index commit
+                    stray = photo.parent / f"{TEMP_PREFIX}half{TEMP_SUFFIX}"
+                    stray.write_bytes(b"half a photo")  # as if killed inside the next write
+                    os.utime(stray, (time.time() - 60, time.time() - 60))
+                    raise Killed
+                return result
+
+        return Dying()
+
+    monkeypatch.setattr(engine_module, "make_store", make_store_that_dies)
+    with pytest.raises(Killed):
+        run(captioner, index, (lib,), store=store)
+    monkeypatch.setattr(engine_module, "make_store", real_make_store)
+    assert temp_files(lib) != []
+
+    second, rec = run(captioner, index, (lib,), store=store)
+    assert temp_files(lib) == []
+    # photos 1-2 were recorded, photo 3 was saved but not recorded: all three are adopted
+    assert rec.names(PhotoCaptioned) == ["p03.jpg", "p04.jpg"]
+    assert (second.captioned, second.skipped, second.failed) == (2, 3, 0)
+    with LibraryIndex.open(index, readonly=True) as db:
+        adopted = db.lookup(writes[2])
+        assert adopted is not None and adopted.status == "done"
+        assert adopted.model == second.model  # the pending row says the model wrote it
+        assert db.count("done") == 5 and db.count("pending") == 0
+    third, _ = run(captioner, index, (lib,), store=store)
+    assert (third.captioned, third.skipped) == (0, 5)
+
+
+def test_cancel_stops_after_the_batch_and_the_next_run_continues(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    cancel = threading.Event()
+    rec = Recorder()
+
+    def stop_after_first(event: object) -> None:
+        rec(event)
+        if isinstance(event, PhotoCaptioned):
+            cancel.set()
+
+    first, _ = run(captioner, index, (lib,), cancel=cancel, on_event=stop_after_first)
+    assert first.cancelled and 1 <= first.captioned < 5
+    second, rec2 = run(captioner, index, (lib,))
+    assert not second.cancelled
+    assert set(rec.names(PhotoCaptioned)).isdisjoint(rec2.names(PhotoCaptioned))
+    assert first.captioned + second.captioned == 5 and second.skipped == first.captioned
+    assert len(captions(lib)) == 5 and temp_files(lib) == []
+
+
+def test_runs_on_a_worker_thread(captioner: Captioner, lib: Path, tmp_path: Path) -> None:
+    out: list[RunSummary] = []
+    worker = threading.Thread(target=lambda: out.append(run(captioner, tmp_path / "i", (lib,))[0]))
+    worker.start()
+    worker.join(120)
+    assert out and out[0].captioned == 5
+
+
+def test_captioning_starts_before_the_scan_ends(
+    captioner: Captioner, tmp_path: Path, monkeypatch
+) -> None:
+    root = tmp_path / "lib"
+    photos = make_photos(root, 12)
+    first_caption = threading.Event()
+    real_scan = engine_module.scan_library
+
+    def slow_scan(roots, recursive=True, *, check_files=True):
+        if not check_files:  # the background count
+            yield from real_scan(roots, recursive, check_files=False)
+            return
+        for path in photos:
+            if path == photos[10]:  # more than the captioner's look-ahead window so far
+                if not first_caption.wait(60):
+                    raise AssertionError("nothing was captioned while the scan was running")
+            yield FoundPhoto(path, path.stat().st_size, path.stat().st_mtime_ns)
+
+    rec = Recorder()
+
+    def on_event(event: object) -> None:
+        rec(event)
+        if isinstance(event, PhotoCaptioned):
+            first_caption.set()
+
+    monkeypatch.setattr(engine_module, "scan_library", slow_scan)
+    summary, _ = run(captioner, tmp_path / "i", (root,), on_event=on_event)
+    assert summary.captioned == 12
+
+
+def test_bad_photos_and_unreadable_folders_are_reported_not_fatal(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    (lib / "a" / "zz_broken.jpg").write_bytes(b"not a jpeg")
+    summary, rec = run(captioner, tmp_path / "i.sqlite3", (lib, tmp_path / "missing"))
+    assert summary.captioned == 5 and summary.failed == 2
+    reasons = {f.path.name: f.reason for f in summary.failures}
+    assert set(reasons) == {"zz_broken.jpg", "missing"}
+    assert "zz_broken.jpg" in reasons["zz_broken.jpg"]
+    report = summary.to_dict()
+    assert report["failed"] == 2 and report["failures"][0]["reason"]
+    assert report["images_per_second"] > 0
+    with LibraryIndex.open(tmp_path / "i.sqlite3", readonly=True) as db:
+        row = db.lookup(lib / "a" / "zz_broken.jpg")
+        assert row is not None and row.status == "failed" and "zz_broken" in (row.error or "")
+    again, rec = run(captioner, tmp_path / "i.sqlite3", (lib,))
+    assert (again.captioned, again.skipped, again.failed) == (0, 5, 1)  # failures are retried
+
+
+def test_without_a_store_nothing_is_saved_and_no_index_is_made(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    summary, rec = run(captioner, tmp_path / "i.sqlite3", (lib,), store=None)
+    assert summary.captioned == 5 and summary.index_path is None
+    assert not (tmp_path / "i.sqlite3").exists() and captions(lib) == {}
+    assert all(e.store is None for e in rec.of(PhotoCaptioned))
+
+
+# ---------------------------------------------------------------- the stores are the truth
+
+
+def test_damaged_index_is_replaced_and_nothing_is_captioned_again(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    run(captioner, index, (lib,))
+    before = captions(lib)
+    index.write_bytes(b"garbage " * 1000)
+    for extra in ("-wal", "-shm"):
+        Path(str(index) + extra).unlink(missing_ok=True)
+    summary, rec = run(captioner, index, (lib,))
+    (replaced,) = rec.of(IndexReplaced)
+    assert replaced.path == index and replaced.moved_to.exists()
+    assert "damaged" in replaced.reason
+    assert (summary.captioned, summary.skipped) == (0, 5)  # recognised from the stores
+    assert captions(lib) == before
+    assert len(search_library(next(iter(before.values())), None, 10, index)) == 5
+
+
+def test_locked_index_stops_before_touching_any_photo(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    LibraryIndex.open(index).close()
+    other = sqlite3.connect(index, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(IndexLockedError, match="index.sqlite3.*in use"):
+            run(captioner, index, (lib,))
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+    assert captions(lib) == {}
+
+
+def test_rebuild_index_from_the_stores(captioner: Captioner, lib: Path, tmp_path: Path) -> None:
+    index = tmp_path / "index.sqlite3"
+    first, _ = run(captioner, index, (lib,))
+    (lib / "a" / "p02.txt").write_text("a dog on the beach", encoding="utf-8")
+    (lib / "b" / "p04.txt").unlink()
+    for f in tmp_path.glob("index.sqlite3*"):
+        f.unlink()
+    problems: list[object] = []
+    summary = rebuild_index((lib,), True, index_path=index, on_event=problems.append)
+    assert (summary.indexed, summary.uncaptioned, summary.failed) == (4, 1, 0)
+    assert [h.path.name for h in search_library("dog beach", None, 10, index)] == ["p02.jpg"]
+    again, rec = run(captioner, index, (lib,))
+    assert rec.names(PhotoCaptioned) == ["p04.jpg"]  # only the photo without a caption
+    assert again.skipped == 4
+
+
+def test_scan_problems_reach_the_handler(captioner: Captioner, tmp_path: Path, monkeypatch) -> None:
+    root = tmp_path / "lib"
+    make_photos(root / "ok", 1)
+    make_photos(root / "private", 1)
+    real_scandir = os.scandir
+
+    def scandir(path):
+        if Path(path).name == "private":
+            raise PermissionError(13, "Permission denied")
+        return real_scandir(path)
+
+    import core.library as library
+
+    monkeypatch.setattr(library.os, "scandir", scandir)
+    summary, rec = run(captioner, tmp_path / "i", (root,))
+    assert summary.captioned == 1 and summary.failed == 0
+    (problem,) = rec.of(ScanProblem)
+    assert problem.kind == "folder" and summary.problems == (problem,)
+    assert summary.to_dict()["folders_not_scanned"][0]["path"].endswith("private")
+    assert not rec.of(PhotoFailed)
+
+
+def test_writes_can_go_through_the_apps_writer_thread(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from core.engine import save_directly
+
+    writer = ThreadPoolExecutor(1, thread_name_prefix="writer")
+    threads: set[str] = set()
+
+    def save_on_writer(store, photo, caption, expected, overwrite):
+        def write():
+            threads.add(threading.current_thread().name)
+            return save_directly(store, photo, caption, expected, overwrite)
+
+        return writer.submit(write).result()  # wait: the index records only what was saved
+
+    try:
+        summary = LibraryEngine(captioner, tmp_path / "i", save=save_on_writer).run(
+            LibraryJob((lib,), store="xmp", settings=FAST)
+        )
+    finally:
+        writer.shutdown()
+    assert summary.captioned == 5 and len(list(lib.rglob("*.xmp"))) == 5
+    assert len(threads) == 1 and threads.pop().startswith("writer")

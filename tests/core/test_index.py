@@ -1,0 +1,178 @@
+"""The library index: rows, transactions, search ranking, damaged and locked files."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from core.errors import IndexDamagedError, IndexLockedError, LibraryIndexError
+from core.index import (
+    IndexEntry,
+    LibraryIndex,
+    default_index_path,
+    move_aside,
+    query_terms,
+    search_library,
+)
+
+
+def done(path: Path, caption: str, store: str = "txt") -> IndexEntry:
+    return IndexEntry(path, 10, 20, "done", caption, store, None, "m1")
+
+
+@pytest.fixture
+def index_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "library.sqlite3"
+
+
+def test_rows_round_trip_and_commit_is_all_or_nothing(index_path: Path, tmp_path: Path) -> None:
+    odd = tmp_path / os.fsdecode(b"caf\xe9 \xff.jpg")  # not UTF-8: must still round-trip
+    with LibraryIndex.open(index_path) as index:
+        index.put(done(odd, "a cat"))
+        index.put(IndexEntry(tmp_path / "b.jpg", 1, 2, "failed", error="b.jpg: broken"))
+        assert index.lookup(odd) is None  # queued, not yet written
+        index.commit()
+        row = index.lookup(odd)
+        assert row is not None and row.path == odd and row.caption == "a cat"
+        assert row.same_file(10, 20) and not row.same_file(10, 21)
+        assert index.count() == 2 and index.count("failed") == 1
+
+        index.put(done(tmp_path / "c.jpg", "ok"))
+        index.put(IndexEntry(tmp_path / "d.jpg", 1, 2, "bogus"))  # type: ignore[arg-type]
+        with pytest.raises(LibraryIndexError, match="library.sqlite3"):
+            index.commit()  # the CHECK constraint fails: nothing of the batch is written
+        assert index.lookup(tmp_path / "c.jpg") is None
+    with LibraryIndex.open(index_path, readonly=True) as reader:
+        assert reader.count() == 2
+
+
+def test_wal_lets_a_reader_see_commits_while_the_writer_is_open(index_path: Path) -> None:
+    writer = LibraryIndex.open(index_path)
+    reader = LibraryIndex.open(index_path, readonly=True)
+    try:
+        writer.put(done(Path("/p/a.jpg"), "a dog"))
+        writer.commit()
+        assert reader.lookup(Path("/p/a.jpg")) is not None
+        mode = sqlite3.connect(index_path).execute("PRAGMA journal_mode").fetchone()[0]
+        assert mode == "wal"
+    finally:
+        reader.close()
+        writer.close()
+
+
+CAPTIONS = {
+    "short.jpg": "a dog on the beach",
+    "long.jpg": "a big brown dog running along the long sandy beach near the sea at sunset",
+    "cat.jpg": "a cat sleeping on the beach",
+    "park.jpg": "a dog in the park",
+    "car.jpg": "a red car",
+}
+
+
+def fill(index_path: Path, folder: Path) -> None:
+    with LibraryIndex.open(index_path) as index:
+        for name, caption in CAPTIONS.items():
+            index.put(done(folder / name, caption))
+        index.put(IndexEntry(folder / "failed.jpg", 1, 2, "failed", error="x"))
+        index.put(IndexEntry(folder / "pending.jpg", 1, 2, "pending", "a dog on a beach"))
+        index.commit()
+
+
+def test_search_ranks_all_words_first_then_some(index_path: Path) -> None:
+    fill(index_path, Path("/lib"))
+    with LibraryIndex.open(index_path, readonly=True) as index:
+        names = [h.path.name for h in index.search("dog on a beach")]
+        # both words: the focused caption first; then one of the words; never unrelated
+        # photos, failed or pending rows
+        assert names[:2] == ["short.jpg", "long.jpg"]
+        assert set(names[2:]) == {"cat.jpg", "park.jpg"}
+        assert [h.path.name for h in index.search("dog on a beach", limit=1)] == ["short.jpg"]
+        assert [h.path.name for h in index.search("bea")] != []  # prefix while typing
+        assert {h.path.name for h in index.search("dogs")} == {"short.jpg", "long.jpg", "park.jpg"}
+        assert [h.path.name for h in index.search("car")] == ["car.jpg"]
+        assert index.search("submarine") == [] and index.search("  ") == []
+        assert index.search('dog" OR (beach*') != []  # query syntax in the words is just text
+
+
+def test_search_within_a_folder_only(index_path: Path) -> None:
+    fill(index_path, Path("/lib/a"))
+    with LibraryIndex.open(index_path) as index:
+        index.put(done(Path("/lib/ab/x.jpg"), "a dog on the beach"))  # a sibling, same prefix
+        index.put(done(Path("/lib/a/sub/y.jpg"), "a dog on the beach"))
+        index.commit()
+        inside = {h.path.as_posix() for h in index.search("dog beach", Path("/lib/a"))}
+        assert "/lib/ab/x.jpg" not in inside and "/lib/a/sub/y.jpg" in inside
+        assert len(index.search("dog beach", Path("/lib/ab"))) == 1
+        assert len(index.search("dog beach")) == len(inside) + 1
+
+
+def test_search_without_fts5_falls_back_to_substrings(index_path: Path) -> None:
+    fill(index_path, Path("/lib"))
+    with LibraryIndex.open(index_path, readonly=True) as index:
+        index.fts = False
+        names = [h.path.name for h in index.search("dog beach")]
+    assert names == ["short.jpg", "long.jpg"]
+
+
+def test_query_terms_drop_common_words_unless_nothing_is_left() -> None:
+    assert query_terms("A dog on the Beach!") == ["dog", "beach"]
+    assert query_terms("on the") == ["on", "the"]
+
+
+def test_search_library_skips_photos_that_are_gone(index_path: Path, tmp_path: Path) -> None:
+    (tmp_path / "short.jpg").write_bytes(b"x")
+    fill(index_path, tmp_path)
+    hits = search_library("dog beach", None, 10, index_path)
+    assert [h.path.name for h in hits] == ["short.jpg"]
+
+
+def test_no_index_yet_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(LibraryIndexError, match="no library index yet"):
+        search_library("dog", None, 10, tmp_path / "none.sqlite3")
+
+
+def test_damaged_file_is_a_clear_error_naming_it(index_path: Path) -> None:
+    index_path.parent.mkdir(parents=True)
+    index_path.write_bytes(b"this is not a database, it was overwritten " * 100)
+    for readonly in (False, True):
+        with pytest.raises(IndexDamagedError, match="library.sqlite3.*damaged") as info:
+            LibraryIndex.open(index_path, readonly=readonly)
+        assert info.value.path == index_path
+    moved = move_aside(index_path)
+    assert not index_path.exists() and moved.name.startswith("library.sqlite3.damaged-")
+    LibraryIndex.open(index_path).close()  # a fresh one opens
+
+
+def test_other_sqlite_file_is_not_taken_for_an_index(index_path: Path) -> None:
+    index_path.parent.mkdir(parents=True)
+    with sqlite3.connect(index_path) as conn:
+        conn.execute("CREATE TABLE mine (x)")
+    with pytest.raises(LibraryIndexError, match="not a PhotoScribe library index") as info:
+        LibraryIndex.open(index_path)
+    assert not isinstance(info.value, IndexDamagedError)  # so it is never moved aside
+
+
+def test_locked_index_is_a_clear_error(index_path: Path) -> None:
+    LibraryIndex.open(index_path).close()
+    other = sqlite3.connect(index_path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another program writing
+    try:
+        with pytest.raises(IndexLockedError, match="library.sqlite3.*in use") as info:
+            LibraryIndex.open(index_path, timeout=0.1)
+        assert info.value.path == index_path
+        with LibraryIndex.open(index_path, readonly=True) as reader:  # reading still works
+            assert reader.count() == 0
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+def test_default_path_honours_the_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PHOTOSCRIBE_INDEX", str(tmp_path / "x.sqlite3"))
+    assert default_index_path() == tmp_path / "x.sqlite3"
+    monkeypatch.delenv("PHOTOSCRIBE_INDEX")
+    assert default_index_path().name == "library.sqlite3"
+    assert "PhotoScribe" in str(default_index_path())

@@ -1,0 +1,152 @@
+"""The app around the window: entry point, crash handling, About, the PySide6 guard, imports."""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QApplication
+
+import core
+import desktop.app
+from desktop.compat import protect_singletons, pyside_drops_singleton_references
+from desktop.crash import ExceptionHandler, setup_logging
+from desktop.main_window import MainWindow
+from desktop.model_card import read_model_card
+from desktop.tasks import TaskPool
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_run_app_opens_the_folder_and_exits_cleanly(
+    qtbot, monkeypatch, tmp_path, photo_dir, tiny_checkpoint
+):
+    monkeypatch.setenv("PHOTOSCRIBE_SETTINGS", str(tmp_path / "settings.ini"))
+    monkeypatch.setenv("PHOTOSCRIBE_WEIGHTS", str(tiny_checkpoint))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    monkeypatch.setattr(desktop.app, "setup_logging", lambda: tmp_path / "photoscribe.log")
+    seen: dict[str, object] = {}
+
+    def close_when_ready() -> None:
+        windows = [w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow)]
+        window = windows[-1]
+        if window.photos.rowCount() < 3:
+            QTimer.singleShot(50, close_when_ready)
+            return
+        seen.update(
+            folder=window.folder, weights=window.env.weights, app=QApplication.applicationName()
+        )
+        window.close()
+
+    QTimer.singleShot(50, close_when_ready)
+    assert desktop.app.run_app(str(photo_dir)) == 0
+    assert seen == {"folder": photo_dir, "weights": tiny_checkpoint, "app": "PhotoScribe"}
+    assert sys.excepthook is not None and not isinstance(
+        getattr(sys.excepthook, "__self__", None), ExceptionHandler
+    ), "the crash handler is removed again"
+    assert (tmp_path / "settings.ini").is_file()
+
+
+def test_unexpected_exceptions_are_logged_and_shown(qtbot, tmp_path):
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    log_file = setup_logging(tmp_path / "logs")
+    shown: list[tuple[str, str]] = []
+    handler = ExceptionHandler(lambda summary, details: shown.append((summary, details)), log_file)
+    handler.install()
+    try:
+        try:
+            raise ValueError("the flux capacitor is empty")
+        except ValueError as error:
+            sys.excepthook(type(error), error, error.__traceback__)
+        qtbot.waitUntil(lambda: len(shown) == 1)
+        worker = threading.Thread(target=lambda: 1 / 0)
+        worker.start()
+        worker.join()
+        qtbot.waitUntil(lambda: len(shown) == 2)
+    finally:
+        handler.uninstall()
+        for extra in set(root.handlers) - set(handlers):
+            extra.close()
+            root.removeHandler(extra)
+    summary, details = shown[0]
+    assert "the flux capacitor is empty" in summary and str(log_file) in summary
+    assert "Traceback" not in summary and "Traceback" in details
+    assert "ZeroDivisionError" in shown[1][1] or "division" in shown[1][0]
+    logged = log_file.read_text(encoding="utf-8")
+    assert "the flux capacitor is empty" in logged and "Traceback" in logged
+
+
+def test_task_errors_without_a_handler_reach_the_crash_handler(qtbot, monkeypatch):
+    caught: list[BaseException] = []
+    monkeypatch.setattr(sys, "excepthook", lambda kind, error, tb: caught.append(error))
+    pool = TaskPool("test", 1)
+    results: list[int] = []
+    pool.submit(lambda: 6 * 7, on_done=results.append)
+    pool.submit(lambda: {}["missing"])
+    qtbot.waitUntil(lambda: results == [42] and len(caught) == 1)
+    assert isinstance(caught[0], KeyError)
+    pool.shutdown()
+
+
+def test_about_shows_version_model_card_and_licences(qtbot, window, tiny_checkpoint, prompts):
+    window.show_about()
+    qtbot.waitUntil(lambda: bool(prompts.abouts), timeout=10_000)
+    html = prompts.abouts[-1]
+    assert core.__version__ in html
+    assert "random weights for tests" in html, "the training data from the model card"
+    assert "GPL-3.0-or-later" in html and "LGPL" in html
+
+
+def test_model_card_is_read_without_torch_and_reports_problems(tiny_checkpoint, tmp_path):
+    card = read_model_card(tiny_checkpoint)
+    assert card.problem is None and card.provenance == {"data": "random weights for tests"}
+    assert read_model_card(tmp_path / "absent.safetensors").problem == "no model file is installed"
+    junk = tmp_path / "junk.safetensors"
+    junk.write_bytes(b"\xff" * 64)
+    assert read_model_card(junk).problem is not None
+
+
+def test_the_gui_starts_without_loading_torch():
+    """Importing the app (and building a window) must not pay for torch on the GUI thread."""
+    code = (
+        "import sys; from desktop.app import make_application; "
+        "from desktop.main_window import MainWindow; make_application(); "
+        "assert 'torch' not in sys.modules, 'torch was imported'"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={"QT_QPA_PLATFORM": "offscreen", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_core_never_imports_qt_or_the_app():
+    for path in (REPO / "core").rglob("*.py"):
+        text = path.read_text(encoding="utf-8")
+        assert "PySide6" not in text and "import desktop" not in text, path
+
+
+class _Pinger(QObject):
+    pinged = Signal(object)
+
+
+def test_many_signals_do_not_exhaust_none_or_true():
+    """Regression: PySide6 6.12.0 on Python 3.11 drops a reference to True per emit."""
+    protect_singletons()
+    assert not pyside_drops_singleton_references() or sys.getrefcount(True) > 1 << 39
+    pinger = _Pinger()
+    got: list[object] = []
+    pinger.pinged.connect(got.append)
+    for _ in range(200_000):
+        pinger.pinged.emit(None)
+    assert len(got) == 200_000

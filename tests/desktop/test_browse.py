@@ -1,0 +1,196 @@
+"""Opening folders: the grid, lazy thumbnails and their disk cache, start-up, drag and drop."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtGui import QDropEvent
+
+from desktop.samples import BUNDLED_SAMPLES, bundled_sample_photos
+from desktop.thumbnails import ThumbnailCache, ThumbnailKey, load_thumbnail
+from tests.conftest import textured_image
+from tests.desktop.conftest import DATA, copy_photos, open_and_wait
+
+
+class GapMeter:
+    """Records the longest time between ticks of a 10 ms timer: how long the GUI thread stalled."""
+
+    def __init__(self) -> None:
+        self.worst = 0.0
+        self._last: float | None = None
+        self.timer = QTimer()
+        self.timer.setInterval(10)
+        self.timer.timeout.connect(self._tick)
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        if self._last is not None:
+            self.worst = max(self.worst, now - self._last)
+        self._last = now
+
+    def start(self) -> None:
+        self._last = None
+        self.timer.start()
+
+    def stop(self) -> float:
+        self.timer.stop()
+        return self.worst
+
+
+def test_open_folder_lists_photos_and_thumbnails_arrive(qtbot, window, photo_dir, env):
+    (photo_dir / "notes.txt").write_text("not a photo")
+    (photo_dir / "sub").mkdir()
+    textured_image(64, 48).save(photo_dir / "sub" / "deep.jpg")
+    open_and_wait(qtbot, window, photo_dir)
+
+    names = [p.path.name for p in window.photos.photos()]
+    assert names == ["photo0.jpg", "photo1.jpg", "photo2.jpg"]
+    assert window.middle.currentWidget() is window.grid
+    assert window.windowTitle().startswith(photo_dir.name)
+    qtbot.waitUntil(
+        lambda: all(window.photos.has_thumbnail(p.path) for p in window.photos.photos()),
+        timeout=10_000,
+    )
+    assert len(list(env.cache_dir.rglob("*.jpg"))) == 3, "every thumbnail is cached on disk"
+    assert window.panel.path == photo_dir / "photo0.jpg", "the first photo is selected"
+    qtbot.waitUntil(
+        lambda: (
+            window.panel.preview.pixmap() is not None and not window.panel.preview.pixmap().isNull()
+        ),
+        timeout=10_000,
+    )
+    # With subfolders included the photo in sub/ is listed too.
+    window.recursive_action.trigger()
+    qtbot.waitUntil(lambda: window.photos.rowCount() == 4, timeout=10_000)
+    assert window.photos.photo(photo_dir / "sub" / "deep.jpg") is not None
+
+
+def test_thumbnail_cache_is_keyed_by_path_size_and_mtime(tmp_path):
+    photo = tmp_path / "a.jpg"
+    textured_image(400, 300).save(photo)
+    cache = ThumbnailCache(tmp_path / "cache")
+    image = load_thumbnail(photo, cache)
+    assert max(image.width(), image.height()) == 256
+    key = ThumbnailKey.of(photo)
+    assert cache.file_for(key).is_file()
+    assert cache.get(key) is not None
+
+    os.utime(photo, ns=(key.mtime_ns + 5_000_000_000, key.mtime_ns + 5_000_000_000))
+    changed = ThumbnailKey.of(photo)
+    assert changed != key and cache.file_for(changed) != cache.file_for(key)
+    assert cache.get(changed) is None, "a modified photo gets a new thumbnail"
+    other = tmp_path / "b.jpg"
+    photo.rename(other)
+    assert cache.file_for(ThumbnailKey.of(other)) != cache.file_for(changed)
+    assert not list((tmp_path / "cache").rglob(".thumb-*")), "no temporary files are left"
+
+
+def test_thumbnail_applies_exif_orientation():
+    # exif_iptc.jpg stores its pixels rotated (171x256) with Orientation 6: upright it is wide.
+    image = load_thumbnail(DATA / "exif_iptc.jpg", None)
+    assert image.width() > image.height()
+
+
+def test_a_broken_photo_gets_a_placeholder_not_an_endless_retry(qtbot, window, photo_dir):
+    (photo_dir / "broken.jpg").write_bytes(b"this is not a JPEG")
+    open_and_wait(qtbot, window, photo_dir)
+    broken = photo_dir / "broken.jpg"
+    window.photos.thumbnail(broken)
+    qtbot.waitUntil(lambda: window.photos.is_broken(broken), timeout=10_000)
+
+
+def test_ten_thousand_photos_open_at_once_and_scroll_smoothly(qtbot, window, tmp_path):
+    folder = tmp_path / "many"
+    source = tmp_path / "source"
+    source.mkdir()
+    textured_image(96, 72, seed=1).save(source / "a.jpg", quality=70)
+    copy_photos(source, folder, 10_000)
+    meter = GapMeter()
+    meter.start()
+    started = time.perf_counter()
+    window.open_folder(folder)
+    qtbot.waitUntil(lambda: window.photos.rowCount() == 10_000, timeout=20_000)
+    listed = time.perf_counter() - started
+    bar = window.grid.verticalScrollBar()
+    for step in range(1, 21):  # scroll from top to bottom in 20 jumps
+        bar.setValue(bar.maximum() * step // 20)
+        qtbot.wait(30)
+    qtbot.waitUntil(lambda: window.thumbnails.idle, timeout=20_000)
+    worst = meter.stop()
+    print(f"\n10,000 photos listed in {listed:.2f} s; worst event-loop gap {worst * 1000:.0f} ms")
+    assert listed < 10
+    assert worst < 0.5
+    # Only what was on screen was decoded, not all 10,000.
+    assert len(list(window.env.cache_dir.rglob("*.jpg"))) < 2_000
+
+
+def test_start_without_a_folder_offers_the_sample_photos(qtbot, window):
+    window.start(None)
+    assert window.middle.currentWidget() is window.welcome
+    qtbot.mouseClick(window.welcome.samples_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(
+        lambda: window.photos.rowCount() == len(bundled_sample_photos()), timeout=10_000
+    )
+    assert window.folder == window.env.data_dir / "Sample photos"
+    assert window.folder.is_dir() and window.folder != BUNDLED_SAMPLES
+
+
+def test_start_opens_the_folder_given_then_the_last_one(qtbot, make_window, photo_dir, prompts):
+    first = make_window()
+    first.start(str(photo_dir))
+    qtbot.waitUntil(lambda: first.photos.rowCount() == 3)
+    first.close()
+    second = make_window()
+    second.start(None)
+    assert second.folder == photo_dir, "the last folder is reopened"
+    second.start(str(photo_dir / "missing"))
+    assert prompts.errors and "does not exist" in prompts.errors[-1][1]
+
+
+def test_bundled_samples_are_small_and_documented():
+    photos = bundled_sample_photos()
+    assert 4 <= len(photos) <= 6
+    readme = (BUNDLED_SAMPLES / "README.md").read_text()
+    for photo in photos:
+        assert photo.stat().st_size < 120_000
+        assert f"`{photo.name}`" in readme, f"{photo.name} has its source and licence stated"
+
+
+def drop(window, path: Path) -> None:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    event = QDropEvent(
+        QPointF(10, 10),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    window.dropEvent(event)
+
+
+def test_dropping_a_folder_or_a_photo_opens_it(qtbot, window, photo_dir, tmp_path):
+    drop(window, photo_dir)
+    qtbot.waitUntil(lambda: window.photos.rowCount() == 3)
+    assert window.folder == photo_dir
+    other = tmp_path / "other"
+    other.mkdir()
+    for i in range(3):
+        textured_image(80, 60, seed=i).save(other / f"x{i}.jpg")
+    drop(window, other / "x2.jpg")
+    qtbot.waitUntil(lambda: window.folder == other and window.photos.rowCount() == 3)
+    qtbot.waitUntil(lambda: window.panel.path == other / "x2.jpg")
+
+
+def test_clicking_a_folder_in_the_tree_opens_it(qtbot, window, photo_dir, tmp_path):
+    open_and_wait(qtbot, window, photo_dir)
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    textured_image(80, 60).save(other / "y.jpg")
+    index = window.fs_model.index(str(other))
+    assert index.isValid()
+    window._tree_clicked(index)
+    qtbot.waitUntil(lambda: window.folder == other and window.photos.rowCount() == 1)

@@ -1,0 +1,219 @@
+"""Captioning in the background: selections, folders, skipping, errors, cancel, quitting."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QItemSelection, QItemSelectionModel, QTimer
+
+import core.inference
+import desktop.environment
+from desktop.captioning import CaptionJob, InferenceWorker, ModelChoice
+from desktop.photos import Status
+from desktop.settings import AppSettings
+from tests.conftest import textured_image
+from tests.desktop.conftest import copy_photos, fast_captioner, open_and_wait, wait_idle
+
+
+def select(window, paths: list[Path]) -> None:
+    selection = QItemSelection()
+    for path in paths:
+        index = window.filter.mapFromSource(window.photos.index_of(path))
+        selection.select(index, index)
+    window.grid.selectionModel().select(selection, QItemSelectionModel.SelectionFlag.ClearAndSelect)
+    window.grid.selectionModel().setCurrentIndex(
+        window.filter.mapFromSource(window.photos.index_of(paths[0])),
+        QItemSelectionModel.SelectionFlag.NoUpdate,
+    )
+
+
+def no_temp_files(folder: Path) -> bool:
+    return not [p for p in folder.rglob("*") if p.name.startswith(".photoscribe-")]
+
+
+def test_caption_the_selected_photos(qtbot, window, photo_dir):
+    open_and_wait(qtbot, window, photo_dir)
+    photo0, photo1, photo2 = (photo_dir / f"photo{i}.jpg" for i in range(3))
+    select(window, [photo0, photo2])
+    assert window.selected_paths() == [photo0, photo2]
+    window.caption_selected_action.trigger()
+    assert window.batch_running and window.progress.isVisible()
+    wait_idle(qtbot, window)
+
+    assert not window.progress.isVisible()
+    assert not (photo_dir / "photo1.txt").exists(), "only the selection is captioned"
+    for path in (photo0, photo2):
+        stored = path.with_suffix(".txt").read_text(encoding="utf-8").strip()
+        photo = window.photos.photo(path)
+        assert stored and photo.caption == stored and photo.store == "txt"
+        assert photo.status is Status.SAVED and not photo.unsaved
+        assert window.photos.data(window.photos.index_of(path)) == stored, "shown in the grid"
+        assert 1 <= len(photo.candidates) <= 3
+    # The editor shows the caption of the current photo, and the best candidates to pick from.
+    assert window.panel.path == photo0
+    assert window.panel.text() == window.photos.photo(photo0).caption
+    assert window.panel.candidates.count() == len(window.photos.photo(photo0).candidates)
+    assert window.panel.location.text() == "Caption stored in the text sidecar."
+    assert "Captioned 2 photos" in window.statusBar().currentMessage()
+    assert window.model_info is not None and "CPU" in window.model_info.device_name
+    assert no_temp_files(photo_dir)
+
+
+def test_caption_folder_skips_photos_that_already_have_a_caption(qtbot, window, photo_dir):
+    (photo_dir / "photo1.txt").write_text("my own caption", encoding="utf-8")
+    open_and_wait(qtbot, window, photo_dir)
+    window.caption_folder_action.trigger()
+    wait_idle(qtbot, window)
+    assert (photo_dir / "photo1.txt").read_text(encoding="utf-8") == "my own caption"
+    assert (photo_dir / "photo0.txt").is_file() and (photo_dir / "photo2.txt").is_file()
+
+    # Asked to re-caption, with overwriting off: the new caption waits, unsaved, for review.
+    window.recaption_action.trigger()
+    assert window.settings.recaption
+    window.caption_folder_action.trigger()
+    wait_idle(qtbot, window)
+    assert (photo_dir / "photo1.txt").read_text(encoding="utf-8") == "my own caption"
+    photo1 = window.photos.photo(photo_dir / "photo1.jpg")
+    assert photo1.unsaved and photo1.caption == "my own caption"
+
+    # With overwriting allowed the new caption replaces it.
+    window.apply_settings(window.settings.with_changes(overwrite=True))
+    window.caption_folder_action.trigger()
+    wait_idle(qtbot, window)
+    assert (photo_dir / "photo1.txt").read_text(encoding="utf-8") != "my own caption"
+
+
+def test_the_worker_skips_captioned_photos_it_is_given(qtbot, photo_dir, tiny_checkpoint):
+    """The inference thread checks again just before captioning (the GUI may not know yet)."""
+    (photo_dir / "photo0.txt").write_text("already here", encoding="utf-8")
+    worker = InferenceWorker(lambda choice: fast_captioner(choice))
+    outcomes, summaries = [], []
+    worker.photo_done.connect(outcomes.append)
+    worker.job_finished.connect(summaries.append)
+    paths = tuple(sorted(photo_dir.glob("*.jpg")))
+    worker.run_job(CaptionJob(7, paths, model=ModelChoice(tiny_checkpoint)), threading.Event())
+    assert [o.path for o in outcomes] == list(paths)
+    assert outcomes[0].existing is not None and outcomes[0].existing.caption == "already here"
+    assert all(o.result is not None and o.result.ok for o in outcomes[1:])
+    assert all(o.identity is not None for o in outcomes[1:]), "identity taken when read"
+    assert summaries[0].captioned == 2 and summaries[0].skipped == 1 and summaries[0].job_id == 7
+
+
+def test_a_corrupt_photo_is_listed_in_the_problems_panel(qtbot, window, photo_dir):
+    (photo_dir / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not really a JPEG")
+    open_and_wait(qtbot, window, photo_dir)
+    window.caption_folder_action.trigger()
+    wait_idle(qtbot, window)
+    rows = window.errors.rows()
+    assert len(rows) == 1
+    name, reason = rows[0]
+    assert name == "broken.jpg"
+    assert reason and str(photo_dir) not in reason and "Traceback" not in reason
+    assert window.errors_dock.isVisible()
+    assert window.photos.photo(photo_dir / "broken.jpg").status is Status.ERROR
+    # The batch went on: the good photos were captioned.
+    assert all((photo_dir / f"photo{i}.txt").is_file() for i in range(3))
+    assert "1 failed" in window.statusBar().currentMessage()
+
+
+@pytest.fixture
+def many_photos(tmp_path) -> Path:
+    source = tmp_path / "source"
+    source.mkdir()
+    for i in range(4):
+        textured_image(128, 96, seed=i).save(source / f"s{i}.jpg", quality=80)
+    folder = tmp_path / "many"
+    copy_photos(source, folder, 1000)
+    return folder
+
+
+def test_cancel_stops_a_batch_within_a_second(qtbot, make_window, many_photos):
+    window = make_window(captioner_factory=fast_captioner)
+    window.apply_settings(AppSettings(batch_size=4))
+    open_and_wait(qtbot, window, many_photos, timeout=30_000)
+    window.caption_folder_action.trigger()
+    qtbot.waitUntil(lambda: window.progress.meter.done >= 8, timeout=60_000)
+    started = time.perf_counter()
+    window.cancel_action.trigger()
+    assert window.progress.cancel_button.text() == "Cancelling…"
+    qtbot.waitUntil(lambda: not window.batch_running, timeout=10_000)
+    took = time.perf_counter() - started
+    print(f"\ncancel took {took * 1000:.0f} ms")
+    wait_idle(qtbot, window)
+    saved = len(list(many_photos.glob("*.txt")))
+    qtbot.wait(300)
+    assert len(list(many_photos.glob("*.txt"))) == saved, "nothing more arrives after cancel"
+    assert 0 < saved < 1000
+    assert took < 1.0
+    assert "Cancelled" in window.statusBar().currentMessage()
+    assert no_temp_files(many_photos)
+
+
+def test_event_loop_never_blocks_during_a_1000_photo_batch(qtbot, make_window, many_photos):
+    """The issue's budget is 100 ms; measured and printed here, asserted with headroom."""
+    window = make_window(captioner_factory=fast_captioner)
+    open_and_wait(qtbot, window, many_photos, timeout=30_000)
+    gaps: list[float] = []
+    last = [time.perf_counter()]
+
+    def tick() -> None:
+        now = time.perf_counter()
+        gaps.append(now - last[0])
+        last[0] = now
+
+    timer = QTimer()
+    timer.setInterval(10)
+    timer.timeout.connect(tick)
+    timer.start()
+    started = time.perf_counter()
+    last[0] = started
+    window.caption_folder_action.trigger()
+    wait_idle(qtbot, window, timeout=170_000)
+    timer.stop()
+    took = time.perf_counter() - started
+    worst = max(gaps)
+    over = sum(1 for g in gaps if g > 0.1)
+    print(
+        f"\n1000 photos in {took:.1f} s ({1000 / took:.0f}/s); worst event-loop gap "
+        f"{worst * 1000:.0f} ms; {over} of {len(gaps)} ticks over 100 ms"
+    )
+    assert len(list(many_photos.glob("*.txt"))) == 1000
+    assert worst < 0.5
+
+
+def test_quitting_during_a_batch_leaves_no_half_written_file(qtbot, make_window, many_photos):
+    window = make_window(captioner_factory=fast_captioner)
+    open_and_wait(qtbot, window, many_photos, timeout=30_000)
+    window.caption_folder_action.trigger()
+    qtbot.waitUntil(lambda: len(list(many_photos.glob("*.txt"))) >= 5, timeout=60_000)
+    window.close()
+    assert window.captioning._thread.isFinished(), "the inference thread stopped"
+    assert window.writer.pending == 0, "the writer finished its queue"
+    assert no_temp_files(many_photos)
+    sidecars = list(many_photos.glob("*.txt"))
+    assert 0 < len(sidecars) < 1000
+    for sidecar in sidecars:  # each one complete: atomic writes, the queue was finished
+        assert sidecar.read_text(encoding="utf-8").strip()
+
+
+def test_no_model_installed_gives_a_clear_message(
+    qtbot, make_window, photo_dir, prompts, monkeypatch, tmp_path
+):
+    missing = tmp_path / "nowhere" / "photoscribe-b0.safetensors"
+    monkeypatch.setattr(core.inference, "DEFAULT_WEIGHTS", missing)
+    monkeypatch.setattr(desktop.environment, "SHIPPED_WEIGHTS", missing)
+    window = make_window(weights=None)
+    qtbot.waitUntil(lambda: window.shipped_model is False, timeout=20_000)
+    assert "No caption model installed" in window.device_label.text()
+    open_and_wait(qtbot, window, photo_dir)
+    window.caption_folder_action.trigger()
+    qtbot.waitUntil(lambda: not window.batch_running, timeout=20_000)
+    assert prompts.errors, "the user is told"
+    title, text = prompts.errors[-1]
+    assert title == "No caption model installed"
+    assert "no trained caption model is installed" in text
+    assert not any(p.working for p in window.photos.photos())
+    assert not list(photo_dir.glob("*.txt"))

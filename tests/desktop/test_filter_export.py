@@ -1,0 +1,81 @@
+"""Filtering the grid (uncaptioned only, caption search) and exporting a folder's captions."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+
+from desktop.dialogs import ExportRequest
+from tests.desktop.conftest import open_and_wait
+
+
+@pytest.fixture
+def captioned_dir(photo_dir):
+    (photo_dir / "photo0.txt").write_text("a black dog runs on the beach", encoding="utf-8")
+    (photo_dir / "photo2.txt").write_text("a cat sits on the grass", encoding="utf-8")
+    return photo_dir
+
+
+def visible(window) -> list[str]:
+    return [
+        window.filter.index(row, 0).data(0x0101).path.name  # PHOTO_ROLE
+        for row in range(window.filter.rowCount())
+    ]
+
+
+def test_filter_uncaptioned_and_search_captions(qtbot, window, captioned_dir):
+    open_and_wait(qtbot, window, captioned_dir)
+    assert visible(window) == ["photo0.jpg", "photo1.jpg", "photo2.jpg"]
+    window.uncaptioned_action.trigger()
+    assert visible(window) == ["photo1.jpg"]
+    window.uncaptioned_action.trigger()
+
+    qtbot.keyClicks(window.search, "CAT")
+    assert visible(window) == ["photo2.jpg"], "search ignores case"
+    window.search.clear()
+    qtbot.keyClicks(window.search, "on the")
+    assert visible(window) == ["photo0.jpg", "photo2.jpg"]
+    window.search.clear()
+    assert len(visible(window)) == 3
+
+    # Unsaved text is searched too, and a photo leaves "uncaptioned" once saved.
+    window.select_photo(captioned_dir / "photo1.jpg")
+    window.panel.editor.setPlainText("a red ball")
+    window.search.setText("red ball")
+    assert visible(window) == ["photo1.jpg"]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "hf"])
+def test_export_writes_the_folders_captions(qtbot, window, captioned_dir, tmp_path, prompts, fmt):
+    open_and_wait(qtbot, window, captioned_dir)
+    out = tmp_path / "exports" / f"captions.{fmt}"
+    out.parent.mkdir()
+    prompts.export_request = ExportRequest(fmt, out, recursive=False)
+    window.export_action.trigger()
+    qtbot.waitUntil(out.is_file, timeout=10_000)
+    expected = {
+        "photo0.jpg": "a black dog runs on the beach",
+        "photo2.jpg": "a cat sits on the grass",
+    }
+    text = out.read_text(encoding="utf-8")
+    if fmt == "csv":
+        rows = list(csv.DictReader(text.splitlines()))
+        assert {r["file_name"]: r["caption"] for r in rows} == expected
+    elif fmt == "json":
+        assert {r["file_name"]: r["caption"] for r in json.loads(text)} == expected
+    else:
+        key = "text" if fmt == "hf" else "caption"
+        rows = [json.loads(line) for line in text.splitlines()]
+        assert {r["file_name"]: r[key] for r in rows} == expected
+    qtbot.waitUntil(lambda: "Exported 2 captions" in window.statusBar().currentMessage())
+
+
+def test_export_failure_is_reported_readably(qtbot, window, captioned_dir, tmp_path, prompts):
+    open_and_wait(qtbot, window, captioned_dir)
+    prompts.export_request = ExportRequest("csv", tmp_path / "missing" / "x.csv", False)
+    window.export_action.trigger()
+    qtbot.waitUntil(lambda: bool(prompts.errors), timeout=10_000)
+    title, text = prompts.errors[-1]
+    assert title == "Export failed" and "missing" in text and "Traceback" not in text

@@ -1,0 +1,91 @@
+"""Settings: declared once, validated, kept between runs, window state apart from choices."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+from PySide6.QtCore import QSize
+
+from desktop.dialogs import SettingsDialog
+from desktop.settings import AppSettings, SettingsStore
+from tests.desktop.conftest import open_and_wait
+
+CHANGED = AppSettings(
+    store="xmp",
+    xmp_name="photo.xmp",
+    overwrite=True,
+    autosave=False,
+    recaption=True,
+    recursive=True,
+    device="cpu",
+    beam_size=5,
+    batch_size=4,
+    n_candidates=2,
+    weights="/models/mine.safetensors",
+)
+
+
+def test_every_setting_differs_from_its_default_in_the_round_trip_fixture():
+    defaults = AppSettings()
+    for f in fields(AppSettings):
+        assert getattr(CHANGED, f.name) != getattr(defaults, f.name), f.name
+
+
+def test_settings_round_trip_through_the_ini_file(tmp_path):
+    path = tmp_path / "s.ini"
+    SettingsStore(path).save(CHANGED)
+    assert SettingsStore(path).load() == CHANGED
+    assert SettingsStore(tmp_path / "new.ini").load() == AppSettings()
+
+
+def test_unreadable_values_fall_back_to_their_defaults_and_keep_the_rest(tmp_path):
+    path = tmp_path / "s.ini"
+    path.write_text(
+        "[settings]\nbeam_size=banana\nstore=floppy\nbatch_size=0\noverwrite=maybe\n"
+        "device=cuda\nn_candidates=2\n"
+    )
+    loaded = SettingsStore(path).load()
+    assert loaded == AppSettings(device="cuda", n_candidates=2)
+    assert "banana" in path.read_text(), "nothing is wiped"
+
+
+@pytest.mark.parametrize(
+    "bad", [dict(store="floppy"), dict(beam_size=0), dict(batch_size=999), dict(device="tpu")]
+)
+def test_invalid_settings_are_refused(bad):
+    with pytest.raises(ValueError):
+        AppSettings(**bad)
+
+
+def test_settings_and_window_survive_a_restart(qtbot, make_window, photo_dir, prompts):
+    first = make_window()
+    prompts.settings = CHANGED.with_changes(recursive=False)
+    first.edit_settings()
+    assert first.settings == prompts.settings
+    open_and_wait(qtbot, first, photo_dir)
+    first.resize(QSize(760, 540))  # inside the offscreen platform's 800x800 screen
+    first.splitter.setSizes([150, 500, 350])
+    sizes = first.splitter.sizes()
+    first.close()
+
+    second = make_window()
+    assert second.settings == prompts.settings
+    assert second.settings_store.last_folder == photo_dir
+    assert second.size() == QSize(760, 540)
+    assert second.splitter.sizes() == sizes
+    assert second.recaption_action.isChecked()
+    # Window state lives apart from the user's choices.
+    text = second.env.settings_path.read_text()
+    assert "[settings]" in text and "[window]" in text
+
+
+def test_settings_dialog_edits_a_copy(qtbot):
+    dialog = SettingsDialog(AppSettings(), ("cpu",), None)
+    qtbot.addWidget(dialog)
+    dialog.store.setCurrentIndex(dialog.store.findData("embed"))
+    dialog.beam.setValue(1)
+    dialog.device.setCurrentIndex(dialog.device.findData("cpu"))
+    assert dialog.result_settings() == AppSettings(store="embed", beam_size=1, device="cpu")
+    labels = [dialog.device.itemText(i) for i in range(dialog.device.count())]
+    assert any("CUDA" in label and "not available" in label for label in labels)
