@@ -190,6 +190,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"photoscribe {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log details to stderr")
+    parser.add_argument(
+        "--self-test",
+        action="store_true",
+        help="check this installation without a display: load the shipped model, caption a "
+        "sample photo, save a caption in a temporary copy; exit 0 when all is well",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _caption_parser(sub)
     _search_parser(sub)
@@ -502,6 +508,13 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[str | None], int] = n
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    if args.self_test:
+        if args.command is not None:
+            print("photoscribe: --self-test takes no subcommand", file=sys.stderr)
+            return EXIT_USAGE
+        from core.selftest import run_self_test  # torch: loaded only when asked for
+
+        return run_self_test()
     if args.command == "caption":
         return run_caption(args)
     if args.command == "search":

@@ -1,4 +1,4 @@
-"""The app's commands (text, shortcut, icon, tip) declared in one place, and their menus and toolbar."""
+"""The app's commands (text, shortcut, icon, tip), declared in one place; menus and toolbar."""
 
 from __future__ import annotations
 
@@ -67,7 +67,8 @@ def create_commands(window: QWidget) -> Commands:
         return action
 
     commands = Commands(
-        open=make("&Open Folder…", (Key.Open,), Icon.SP_DirOpenIcon, "Open a photo folder", short="Open"),
+        open=make("&Open Folder…", (Key.Open,), Icon.SP_DirOpenIcon, "Open a photo folder",
+                  short="Open"),
         samples=make("Open &Sample Photos", (), Icon.SP_DirHomeIcon,
                      "Open the sample photos that come with PhotoScribe"),
         reload=make("&Reload Folder", (Key.Refresh,), Icon.SP_BrowserReload,

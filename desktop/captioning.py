@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -65,11 +65,10 @@ class PhotoOutcome:
 
 @dataclass(frozen=True)
 class ModelInfo:
-    """What the About box and the status bar say about the loaded model."""
+    """What the status bar and the About box say about the loaded model."""
 
     device_name: str
     path: Path | None
-    provenance: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -100,9 +99,8 @@ class InferenceWorker(QObject):
     worker never touches widgets or the item model.
     """
 
-    model_loading = Signal()
+    model_load_started = Signal()
     model_loaded = Signal(object)  # ModelInfo
-    job_started = Signal(int, int)  # job id, photos in the job
     photo_done = Signal(object)  # PhotoOutcome
     job_finished = Signal(object)  # JobSummary
 
@@ -115,17 +113,11 @@ class InferenceWorker(QObject):
     def _ensure_model(self, choice: ModelChoice) -> Captioner:
         if self._captioner is None or self._choice != choice:
             self._captioner = None  # free the old model before loading another
-            self.model_loading.emit()
+            self.model_load_started.emit()
             self._captioner = self._factory(choice)
             self._choice = choice
-            checkpoint = getattr(self._captioner, "checkpoint", None)
-            self.model_loaded.emit(
-                ModelInfo(
-                    self._captioner.device_name,
-                    getattr(checkpoint, "path", None),
-                    dict(getattr(checkpoint, "provenance", {}) or {}),
-                )
-            )
+            checkpoint = self._captioner.checkpoint
+            self.model_loaded.emit(ModelInfo(self._captioner.device_name, checkpoint.path))
         return self._captioner
 
     @Slot(object, object)
@@ -147,7 +139,6 @@ class InferenceWorker(QObject):
     def _run(self, job: CaptionJob, cancel: threading.Event) -> JobSummary:
         from core.inference import CaptionSettings  # torch: inference thread only
 
-        self.job_started.emit(job.job_id, len(job.paths))
         if cancel.is_set():
             return JobSummary(job.job_id, cancelled=True)
         captioner = self._ensure_model(job.model)
@@ -200,9 +191,8 @@ class CaptionService(QObject):
     job_finished still arrives, so the GUI knows when the inference thread has really stopped.
     """
 
-    model_loading = Signal()
+    model_load_started = Signal()
     model_loaded = Signal(object)  # ModelInfo
-    job_started = Signal(int, int)
     photo_done = Signal(object)  # PhotoOutcome of the current job
     job_finished = Signal(object)  # JobSummary of every job, cancelled ones included
     _job_requested = Signal(object, object)  # CaptionJob, threading.Event -> worker
@@ -217,26 +207,19 @@ class CaptionService(QObject):
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
         self._job_requested.connect(self._worker.run_job)
-        self._worker.model_loading.connect(self.model_loading)
+        self._worker.model_load_started.connect(self.model_load_started)
         self._worker.model_loaded.connect(self.model_loaded)
-        self._worker.job_started.connect(self._on_started)
         self._worker.photo_done.connect(self._on_photo)
         self._worker.job_finished.connect(self._on_finished)
         self._thread.start()
         self._next_id = 1
         self._current: int | None = None
         self._cancel: threading.Event | None = None
-        self._running: set[int] = set()  # jobs the worker has not finished, current or not
 
     @property
     def busy(self) -> bool:
         """A job is current (running or queued) and not cancelled."""
         return self._current is not None
-
-    @property
-    def worker_busy(self) -> bool:
-        """The inference thread is still working on some job (perhaps a cancelled one)."""
-        return bool(self._running)
 
     def start(self, paths: tuple[Path, ...], **job_fields: Any) -> CaptionJob:
         """Queue a job for ``paths``; any current job is cancelled first."""
@@ -245,7 +228,6 @@ class CaptionService(QObject):
         self._next_id += 1
         self._current = job.job_id
         self._cancel = threading.Event()
-        self._running.add(job.job_id)
         self._job_requested.emit(job, self._cancel)
         return job
 
@@ -262,11 +244,6 @@ class CaptionService(QObject):
         self._thread.quit()
         self._thread.wait()
 
-    @Slot(int, int)
-    def _on_started(self, job_id: int, total: int) -> None:
-        if job_id == self._current:
-            self.job_started.emit(job_id, total)
-
     @Slot(object)
     def _on_photo(self, outcome: PhotoOutcome) -> None:
         if outcome.job_id == self._current:
@@ -274,7 +251,6 @@ class CaptionService(QObject):
 
     @Slot(object)
     def _on_finished(self, summary: JobSummary) -> None:
-        self._running.discard(summary.job_id)
         if summary.job_id == self._current:
             self._current = None
             self._cancel = None

@@ -1,4 +1,4 @@
-"""Where the app keeps its files and how it gets its model; tests point these at temporary places."""
+"""Where the app keeps its files and gets its model; tests point these at temporary places."""
 
 from __future__ import annotations
 

@@ -3,7 +3,15 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter, QPalette, QPixmap, QTextLayout
+from PySide6.QtGui import (
+    QColor,
+    QFont,
+    QFontMetrics,
+    QPainter,
+    QPalette,
+    QPixmap,
+    QTextLayout,
+)
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QListView,
@@ -187,4 +195,3 @@ class PhotoGrid(QListView):
         self.setGridSize(cell_size(self.font()) + QSize(6, 6))
         self.setSpacing(0)
         self.verticalScrollBar().setSingleStep(24)
-        self.setToolTip("")

@@ -1,4 +1,4 @@
-"""The right-hand panel: a large preview, the caption editor, its candidates and where it is stored."""
+"""The right-hand panel: a large preview, the caption editor, candidates, where it is stored."""
 
 from __future__ import annotations
 

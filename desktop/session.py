@@ -77,12 +77,14 @@ class FolderSession(QObject):
 
     listed = Signal(object, int)  # folder, number of photos: the rows are in the model now
     failed = Signal(str, str)  # title, readable message: something the user must see
-    problem = Signal(object, str)  # path, message: for the Problems panel
-    message = Signal(str, int)  # status-bar text, how long to show it (ms; 0 = until replaced)
+    problem_found = Signal(object, str)  # path, message: for the Problems panel
+    message_posted = Signal(
+        str, int
+    )  # status-bar text, how long to show it (ms; 0 = until replaced)
     batch_started = Signal(int)  # photos queued
     photo_finished = Signal(bool)  # one photo of the batch is done: True captioned, False skipped
     batch_finished = Signal(object)  # JobSummary, once the inference thread has really stopped
-    model_loading = Signal()
+    model_load_started = Signal()
     model_loaded = Signal(object)  # ModelInfo
 
     def __init__(
@@ -115,7 +117,7 @@ class FolderSession(QObject):
         self.photos.thumbnail_requested.connect(self.thumbnails.request)
         self.thumbnails.thumbnail_ready.connect(self.photos.set_thumbnail)
         self.thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
-        self.captioning.model_loading.connect(self.model_loading)
+        self.captioning.model_load_started.connect(self.model_load_started)
         self.captioning.model_loaded.connect(self.model_loaded)
         self.captioning.photo_done.connect(self._photo_done)
         self.captioning.job_finished.connect(self._job_finished)
@@ -127,7 +129,7 @@ class FolderSession(QObject):
         """List ``folder``'s photos on the library thread, then look up their captions."""
         if self.captioning.busy:
             self.cancel_batch()
-            self.message.emit("Captioning stopped: another folder was opened.", 5000)
+            self.message_posted.emit("Captioning stopped: another folder was opened.", 5000)
         self._generation += 1
         generation = self._generation
         if self._scan_cancel is not None:
@@ -137,14 +139,14 @@ class FolderSession(QObject):
         self.folder = folder
         self.thumbnails.clear()
         self.photos.set_photos([])
-        self.message.emit(f"Opening {folder}…", 0)
+        self.message_posted.emit(f"Opening {folder}…", 0)
 
         def scan() -> list[Path]:
             return list(find_photos(folder, recursive))
 
         def scan_failed(error: BaseException) -> None:
             if generation == self._generation:
-                self.message.emit("", 0)
+                self.message_posted.emit("", 0)
                 self.failed.emit(f"Cannot open {folder.name}", str(error))
 
         self.library.submit(
@@ -156,7 +158,9 @@ class FolderSession(QObject):
             return
         self.photos.set_photos(paths)
         n = len(paths)
-        self.message.emit(f"{plural(n, 'photo')} in {self.folder}" if n else "No photos here.", 5000)
+        self.message_posted.emit(
+            f"{plural(n, 'photo')} in {self.folder}" if n else "No photos here.", 5000
+        )
         self.listed.emit(self.folder, n)
         self.library.submit(
             lookup_captions,
@@ -225,7 +229,7 @@ class FolderSession(QObject):
         for photo in unsaved:
             self.save(photo, photo.draft or "")
         if unsaved:
-            self.message.emit(f"Saving {plural(len(unsaved), 'caption')}…", 3000)
+            self.message_posted.emit(f"Saving {plural(len(unsaved), 'caption')}…", 3000)
         return len(unsaved)
 
     @Slot(object)
@@ -237,9 +241,9 @@ class FolderSession(QObject):
             result = outcome.result
             assert result is not None
             if result.message:
-                self.message.emit(f"{name}: {result.message}", 8000)
+                self.message_posted.emit(f"{name}: {result.message}", 8000)
             elif not request.generated:
-                self.message.emit(f"Saved the caption of {name}.", 3000)
+                self.message_posted.emit(f"Saved the caption of {name}.", 3000)
             if photo is None:
                 return  # another folder is open now
             text = request.caption.strip()
@@ -257,14 +261,14 @@ class FolderSession(QObject):
             # suggestion that the user can review and save (Ctrl+S replaces it).
             if photo is not None:
                 self.photos.update(request.photo, saving=False)
-            self.message.emit(
+            self.message_posted.emit(
                 f"{name} already has a caption, so the new one waits for review "
                 "(Ctrl+S replaces it; Settings can allow replacing captions).",
                 8000,
             )
             return
         error = outcome.error or f"{request.photo}: could not be saved"
-        self.problem.emit(request.photo, error)
+        self.problem_found.emit(request.photo, error)
         if photo is not None:
             self.photos.update(request.photo, saving=False, error=split_error(request.photo, error))
         if not request.generated:
@@ -280,16 +284,18 @@ class FolderSession(QObject):
     def start_batch(self, paths: list[Path], what: str) -> bool:
         """Caption ``paths`` (those with a caption are left out unless re-captioning)."""
         if self.captioning.busy:
-            self.message.emit("Already captioning; cancel it first (Esc).", 4000)
+            self.message_posted.emit("Already captioning; cancel it first (Esc).", 4000)
             return False
         if not paths:
-            self.message.emit("Select the photos to caption first.", 4000)
+            self.message_posted.emit("Select the photos to caption first.", 4000)
             return False
         s = self.settings
         if not s.recaption:
-            paths = [p for p in paths if not ((photo := self.photos.photo(p)) and photo.has_caption)]
+            paths = [
+                p for p in paths if not ((photo := self.photos.photo(p)) and photo.has_caption)
+            ]
             if not paths:
-                self.message.emit(
+                self.message_posted.emit(
                     f"All the {what} already have a caption. To caption them again, turn on "
                     "Caption ▸ Re-caption Photos That Have a Caption.",
                     8000,
@@ -339,7 +345,7 @@ class FolderSession(QObject):
         if not result.ok or not result.caption:
             error = result.error or f"{path}: the model produced no caption"
             self.photos.update(path, working=False, error=split_error(path, error))
-            self.problem.emit(path, error)
+            self.problem_found.emit(path, error)
             return
         changes: dict[str, object] = dict(working=False, candidates=result.candidates, error=None)
         if outcome.identity is not None:

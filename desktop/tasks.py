@@ -26,7 +26,7 @@ class TaskPool(QObject):
     results the same way. After ``shutdown`` nothing new runs and nothing more is delivered.
     """
 
-    _deliver = Signal(object)  # a zero-argument callable to run on the owner's thread
+    _call_requested = Signal(object)  # a zero-argument callable to run on the owner's thread
 
     def __init__(self, name: str, max_workers: int, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -35,7 +35,7 @@ class TaskPool(QObject):
         self._closed = threading.Event()
         self._pending = 0
         self._lock = threading.Lock()
-        self._deliver.connect(self._run_delivery)
+        self._call_requested.connect(self._run_call)
 
     def submit(
         self,
@@ -87,10 +87,10 @@ class TaskPool(QObject):
 
     def _post(self, call: Callable[[], None]) -> None:
         if not self._closed.is_set():
-            self._deliver.emit(call)
+            self._call_requested.emit(call)
 
     @Slot(object)
-    def _run_delivery(self, call: Callable[[], None]) -> None:
+    def _run_call(self, call: Callable[[], None]) -> None:
         if not self._closed.is_set():
             call()
 

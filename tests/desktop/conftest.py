@@ -134,7 +134,7 @@ def wait_idle(qtbot, window: MainWindow, timeout: int = 60_000) -> None:
     qtbot.waitUntil(
         lambda: (
             not window.batch_running
-            and window.writer.pending == 0
+            and window.session.writer.pending == 0
             and not any(p.saving or p.working for p in window.photos.photos())
         ),
         timeout=timeout,
@@ -142,7 +142,7 @@ def wait_idle(qtbot, window: MainWindow, timeout: int = 60_000) -> None:
 
 
 def copy_photos(source: Path, target: Path, count: int) -> list[Path]:
-    """``count`` photos in ``target``, copies of the JPEGs in ``source`` (hard links if possible)."""
+    """``count`` photos in ``target``: copies of the JPEGs in ``source`` (hard links if it can)."""
     target.mkdir(parents=True, exist_ok=True)
     originals = sorted(source.glob("*.jpg"))
     made = []

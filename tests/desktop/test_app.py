@@ -13,6 +13,7 @@ from PySide6.QtWidgets import QApplication
 
 import core
 import desktop.app
+import desktop.launcher
 from desktop.compat import protect_singletons, pyside_drops_singleton_references
 from desktop.crash import ExceptionHandler, setup_logging
 from desktop.main_window import MainWindow
@@ -150,3 +151,13 @@ def test_many_signals_do_not_exhaust_none_or_true():
     for _ in range(200_000):
         pinger.pinged.emit(None)
     assert len(got) == 200_000
+
+
+def test_the_photoscribe_command_opens_the_app_on_a_folder(monkeypatch, photo_dir):
+    opened: list[str | None] = []
+    monkeypatch.setattr(desktop.app, "run_app", lambda folder: opened.append(folder) or 0)
+    monkeypatch.setattr(sys, "argv", ["photoscribe", str(photo_dir)])
+    assert desktop.launcher.main() == 0
+    monkeypatch.setattr(sys, "argv", ["photoscribe"])
+    assert desktop.launcher.main() == 0
+    assert opened == [str(photo_dir), None]

@@ -23,7 +23,7 @@ def test_edit_save_undo_and_redo(qtbot, window, photo_dir):
     window.activateWindow()
     type_caption(qtbot, window, "a red ball on the grass")
     assert window.photos.photo(photo).status is Status.UNSAVED
-    assert window.save_action.isEnabled()
+    assert window.commands.save.isEnabled()
 
     qtbot.keyClick(window.panel.editor, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     wait_idle(qtbot, window)
@@ -37,21 +37,21 @@ def test_edit_save_undo_and_redo(qtbot, window, photo_dir):
     qtbot.keyClick(window.panel.editor, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert window.panel.text() == ""
     assert window.photos.photo(photo).unsaved
-    window.redo_action.trigger()
+    window.commands.redo.trigger()
     assert window.panel.text() == "a red ball on the grass"
     assert not window.photos.photo(photo).unsaved
     # Undo from the menu works while the grid has the focus.
     window.grid.setFocus()
-    window.undo_action.trigger()
+    window.commands.undo.trigger()
     assert window.panel.text() == ""
-    window.revert_action.trigger()
+    window.commands.revert.trigger()
     assert window.panel.text() == "a red ball on the grass"
     assert not window.photos.photo(photo).unsaved
 
 
 def test_picking_a_candidate_is_one_undoable_edit(qtbot, window, photo_dir):
     open_and_wait(qtbot, window, photo_dir)
-    window.caption_selected_action.trigger()  # the current photo is selected
+    window.commands.caption_selected.trigger()  # the current photo is selected
     wait_idle(qtbot, window)
     photo = window.photos.photo(photo_dir / "photo0.jpg")
     assert window.panel.candidates.isVisible() == bool(photo.candidates)
@@ -69,8 +69,8 @@ def test_next_and_previous_photo_from_the_keyboard(qtbot, window, photo_dir):
     window.panel.editor.setFocus()
     qtbot.keyClick(window.panel.editor, Qt.Key.Key_Down, Qt.KeyboardModifier.ControlModifier)
     assert window.panel.path == photo_dir / "photo1.jpg"
-    window.next_action.trigger()
-    window.next_action.trigger()  # stays on the last photo
+    window.commands.next.trigger()
+    window.commands.next.trigger()  # stays on the last photo
     assert window.panel.path == photo_dir / "photo2.jpg"
     qtbot.keyClick(window.grid, Qt.Key.Key_Up, Qt.KeyboardModifier.ControlModifier)
     assert window.panel.path == photo_dir / "photo1.jpg"
@@ -79,11 +79,11 @@ def test_next_and_previous_photo_from_the_keyboard(qtbot, window, photo_dir):
 def test_save_and_next_keeps_each_photos_own_text(qtbot, window, photo_dir):
     open_and_wait(qtbot, window, photo_dir)
     type_caption(qtbot, window, "first photo")
-    window.save_next_action.trigger()
+    window.commands.save_next.trigger()
     assert window.panel.path == photo_dir / "photo1.jpg"
     type_caption(qtbot, window, "second photo, not saved yet")
-    window.previous_action.trigger()
-    window.next_action.trigger()
+    window.commands.previous.trigger()
+    window.commands.next.trigger()
     assert window.panel.text() == "second photo, not saved yet", "drafts survive moving around"
     wait_idle(qtbot, window)
     assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "first photo"
@@ -128,7 +128,7 @@ def test_a_photo_changed_on_disk_is_not_overwritten(qtbot, window, photo_dir, pr
     stat = photo.stat()
     os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 3_000_000_000))
     type_caption(qtbot, window, "should not be written")
-    window.save_action.trigger()
+    window.commands.save.trigger()
     qtbot.waitUntil(lambda: bool(prompts.errors), timeout=10_000)
     title, text = prompts.errors[-1]
     assert title == "The caption was not saved"
@@ -143,9 +143,9 @@ def test_embedded_captions_can_be_saved_twice_in_a_row(qtbot, window, photo_dir,
     window.apply_settings(window.settings.with_changes(store="embed"))
     open_and_wait(qtbot, window, photo_dir)
     type_caption(qtbot, window, "first version")
-    window.save_action.trigger()
+    window.commands.save.trigger()
     type_caption(qtbot, window, "second version")
-    window.save_action.trigger()  # queued before the first write's result came back
+    window.commands.save.trigger()  # queued before the first write's result came back
     wait_idle(qtbot, window)
     assert not prompts.errors
     photo = window.photos.photo(photo_dir / "photo0.jpg")

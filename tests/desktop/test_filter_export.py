@@ -28,9 +28,9 @@ def visible(window) -> list[str]:
 def test_filter_uncaptioned_and_search_captions(qtbot, window, captioned_dir):
     open_and_wait(qtbot, window, captioned_dir)
     assert visible(window) == ["photo0.jpg", "photo1.jpg", "photo2.jpg"]
-    window.uncaptioned_action.trigger()
+    window.commands.uncaptioned.trigger()
     assert visible(window) == ["photo1.jpg"]
-    window.uncaptioned_action.trigger()
+    window.commands.uncaptioned.trigger()
 
     qtbot.keyClicks(window.search, "CAT")
     assert visible(window) == ["photo2.jpg"], "search ignores case"
@@ -53,7 +53,7 @@ def test_export_writes_the_folders_captions(qtbot, window, captioned_dir, tmp_pa
     out = tmp_path / "exports" / f"captions.{fmt}"
     out.parent.mkdir()
     prompts.export_request = ExportRequest(fmt, out, recursive=False)
-    window.export_action.trigger()
+    window.commands.export.trigger()
     qtbot.waitUntil(out.is_file, timeout=10_000)
     expected = {
         "photo0.jpg": "a black dog runs on the beach",
@@ -75,7 +75,7 @@ def test_export_writes_the_folders_captions(qtbot, window, captioned_dir, tmp_pa
 def test_export_failure_is_reported_readably(qtbot, window, captioned_dir, tmp_path, prompts):
     open_and_wait(qtbot, window, captioned_dir)
     prompts.export_request = ExportRequest("csv", tmp_path / "missing" / "x.csv", False)
-    window.export_action.trigger()
+    window.commands.export.trigger()
     qtbot.waitUntil(lambda: bool(prompts.errors), timeout=10_000)
     title, text = prompts.errors[-1]
     assert title == "Export failed" and "missing" in text and "Traceback" not in text

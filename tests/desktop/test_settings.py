@@ -74,7 +74,7 @@ def test_settings_and_window_survive_a_restart(qtbot, make_window, photo_dir, pr
     assert second.settings_store.last_folder == photo_dir
     assert second.size() == QSize(760, 540)
     assert second.splitter.sizes() == sizes
-    assert second.recaption_action.isChecked()
+    assert second.commands.recaption.isChecked()
     # Window state lives apart from the user's choices.
     text = second.env.settings_path.read_text()
     assert "[settings]" in text and "[window]" in text

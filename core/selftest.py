@@ -1,0 +1,213 @@
+"""`photoscribe --self-test`: checks, without a display, that an installation works end to end."""
+
+from __future__ import annotations
+
+import logging
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO, TypeVar
+
+import pi_heif
+import torch
+import torchvision
+
+import core
+from core.devices import available_devices
+from core.errors import PhotoScribeError
+from core.images import open_image
+from core.inference import Captioner, CaptionSettings, default_weights_path
+from core.storage import EmbeddedStore, FileIdentity, XmpSidecarStore
+from core.storage.pixels import image_data_digest
+
+log = logging.getLogger(__name__)
+
+# The folder that holds the `core` package: the packaged app's `_internal` folder (PyInstaller),
+# the source tree, or site-packages. The files below are found by path: core never imports desktop.
+APP_ROOT = Path(core.__file__).resolve().parent.parent
+SAMPLES_DIR = APP_ROOT / "desktop" / "resources" / "samples"  # the app's bundled sample photos
+PACKAGED_HEIC = APP_ROOT / "selftest" / "astronaut.heic"  # put there by packaging/photoscribe.spec
+SOURCE_PHOTO = APP_ROOT / "tests" / "data" / "plain.jpg"  # only when run from the source tree
+SOURCE_HEIC = APP_ROOT / "tests" / "data" / "astronaut.heic"
+PLACEHOLDER_MARK = "PLACEHOLDER"  # packaging/placeholder_weights.py puts it in the provenance
+
+T = TypeVar("T")
+
+
+class SelfTestFailed(Exception):
+    """A check failed; the message says what went wrong and, where it can, what to do."""
+
+
+@dataclass(frozen=True)
+class SelfTestPhotos:
+    photo: Path  # a JPEG to caption, and to write a caption into (a copy of it)
+    heic: Path | None  # a HEIC photo to decode; None: only the HEIF decoder is looked for
+
+
+def is_frozen() -> bool:
+    """True inside the packaged (PyInstaller) app."""
+    return bool(getattr(sys, "frozen", False))
+
+
+def find_photos(frozen: bool) -> SelfTestPhotos:
+    """The sample photo and the HEIC photo to test with; the packaged app must carry both."""
+    samples = sorted(SAMPLES_DIR.glob("*.jpg")) if SAMPLES_DIR.is_dir() else []
+    heic = PACKAGED_HEIC if PACKAGED_HEIC.is_file() else None
+    if frozen:
+        if not samples:
+            raise SelfTestFailed(f"the app carries no sample photos (looked in {SAMPLES_DIR})")
+        if heic is None:
+            raise SelfTestFailed(f"the app carries no HEIC test photo ({PACKAGED_HEIC})")
+        return SelfTestPhotos(samples[0], heic)
+    if heic is None and SOURCE_HEIC.is_file():
+        heic = SOURCE_HEIC
+    if samples:
+        return SelfTestPhotos(samples[0], heic)
+    if SOURCE_PHOTO.is_file():
+        return SelfTestPhotos(SOURCE_PHOTO, heic)
+    raise SelfTestFailed(f"no photo to test with: {SAMPLES_DIR} holds no sample photos")
+
+
+def check_program(frozen: bool) -> str:
+    """Versions, and (packaged) that the code runs from the bundle, not from a source tree."""
+    if frozen:
+        bundle = Path(getattr(sys, "_MEIPASS", APP_ROOT)).resolve()
+        if not Path(core.__file__).resolve().is_relative_to(bundle):
+            raise SelfTestFailed(f"core was loaded from {core.__file__}, outside the app {bundle}")
+    cuda = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+    return (
+        f"Python {platform.python_version()}, torch {torch.__version__} ({cuda}), "
+        f"torchvision {torchvision.__version__}, {platform.system()} {platform.machine()}"
+    )
+
+
+def check_heic(heic: Path | None) -> str:
+    """pi-heif's libheif is loaded and has an HEVC decoder; the HEIC photo decodes."""
+    info = pi_heif.libheif_info()
+    decoders = info.get("decoders", {})
+    if not decoders:
+        raise SelfTestFailed(f"libheif {info.get('libheif')} has no HEIC decoder")
+    if heic is None:
+        return f"libheif {info.get('libheif')} with {', '.join(decoders)} (no HEIC photo here)"
+    image = open_image(heic, draft_size=None)
+    return f"decoded {heic.name} ({image.width}x{image.height}) with libheif {info.get('libheif')}"
+
+
+def load_model(weights: Path | None, device: str) -> tuple[str, Captioner]:
+    path = weights if weights is not None else default_weights_path()
+    t = time.perf_counter()
+    captioner = Captioner(weights, device=device)
+    detail = (
+        f"{path} ({path.stat().st_size / 1e6:.1f} MB) on {captioner.device_name}, "
+        f"loaded in {time.perf_counter() - t:.1f} s"
+    )
+    if PLACEHOLDER_MARK in str(captioner.checkpoint.provenance.get("data", "")):
+        detail += "; WARNING: placeholder weights, not the trained model"
+    return detail, captioner
+
+
+def caption_photo(captioner: Captioner, photo: Path) -> tuple[str, str]:
+    t = time.perf_counter()
+    result = captioner.caption_file(photo, CaptionSettings(beam_size=3, batch_size=1))
+    if not result.ok:
+        raise SelfTestFailed(f"{photo.name} could not be captioned: {result.error}")
+    if not result.caption:
+        raise SelfTestFailed(f"the model made an empty caption for {photo.name}")
+    return f'{photo.name}: "{result.caption}" in {time.perf_counter() - t:.1f} s', result.caption
+
+
+def write_and_read_back(photo: Path, caption: str, folder: Path) -> str:
+    """Store the caption inside a copy of the photo (exiv2) and in an XMP sidecar; read both."""
+    copy = folder / photo.name
+    shutil.copyfile(photo, copy)
+    before = copy.read_bytes()
+    embedded = EmbeddedStore()
+    embedded.write(copy, caption, expected=FileIdentity.of(copy))
+    stored = embedded.read(copy)
+    if stored != caption:
+        raise SelfTestFailed(f"wrote {caption!r} into {copy.name} but read back {stored!r}")
+    if image_data_digest(copy.read_bytes(), "jpeg") != image_data_digest(before, "jpeg"):
+        raise SelfTestFailed(f"writing the caption changed the image data of {copy.name}")
+    sidecar = XmpSidecarStore()
+    written = sidecar.write(copy, caption)
+    if sidecar.read(copy) != caption:
+        raise SelfTestFailed(f"the caption in {written.path.name} did not read back")
+    left = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if left != sorted([copy.name, written.path.name]):
+        raise SelfTestFailed(f"unexpected files left after writing: {left}")
+    return f"inside a copy of {photo.name} and in {written.path.name}; image data unchanged"
+
+
+class _Report:
+    """Prints one line per check: "ok" with what was found, or "FAIL" with why."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+
+    def line(self, text: str) -> None:
+        self.out.write(text.encode("utf-8", "backslashreplace").decode("utf-8") + "\n")
+        self.out.flush()
+
+    def step(self, name: str, check: Callable[[], tuple[str, T]]) -> T:
+        try:
+            detail, value = check()
+        except SelfTestFailed as exc:
+            self.line(f"FAIL {name}: {exc}")
+            raise
+        except PhotoScribeError as exc:
+            self.line(f"FAIL {name}: {exc}")
+            raise SelfTestFailed(str(exc)) from exc
+        except Exception as exc:  # noqa: BLE001 - a broken bundle shows up as any error at all
+            self.line(f"FAIL {name}: {type(exc).__name__}: {exc}")
+            traceback.print_exc()
+            raise SelfTestFailed(f"{name}: {type(exc).__name__}: {exc}") from exc
+        self.line(f"ok   {name}: {detail}")
+        return value
+
+
+def run_self_test(
+    weights: Path | None = None,
+    out: TextIO | None = None,
+    err: TextIO | None = None,
+    frozen: bool | None = None,
+    device: str = "auto",
+) -> int:
+    """Run every check; 0 when all pass, 1 (with the reason on ``err``) when one fails.
+
+    ``weights`` None tests the model shipped with the app, as a user's installation would use.
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    frozen = is_frozen() if frozen is None else frozen
+    report = _Report(out)
+    where = "packaged app" if frozen else "from source"
+    report.line(f"PhotoScribe {core.__version__} self-test ({where}, {APP_ROOT})")
+    t0 = time.perf_counter()
+    try:
+        report.step("program", lambda: (check_program(frozen), None))
+        photos = report.step("photos", lambda: _found(find_photos(frozen)))
+        report.step("devices", lambda: (", ".join(available_devices()), None))
+        captioner = report.step("model", lambda: load_model(weights, device))
+        caption = report.step("caption", lambda: caption_photo(captioner, photos.photo))
+        report.step("HEIC", lambda: (check_heic(photos.heic), None))
+        with tempfile.TemporaryDirectory(prefix="photoscribe-selftest-") as folder:
+            report.step(
+                "save", lambda: (write_and_read_back(photos.photo, caption, Path(folder)), None)
+            )
+    except SelfTestFailed as exc:
+        err.write(f"photoscribe: self-test failed: {exc}\n")
+        err.flush()
+        return 1
+    report.line(f"self-test passed in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
+def _found(photos: SelfTestPhotos) -> tuple[str, SelfTestPhotos]:
+    heic = photos.heic.name if photos.heic else "none"
+    return f"{photos.photo} (HEIC: {heic})", photos

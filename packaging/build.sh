@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Builds the packaged PhotoScribe with PyInstaller, smoke-tests the frozen program and, on Linux,
+# packs the installable archive.
+#   bash packaging/build.sh [--placeholder-weights] [--no-archive]
+#   --placeholder-weights  ship random stand-in weights (packaging/placeholder_weights.py) when
+#                          the trained model is not in core/weights yet; makes no archive
+#   --no-archive           stop after the smoke tests (the installable folder is still made)
+# Output: dist/photoscribe/ (the app), dist/photoscribe-VERSION-linux-ARCH-VARIANT/ (app plus
+# install.sh, uninstall.sh, menu entry, icons) and its .tar.gz; build/bundle_report.json (sizes)
+# and build/build_times.json. VARIANT is "cpu" or e.g. "cu130", after the torch in the venv.
+# The machine is busy for a while: run it as `nice -n 19 bash packaging/build.sh` beside other work.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+venv="${PHOTOSCRIBE_VENV:-$root/.venv}"
+py="$venv/bin/python"
+placeholder=0
+archive=1
+for arg in "$@"; do
+    case "$arg" in
+    --placeholder-weights) placeholder=1 ;;
+    --no-archive) archive=0 ;;
+    -h | --help)
+        sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        exit 0
+        ;;
+    *)
+        echo "build.sh: unknown option $arg (try --help)" >&2
+        exit 2
+        ;;
+    esac
+done
+
+now() { "$py" -c 'import time; print(f"{time.time():.3f}")'; }
+seconds() { "$py" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
+
+[ -x "$py" ] || {
+    echo "build.sh: no virtual environment at $venv; run: bash packaging/bootstrap.sh test -q -k nothing" >&2
+    exit 1
+}
+if ! "$py" -c "import PyInstaller" 2>/dev/null; then
+    "$py" -m pip install -q -e ".[package]"
+fi
+
+version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' core/__init__.py)"
+cuda="$(
+    "$py" - <<'EOF'
+import importlib.util, pathlib, re
+text = (pathlib.Path(importlib.util.find_spec("torch").origin).parent / "version.py").read_text()
+found = re.search(r"^cuda\s*(?::[^=]*)?=\s*['\"]([\d.]+)['\"]", text, re.MULTILINE)
+print(found.group(1) if found else "")
+EOF
+)"
+variant="cpu"
+[ -z "$cuda" ] || variant="cu${cuda//./}"
+
+if [ "$placeholder" = 1 ]; then
+    "$py" packaging/placeholder_weights.py build/placeholder/photoscribe-b0.safetensors >/dev/null
+    export PHOTOSCRIBE_BUNDLE_WEIGHTS="$root/build/placeholder/photoscribe-b0.safetensors"
+    if [ "$archive" = 1 ]; then
+        echo "build.sh: placeholder weights: the app is built and tested, but no archive is made" >&2
+    fi
+    archive=0
+elif [ -z "${PHOTOSCRIBE_BUNDLE_WEIGHTS:-}" ] && [ ! -f core/weights/photoscribe-b0.safetensors ]; then
+    echo "build.sh: the trained model core/weights/photoscribe-b0.safetensors is not there yet." >&2
+    echo "  Train and export it (README, \"Train your own model\"), or test the packaging with" >&2
+    echo "  --placeholder-weights." >&2
+    exit 1
+fi
+
+echo "== building PhotoScribe $version ($variant) with PyInstaller"
+t0="$(now)"
+"$py" -m PyInstaller --noconfirm --log-level WARN \
+    --distpath dist --workpath build/pyinstaller packaging/photoscribe.spec
+t1="$(now)"
+echo "   built dist/photoscribe in $(seconds "$t0" "$t1") s"
+
+app="$root/dist/photoscribe/photoscribe"
+scratch="$(mktemp -d)"
+trap 'rm -rf "$scratch"' EXIT
+mkdir -p "$scratch/home"
+# A bare environment, run from an empty folder: nothing from the source tree or the venv helps.
+clean_env=(env -i "HOME=$scratch/home" "PATH=/usr/bin:/bin" "LANG=C.UTF-8" "TMPDIR=$scratch"
+    "QT_QPA_PLATFORM=offscreen")
+offline=()
+if unshare -rn true 2>/dev/null; then
+    offline=(unshare -rn) # no network at all: the app must not need it
+fi
+
+echo "== smoke test 1: photoscribe --self-test${offline:+ (without network)}"
+(cd "$scratch" && "${offline[@]}" "${clean_env[@]}" "$app" --self-test)
+t2="$(now)"
+
+echo "== smoke test 2: the main window, headless"
+launched="$(now)"
+shown="$(cd "$scratch" && "${offline[@]}" "${clean_env[@]}" "$app" --smoke-gui | tail -n 1)"
+t3="$(now)"
+echo "   $shown"
+startup="$(
+    "$py" -c 'import json, sys; print(f"{json.loads(sys.argv[1])["shown_at"] - float(sys.argv[2]):.2f}")' \
+        "$shown" "$launched"
+)"
+echo "   main window painted $startup s after launch (one cold-ish run; see tests/benchmarks/startup.py)"
+
+echo "== checking the bundle's contents"
+"$py" packaging/check_bundle.py dist/photoscribe --out build/bundle_report.json
+t4="$(now)"
+
+# The installable folder: the app plus what install.sh needs. Hard links: no second copy on disk.
+package="photoscribe-$version-linux-$(uname -m)-$variant"
+stage="dist/$package"
+rm -rf "$stage"
+mkdir -p "$stage/icons"
+cp -al dist/photoscribe "$stage/app"
+cp packaging/linux/install.sh packaging/linux/uninstall.sh packaging/linux/photoscribe.desktop "$stage/"
+cp packaging/icons/photoscribe.svg packaging/icons/photoscribe-*.png "$stage/icons/"
+cp packaging/linux/INSTALL.txt "$stage/INSTALL.txt"
+chmod 755 "$stage/install.sh" "$stage/uninstall.sh"
+
+archive_s=0
+if [ "$archive" = 1 ]; then
+    echo "== packing dist/$package.tar.gz"
+    compress="gzip -6"
+    if command -v pigz >/dev/null 2>&1; then compress="pigz -6"; fi
+    rm -f "dist/$package.tar.gz"
+    tar -C dist -cf - "$package" | $compress >"dist/$package.tar.gz.tmp"
+    mv "dist/$package.tar.gz.tmp" "dist/$package.tar.gz"
+    t5="$(now)"
+    archive_s="$(seconds "$t4" "$t5")"
+    echo "   $(du -h "dist/$package.tar.gz" | cut -f1) in $archive_s s"
+fi
+
+cat >build/build_times.json <<EOF
+{"variant": "$variant", "pyinstaller_s": $(seconds "$t0" "$t1"), "self_test_s": $(seconds "$t1" "$t2"),
+ "smoke_gui_s": $(seconds "$t2" "$t3"), "launch_to_window_s": $startup,
+ "check_s": $(seconds "$t3" "$t4"), "archive_s": $archive_s, "total_s": $(seconds "$t0" "$(now)")}
+EOF
+echo "== done: dist/photoscribe ($variant); install with $stage/install.sh"
+cat build/build_times.json

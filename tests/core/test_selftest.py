@@ -1,0 +1,71 @@
+"""`photoscribe --self-test`: what it checks, what it prints, and how it fails."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import pytest
+
+import core.inference
+import core.selftest
+from core.cli import main
+from core.selftest import find_photos, run_self_test
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_self_test_passes_and_says_what_it_checked(tiny_checkpoint: Path) -> None:
+    photos = find_photos(frozen=False)
+    before = digest(photos.photo)
+    out, err = io.StringIO(), io.StringIO()
+    assert run_self_test(tiny_checkpoint, out=out, err=err, device="cpu") == 0, out.getvalue()
+    lines = out.getvalue().splitlines()
+    checked = [line.split(":")[0] for line in lines if line.startswith("ok")]
+    assert checked == ["ok   program", "ok   photos", "ok   devices", "ok   model", "ok   caption",
+                       "ok   HEIC", "ok   save"]  # fmt: skip
+    assert "image data unchanged" in lines[-2] and lines[-1].startswith("self-test passed")
+    assert "decoded astronaut.heic (128x128)" in out.getvalue()
+    assert err.getvalue() == ""
+    assert digest(photos.photo) == before, "the sample photo itself is never written"
+
+
+def test_from_source_it_uses_the_sample_photos(tiny_checkpoint: Path) -> None:
+    photos = find_photos(frozen=False)
+    assert photos.photo.parent == core.selftest.SAMPLES_DIR
+    assert photos.heic is not None and photos.heic.suffix == ".heic"
+
+
+def test_without_the_model_it_fails_with_a_clear_message(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(core.inference, "DEFAULT_WEIGHTS", tmp_path / "missing.safetensors")
+    out, err = io.StringIO(), io.StringIO()
+    assert run_self_test(out=out, err=err, device="cpu") == 1
+    assert "FAIL model:" in out.getvalue()
+    assert "missing.safetensors" in err.getvalue() and "no trained caption model" in err.getvalue()
+    assert "self-test passed" not in out.getvalue()
+
+
+def test_a_packaged_app_must_carry_its_test_photos(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(core.selftest, "SAMPLES_DIR", tmp_path / "samples")
+    out, err = io.StringIO(), io.StringIO()
+    assert run_self_test(out=out, err=err, frozen=True, device="cpu") == 1
+    assert "the app carries no sample photos" in err.getvalue()
+    # From the source tree a test photo is enough.
+    assert find_photos(frozen=False).photo == core.selftest.SOURCE_PHOTO
+
+
+def test_a_packaged_app_must_run_its_own_code(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(core.selftest.sys, "_MEIPASS", str(tmp_path), raising=False)
+    with pytest.raises(core.selftest.SelfTestFailed, match="outside the app"):
+        core.selftest.check_program(frozen=True)
+
+
+def test_the_command_line_flag(monkeypatch, capsys, tiny_checkpoint: Path) -> None:
+    monkeypatch.setattr(core.inference, "DEFAULT_WEIGHTS", tiny_checkpoint)
+    assert main(["--self-test"]) == 0
+    assert "self-test passed" in capsys.readouterr().out
+    assert main(["--self-test", "export", "."]) == 2
+    assert "takes no subcommand" in capsys.readouterr().err
