@@ -8,9 +8,17 @@ from pathlib import Path
 
 import torch
 
+from core.datatypes import DEVICE_CHOICES
+
 log = logging.getLogger(__name__)
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+__all__ = [
+    "DEVICE_CHOICES",  # defined in core.datatypes (no torch), re-exported here
+    "available_devices",
+    "cpu_supports_bf16",
+    "describe_device",
+    "pick_device",
+]
 
 
 def available_devices() -> list[str]:

@@ -15,8 +15,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from core.datatypes import Candidate, CaptionResult, CaptionSettings
 from core.errors import (
     CaptionExistsError,
     IndexDamagedError,
@@ -24,7 +25,6 @@ from core.errors import (
     StorageError,
 )
 from core.index import IndexEntry, LibraryIndex, default_index_path, move_aside
-from core.inference import Candidate, Captioner, CaptionResult, CaptionSettings
 from core.library import FoundPhoto, ScanProblem, scan_library
 from core.storage import (
     CaptionStore,
@@ -37,6 +37,9 @@ from core.storage import (
     read_caption_any,
 )
 from core.storage.files import TEMP_PREFIX, TEMP_SUFFIX
+
+if TYPE_CHECKING:  # core.inference loads torch; the app imports this module at start-up
+    from core.inference import Captioner
 
 log = logging.getLogger(__name__)
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from core.datatypes import IMAGE_SIZE
 from core.errors import ImageError
-from core.model import IMAGE_SIZE
+
+if TYPE_CHECKING:
+    import torch
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +30,6 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Larger than any camera makes, small enough that a crafted file cannot exhaust memory.
 MAX_PIXELS = 250_000_000
-
-_MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255
-_STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255
 
 
 def _to_rgb8(img: Image.Image) -> Image.Image:
@@ -99,6 +99,8 @@ def open_image(
 
 def to_model_input(img: Image.Image) -> torch.Tensor:
     """RGB image -> (3, 224, 224) uint8 tensor of the whole frame (squashed, never cropped)."""
+    import torch  # here, not at the top: keeps torch out of the app's start-up path
+
     if img.size != (IMAGE_SIZE, IMAGE_SIZE):
         img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
     arr = np.asarray(img, dtype=np.uint8)  # (H, W, 3)
@@ -110,8 +112,10 @@ def load_for_model(path: str | Path) -> torch.Tensor:
     return to_model_input(open_image(path))
 
 
-def normalize_batch(images: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """(B, 3, H, W) uint8 -> ImageNet-normalised float tensor on the same device."""
-    mean = _MEAN.to(images.device)
-    std = _STD.to(images.device)
-    return ((images.float() - mean) / std).to(dtype)
+def normalize_batch(images: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """(B, 3, H, W) uint8 -> ImageNet-normalised float tensor (float32 unless ``dtype``)."""
+    import torch  # here, not at the top: keeps torch out of the app's start-up path
+
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1) * 255
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1) * 255
+    return ((images.float() - mean) / std).to(dtype or torch.float32)

@@ -16,56 +16,36 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import Checkpoint, load_checkpoint
+from core.datatypes import (
+    DEFAULT_WEIGHTS,
+    WEIGHTS_DIR,
+    Candidate,
+    CaptionResult,
+    CaptionSettings,
+    default_weights_path,
+)
 from core.devices import cpu_supports_bf16, describe_device, pick_device
 from core.errors import NoModelError, PhotoScribeError
 from core.images import load_for_model, normalize_batch
 from core.model import CaptionModel, DecoderCache
-from core.vocab import MAX_TOKENS, Vocab
+from core.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-DEFAULT_WEIGHTS = WEIGHTS_DIR / "photoscribe-b0.safetensors"
-
-
-def default_weights_path() -> Path:
-    return DEFAULT_WEIGHTS
-
-
-@dataclass(frozen=True)
-class CaptionSettings:
-    beam_size: int = 3  # 1 = greedy
-    batch_size: int = 8  # photos per forward pass
-    max_tokens: int = MAX_TOKENS  # incl. <start> and <end>
-    length_penalty: float = 1.0  # final score = log-prob / length ** length_penalty
-    n_candidates: int = 3  # alternative captions returned per photo (at most beam_size)
-
-    def __post_init__(self) -> None:
-        if self.beam_size < 1:
-            raise ValueError("beam size must be at least 1")
-        if self.batch_size < 1:
-            raise ValueError("batch size must be at least 1")
-
-
-@dataclass(frozen=True)
-class Candidate:
-    caption: str
-    score: float  # length-normalised log-probability (0 is certain)
-
-
-@dataclass(frozen=True)
-class CaptionResult:
-    """One photo's outcome: a caption with alternatives, or an error message naming the file."""
-
-    path: Path
-    caption: str | None = None
-    score: float | None = None
-    candidates: tuple[Candidate, ...] = ()
-    error: str | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.error is None
+# The plain values moved to core.datatypes (no torch, so the app can use them at start-up); they
+# are re-exported here so that `from core.inference import CaptionSettings` keeps working.
+__all__ = [
+    "DEFAULT_WEIGHTS",
+    "WEIGHTS_DIR",
+    "Candidate",
+    "CaptionResult",
+    "CaptionSettings",
+    "Cancelled",
+    "Captioner",
+    "beam_search",
+    "default_weights_path",
+    "warm_up",
+]
 
 
 @dataclass

@@ -10,7 +10,6 @@ import torch.nn.functional as F  # noqa: N812
 from torch import nn
 from torchvision.models import efficientnet_b0
 
-IMAGE_SIZE = 224  # the whole frame is squashed to IMAGE_SIZE x IMAGE_SIZE, as in training
 FEATURE_GRID = 7  # efficientnet_b0.features gives a 7x7 map at 224x224
 
 

@@ -1,23 +1,44 @@
-"""The inference thread: one long-lived worker that owns the Captioner and runs caption jobs."""
+"""The inference thread: one long-lived worker that owns the Captioner and runs the engine."""
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from PySide6.QtCore import QObject, QThread, Signal, Slot
+from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
+from core.datatypes import CaptionSettings, DeviceChoice
+from core.engine import (
+    EngineEvent,
+    LibraryEngine,
+    LibraryJob,
+    PhotoCaptioned,
+    PhotoSkipped,
+    RunProgress,
+    RunSummary,
+)
 from core.errors import NoModelError, PhotoScribeError, StorageError
-from core.storage import FileIdentity, StoredCaption, XmpName, all_stores, read_caption_any
+from core.index import default_index_path
+from core.storage import (
+    CaptionStore,
+    FileIdentity,
+    StoreKind,
+    WriteResult,
+    XmpName,
+    make_store,
+)
+from desktop.writer import WriteRequest
 
 if TYPE_CHECKING:
-    from core.inference import Captioner, CaptionResult
+    from core.inference import Captioner
 
 log = logging.getLogger(__name__)
+
+POLL_MS = 50  # how often the GUI thread collects skips and progress while a job runs
 
 
 @dataclass(frozen=True)
@@ -25,42 +46,36 @@ class ModelChoice:
     """Which model file to load, on which device; a different choice reloads the model."""
 
     weights: Path | None = None  # None: the model shipped with PhotoScribe
-    device: str = "auto"
-
-
-@dataclass(frozen=True)
-class CaptionOptions:
-    """The user's decoding choices; becomes core's CaptionSettings on the inference thread.
-
-    (CaptionSettings lives in core.inference, which imports torch; the GUI thread never does.)
-    """
-
-    beam_size: int = 3
-    batch_size: int = 8
-    n_candidates: int = 3
+    device: DeviceChoice = "auto"
 
 
 @dataclass(frozen=True)
 class CaptionJob:
-    """Everything the inference thread needs for one batch, as plain values."""
+    """Everything the inference thread needs for one batch, as plain values.
+
+    The batch runs on core's LibraryEngine, so it resumes where an interrupted one stopped
+    (in the app or on the command line): photos captioned and saved before are skipped.
+    """
 
     job_id: int
-    paths: tuple[Path, ...]
-    options: CaptionOptions = CaptionOptions()
+    roots: tuple[Path, ...]  # the open folder, or the photos picked
+    recursive: bool = False  # with a folder: its subfolders too
+    settings: CaptionSettings = CaptionSettings()
     model: ModelChoice = ModelChoice()
+    store: StoreKind | None = "txt"  # where each caption is saved; None: it waits for review
+    xmp_name: XmpName = "photo.jpg.xmp"  # XMP sidecar naming, also to find existing captions
+    overwrite: bool = False  # replace captions that this model did not write
     skip_captioned: bool = True  # leave photos that already have a caption in any store
-    xmp_name: XmpName = "photo.jpg.xmp"  # how XMP sidecars are named, to find their captions
+    index_path: Path | None = None  # the library index; None: default_index_path()
 
 
 @dataclass(frozen=True)
-class PhotoOutcome:
-    """One photo of a job: captioned (result), failed (result.error) or skipped (existing)."""
+class JobEvent:
+    """One event of the engine's run for a job, as the GUI thread receives it."""
 
     job_id: int
-    path: Path
-    result: CaptionResult | None = None
-    existing: StoredCaption | None = None  # set when skipped because it has a caption
-    identity: FileIdentity | None = None  # the photo as it was when read for captioning
+    event: EngineEvent
+    identity: FileIdentity | None = None  # PhotoCaptioned: the photo after its caption was saved
 
 
 @dataclass(frozen=True)
@@ -83,32 +98,76 @@ class JobSummary:
 
 
 CaptionerFactory = Callable[[ModelChoice], "Captioner"]
+WriteFunction = Callable[[WriteRequest], WriteResult]
+"""Saves one caption and returns where it went; raises CaptionExistsError or StorageError."""
 
 
 def load_captioner(choice: ModelChoice) -> Captioner:
     """The default factory: the real Captioner (imports torch, so only on the inference thread)."""
-    from core.inference import Captioner
+    from core.inference import Captioner  # torch: kept off the GUI thread and out of start-up
 
     return Captioner(choice.weights, device=choice.device)
+
+
+def write_here(request: WriteRequest) -> WriteResult:
+    """A WriteFunction that writes on the calling thread (for a worker without the app)."""
+    store = make_store(request.store, request.xmp_name)
+    return store.write(
+        request.photo, request.caption, expected=request.expected, overwrite=request.overwrite
+    )
 
 
 class InferenceWorker(QObject):
     """Lives on the inference thread; loads the Captioner on first use and keeps it.
 
-    Results go out as signals carrying paths and frozen values, never model indexes. The
-    worker never touches widgets or the item model.
+    Each job runs on a LibraryEngine with that Captioner. Its events wait in a list for
+    ``take_events``: a run over a big library skips thousands of photos a second, and one
+    signal each would flood the GUI thread. ``events_ready`` is sent for the events the user
+    waits to see (a caption, a failure), at most once until ``take_events`` is called; skips
+    and progress are collected by the GUI's polling (CaptionService). The worker never
+    touches widgets or the item model.
     """
 
     model_load_started = Signal()
     model_loaded = Signal(object)  # ModelInfo
-    photo_done = Signal(object)  # PhotoOutcome
-    job_finished = Signal(object)  # JobSummary
+    events_ready = Signal()  # call take_events()
+    job_finished = Signal(object)  # JobSummary, after the job's last events
 
-    def __init__(self, factory: CaptionerFactory = load_captioner) -> None:
+    def __init__(
+        self, factory: CaptionerFactory = load_captioner, write: WriteFunction = write_here
+    ) -> None:
         super().__init__()
         self._factory = factory
+        self._write = write
         self._captioner: Captioner | None = None
         self._choice: ModelChoice | None = None
+        self._lock = threading.Lock()
+        self._events: list[JobEvent] = []
+        self._notified = False
+
+    def take_events(self) -> list[JobEvent]:
+        """The events since the last call, oldest first; safe to call from any thread."""
+        with self._lock:
+            events, self._events = self._events, []
+            self._notified = False
+        return events
+
+    def _deliver(self, item: JobEvent) -> None:
+        with self._lock:
+            last = self._events[-1] if self._events else None
+            if (
+                isinstance(item.event, RunProgress)
+                and last is not None
+                and isinstance(last.event, RunProgress)
+                and last.job_id == item.job_id
+            ):
+                self._events[-1] = item  # only the latest counts matter
+            else:
+                self._events.append(item)
+            if self._notified or isinstance(item.event, (PhotoSkipped, RunProgress)):
+                return
+            self._notified = True
+        self.events_ready.emit()
 
     def _ensure_model(self, choice: ModelChoice) -> Captioner:
         if self._captioner is None or self._choice != choice:
@@ -127,7 +186,7 @@ class InferenceWorker(QObject):
             summary = self._run(job, cancel)
         except NoModelError as error:
             summary = JobSummary(job.job_id, error=str(error), no_model=True)
-        except (PhotoScribeError, ValueError) as error:  # a damaged model file, no such device
+        except (PhotoScribeError, ValueError) as error:  # a damaged model, the index in use, ...
             summary = JobSummary(job.job_id, error=str(error))
         except Exception as error:  # noqa: BLE001 - reported to the user, never swallowed
             log.exception("Captioning job %d failed", job.job_id)
@@ -137,102 +196,124 @@ class InferenceWorker(QObject):
         self.job_finished.emit(summary)
 
     def _run(self, job: CaptionJob, cancel: threading.Event) -> JobSummary:
-        from core.inference import CaptionSettings  # torch: inference thread only
-
         if cancel.is_set():
             return JobSummary(job.job_id, cancelled=True)
         captioner = self._ensure_model(job.model)
-        settings = CaptionSettings(
-            beam_size=job.options.beam_size,
-            batch_size=job.options.batch_size,
-            n_candidates=min(job.options.n_candidates, job.options.beam_size),
-        )
-        identities: dict[Path, FileIdentity | None] = {}
-        counts = {"skipped": 0, "captioned": 0, "failed": 0}
-        stores = all_stores(job.xmp_name)
+        saved: dict[Path, FileIdentity | None] = {}  # identity after our write, until reported
 
-        def to_caption() -> Iterator[Path]:
-            # Runs lazily inside caption_paths, so the check happens just before each photo
-            # is read and the identity is the one the caption was made from.
-            for path in job.paths:
-                if cancel.is_set():
-                    return
-                if job.skip_captioned:
-                    try:
-                        existing = read_caption_any(path, stores)
-                    except StorageError:
-                        existing = None  # captioning will report what is wrong with it
-                    if existing is not None:
-                        counts["skipped"] += 1
-                        self.photo_done.emit(PhotoOutcome(job.job_id, path, existing=existing))
-                        continue
-                identities[path] = FileIdentity.of_optional(path)
-                yield path
-
-        for result in captioner.caption_paths(to_caption(), settings, cancel):
-            if cancel.is_set():
-                break
-            counts["captioned" if result.ok else "failed"] += 1
-            self.photo_done.emit(
-                PhotoOutcome(
-                    job.job_id,
-                    result.path,
-                    result=result,
-                    identity=identities.pop(result.path, None),
-                )
+        def save(
+            store: CaptionStore,
+            photo: Path,
+            caption: str,
+            expected: FileIdentity,
+            overwrite: bool,
+        ) -> WriteResult:
+            # The engine's save hook: the write goes to the writer thread like every other.
+            request = WriteRequest(
+                photo,
+                caption,
+                store.name,  # type: ignore[arg-type]  # a CaptionStore's name is a StoreKind
+                xmp_name=job.xmp_name,
+                overwrite=overwrite,
+                expected=expected,
+                generated=True,
+                record=False,  # the engine records it in the index itself
             )
-        return JobSummary(job.job_id, cancelled=cancel.is_set(), **counts)
+            result = self._write(request)
+            try:
+                saved[photo] = result.photo_identity or FileIdentity.of_optional(photo)
+            except StorageError:
+                saved[photo] = None
+            return result
+
+        def on_event(event: EngineEvent) -> None:
+            identity = saved.pop(event.path, None) if isinstance(event, PhotoCaptioned) else None
+            self._deliver(JobEvent(job.job_id, event, identity))
+
+        engine = LibraryEngine(
+            captioner, index_path=job.index_path or default_index_path(), save=save
+        )
+        library_job = LibraryJob(
+            roots=job.roots,
+            recursive=job.recursive,
+            store=job.store,
+            xmp_name=job.xmp_name,
+            overwrite=job.overwrite,
+            skip_captioned=job.skip_captioned,
+            settings=job.settings,
+        )
+        summary: RunSummary = engine.run(library_job, cancel=cancel, on_event=on_event)
+        return JobSummary(
+            job.job_id,
+            captioned=summary.captioned,
+            failed=summary.failed,
+            skipped=summary.skipped,
+            cancelled=summary.cancelled,
+        )
 
 
 class CaptionService(QObject):
-    """The GUI side of the inference thread: starts and cancels jobs, forwards current results.
+    """The GUI side of the inference thread: starts and cancels jobs, passes their events on.
 
-    Results of a job that is no longer current (cancelled, or replaced) are dropped here; its
-    job_finished still arrives, so the GUI knows when the inference thread has really stopped.
+    ``events_arrived`` carries lists of JobEvent, each tagged with its job, at once for
+    captions and failures and every POLL_MS for skips and progress; the receiver
+    decides what a cancelled job's late events still mean (a caption the engine saved is on
+    disk whether or not the job was cancelled). ``job_finished`` comes for every job,
+    cancelled ones included, after its last events, so the GUI knows when the inference
+    thread has really stopped.
     """
 
     model_load_started = Signal()
     model_loaded = Signal(object)  # ModelInfo
-    photo_done = Signal(object)  # PhotoOutcome of the current job
+    events_arrived = Signal(object)  # list[JobEvent]
     job_finished = Signal(object)  # JobSummary of every job, cancelled ones included
     _job_requested = Signal(object, object)  # CaptionJob, threading.Event -> worker
 
     def __init__(
-        self, factory: CaptionerFactory = load_captioner, parent: QObject | None = None
+        self,
+        factory: CaptionerFactory = load_captioner,
+        parent: QObject | None = None,
+        write: WriteFunction = write_here,
     ) -> None:
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("inference")
-        self._worker = InferenceWorker(factory)
+        self._worker = InferenceWorker(factory, write)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
         self._job_requested.connect(self._worker.run_job)
         self._worker.model_load_started.connect(self.model_load_started)
         self._worker.model_loaded.connect(self.model_loaded)
-        self._worker.photo_done.connect(self._on_photo)
+        self._worker.events_ready.connect(self._take_events)
         self._worker.job_finished.connect(self._on_finished)
         self._thread.start()
         self._next_id = 1
         self._current: int | None = None
         self._cancel: threading.Event | None = None
+        self._running = 0  # jobs sent to the worker whose job_finished has not come back
+        self._poll = QTimer(self)
+        self._poll.setInterval(POLL_MS)
+        self._poll.timeout.connect(self._take_events)
 
     @property
     def busy(self) -> bool:
         """A job is current (running or queued) and not cancelled."""
         return self._current is not None
 
-    def start(self, paths: tuple[Path, ...], **job_fields: Any) -> CaptionJob:
-        """Queue a job for ``paths``; any current job is cancelled first."""
+    def start(self, roots: tuple[Path, ...], **job_fields: Any) -> CaptionJob:
+        """Queue a job for ``roots``; any current job is cancelled first."""
         self.cancel()
-        job = CaptionJob(self._next_id, paths, **job_fields)
+        job = CaptionJob(self._next_id, roots, **job_fields)
         self._next_id += 1
         self._current = job.job_id
         self._cancel = threading.Event()
+        self._running += 1
+        self._poll.start()
         self._job_requested.emit(job, self._cancel)
         return job
 
     def cancel(self) -> None:
-        """Stop the current job: the worker sees the token between batches and decoding steps."""
+        """Stop the current job: the engine sees the token between photos and decoding steps."""
         if self._cancel is not None:
             self._cancel.set()
         self._current = None
@@ -241,16 +322,22 @@ class CaptionService(QObject):
     def shutdown(self) -> None:
         """Cancel, let the worker finish the step in progress, and stop the thread."""
         self.cancel()
+        self._poll.stop()
         self._thread.quit()
         self._thread.wait()
 
-    @Slot(object)
-    def _on_photo(self, outcome: PhotoOutcome) -> None:
-        if outcome.job_id == self._current:
-            self.photo_done.emit(outcome)
+    @Slot()
+    def _take_events(self) -> None:
+        events = self._worker.take_events()
+        if events:
+            self.events_arrived.emit(events)
 
     @Slot(object)
     def _on_finished(self, summary: JobSummary) -> None:
+        self._take_events()  # the job's last events come before its end
+        self._running -= 1
+        if self._running == 0:
+            self._poll.stop()
         if summary.job_id == self._current:
             self._current = None
             self._cancel = None

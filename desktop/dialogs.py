@@ -25,14 +25,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.datatypes import DEVICE_CHOICES
 from core.export import HF_METADATA_NAME, ExportFormat
-from desktop.settings import (
-    DEVICE_CHOICES,
-    MAX_BATCH,
-    MAX_BEAM,
-    MAX_CANDIDATES,
-    AppSettings,
-)
+from desktop.settings import MAX_BATCH, MAX_BEAM, MAX_CANDIDATES, AppSettings
 
 log = logging.getLogger(__name__)
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import platformdirs
 
+from core.datatypes import default_weights_path
 from desktop.captioning import CaptionerFactory, load_captioner
-from desktop.model_card import SHIPPED_WEIGHTS
 from desktop.settings import APPLICATION, ORGANIZATION, AppSettings
 
 log = logging.getLogger(__name__)
@@ -33,6 +33,7 @@ class AppEnvironment:
     cache_dir: Path = field(default_factory=_cache_dir)  # thumbnail cache
     data_dir: Path = field(default_factory=_data_dir)  # the copy of the sample photos
     weights: Path | None = None  # a model file that overrides the one chosen in Settings
+    index_path: Path | None = None  # the library index; None: $PHOTOSCRIBE_INDEX, else user data
     captioner_factory: CaptionerFactory = load_captioner
     thumbnail_workers: int = 2
     log_file: Path | None = None  # shown in error messages
@@ -60,7 +61,7 @@ def probe() -> Probe:
     """Run off the GUI thread: loads torch (slow the first time) to list the devices."""
     from core.devices import available_devices  # torch: never on the GUI thread
 
-    return Probe(tuple(available_devices()), SHIPPED_WEIGHTS.is_file())
+    return Probe(tuple(available_devices()), default_weights_path().is_file())
 
 
 def chosen_weights(env: AppEnvironment, settings: AppSettings) -> Path | None:

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 import core
+from core.datatypes import default_weights_path
 from core.errors import PhotoScribeError
 from core.export import export_captions
 from core.storage import all_stores
@@ -32,11 +33,13 @@ from desktop.actions import build_menus, build_toolbar, create_commands
 from desktop.captioning import JobSummary, ModelInfo
 from desktop.dialogs import ExportRequest, Prompts
 from desktop.environment import AppEnvironment, Probe, chosen_weights, probe
+from desktop.folders import FolderTreeFilter, tree_root
 from desktop.grid import PhotoGrid
-from desktop.model_card import SHIPPED_WEIGHTS, about_html, read_model_card
+from desktop.model_card import about_html, read_model_card
 from desktop.panel import CaptionPanel
 from desktop.photos import PHOTO_ROLE, Photo, PhotoFilter
 from desktop.samples import APP_ICON, prepare_samples
+from desktop.search import ElsewhereButton, LibrarySearch, SearchResults
 from desktop.session import FolderSession, plural
 from desktop.settings import AppSettings, SettingsStore, WindowState
 from desktop.status import BatchProgress, ErrorsPanel
@@ -118,7 +121,7 @@ class MainWindow(QMainWindow):
         self.problems_action = self.errors_dock.toggleViewAction()
         self.problems_action.setText("&Problems Panel")
         build_menus(self.menuBar(), self.commands, self.problems_action)
-        self.toolbar = build_toolbar(self, self.commands, self.search)
+        self.toolbar = build_toolbar(self, self.commands, self.search_bar)
         self.addToolBar(self.toolbar)
         self._connect()
         self._restore_window_state()
@@ -131,16 +134,19 @@ class MainWindow(QMainWindow):
     # ================================================================ construction
 
     def _build_widgets(self) -> None:
+        self.home = Path.home()
         self.fs_model = QFileSystemModel(self)
         self.fs_model.setFilter(
             QDir.Filter.AllDirs | QDir.Filter.NoDotAndDotDot | QDir.Filter.Drives
         )
-        self.fs_model.setRootPath("")
+        self.folder_filter = FolderTreeFilter(self)
+        self.folder_filter.setSourceModel(self.fs_model)
         self.tree = QTreeView(self)
         self.tree.setObjectName("folderTree")
-        self.tree.setModel(self.fs_model)
-        for column in range(1, self.fs_model.columnCount()):
+        self.tree.setModel(self.folder_filter)
+        for column in range(1, self.folder_filter.columnCount()):
             self.tree.hideColumn(column)
+        self._root_tree(None)
         self.tree.setHeaderHidden(True)
         self.tree.setMinimumWidth(160)
         self.tree.setToolTip("Folders; click one to open it")
@@ -189,7 +195,18 @@ class MainWindow(QMainWindow):
         self.search.setClearButtonEnabled(True)
         self.search.setAcceptDrops(False)
         self.search.setMaximumWidth(280)
-        self.search.setToolTip("Show only photos whose caption contains this text (Ctrl+F)")
+        self.search.setToolTip(
+            "Search the captions of your whole library (Ctrl+F): matches in this folder are "
+            "shown, matches elsewhere are listed beside this box"
+        )
+        self.elsewhere = ElsewhereButton(self)
+        self.library_search = LibrarySearch(self.tasks, self.session.index_path, self)
+        # One toolbar widget, so the button can hide itself (a toolbar's own widgets cannot).
+        self.search_bar = QWidget(self)
+        search_layout = QHBoxLayout(self.search_bar)
+        search_layout.setContentsMargins(0, 0, 0, 0)
+        search_layout.addWidget(self.search)
+        search_layout.addWidget(self.elsewhere)
 
     def _connect(self) -> None:
         c = self.commands
@@ -234,7 +251,9 @@ class MainWindow(QMainWindow):
         self.tree.clicked.connect(self._tree_clicked)
         self.grid.selectionModel().currentChanged.connect(self._current_changed)
         self.grid.selectionModel().selectionChanged.connect(lambda *_: self._update_actions())
-        self.search.textChanged.connect(self.filter.set_search)
+        self.search.textChanged.connect(self._search_changed)
+        self.library_search.finished.connect(self._search_finished)
+        self.elsewhere.photo_requested.connect(self.open_photo)
         self.errors.photo_activated.connect(self.select_photo)
         self.progress.cancel_requested.connect(self.cancel_batch)
         self._counts_timer.timeout.connect(self._update_counts)
@@ -247,7 +266,8 @@ class MainWindow(QMainWindow):
         s.problem_found.connect(self._add_problem)
         s.message_posted.connect(self._show_message)
         s.batch_started.connect(self.progress.start)
-        s.photo_finished.connect(lambda captioned: self.progress.advance(captioned))
+        s.photos_finished.connect(self.progress.advance)
+        s.batch_total_changed.connect(self.progress.set_total)
         s.batch_finished.connect(self._batch_finished)
         s.model_load_started.connect(self._model_loading)
         s.model_loaded.connect(self._model_loaded)
@@ -303,8 +323,8 @@ class MainWindow(QMainWindow):
         if chosen_weights(self.env, self.settings) is None and self.shipped_model is False:
             self.device_label.setText(NO_MODEL)
             self.device_label.setToolTip(
-                f"No trained caption model is installed at {SHIPPED_WEIGHTS}. Choose a model "
-                "file in Settings, or see the README on training one."
+                f"No trained caption model is installed at {default_weights_path()}. Choose a "
+                "model file in Settings, or see the README on training one."
             )
             return
         devices = ", ".join(d.upper() for d in self.devices) if self.devices else "?"
@@ -361,6 +381,7 @@ class MainWindow(QMainWindow):
         return True
 
     def _listed(self, folder: Path, count: int) -> None:
+        self._search_library(now=True)  # the matches in this folder, and elsewhere from here
         wanted, self._select_after_scan = self._select_after_scan, None
         if wanted is not None and self.photos.photo(wanted) is not None:
             self.select_photo(wanted)
@@ -368,17 +389,40 @@ class MainWindow(QMainWindow):
             self.grid.setCurrentIndex(self.filter.index(0, 0))
         self._update_actions()
 
+    def tree_index(self, folder: Path | None) -> QModelIndex:
+        """The tree's row for ``folder`` (invalid when the tree does not show it)."""
+        source = self.fs_model.index(str(folder)) if folder is not None else QModelIndex()
+        return self.folder_filter.mapFromSource(source)
+
+    def tree_path(self, index: QModelIndex) -> Path | None:
+        """The folder of one of the tree's rows (None for the invisible top)."""
+        if not index.isValid():
+            return None
+        return Path(self.fs_model.filePath(self.folder_filter.mapToSource(index)))
+
+    def _root_tree(self, folder: Path | None) -> None:
+        """Start the tree at home; an open folder outside home is shown with its ancestors."""
+        outside = folder is not None and tree_root(self.home, folder) != self.home
+        places = (self.home, folder) if outside and folder is not None else (self.home,)
+        self.folder_filter.set_places(places)
+        root = tree_root(self.home, folder if outside else None)
+        self.fs_model.setRootPath(str(root) if root is not None else "")
+        self.tree.setRootIndex(self.tree_index(root))
+
     def _show_in_tree(self, folder: Path) -> None:
+        self._root_tree(folder)
         # Selected but not expanded: expanding would make the tree's model list every file in
         # the folder on the GUI thread (it keeps files too, only hides them).
-        index = self.fs_model.index(str(folder))
+        index = self.tree_index(folder)
         if index.isValid():
             self.tree.setCurrentIndex(index)
-            QTimer.singleShot(0, lambda: self.tree.scrollTo(self.fs_model.index(str(folder))))
+            QTimer.singleShot(0, lambda: self.tree.scrollTo(self.tree_index(folder)))
 
     @Slot(QModelIndex)
     def _tree_clicked(self, index: QModelIndex) -> None:
-        path = Path(self.fs_model.filePath(index))
+        path = self.tree_path(index)
+        if path is None:
+            return
         if path != self.folder and not self.open_folder(path) and self.folder is not None:
             self._show_in_tree(self.folder)
 
@@ -468,6 +512,41 @@ class MainWindow(QMainWindow):
         self.search.setFocus()
         self.search.selectAll()
 
+    # ================================================================ search
+
+    def _search_changed(self, text: str) -> None:
+        # At once in the open folder (unsaved and not yet indexed captions included), and
+        # over the whole library index once the user pauses typing.
+        self.filter.set_search(text)
+        self._search_library()
+
+    def _search_library(self, now: bool = False) -> None:
+        query = self.search.text().strip()
+        if not query:
+            self.library_search.clear()
+            self.filter.set_matches(frozenset())
+            self.elsewhere.show_hits(())
+            return
+        self.library_search.request(query, self.folder, self.photos.rowCount(), now=now)
+
+    @Slot(object)
+    def _search_finished(self, results: SearchResults) -> None:
+        if results.query != self.search.text().strip():
+            return  # typed on since
+        if results.problem is not None:
+            log.info("Library search unavailable: %s", results.problem)
+        self.filter.set_matches(results.paths)
+        self.elsewhere.show_hits([h for h in results.library if self.photos.photo(h.path) is None])
+
+    def open_photo(self, path: Path) -> None:
+        """Show ``path``: select it here, or open its folder with it selected."""
+        if self.photos.photo(path) is not None:
+            self.select_photo(path)
+            return
+        self._select_after_scan = path
+        if not self.open_folder(path.parent):
+            self._select_after_scan = None
+
     def save_current(self) -> bool:
         photo = self.current_photo()
         if photo is None or not photo.unsaved:
@@ -507,11 +586,11 @@ class MainWindow(QMainWindow):
         return self.session.batch_running
 
     def caption_selected(self) -> None:
-        self.session.start_batch(self.selected_paths(), "selected photos")
+        self.session.caption_photos(self.selected_paths())
         self._update_actions()
 
     def caption_folder(self) -> None:
-        self.session.start_batch([p.path for p in self.photos.photos()], "photos in this folder")
+        self.session.caption_folder()
         self._update_actions()
 
     def cancel_batch(self) -> None:
@@ -523,6 +602,7 @@ class MainWindow(QMainWindow):
     def _batch_finished(self, summary: JobSummary) -> None:
         self.progress.finish()
         self._update_actions()
+        self._search_library(now=True)  # the new captions are in the index now
         if summary.no_model:
             self.device_label.setText(NO_MODEL)
             self.prompts.show_error(
@@ -605,7 +685,7 @@ class MainWindow(QMainWindow):
         self.tasks.submit(run, on_done=done, on_error=self._failed("Export failed"))
 
     def show_about(self) -> None:
-        path = chosen_weights(self.env, self.settings) or SHIPPED_WEIGHTS
+        path = chosen_weights(self.env, self.settings) or default_weights_path()
         device = self.model_info.device_name if self.model_info else None
         if device is None and self.devices:
             device = f"not loaded yet (available: {', '.join(d.upper() for d in self.devices)})"

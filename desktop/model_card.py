@@ -10,13 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import core
-
 log = logging.getLogger(__name__)
 
-# Where core.inference looks for the shipped model (core.inference.DEFAULT_WEIGHTS); spelled out
-# here because importing core.inference loads torch.
-SHIPPED_WEIGHTS = Path(core.__file__).resolve().parent / "weights" / "photoscribe-b0.safetensors"
 MAX_HEADER_BYTES = 50_000_000  # safetensors' own limit on the JSON header
 
 APP_LICENCE = "GPL-3.0-or-later"

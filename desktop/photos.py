@@ -8,7 +8,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from enum import Enum
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import (
     QAbstractListModel,
@@ -22,11 +22,9 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QImage, QPixmap
 
+from core.datatypes import Candidate
 from core.storage import FileIdentity
 from desktop.thumbnails import fit
-
-if TYPE_CHECKING:
-    from core.inference import Candidate
 
 log = logging.getLogger(__name__)
 
@@ -226,12 +224,17 @@ class PhotoListModel(QAbstractListModel):
 
 
 class PhotoFilter(QSortFilterProxyModel):
-    """Shows only uncaptioned photos and/or those whose caption contains the search text."""
+    """Shows only uncaptioned photos and/or those that match the search.
+
+    A photo matches when its text (unsaved edits included) contains the search text, or when
+    the library index found it for the search (which also matches other word forms).
+    """
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._uncaptioned_only = False
         self._search = ""
+        self._matches: frozenset[Path] = frozenset()
 
     @property
     def uncaptioned_only(self) -> bool:
@@ -254,6 +257,13 @@ class PhotoFilter(QSortFilterProxyModel):
             self._search = text
             self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
+    def set_matches(self, paths: frozenset[Path]) -> None:
+        """The photos the library index found for the search."""
+        if paths != self._matches:
+            self.beginFilterChange()
+            self._matches = paths
+            self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
     def filterAcceptsRow(
         self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex
     ) -> bool:
@@ -263,5 +273,5 @@ class PhotoFilter(QSortFilterProxyModel):
         if self._uncaptioned_only and photo.has_caption:
             return False
         if self._search:
-            return self._search in photo.text.casefold()
+            return self._search in photo.text.casefold() or photo.path in self._matches
         return True

@@ -11,21 +11,25 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
 
-from core.errors import StorageError
-from core.library import find_photos
-from core.storage import FileIdentity, StoredCaption, all_stores, read_caption_any
-from desktop.captioning import (
-    CaptionOptions,
-    CaptionService,
-    JobSummary,
-    ModelChoice,
-    PhotoOutcome,
+from core.datatypes import CaptionSettings
+from core.engine import (
+    IndexReplaced,
+    PhotoCaptioned,
+    PhotoFailed,
+    PhotoSkipped,
+    RunProgress,
 )
+from core.errors import StorageError
+from core.index import default_index_path
+from core.library import ScanProblem, find_photos
+from core.storage import FileIdentity, StoredCaption, all_stores, read_caption_any
+from desktop.captioning import CaptionService, JobEvent, JobSummary, ModelChoice
 from desktop.environment import AppEnvironment, chosen_weights
 from desktop.photos import Photo, PhotoListModel, thumbnail_pixels
 from desktop.settings import AppSettings
@@ -37,6 +41,7 @@ from desktop.writer import CaptionWriter, WriteOutcome, WriteRequest
 log = logging.getLogger(__name__)
 
 LOOKUP_CHUNK = 64  # stored captions found are handed to the GUI thread this many at a time
+EVENTS_PER_TICK = 1000  # engine events handled per turn of the event loop, so it never stalls
 
 CaptionFound = tuple[Path, StoredCaption | None, FileIdentity | None, str | None]
 
@@ -81,8 +86,9 @@ class FolderSession(QObject):
     message_posted = Signal(
         str, int
     )  # status-bar text, how long to show it (ms; 0 = until replaced)
-    batch_started = Signal(int)  # photos queued
-    photo_finished = Signal(bool)  # one photo of the batch is done: True captioned, False skipped
+    batch_started = Signal(int)  # photos the batch covers
+    photos_finished = Signal(int, int)  # more photos of the batch done: captioned/failed, skipped
+    batch_total_changed = Signal(int)  # the engine counted the photos the batch covers
     batch_finished = Signal(object)  # JobSummary, once the inference thread has really stopped
     model_load_started = Signal()
     model_loaded = Signal(object)  # ModelInfo
@@ -107,11 +113,17 @@ class FolderSession(QObject):
             display=thumbnail_pixels(device_pixel_ratio),
             parent=self,
         )
-        self.captioning = CaptionService(env.captioner_factory, self)
-        self.writer = CaptionWriter(self)
+        self.index_path = env.index_path or default_index_path()
+        self.writer = CaptionWriter(self, index_path=self.index_path)
+        self.captioning = CaptionService(env.captioner_factory, self, self.writer.write_and_wait)
         self._generation = 0  # bumped per folder opened; late results of older ones are dropped
         self._scan_cancel: threading.Event | None = None
         self._job_id: int | None = None  # the batch being shown, until its thread stops
+        self._cancelling = False  # the batch shown was cancelled; its thread has not stopped
+        self._backlog: deque[JobEvent] = deque()  # engine events not handled yet
+        self._finished: deque[JobSummary] = deque()  # handled once the events before them are
+        self.batches_started = 0  # counted when asked for, so waiting for one never starts early
+        self.batches_finished = 0
         self._closed = False
 
         self.photos.thumbnail_requested.connect(self.thumbnails.request)
@@ -119,7 +131,7 @@ class FolderSession(QObject):
         self.thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
         self.captioning.model_load_started.connect(self.model_load_started)
         self.captioning.model_loaded.connect(self.model_loaded)
-        self.captioning.photo_done.connect(self._photo_done)
+        self.captioning.events_arrived.connect(self._events_arrived)
         self.captioning.job_finished.connect(self._job_finished)
         self.writer.written.connect(self._written)
 
@@ -281,88 +293,211 @@ class FolderSession(QObject):
         """A batch is shown (it may be cancelling: its thread has not stopped yet)."""
         return self._job_id is not None
 
-    def start_batch(self, paths: list[Path], what: str) -> bool:
-        """Caption ``paths`` (those with a caption are left out unless re-captioning)."""
-        if self.captioning.busy:
-            self.message_posted.emit("Already captioning; cancel it first (Esc).", 4000)
+    def caption_photos(self, paths: list[Path]) -> bool:
+        """Caption the photos picked (those with a caption are left out unless re-captioning)."""
+        if self._refuse_while_busy():
             return False
         if not paths:
             self.message_posted.emit("Select the photos to caption first.", 4000)
             return False
+        todo = self._todo(paths, "selected photos")
+        return bool(todo) and self._start(tuple(todo), todo, len(todo), recursive=False)
+
+    def caption_folder(self) -> bool:
+        """Caption the open folder as listed; a batch interrupted before resumes where it was."""
+        if self._refuse_while_busy():
+            return False
+        paths = [photo.path for photo in self.photos.photos()]
+        if self.folder is None or not paths:
+            self.message_posted.emit("There are no photos here to caption.", 4000)
+            return False
+        todo = self._todo(paths, "photos in this folder")
+        # The engine goes through the whole folder (skipping what is done), so every listed
+        # photo counts towards the progress.
+        return bool(todo) and self._start(
+            (self.folder,), todo, len(paths), recursive=self.settings.recursive
+        )
+
+    def _refuse_while_busy(self) -> bool:
+        if self.captioning.busy:
+            self.message_posted.emit("Already captioning; cancel it first (Esc).", 4000)
+            return True
+        return False
+
+    def _todo(self, paths: list[Path], what: str) -> list[Path]:
+        if self.settings.recaption:
+            return paths
+        todo = [p for p in paths if not ((photo := self.photos.photo(p)) and photo.has_caption)]
+        if not todo:
+            self.message_posted.emit(
+                f"All the {what} already have a caption. To caption them again, turn on "
+                "Caption ▸ Re-caption Photos That Have a Caption.",
+                8000,
+            )
+        return todo
+
+    def _start(
+        self, roots: tuple[Path, ...], todo: list[Path], total: int, recursive: bool
+    ) -> bool:
         s = self.settings
-        if not s.recaption:
-            paths = [
-                p for p in paths if not ((photo := self.photos.photo(p)) and photo.has_caption)
-            ]
-            if not paths:
-                self.message_posted.emit(
-                    f"All the {what} already have a caption. To caption them again, turn on "
-                    "Caption ▸ Re-caption Photos That Have a Caption.",
-                    8000,
-                )
-                return False
+        # The engine saves each caption as it is made (through the writer thread) and records
+        # it in the library index, which is what lets a later batch resume. A caption that
+        # must wait for review, or may not replace the one stored, is not saved by the engine:
+        # it comes back as a suggestion (store None) and the review flow takes it from there.
+        saving = s.autosave and (s.overwrite or not s.recaption)
         job = self.captioning.start(
-            tuple(paths),
-            options=CaptionOptions(s.beam_size, s.batch_size, s.n_candidates),
+            roots,
+            recursive=recursive,
+            settings=CaptionSettings(
+                beam_size=s.beam_size,
+                batch_size=s.batch_size,
+                n_candidates=min(s.n_candidates, s.beam_size),
+            ),
             model=ModelChoice(chosen_weights(self.env, s), s.device),
-            skip_captioned=not s.recaption,  # checked again on the thread, just before reading
+            store=s.store if saving else None,
             xmp_name=s.xmp_name,
+            overwrite=s.recaption and s.overwrite,
+            skip_captioned=not s.recaption,
+            index_path=self.index_path,
         )
         self._job_id = job.job_id
-        for path in paths:
+        self._cancelling = False
+        self.batches_started += 1
+        for path in todo:
             self.photos.update(path, working=True, error=None)
-        self.batch_started.emit(len(paths))
+        self.batch_started.emit(total)
         return True
 
     def cancel_batch(self) -> bool:
-        """Stop the batch; results still in flight are dropped. False when none was running."""
+        """Stop the batch. False when none was running.
+
+        Captions the engine saves while stopping still show (they are on disk); suggestions
+        still in flight are dropped.
+        """
         if not self.captioning.busy:
             return False
         self.captioning.cancel()
+        self._cancelling = True
         self._clear_working()
         return True
 
     @Slot(object)
-    def _photo_done(self, outcome: PhotoOutcome) -> None:
-        if self._closed:
-            return  # arrived while quitting: the batch was cancelled, nothing more is written
-        path = outcome.path
-        self.photo_finished.emit(outcome.result is not None)
+    def _events_arrived(self, events: list[JobEvent]) -> None:
+        self._backlog.extend(events)
+        if len(self._backlog) == len(events):  # not already being worked through
+            self._work_backlog()
+
+    def _work_backlog(self) -> None:
+        done = skipped = 0
+        total: int | None = None
+        for _ in range(min(len(self._backlog), EVENTS_PER_TICK)):
+            item = self._backlog.popleft()
+            if self._closed or item.job_id != self._job_id:
+                continue  # quitting, or an older batch replaced before its thread stopped
+            event = item.event
+            if isinstance(event, PhotoSkipped):
+                skipped += 1
+                self._photo_skipped(event)
+            elif isinstance(event, PhotoCaptioned):
+                done += 1
+                self._photo_captioned(event, item.identity)
+            elif isinstance(event, PhotoFailed):
+                done += 1
+                self._photo_failed(event)
+            elif isinstance(event, RunProgress):
+                total = event.total
+            elif isinstance(event, ScanProblem):
+                self.problem_found.emit(event.path, event.reason)
+                if self.photos.photo(event.path) is not None:
+                    self.photos.update(
+                        event.path, working=False, error=split_error(event.path, event.reason)
+                    )
+            elif isinstance(event, IndexReplaced):
+                log.warning("Library index replaced: %s", event.reason)
+                self.message_posted.emit(
+                    f"The library index was damaged, so a new one was started (the old one "
+                    f"was kept as {event.moved_to.name}). Your captions are safe.",
+                    10000,
+                )
+        if done or skipped:
+            self.photos_finished.emit(done, skipped)
+        if total is not None and not self._cancelling:
+            self.batch_total_changed.emit(total)
+        if self._backlog:
+            QTimer.singleShot(0, self._work_backlog)  # the rest after the GUI had its turn
+        else:
+            while self._finished:
+                self._batch_done(self._finished.popleft())
+
+    def _photo_captioned(self, event: PhotoCaptioned, identity: FileIdentity | None) -> None:
+        path = event.path
         photo = self.photos.photo(path)
         if photo is None:
+            return  # another folder is open, or not listed (a subfolder)
+        if event.message:
+            self.message_posted.emit(f"{path.name}: {event.message}", 8000)
+        changes: dict[str, object] = dict(working=False, candidates=event.candidates, error=None)
+        editing = photo.draft is not None and photo.typed  # keep the user's text, always
+        if event.store is not None:  # saved by the engine, through the writer thread
+            changes.update(caption=event.caption.strip(), store=event.store, loaded=True)
+            if identity is not None:
+                changes["identity"] = identity
+            if not editing:
+                changes.update(draft=None, typed=False)
+            self.photos.update(path, **changes)
             return
-        if outcome.existing is not None:
-            self.photos.update(
-                path,
-                working=False,
-                loaded=True,
-                caption=outcome.existing.caption,
-                store=outcome.existing.store,
-            )
-            return
-        result = outcome.result
-        assert result is not None
-        if not result.ok or not result.caption:
-            error = result.error or f"{path}: the model produced no caption"
+        if self._cancelling:
+            return  # a suggestion of a cancelled batch: dropped like any result after cancel
+        if not event.caption:
+            error = f"{path}: the model produced no caption"
             self.photos.update(path, working=False, error=split_error(path, error))
             self.problem_found.emit(path, error)
             return
-        changes: dict[str, object] = dict(working=False, candidates=result.candidates, error=None)
-        if outcome.identity is not None:
-            changes["identity"] = outcome.identity
-        if photo.draft is not None and photo.typed:
+        if editing:
             # The user is editing this caption: keep their text, offer the new one beside it.
             self.photos.update(path, **changes)
             return
-        photo = self.photos.update(path, draft=result.caption, typed=False, **changes)
+        photo = self.photos.update(path, draft=event.caption, typed=False, **changes)
         if self.settings.autosave and photo is not None:
-            self.save(photo, result.caption, generated=True)
+            # Only when it may not replace the stored caption: then it waits for review.
+            self.save(photo, event.caption, generated=True)
+
+    def _photo_skipped(self, event: PhotoSkipped) -> None:
+        photo = self.photos.photo(event.path)
+        if photo is None:
+            return
+        changes: dict[str, object] = dict(working=False)
+        # "has_caption" was just read from the stores; "done" comes from the index, which is
+        # only news when the stores have not been read yet.
+        if event.caption is not None and (event.reason == "has_caption" or not photo.loaded):
+            changes.update(caption=event.caption, store=event.store, loaded=True)
+        self.photos.update(event.path, **changes)
+
+    def _photo_failed(self, event: PhotoFailed) -> None:
+        path = event.path
+        self.problem_found.emit(path, event.reason)
+        photo = self.photos.photo(path)
+        if photo is None:
+            return
+        changes: dict[str, object] = dict(working=False, error=split_error(path, event.reason))
+        if event.caption and not (photo.draft is not None and photo.typed):
+            # Made but not saved: kept as an unsaved suggestion, so it is not lost.
+            changes.update(draft=event.caption, typed=False)
+        self.photos.update(path, **changes)
 
     @Slot(object)
     def _job_finished(self, summary: JobSummary) -> None:
+        if self._backlog:
+            self._finished.append(summary)  # after the events that came before it
+        else:
+            self._batch_done(summary)
+
+    def _batch_done(self, summary: JobSummary) -> None:
+        self.batches_finished += 1
         if summary.job_id != self._job_id:
             return  # an older batch, replaced before its thread stopped
         self._job_id = None
+        self._cancelling = False
         self._clear_working()
         self.batch_finished.emit(summary)
 

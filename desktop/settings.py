@@ -10,17 +10,13 @@ from typing import Literal, get_args, get_origin
 
 from PySide6.QtCore import QByteArray, QSettings
 
+from core.datatypes import DeviceChoice
 from core.storage.base import StoreKind, XmpName
 
 log = logging.getLogger(__name__)
 
 ORGANIZATION = "PhotoScribe"
 APPLICATION = "PhotoScribe"
-
-# The same names as core.devices.DEVICE_CHOICES; repeated here because importing core.devices
-# would load torch on the GUI thread at start-up.
-DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
-DEVICE_CHOICES: tuple[DeviceChoice, ...] = get_args(DeviceChoice)
 
 MAX_BEAM = 10
 MAX_BATCH = 128

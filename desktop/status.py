@@ -99,15 +99,15 @@ class RateMeter:
     started: float | None = None  # time of the first finished photo
     counted: int = 0  # photos finished since then
 
-    def advance(self, now: float | None = None, captioned: bool = True) -> None:
+    def advance(self, now: float | None = None, captioned: bool = True, count: int = 1) -> None:
         now = time.monotonic() if now is None else now
-        self.done += 1
-        if not captioned:
+        self.done += count
+        if not captioned or count <= 0:
             return  # a skipped photo takes no model time; it would inflate the rate
         if self.started is None:
             self.started = now
-        else:
-            self.counted += 1
+            count -= 1
+        self.counted += count
 
     def rate(self, now: float | None = None) -> float | None:
         if self.started is None or self.counted == 0:
@@ -170,9 +170,13 @@ class BatchProgress(QWidget):
     def set_message(self, message: str) -> None:
         self.label.setText(message)
 
-    def advance(self, captioned: bool = True) -> None:
-        self.meter.advance(captioned=captioned)
-        self.bar.setValue(self.meter.done)
+    def advance(self, captioned: int = 1, skipped: int = 0) -> None:
+        """``captioned`` photos (or failed ones) and ``skipped`` photos more are done."""
+        if skipped:
+            self.meter.advance(captioned=False, count=skipped)
+        if captioned:
+            self.meter.advance(captioned=True, count=captioned)
+        self.bar.setValue(min(self.meter.done, self.bar.maximum()))
         rate = self.meter.rate()
         left = self.meter.seconds_left()
         if rate is None:
@@ -181,6 +185,13 @@ class BatchProgress(QWidget):
             self.label.setText(f"{rate:.1f} images/s")
         else:
             self.label.setText(f"{rate:.1f} images/s, {format_duration(left)} left")
+
+    def set_total(self, total: int) -> None:
+        """The number of photos the batch covers, once known (the engine counts them)."""
+        if total > 0 and total != self.meter.total:
+            self.meter.total = total
+            self.bar.setMaximum(total)
+            self.bar.setValue(min(self.meter.done, total))
 
     def cancelling(self) -> None:
         self.cancel_button.setEnabled(False)

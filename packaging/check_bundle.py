@@ -121,7 +121,9 @@ def check(bundle: Path, variant_cuda: str | None) -> Report:
             report.problems.append(f"missing {what} ({', '.join(patterns)})")
     forbidden = sorted(rel for rel in files if rules.matches(rel, rules.FORBIDDEN))
     if forbidden:
-        report.problems.append(f"{len(forbidden)} file(s) that should be left out: {forbidden[:10]}")
+        report.problems.append(
+            f"{len(forbidden)} file(s) that should be left out: {forbidden[:10]}"
+        )
 
     cuda_files = {rel.rsplit("/", 1)[-1] for rel in files if rules.is_cuda_library(rel)}
     if variant_cuda is None:

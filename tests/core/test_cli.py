@@ -122,9 +122,9 @@ def test_bad_weights_file_exits_2_with_message(capsys, tmp_path: Path, photo_dir
 
 
 def test_no_model_installed_says_so(capsys, monkeypatch, tmp_path: Path, photo_dir: Path) -> None:
-    import core.inference as inference
+    import core.datatypes
 
-    monkeypatch.setattr(inference, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
+    monkeypatch.setattr(core.datatypes, "DEFAULT_WEIGHTS", tmp_path / "absent.safetensors")
     code, out, err = run(capsys, "caption", str(photo_dir))
     assert code == 2 and out == ""
     assert "no trained caption model is installed" in err

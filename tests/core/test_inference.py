@@ -141,9 +141,9 @@ def test_fp32_and_fast_encoder_give_the_same_captions(tiny_checkpoint: Path, pho
 
 
 def test_missing_default_model_says_no_model_installed(monkeypatch, tmp_path: Path) -> None:
-    import core.inference as inference
+    import core.datatypes
 
-    monkeypatch.setattr(inference, "DEFAULT_WEIGHTS", tmp_path / "none.safetensors")
+    monkeypatch.setattr(core.datatypes, "DEFAULT_WEIGHTS", tmp_path / "none.safetensors")
     with pytest.raises(NoModelError, match="no trained caption model is installed"):
         Captioner()
 

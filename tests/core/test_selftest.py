@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-import core.inference
+import core.datatypes
 import core.selftest
 from core.cli import main
 from core.selftest import find_photos, run_self_test
@@ -40,7 +40,7 @@ def test_from_source_it_uses_the_sample_photos(tiny_checkpoint: Path) -> None:
 
 
 def test_without_the_model_it_fails_with_a_clear_message(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(core.inference, "DEFAULT_WEIGHTS", tmp_path / "missing.safetensors")
+    monkeypatch.setattr(core.datatypes, "DEFAULT_WEIGHTS", tmp_path / "missing.safetensors")
     out, err = io.StringIO(), io.StringIO()
     assert run_self_test(out=out, err=err, device="cpu") == 1
     assert "FAIL model:" in out.getvalue()
@@ -64,8 +64,8 @@ def test_a_packaged_app_must_run_its_own_code(monkeypatch, tmp_path: Path) -> No
 
 
 def test_the_command_line_flag(monkeypatch, capsys, tiny_checkpoint: Path) -> None:
-    monkeypatch.setattr(core.inference, "DEFAULT_WEIGHTS", tiny_checkpoint)
+    monkeypatch.setattr(core.datatypes, "DEFAULT_WEIGHTS", tiny_checkpoint)
     assert main(["--self-test"]) == 0
     assert "self-test passed" in capsys.readouterr().out
-    assert main(["--self-test", "export", "."]) == 2
+    assert main(["--self-test", "search", "dog"]) == 2
     assert "takes no subcommand" in capsys.readouterr().err

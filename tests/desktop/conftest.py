@@ -130,11 +130,17 @@ def open_and_wait(qtbot, window: MainWindow, folder: Path, timeout: int = 10_000
 
 
 def wait_idle(qtbot, window: MainWindow, timeout: int = 60_000) -> None:
-    """Wait until no batch runs and every queued write has been reported back."""
+    """Wait until every batch asked for has finished and every queued write has been reported.
+
+    Batches are counted (when asked for, and when the inference thread has stopped) rather
+    than judged by ``batch_running``, which is also False before a batch has begun.
+    """
+    session = window.session
     qtbot.waitUntil(
         lambda: (
-            not window.batch_running
-            and window.session.writer.pending == 0
+            session.batches_finished == session.batches_started
+            and not window.batch_running
+            and session.writer.pending == 0
             and not any(p.saving or p.working for p in window.photos.photos())
         ),
         timeout=timeout,

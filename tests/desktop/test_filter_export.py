@@ -7,8 +7,10 @@ import json
 
 import pytest
 
+from core.engine import rebuild_index
 from desktop.dialogs import ExportRequest
-from tests.desktop.conftest import open_and_wait
+from tests.conftest import textured_image
+from tests.desktop.conftest import open_and_wait, wait_idle
 
 
 @pytest.fixture
@@ -45,6 +47,52 @@ def test_filter_uncaptioned_and_search_captions(qtbot, window, captioned_dir):
     window.panel.editor.setPlainText("a red ball")
     window.search.setText("red ball")
     assert visible(window) == ["photo1.jpg"]
+
+
+def test_search_uses_the_library_index_across_folders(
+    qtbot, window, captioned_dir, tmp_path_factory
+):
+    other = tmp_path_factory.mktemp("other")
+    for i, caption in enumerate(["a dog sleeps on the sofa", "a red car in the street"]):
+        textured_image(80, 60, seed=i).save(other / f"x{i}.jpg")
+        (other / f"x{i}.txt").write_text(caption, encoding="utf-8")
+    rebuild_index((captioned_dir, other))  # the index at $PHOTOSCRIBE_INDEX, as the app uses
+    open_and_wait(qtbot, window, captioned_dir)
+
+    # "dogs" is in no caption: only the index (which stems words) finds "dog".
+    window.search.setText("dogs")
+    qtbot.waitUntil(lambda: window.elsewhere.isVisible(), timeout=10_000)
+    assert visible(window) == ["photo0.jpg"]
+    assert window.elsewhere.text() == "1 more in other folders"
+    assert [h.path for h in window.elsewhere.hits] == [other / "x0.jpg"]
+    entry = window.elsewhere.results_menu.actions()[0]
+    assert "sofa" in entry.text()
+    entry.trigger()
+    qtbot.waitUntil(lambda: window.folder == other and window.panel.path == other / "x0.jpg")
+    assert visible(window) == ["x0.jpg"], "the search still applies in the folder opened"
+    qtbot.waitUntil(lambda: not window.library_search.busy, timeout=10_000)
+    assert window.elsewhere.hits and window.elsewhere.hits[0].path == captioned_dir / "photo0.jpg"
+
+    # Text not in the index yet (typed, not saved) is still found in the open folder.
+    window.search.clear()
+    assert not window.elsewhere.isVisible()
+    window.select_photo(other / "x1.jpg")
+    window.panel.editor.setPlainText("a blue bicycle")
+    window.search.setText("bicycle")
+    assert visible(window) == ["x1.jpg"]
+    qtbot.waitUntil(lambda: not window.library_search.busy, timeout=10_000)
+    assert visible(window) == ["x1.jpg"] and not window.elsewhere.isVisible()
+
+    # Once saved, the caption is in the index: found from the other folder too.
+    window.save_current()
+    wait_idle(qtbot, window)
+    window.search.clear()
+    window.open_folder(captioned_dir)
+    qtbot.waitUntil(lambda: window.photos.rowCount() == 3)
+    window.search.setText("bicycle")
+    qtbot.waitUntil(lambda: window.elsewhere.isVisible(), timeout=10_000)
+    assert visible(window) == []
+    assert [h.path for h in window.elsewhere.hits] == [other / "x1.jpg"]
 
 
 @pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "hf"])

@@ -1,0 +1,60 @@
+"""Plain values shared by the captioner, the engine and the app; free of torch, cheap to import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+from core.vocab import MAX_TOKENS
+
+IMAGE_SIZE = 224  # the whole frame is squashed to IMAGE_SIZE x IMAGE_SIZE, as in training
+
+DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
+DEVICE_CHOICES: tuple[DeviceChoice, ...] = get_args(DeviceChoice)
+"""The devices a user may ask for; "auto" picks CUDA, then MPS, then the CPU."""
+
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "photoscribe-b0.safetensors"
+"""The model that ships with PhotoScribe (absent from a source checkout until one is trained)."""
+
+
+def default_weights_path() -> Path:
+    """Where the shipped model is looked for (read at call time, so tests can point it away)."""
+    return DEFAULT_WEIGHTS
+
+
+@dataclass(frozen=True)
+class CaptionSettings:
+    beam_size: int = 3  # 1 = greedy
+    batch_size: int = 8  # photos per forward pass
+    max_tokens: int = MAX_TOKENS  # incl. <start> and <end>
+    length_penalty: float = 1.0  # final score = log-prob / length ** length_penalty
+    n_candidates: int = 3  # alternative captions returned per photo (at most beam_size)
+
+    def __post_init__(self) -> None:
+        if self.beam_size < 1:
+            raise ValueError("beam size must be at least 1")
+        if self.batch_size < 1:
+            raise ValueError("batch size must be at least 1")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    caption: str
+    score: float  # length-normalised log-probability (0 is certain)
+
+
+@dataclass(frozen=True)
+class CaptionResult:
+    """One photo's outcome: a caption with alternatives, or an error message naming the file."""
+
+    path: Path
+    caption: str | None = None
+    score: float | None = None
+    candidates: tuple[Candidate, ...] = ()
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
