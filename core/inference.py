@@ -80,6 +80,7 @@ def beam_search(
         logp, cache = model.step(token, cache)  # (A*k, V)
         logp[:, vocab.pad_id] = -math.inf
         logp[:, vocab.start_id] = -math.inf
+        logp[:, vocab.unk_id] = -math.inf  # never offer "<unk>" as a word of a caption
         if step == max_steps - 1:  # out of room: only <end> may follow
             end_only = torch.full_like(logp, -math.inf)
             end_only[:, vocab.end_id] = logp[:, vocab.end_id]

@@ -19,10 +19,11 @@ import torch
 import torchvision
 
 import core
+from core.datatypes import CaptionSettings, default_weights_path
 from core.devices import available_devices
 from core.errors import PhotoScribeError
 from core.images import open_image
-from core.inference import Captioner, CaptionSettings, default_weights_path
+from core.inference import Captioner
 from core.storage import EmbeddedStore, FileIdentity, XmpSidecarStore
 from core.storage.pixels import image_data_digest
 

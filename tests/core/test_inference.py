@@ -29,7 +29,7 @@ def greedy_by_recompute(captioner: Captioner, memory: torch.Tensor, max_tokens: 
         seq = [vocab.start_id]
         while len(seq) < max_tokens:
             logits = model.decode(torch.tensor([seq]), memory[b : b + 1])[0, -1]
-            logits[[vocab.pad_id, vocab.start_id]] = -math.inf
+            logits[[vocab.pad_id, vocab.start_id, vocab.unk_id]] = -math.inf
             if len(seq) == max_tokens - 1:
                 nxt = vocab.end_id
             else:
