@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from core.checkpoint import save_checkpoint
 from core.model import CaptionModel, ModelConfig
 from core.vocab import SPECIALS, Vocab
+from tests.imagegen import textured_image
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -59,17 +58,6 @@ def tiny_checkpoint(tmp_path_factory, tiny_model: CaptionModel, tiny_vocab: Voca
     path = tmp_path_factory.mktemp("ckpt") / "tiny.safetensors"
     save_checkpoint(path, tiny_model, tiny_vocab, {"data": "random weights for tests"})
     return path
-
-
-def textured_image(width: int, height: int, seed: int = 0) -> Image.Image:
-    """Photographic-looking texture (smooth noise at several scales), not flat colour."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros((height, width, 3), dtype=np.float32)
-    for scale in (4, 16, 64):
-        small = rng.random((max(height // scale, 2), max(width // scale, 2), 3)).astype(np.float32)
-        up = Image.fromarray((small * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC)
-        out += np.asarray(up, dtype=np.float32) / 3
-    return Image.fromarray(np.clip(out, 0, 255).astype(np.uint8))
 
 
 @pytest.fixture

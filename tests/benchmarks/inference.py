@@ -18,7 +18,7 @@ import torch
 
 from core.images import load_for_model
 from core.inference import Captioner, CaptionSettings
-from tests.conftest import textured_image
+from tests.imagegen import textured_image
 
 
 def make_photos(folder: Path, n: int, size: tuple[int, int] = (4000, 3000)) -> list[Path]:

@@ -52,7 +52,7 @@ def uncaptioned_numbers(size: int, uncaptioned: int) -> list[int]:
 
 def build_tree(root: Path, size: int) -> Path:
     """A tree of ``size`` photos, each with a caption sidecar (cached between runs)."""
-    from tests.conftest import textured_image
+    from tests.imagegen import textured_image
 
     tree = root / f"tree-{size}"
     done = tree / ".complete"

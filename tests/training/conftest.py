@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import textured_image
+from tests.imagegen import textured_image
 
 CAPTIONS = [
     "A dog runs on the beach .",
