@@ -16,33 +16,28 @@ from pathlib import Path
 from PySide6.QtCore import QSize
 from PySide6.QtGui import QImage
 
+from core.datatypes import DEFAULT_WEIGHTS
 from desktop.samples import RESOURCES, prepare_samples
+from tests.desktop.conftest import wait_idle
 
 HERE = Path(__file__).resolve().parent
 SCREENSHOT = HERE / "screenshots" / "main_window.png"
 README_SCREENSHOT = RESOURCES / "screenshot.png"
 
-# Captions as a user would have reviewed and saved them; until the trained model ships, the
-# tiny test model's captions are random words, which would not show what the app is for.
-REVIEWED = {
-    "astronaut.jpg": "an astronaut in an orange suit smiles in front of an american flag",
-    "chelsea.jpg": "a ginger cat lies on the floor and looks up",
-    "coffee.jpg": "a cup of coffee on a red saucer on a wooden table",
-    "rocket.jpg": "a rocket stands on the launch pad at night",
-}
-
 
 def test_screenshot_of_the_main_window_with_the_sample_photos(qtbot, make_window, env):
+    """The shipped model captions the samples, so the picture shows what users really get."""
     folder = prepare_samples(env.data_dir)
-    for name, caption in REVIEWED.items():
-        (folder / name).with_suffix(".txt").write_text(caption, encoding="utf-8")
-    window = make_window()
+    window = make_window(weights=DEFAULT_WEIGHTS)
     window.resize(QSize(1280, 800))
     window.open_samples()
     qtbot.waitUntil(
         lambda: window.photos.rowCount() == 5 and all(p.loaded for p in window.photos.photos()),
         timeout=20_000,
     )
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window, timeout=120_000)
+    assert all(p.caption for p in window.photos.photos())
     window.select_photo(folder / "astronaut.jpg")
     qtbot.waitUntil(
         lambda: (
@@ -57,6 +52,6 @@ def test_screenshot_of_the_main_window_with_the_sample_photos(qtbot, make_window
     assert window.grab().save(str(SCREENSHOT), "PNG")
     image = QImage(str(SCREENSHOT))
     assert image.width() >= 1280 and image.height() >= 800
-    assert window.counts_label.text() == "5 photos, 4 captioned"
+    assert window.counts_label.text() == "5 photos, 5 captioned"
     if os.environ.get("PHOTOSCRIBE_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(SCREENSHOT, README_SCREENSHOT)
