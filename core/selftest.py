@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import platform
 import shutil
@@ -12,20 +13,18 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO, TypeVar
-
-import pi_heif
-import torch
-import torchvision
+from typing import TYPE_CHECKING, TextIO, TypeVar
 
 import core
 from core.datatypes import CaptionSettings, default_weights_path
-from core.devices import available_devices
 from core.errors import PhotoScribeError
-from core.images import open_image
-from core.inference import Captioner
-from core.storage import EmbeddedStore, FileIdentity, XmpSidecarStore
-from core.storage.pixels import image_data_digest
+
+if TYPE_CHECKING:
+    from core.inference import Captioner
+
+# Torch, the image libraries and exiv2 are imported by the checks, not at the top: a library
+# missing from a broken bundle is then reported as a failed check instead of a traceback.
+LIBRARIES = ("numpy", "PIL", "torch", "torchvision", "safetensors", "pi_heif", "exiv2")
 
 log = logging.getLogger(__name__)
 
@@ -81,15 +80,30 @@ def check_program(frozen: bool) -> str:
         bundle = Path(getattr(sys, "_MEIPASS", APP_ROOT)).resolve()
         if not Path(core.__file__).resolve().is_relative_to(bundle):
             raise SelfTestFailed(f"core was loaded from {core.__file__}, outside the app {bundle}")
-    cuda = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
-    return (
-        f"Python {platform.python_version()}, torch {torch.__version__} ({cuda}), "
-        f"torchvision {torchvision.__version__}, {platform.system()} {platform.machine()}"
+    return f"PhotoScribe {core.__version__}, Python {platform.python_version()}, " + (
+        f"{platform.system()} {platform.machine()}"
     )
+
+
+def check_libraries() -> str:
+    """Every library the app needs imports (in a bundle: was packed and finds its own files)."""
+    versions = {}
+    for name in LIBRARIES:
+        module = importlib.import_module(name)
+        versions[name] = getattr(module, "__version__", "?")
+    import torch  # loaded just above; named here for its build details
+
+    cuda = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
+    listed = ", ".join(f"{name} {version}" for name, version in versions.items())
+    return f"{listed} (torch: {cuda})"
 
 
 def check_heic(heic: Path | None) -> str:
     """pi-heif's libheif is loaded and has an HEVC decoder; the HEIC photo decodes."""
+    import pi_heif
+
+    from core.images import open_image
+
     info = pi_heif.libheif_info()
     decoders = info.get("decoders", {})
     if not decoders:
@@ -101,6 +115,8 @@ def check_heic(heic: Path | None) -> str:
 
 
 def load_model(weights: Path | None, device: str) -> tuple[str, Captioner]:
+    from core.inference import Captioner
+
     path = weights if weights is not None else default_weights_path()
     t = time.perf_counter()
     captioner = Captioner(weights, device=device)
@@ -125,6 +141,9 @@ def caption_photo(captioner: Captioner, photo: Path) -> tuple[str, str]:
 
 def write_and_read_back(photo: Path, caption: str, folder: Path) -> str:
     """Store the caption inside a copy of the photo (exiv2) and in an XMP sidecar; read both."""
+    from core.storage import EmbeddedStore, FileIdentity, XmpSidecarStore
+    from core.storage.pixels import image_data_digest
+
     copy = folder / photo.name
     shutil.copyfile(photo, copy)
     before = copy.read_bytes()
@@ -192,8 +211,9 @@ def run_self_test(
     t0 = time.perf_counter()
     try:
         report.step("program", lambda: (check_program(frozen), None))
+        report.step("libraries", lambda: (check_libraries(), None))
         photos = report.step("photos", lambda: _found(find_photos(frozen)))
-        report.step("devices", lambda: (", ".join(available_devices()), None))
+        report.step("devices", lambda: (", ".join(_devices()), None))
         captioner = report.step("model", lambda: load_model(weights, device))
         caption = report.step("caption", lambda: caption_photo(captioner, photos.photo))
         report.step("HEIC", lambda: (check_heic(photos.heic), None))
@@ -207,6 +227,12 @@ def run_self_test(
         return 1
     report.line(f"self-test passed in {time.perf_counter() - t0:.1f} s")
     return 0
+
+
+def _devices() -> list[str]:
+    from core.devices import available_devices
+
+    return available_devices()
 
 
 def _found(photos: SelfTestPhotos) -> tuple[str, SelfTestPhotos]:

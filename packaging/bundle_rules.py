@@ -29,7 +29,7 @@ QT_MODULES_UNUSED = (
 # optional extras of torch that plain inference does not need (triton only serves
 # torch.compile; a CPU build of torch has none of it either).
 PYTHON_EXCLUDES = (
-    "training", "tests",
+    "training", "tests", "setuptools", "pkg_resources",
     "matplotlib", "pycocoevalcap", "pycocotools", "skimage", "scipy", "pandas", "tensorboard",
     "triton", "torch.utils.tensorboard", "torch.testing._internal.opinfo",
     "pytest", "_pytest", "pytestqt", "pluggy", "ruff", "importlinter", "grimp",
@@ -41,17 +41,27 @@ PYTHON_EXCLUDES = (
 DATA_EXCLUDES = (
     "*.h", "*.hpp", "*.cuh", "*.inl", "*.a", "*.lib", "*.cmake", "*.pyi", "*.pc",
     "*/include/*", "*/cmake/*", "*/pkgconfig/*", "*/__pycache__/*",
-    "*/tests/*", "*/test/*", "torch/share/*", "torch/bin/*",
+    "*/tests/*", "*/test/*", "torch/share/*", "torch/bin/protoc*",
 )  # fmt: skip
 
-# Qt plugins for embedded and remote displays, never used by a desktop app.
+# Qt plugins for embedded and remote displays and their libraries, never used by a desktop app;
+# Qt's translations (the app is in English and loads none); and the GTK platform theme with the
+# GTK stack only it needs: it would load the user's GTK against the bundle's older GLib, so Qt
+# uses the xdg-desktop-portal theme and its own style instead.
 BINARY_EXCLUDES = (
-    "*/Qt/plugins/platforms/libqvnc*", "*/Qt/plugins/platforms/libqlinuxfb*",
-    "*/Qt/plugins/platforms/libqeglfs*", "*/Qt/plugins/platforms/libqminimalegl*",
-    "*/Qt/plugins/platforms/libqvkkhrdisplay*", "*/Qt/plugins/egldeviceintegrations/*",
-    "*/Qt/lib/libQt6EglFsKmsSupport*", "*/Qt/lib/libQt6EglFSDeviceIntegration*",
-    "*/Qt/lib/libQt6EglFsKmsGbmSupport*",
+    "libqvnc*", "libqlinuxfb*", "libqeglfs*", "libqminimalegl*", "libqvkkhrdisplay*",
+    "libQt6EglFs*", "libQt6EglFSDeviceIntegration*",
+    "*/Qt/plugins/egldeviceintegrations/*", "*/Qt/plugins/generic/*", "*/Qt/translations/*",
+    "libqgtk3.so", "libpango-1.0.so*", "libpangocairo-1.0.so*", "libpangoft2-1.0.so*",
+    "libcairo.so*", "libcairo-gobject.so*", "libgdk_pixbuf-2.0.so*", "libatk-1.0.so*",
+    "libpixman-1.so*", "libthai.so*", "libdatrie.so*", "libfribidi.so*", "libgraphite2.so*",
+    "libharfbuzz.so.0", "libXrender.so*", "libXext.so*", "libgio-2.0.so*", "libmount.so*",
+    "libblkid.so*", "libselinux.so.1", "libjpeg.so.62",
 )  # fmt: skip
+
+# Libraries of a CUDA torch that are loaded with dlopen, so that PyInstaller's dependency
+# analysis does not see them: every installed one must be bundled.
+CUDA_DLOPENED = ("libnvrtc-builtins.so.*", "libcudnn_*.so.*")
 
 # The files of a CUDA build of torch; a bundle built over a CPU torch has none of them.
 CUDA_LIBRARIES = (
@@ -92,6 +102,7 @@ FORBIDDEN = (
     "triton/*", "matplotlib/*", "scipy/*", "skimage/*", "pycocotools/*", "training/*", "tests/*",
     "*/Qt/lib/libQt6WebEngine*", "*/Qt/lib/libQt6Quick*", "*/Qt/lib/libQt6Qml*",
     "*/Qt/lib/libQt63D*", "*/Qt/lib/libQt6Multimedia*", "*/Qt/qml/*", "*/Qt/resources/qtwebengine*",
+    "*/Qt/translations/*", "*/platformthemes/libqgtk3.so",
 )  # fmt: skip
 
 # Python modules that must not be inside the app's module archive.

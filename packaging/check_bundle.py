@@ -13,8 +13,11 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import mmap
 import os
 import re
+import struct
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -33,6 +36,7 @@ class Report:
     parts: dict[str, int] = field(default_factory=dict)  # part -> bytes, largest first
     largest_files: list[tuple[str, int]] = field(default_factory=list)
     modules: int = 0  # Python modules in the app's archive
+    system_libraries: list[str] = field(default_factory=list)  # expected from the user's system
     problems: list[str] = field(default_factory=list)
 
 
@@ -47,15 +51,73 @@ def installed_torch_cuda() -> str | None:
 
 
 def installed_cuda_libraries() -> set[str]:
-    """File names of the shared libraries of the NVIDIA packages installed beside torch."""
+    """File names of the NVIDIA packages' libraries that torch loads with dlopen."""
     spec = importlib.util.find_spec("torch")
     assert spec is not None and spec.origin is not None
     nvidia = Path(spec.origin).parent.parent / "nvidia"
     if not nvidia.is_dir():
         return set()
-    return {
-        p.name for p in nvidia.rglob("*") if p.is_file() and re.search(r"\.so(\.[\d.]+)?$", p.name)
-    }
+    return {p.name for p in nvidia.glob("*/lib/*") if rules.matches(p.name, rules.CUDA_DLOPENED)}
+
+
+def elf_needed(path: Path) -> list[str] | None:
+    """The DT_NEEDED entries of a 64-bit little-endian ELF file; None for any other file."""
+    if path.stat().st_size < 64:
+        return None
+    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+            return None
+        (shoff,) = struct.unpack_from("<Q", data, 0x28)
+        shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
+        sections = [
+            struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)
+        ]
+        needed = []
+        for _name, kind, _flags, _addr, offset, size, link, _info, _align, _entsize in sections:
+            if kind != 6:  # SHT_DYNAMIC
+                continue
+            strtab = sections[link][4]
+            for pos in range(offset, offset + size, 16):
+                tag, value = struct.unpack_from("<qQ", data, pos)
+                if tag == 0:
+                    break
+                if tag == 1:  # DT_NEEDED
+                    end = data.find(b"\0", strtab + value)
+                    needed.append(data[strtab + value : end].decode())
+        return needed
+
+
+def system_library_names() -> set[str]:
+    """The shared libraries this machine's loader knows (ldconfig's cache)."""
+    try:
+        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    except OSError:
+        return set()
+    return {line.split()[0] for line in listing.splitlines()[1:] if line.strip()}
+
+
+def check_linked_libraries(inside: Path, names: set[str], report: Report) -> None:
+    """Every library a bundled ELF file needs is bundled, or is one PyInstaller leaves to the
+    system (libc, libGL, ...); ones missing from this machine too are listed as expected from
+    the user's system."""
+    try:
+        from PyInstaller.depend.dylib import include_library
+    except ImportError:
+        return
+    system = system_library_names()
+    missing: dict[str, str] = {}
+    for path in inside.rglob("*"):
+        if path.is_symlink() or not path.is_file() or path.suffix in (".py", ".pyc", ".json"):
+            continue
+        needed = elf_needed(path)
+        for lib in needed or []:
+            if lib not in names and include_library(lib) and not lib.startswith("ld-linux"):
+                missing.setdefault(lib, path.relative_to(inside).as_posix())
+    for lib, user in sorted(missing.items()):
+        if lib in system:
+            report.problems.append(f"{lib} (needed by {user}) is on this machine but not bundled")
+        else:
+            report.system_libraries.append(f"{lib} (for {user})")
 
 
 def contents_dir(bundle: Path) -> Path:
@@ -104,6 +166,9 @@ def check(bundle: Path, variant_cuda: str | None) -> Report:
             path = Path(dirpath) / name
             rel = path.relative_to(inside).as_posix()
             files[rel] = 0 if path.is_symlink() else path.stat().st_size
+    dangling = sorted(rel for rel in files if not (inside / rel).exists())
+    if dangling:
+        report.problems.append(f"symbolic links to nothing: {dangling[:10]}")
     for path in bundle.iterdir():
         if path.is_file() and not path.is_symlink():
             files[f"../{path.name}"] = path.stat().st_size
@@ -137,7 +202,9 @@ def check(bundle: Path, variant_cuda: str | None) -> Report:
                 report.problems.append(f"built over a CUDA torch, yet {needed} is missing")
         missing = sorted(installed_cuda_libraries() - {rel.rsplit("/", 1)[-1] for rel in files})
         if missing:
-            report.problems.append(f"CUDA libraries installed for torch but not bundled: {missing}")
+            report.problems.append(f"libraries torch loads with dlopen are not bundled: {missing}")
+    if sys.platform.startswith("linux"):
+        check_linked_libraries(inside, {rel.rsplit("/", 1)[-1] for rel in files}, report)
 
     modules = archive_modules(bundle)
     if modules is not None:
@@ -162,6 +229,9 @@ def describe(report: Report) -> str:
     lines.append("  largest files:")
     for rel, size in report.largest_files[:10]:
         lines.append(f"  {size / MB:9,.0f} MB  {rel}")
+    if report.system_libraries:
+        lines.append("  expected from the user's system (absent on this machine too):")
+        lines += [f"    {lib}" for lib in report.system_libraries]
     lines += [f"PROBLEM: {p}" for p in report.problems]
     return "\n".join(lines)
 

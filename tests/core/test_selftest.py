@@ -25,8 +25,8 @@ def test_self_test_passes_and_says_what_it_checked(tiny_checkpoint: Path) -> Non
     assert run_self_test(tiny_checkpoint, out=out, err=err, device="cpu") == 0, out.getvalue()
     lines = out.getvalue().splitlines()
     checked = [line.split(":")[0] for line in lines if line.startswith("ok")]
-    assert checked == ["ok   program", "ok   photos", "ok   devices", "ok   model", "ok   caption",
-                       "ok   HEIC", "ok   save"]  # fmt: skip
+    assert checked == ["ok   program", "ok   libraries", "ok   photos", "ok   devices",
+                       "ok   model", "ok   caption", "ok   HEIC", "ok   save"]  # fmt: skip
     assert "image data unchanged" in lines[-2] and lines[-1].startswith("self-test passed")
     assert "decoded astronaut.heic (128x128)" in out.getvalue()
     assert err.getvalue() == ""
@@ -69,3 +69,11 @@ def test_the_command_line_flag(monkeypatch, capsys, tiny_checkpoint: Path) -> No
     assert "self-test passed" in capsys.readouterr().out
     assert main(["--self-test", "search", "dog"]) == 2
     assert "takes no subcommand" in capsys.readouterr().err
+
+
+def test_a_missing_library_is_a_failed_check_not_a_traceback(monkeypatch) -> None:
+    monkeypatch.setattr(core.selftest, "LIBRARIES", ("numpy", "photoscribe_no_such_library"))
+    out, err = io.StringIO(), io.StringIO()
+    assert run_self_test(out=out, err=err, device="cpu") == 1
+    assert "FAIL libraries: ModuleNotFoundError" in out.getvalue()
+    assert "photoscribe_no_such_library" in err.getvalue()
