@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Builds the packaged PhotoScribe with PyInstaller, smoke-tests the frozen program and, on Linux,
 # packs the installable archive.
-#   bash packaging/build.sh [--placeholder-weights] [--no-archive]
+#   bash packaging/build.sh [--placeholder-weights] [--no-archive] [--no-build]
 #   --placeholder-weights  ship random stand-in weights (packaging/placeholder_weights.py) when
 #                          the trained model is not in core/weights yet; makes no archive
 #   --no-archive           stop after the smoke tests (the installable folder is still made)
+#   --no-build             smoke-test, check and pack the app already in dist/photoscribe
 # Output: dist/photoscribe/ (the app), dist/photoscribe-VERSION-linux-ARCH-VARIANT/ (app plus
 # install.sh, uninstall.sh, menu entry, icons) and its .tar.gz; build/bundle_report.json (sizes)
 # and build/build_times.json. VARIANT is "cpu" or e.g. "cu130", after the torch in the venv.
@@ -17,12 +18,14 @@ venv="${PHOTOSCRIBE_VENV:-$root/.venv}"
 py="$venv/bin/python"
 placeholder=0
 archive=1
+build=1
 for arg in "$@"; do
     case "$arg" in
     --placeholder-weights) placeholder=1 ;;
     --no-archive) archive=0 ;;
+    --no-build) build=0 ;;
     -h | --help)
-        sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -55,7 +58,9 @@ EOF
 variant="cpu"
 [ -z "$cuda" ] || variant="cu${cuda//./}"
 
-if [ "$placeholder" = 1 ]; then
+if [ "$build" = 0 ]; then
+    : # the app is already built; its self-test says which model it carries
+elif [ "$placeholder" = 1 ]; then
     "$py" packaging/placeholder_weights.py build/placeholder/photoscribe-b0.safetensors >/dev/null
     export PHOTOSCRIBE_BUNDLE_WEIGHTS="$root/build/placeholder/photoscribe-b0.safetensors"
     if [ "$archive" = 1 ]; then
@@ -69,12 +74,17 @@ elif [ -z "${PHOTOSCRIBE_BUNDLE_WEIGHTS:-}" ] && [ ! -f core/weights/photoscribe
     exit 1
 fi
 
-echo "== building PhotoScribe $version ($variant) with PyInstaller"
 t0="$(now)"
-"$py" -m PyInstaller --noconfirm --log-level WARN \
-    --distpath dist --workpath build/pyinstaller packaging/photoscribe.spec
+if [ "$build" = 1 ]; then
+    echo "== building PhotoScribe $version ($variant) with PyInstaller"
+    "$py" -m PyInstaller --noconfirm --log-level WARN \
+        --distpath dist --workpath build/pyinstaller packaging/photoscribe.spec
+    echo "   built dist/photoscribe in $(seconds "$t0" "$(now)") s"
+elif [ ! -x dist/photoscribe/photoscribe ]; then
+    echo "build.sh: --no-build, but there is no dist/photoscribe/photoscribe" >&2
+    exit 1
+fi
 t1="$(now)"
-echo "   built dist/photoscribe in $(seconds "$t0" "$t1") s"
 
 app="$root/dist/photoscribe/photoscribe"
 scratch="$(mktemp -d)"
@@ -98,7 +108,7 @@ shown="$(cd "$scratch" && "${offline[@]}" "${clean_env[@]}" "$app" --smoke-gui |
 t3="$(now)"
 echo "   $shown"
 startup="$(
-    "$py" -c 'import json, sys; print(f"{json.loads(sys.argv[1])["shown_at"] - float(sys.argv[2]):.2f}")' \
+    "$py" -c 'import json, sys; print("%.2f" % (json.loads(sys.argv[1])["shown_at"] - float(sys.argv[2])))' \
         "$shown" "$launched"
 )"
 echo "   main window painted $startup s after launch (one cold-ish run; see tests/benchmarks/startup.py)"
@@ -119,6 +129,11 @@ cp packaging/linux/INSTALL.txt "$stage/INSTALL.txt"
 chmod 755 "$stage/install.sh" "$stage/uninstall.sh"
 
 archive_s=0
+if [ "$archive" = 1 ] && head -c 1000000 dist/photoscribe/_internal/core/weights/photoscribe-b0.safetensors |
+    grep -q PLACEHOLDER; then
+    echo "build.sh: the app carries placeholder weights; no archive is made" >&2
+    archive=0
+fi
 if [ "$archive" = 1 ]; then
     echo "== packing dist/$package.tar.gz"
     compress="gzip -6"

@@ -94,6 +94,7 @@ REQUIRED = {
     "pi-heif's HEVC decoder": ("pi_heif.libs/libde265*", "pi_heif/.dylibs/libde265*",
                                "pi_heif.libs/*de265*.dll", "libde265*"),
     "torch's CPU library": ("torch/lib/libtorch_cpu*", "torch/lib/torch_cpu.dll"),
+    "torchvision's operators": ("torchvision/_C*.so", "torchvision/_C*.pyd"),
 }  # fmt: skip
 
 # Parts of the bundle that must never be there (beyond CUDA_LIBRARIES on a CPU build).

@@ -37,6 +37,7 @@ COMPLETE = [
     "pi_heif.libs/libheif-1234.so.1.23.0",
     "pi_heif.libs/libde265-1234.so.0.2.0",
     "torch/lib/libtorch_cpu.so",
+    "torchvision/_C_stable.so",
 ]
 
 

@@ -104,6 +104,14 @@ def test_install_puts_everything_under_the_home_folder(package: Path, home: Path
     mime = entry["MimeType"].split(";")
     for kind in ("image/jpeg", "image/png", "image/webp", "image/tiff", "image/heic"):
         assert kind in mime
+    if shutil.which("desktop-file-validate"):
+        subprocess.run(
+            ["desktop-file-validate", str(home / ".local/share/applications/photoscribe.desktop")],
+            check=True,
+        )
+    if shutil.which("update-desktop-database"):  # install.sh ran it: "Open with" knows us
+        cache = (home / ".local/share/applications/mimeinfo.cache").read_text()
+        assert "image/jpeg=photoscribe.desktop;" in cache
     ran = subprocess.run([str(program), "a photo.jpg"], capture_output=True, text=True, check=True)
     assert ran.stdout.strip() == "photoscribe ran with: a photo.jpg"
     assert "uninstall.sh" in result.stdout
