@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -115,6 +115,8 @@ class FolderSession(QObject):
         )
         self.index_path = env.index_path or default_index_path()
         self.writer = CaptionWriter(self, index_path=self.index_path)
+        # Saves queued per photo: a row stays "saving" until the last of them has come back.
+        self._saves_in_flight: Counter[Path] = Counter()
         self.captioning = CaptionService(env.captioner_factory, self, self.writer.write_and_wait)
         self._generation = 0  # bumped per folder opened; late results of older ones are dropped
         self._scan_cancel: threading.Event | None = None
@@ -234,6 +236,7 @@ class FolderSession(QObject):
                 generated=generated,
             )
         )
+        self._saves_in_flight[photo.path] += 1
         self.photos.update(photo.path, saving=True)
 
     def save_all(self) -> int:
@@ -249,6 +252,10 @@ class FolderSession(QObject):
         request = outcome.request
         name = request.photo.name
         photo = self.photos.photo(request.photo)
+        self._saves_in_flight[request.photo] -= 1
+        if self._saves_in_flight[request.photo] <= 0:
+            del self._saves_in_flight[request.photo]
+        still_saving = request.photo in self._saves_in_flight
         if outcome.ok:
             result = outcome.result
             assert result is not None
@@ -260,7 +267,7 @@ class FolderSession(QObject):
                 return  # another folder is open now
             text = request.caption.strip()
             changes: dict[str, object] = dict(
-                saving=False, caption=text, store=result.store, loaded=True, error=None
+                saving=still_saving, caption=text, store=result.store, loaded=True, error=None
             )
             if result.photo_identity is not None:
                 changes["identity"] = result.photo_identity
@@ -272,7 +279,7 @@ class FolderSession(QObject):
             # A caption is stored and may not be replaced: the new one waits as an unsaved
             # suggestion that the user can review and save (Ctrl+S replaces it).
             if photo is not None:
-                self.photos.update(request.photo, saving=False)
+                self.photos.update(request.photo, saving=still_saving)
             self.message_posted.emit(
                 f"{name} already has a caption, so the new one waits for review "
                 "(Ctrl+S replaces it; Settings can allow replacing captions).",
@@ -282,7 +289,9 @@ class FolderSession(QObject):
         error = outcome.error or f"{request.photo}: could not be saved"
         self.problem_found.emit(request.photo, error)
         if photo is not None:
-            self.photos.update(request.photo, saving=False, error=split_error(request.photo, error))
+            self.photos.update(
+                request.photo, saving=still_saving, error=split_error(request.photo, error)
+            )
         if not request.generated:
             self.failed.emit("The caption was not saved", error)
 
