@@ -81,9 +81,9 @@ def save_checkpoint(
         save_file(state, tmp, metadata=metadata)
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model file is not a secret
+        # mkstemp makes 0600; a model file is not a secret. (Reading the umask would mean
+        # setting it, which is process-wide and unsafe with other threads running.)
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

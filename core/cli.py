@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 from core import __version__
 
-if TYPE_CHECKING:  # the engine pulls in torch; imported lazily to keep start-up fast
+if TYPE_CHECKING:  # only for annotations: the engine and its SQLite index load when used
     from core.engine import RunSummary
 
 log = logging.getLogger(__name__)

@@ -118,9 +118,8 @@ def save_train_state(
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     if model.cfg.tie_embeddings:
         tensors.pop("model.lm_head.weight", None)
-    names = [n for n, _ in model.named_parameters()]
     steps = {}
-    for name, p in zip(names, (p for g in opt.param_groups for p in g["params"]), strict=True):
+    for name, p in model.named_parameters():
         st = opt.state.get(p)
         if st:
             tensors[f"opt.{name}.exp_avg"] = st["exp_avg"].contiguous()
@@ -143,8 +142,7 @@ def load_train_state(path: Path, model: CaptionModel, opt: torch.optim.Optimizer
     if model.cfg.tie_embeddings:
         state["lm_head.weight"] = state["token_emb.weight"]
     model.load_state_dict(state)
-    names = [n for n, _ in model.named_parameters()]
-    for name, p in zip(names, (p for g in opt.param_groups for p in g["params"]), strict=True):
+    for name, p in model.named_parameters():
         if f"opt.{name}.exp_avg" in tensors:
             opt.state[p] = {
                 "step": torch.tensor(meta["opt_steps"][name]),
@@ -241,14 +239,21 @@ def train(
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
     model = CaptionModel(model_cfg, with_backbone=False).to(device)
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2 and "pos" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.dim() >= 2 and "pos" not in n)]
-    # Parameter order in the groups must follow named_parameters() for save_train_state.
+    # Matrices decay; norms, biases and learned positions do not.
+    decays = [p.dim() >= 2 and "pos" not in n for n, p in model.named_parameters()]
+    params = list(model.parameters())
     opt = torch.optim.AdamW(
-        [{"params": list(model.parameters()), "weight_decay": 0.0}], lr=cfg.lr, betas=(0.9, 0.98)
+        [
+            {"params": [p for p, d in zip(params, decays, strict=True) if d]},
+            {
+                "params": [p for p, d in zip(params, decays, strict=True) if not d],
+                "weight_decay": 0.0,
+            },
+        ],
+        lr=cfg.lr,
+        betas=(0.9, 0.98),
+        weight_decay=cfg.weight_decay,
     )
-    decay_ids = {id(p) for p in decay}
-    del no_decay
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "last_state.safetensors"
     history: list[dict] = []
@@ -320,12 +325,6 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            # Decoupled weight decay by hand so that norms/biases/positions are exempt.
-            with torch.no_grad():
-                lr = opt.param_groups[0]["lr"]
-                for p in model.parameters():
-                    if id(p) in decay_ids:
-                        p.mul_(1 - lr * cfg.weight_decay)
             opt.step()
             step += 1
             loss_sum += float(loss_tok.detach()) / float(n_tok)
