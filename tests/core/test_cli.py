@@ -253,7 +253,7 @@ def test_export_usage_errors(capsys, tmp_path: Path) -> None:
 
 
 def small_photos(folder: Path, n: int, start: int = 0) -> list[Path]:
-    from tests.conftest import textured_image
+    from tests.imagegen import textured_image
 
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -29,7 +29,7 @@ from core.inference import Captioner, CaptionSettings
 from core.library import FoundPhoto, ScanProblem
 from core.storage import make_store
 from core.storage.files import TEMP_PREFIX, TEMP_SUFFIX
-from tests.conftest import textured_image
+from tests.imagegen import textured_image
 
 FAST = CaptionSettings(beam_size=1, batch_size=2)
 

@@ -13,7 +13,8 @@ from PIL import Image
 
 from core.errors import ImageError
 from core.images import load_for_model, normalize_batch, open_image, to_model_input
-from tests.conftest import DATA, textured_image
+from tests.conftest import DATA
+from tests.imagegen import textured_image
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from core.checkpoint import load_checkpoint
 from core.devices import available_devices, pick_device
 from core.errors import NoModelError
 from core.inference import Captioner, CaptionSettings
-from tests.conftest import textured_image
+from tests.imagegen import textured_image
 
 
 @pytest.fixture(scope="module")

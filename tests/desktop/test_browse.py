@@ -11,8 +11,8 @@ from PySide6.QtGui import QDropEvent
 
 from desktop.samples import BUNDLED_SAMPLES, bundled_sample_photos
 from desktop.thumbnails import ThumbnailCache, ThumbnailKey, load_thumbnail
-from tests.conftest import textured_image
 from tests.desktop.conftest import DATA, copy_photos, open_and_wait
+from tests.imagegen import textured_image
 
 
 class GapMeter:

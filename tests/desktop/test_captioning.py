@@ -18,9 +18,9 @@ from desktop.captioning import CaptionJob, InferenceWorker, ModelChoice
 from desktop.photos import Status
 from desktop.settings import AppSettings
 from desktop.writer import CaptionWriter, WriteRequest
-from tests.conftest import textured_image
 from tests.desktop.conftest import copy_photos, fast_captioner, open_and_wait, wait_idle
 from tests.desktop.test_browse import GapMeter
+from tests.imagegen import textured_image
 
 
 def select(window, paths: list[Path]) -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from core.engine import rebuild_index
 from desktop.dialogs import ExportRequest
-from tests.conftest import textured_image
 from tests.desktop.conftest import open_and_wait, wait_idle
+from tests.imagegen import textured_image
 
 
 @pytest.fixture
