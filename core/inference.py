@@ -28,7 +28,7 @@ from core.devices import cpu_supports_bf16, describe_device, pick_device
 from core.errors import NoModelError, PhotoScribeError
 from core.images import load_for_model, normalize_batch
 from core.model import CaptionModel, DecoderCache
-from core.vocab import Vocab
+from core.vocab import Vocab, style_token
 
 log = logging.getLogger(__name__)
 
@@ -61,26 +61,34 @@ def beam_search(
     memory: torch.Tensor,
     settings: CaptionSettings = CaptionSettings(),
     cancel: threading.Event | None = None,
+    style: str | None = None,
 ) -> list[list[Candidate]]:
-    """Length-normalised beam search with a key/value cache; beam 1 is greedy decoding."""
+    """Length-normalised beam search with a key/value cache; beam 1 is greedy decoding.
+
+    style: the caption style token put after <start> (None: the model's own default).
+    """
     device = memory.device
     k = settings.beam_size
-    max_steps = min(settings.max_tokens, model.cfg.max_len) - 1
+    prefix = vocab.prefix(model.cfg.style if style is None else style)
+    max_steps = min(settings.max_tokens, model.cfg.max_len) - len(prefix)
     B = memory.shape[0]
     memory = memory.repeat_interleave(k, dim=0)  # (B*k, 49, C)
     cache: DecoderCache = model.start_cache(memory)
+    for t in prefix[:-1]:  # forced tokens: only the cache matters
+        _, cache = model.step(torch.full((B * k,), t, dtype=torch.long, device=device), cache)
     beams: list[list[_Hyp]] = [[_Hyp()] for _ in range(B)]  # live hypotheses per image
     finished: list[list[tuple[float, _Hyp]]] = [[] for _ in range(B)]
     active = list(range(B))  # images still decoding; cache rows are active x k
-    token = torch.full((B * k,), vocab.start_id, dtype=torch.long, device=device)
+    token = torch.full((B * k,), prefix[-1], dtype=torch.long, device=device)
     alpha = settings.length_penalty
+    banned = [vocab.pad_id, vocab.start_id, vocab.unk_id]  # never "<unk>" in a caption
+    banned += [vocab.stoi[style_token(s)] for s in vocab.styles]
+    banned_t = torch.tensor(banned, dtype=torch.long, device=device)
     for step in range(max_steps):
         if cancel is not None and cancel.is_set():
             raise Cancelled
         logp, cache = model.step(token, cache)  # (A*k, V)
-        logp[:, vocab.pad_id] = -math.inf
-        logp[:, vocab.start_id] = -math.inf
-        logp[:, vocab.unk_id] = -math.inf  # never offer "<unk>" as a word of a caption
+        logp.index_fill_(1, banned_t, -math.inf)
         if step == max_steps - 1:  # out of room: only <end> may follow
             end_only = torch.full_like(logp, -math.inf)
             end_only[:, vocab.end_id] = logp[:, vocab.end_id]

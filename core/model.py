@@ -27,6 +27,7 @@ class ModelConfig:
     n_image_tokens: int = FEATURE_GRID * FEATURE_GRID  # 49 positions of the 7x7 map
     tie_embeddings: bool = True  # output projection shares the word embedding
     pad_id: int = 0  # must equal the vocabulary's <pad> index
+    style: str = ""  # caption style asked for at inference (a "<style:...>" token); "" = none
 
     def __post_init__(self) -> None:
         assert self.d_model % self.n_heads == 0, "d_model must be divisible by n_heads"
@@ -282,9 +283,6 @@ class CaptionModel(nn.Module):
             x = layer(x)
         return self.encoder_ln(x)  # (B, 49, C)
 
-    def encode_images(self, images: torch.Tensor) -> torch.Tensor:
-        return self.encode_features(self.backbone_features(images))
-
     # ---- text side
 
     def _embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
@@ -293,15 +291,24 @@ class CaptionModel(nn.Module):
         pos = self.token_pos[:, start : start + T]  # (1, T, C)
         return self.emb_drop(self.token_emb(tokens) + pos)  # (B, T, C)
 
-    def decode(self, tokens: torch.Tensor, memory: torch.Tensor, repeats: int = 1) -> torch.Tensor:
-        """Teacher-forced decoding: (B*repeats, T) tokens, (B, 49, C) memory -> (B*repeats, T, V).
+    def decode(
+        self,
+        tokens: torch.Tensor,
+        memory: torch.Tensor,
+        repeats: int = 1,
+        photo_index: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Teacher-forced decoding: (N, T) tokens, (B, 49, C) memory -> (N, T, V).
 
-        repeats > 1 decodes several captions per photo while projecting each photo's memory once.
+        Several captions per photo share the photo's projected memory: N = B*repeats consecutive
+        captions per photo, or photo_index (N,) naming each caption's photo.
         """
         x = self._embed(tokens, 0)
         for layer in self.decoder_layers:
             k, v = layer.cross_attn.project_kv(memory)  # (B, H, 49, hd) each
-            if repeats > 1:
+            if photo_index is not None:
+                k, v = k.index_select(0, photo_index), v.index_select(0, photo_index)  # (N, ...)
+            elif repeats > 1:
                 k, v = k.repeat_interleave(repeats, 0), v.repeat_interleave(repeats, 0)
             x, _ = layer(x, (k, v))
         return self.lm_head(self.decoder_ln(x))
@@ -312,23 +319,52 @@ class CaptionModel(nn.Module):
         tokens: torch.Tensor,
         targets: torch.Tensor | None = None,
         label_smoothing: float = 0.0,
+        photo_index: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """features (B, 1280, 7, 7) or (B, 49, 1280); tokens/targets (B*repeats, T) -> (logits, loss).
+        """features (B, 1280, 7, 7) or (B, 49, 1280); tokens/targets (N, T) -> (logits, loss).
 
-        With repeats > 1, each photo's features serve `repeats` consecutive captions.
+        Caption i belongs to photo photo_index[i]; without photo_index, N = B*repeats and each
+        photo serves `repeats` consecutive captions. The loss is the mean over non-pad targets.
         """
-        repeats = tokens.shape[0] // features.shape[0]
-        assert repeats * features.shape[0] == tokens.shape[0], "captions per photo must be whole"
-        logits = self.decode(tokens, self.encode_features(features), repeats)  # (B*r, T, V)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.shape[-1]).float(),  # (B*T, V)
-                targets.reshape(-1),  # (B*T,)
-                ignore_index=self.cfg.pad_id,
-                label_smoothing=label_smoothing,
+        repeats = 1
+        if photo_index is None:
+            repeats = tokens.shape[0] // features.shape[0]
+            assert repeats * features.shape[0] == tokens.shape[0], (
+                "captions per photo must be whole"
             )
+        memory = self.encode_features(features)  # (B, 49, C)
+        logits = self.decode(tokens, memory, repeats, photo_index)  # (N, T, V)
+        loss = None if targets is None else self.loss(logits, targets, label_smoothing)
         return logits, loss
+
+    def loss(
+        self,
+        logits: torch.Tensor,
+        targets: torch.Tensor,
+        label_smoothing: float = 0.0,
+        reduction: str = "mean",
+    ) -> torch.Tensor:
+        """Cross-entropy of (N, T, V) logits against (N, T) targets, <pad> ignored."""
+        return F.cross_entropy(
+            logits.reshape(-1, logits.shape[-1]).float(),  # (N*T, V)
+            targets.reshape(-1),  # (N*T,)
+            ignore_index=self.cfg.pad_id,
+            label_smoothing=label_smoothing,
+            reduction=reduction,
+        )
+
+    def configure_optimizers(
+        self, lr: float, weight_decay: float, betas: tuple[float, float] = (0.9, 0.98)
+    ) -> torch.optim.AdamW:
+        """AdamW as in nanoGPT: tensors with 2+ dims (matrices, embeddings) decay; biases and
+        norms do not. The frozen backbone, if present, is left out."""
+        params = [(n, p) for n, p in self.named_parameters() if p.requires_grad]
+        params = [(n, p) for n, p in params if not n.startswith("backbone.")]
+        groups = [
+            {"params": [p for _, p in params if p.dim() >= 2], "weight_decay": weight_decay},
+            {"params": [p for _, p in params if p.dim() < 2], "weight_decay": 0.0},
+        ]
+        return torch.optim.AdamW(groups, lr=lr, betas=betas)
 
     # ---- incremental decoding (inference)
 
@@ -349,7 +385,3 @@ class CaptionModel(nn.Module):
         logits = self.lm_head(self.decoder_ln(x[:, -1]))  # (B, V)
         cache = DecoderCache(cache.memory_kv, new_self_kv, cache.length + 1)
         return F.log_softmax(logits.float(), dim=-1), cache
-
-
-def count_parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())

@@ -9,7 +9,13 @@ from dataclasses import dataclass
 
 PAD, START, END, UNK = "<pad>", "<start>", "<end>", "<unk>"
 SPECIALS = (PAD, START, END, UNK)
-MAX_TOKENS = 25  # per caption, including <start> and <end>
+MAX_TOKENS = 25  # per caption, including <start>, a style token if any, and <end>
+
+
+def style_token(style: str) -> str:
+    """The token after <start> that names a caption style (the set a caption came from)."""
+    return f"<style:{style}>"
+
 
 # Words keep inner hyphens and apostrophes ("t-shirt", "o'clock") as the PTB tokenizer used by
 # the metrics does; a possessive "'s" stands alone ("dog 's"), as it does in Flickr8k's captions.
@@ -38,6 +44,9 @@ class Vocab:
         assert self.itos[: len(SPECIALS)] == SPECIALS, f"vocabulary must start with {SPECIALS}"
         assert len(set(self.itos)) == len(self.itos), "vocabulary has duplicate words"
         object.__setattr__(self, "_stoi", {w: i for i, w in enumerate(self.itos)})
+        object.__setattr__(
+            self, "_style_ids", frozenset(i for i, w in enumerate(self.itos) if w[:7] == "<style:")
+        )
 
     @property
     def stoi(self) -> dict[str, int]:
@@ -62,27 +71,51 @@ class Vocab:
     def unk_id(self) -> int:
         return self.stoi[UNK]
 
+    @property
+    def styles(self) -> tuple[str, ...]:
+        """The caption styles this vocabulary has a token for (e.g. "coco", "flickr8k")."""
+        return tuple(self.itos[i][7:-1] for i in sorted(self._style_ids))  # type: ignore[attr-defined]
+
+    def prefix(self, style: str | None = None) -> list[int]:
+        """The tokens every caption starts with: <start>, then the style's token if asked for."""
+        if not style:
+            return [self.start_id]
+        if style_token(style) not in self.stoi:
+            raise ValueError(f"this vocabulary has no caption style {style!r}")
+        return [self.start_id, self.stoi[style_token(style)]]
+
     @classmethod
-    def build(cls, captions: Iterable[str], min_count: int = 5) -> Vocab:
-        """Words seen at least min_count times, most frequent first (ties alphabetical)."""
+    def build(
+        cls, captions: Iterable[str], min_count: int = 5, styles: Sequence[str] = ()
+    ) -> Vocab:
+        """Style tokens, then words seen at least min_count times, most frequent first (ties
+        alphabetical)."""
         counts = Counter(w for c in captions for w in tokenize(c))
         words = sorted(
             (w for w, n in counts.items() if n >= min_count), key=lambda w: (-counts[w], w)
         )
-        return cls(SPECIALS + tuple(w for w in words if w not in SPECIALS))
+        return cls(
+            SPECIALS
+            + tuple(style_token(s) for s in styles)
+            + tuple(w for w in words if w not in SPECIALS)
+        )
 
-    def encode(self, text: str, max_tokens: int = MAX_TOKENS) -> list[int]:
-        """<start> words... <end>, truncated so the whole is at most max_tokens long."""
-        ids = [self.stoi.get(w, self.unk_id) for w in tokenize(text)][: max_tokens - 2]
-        return [self.start_id, *ids, self.end_id]
+    def encode(
+        self, text: str, max_tokens: int = MAX_TOKENS, style: str | None = None
+    ) -> list[int]:
+        """<start> [style] words... <end>, truncated so the whole is at most max_tokens long."""
+        prefix = self.prefix(style)
+        ids = [self.stoi.get(w, self.unk_id) for w in tokenize(text)]
+        return [*prefix, *ids[: max_tokens - len(prefix) - 1], self.end_id]
 
     def decode(self, ids: Sequence[int]) -> str:
-        """Words up to the first <end>, specials other than <unk> dropped."""
+        """Words up to the first <end>; specials other than <unk> and style tokens dropped."""
         words = []
+        skip = self._style_ids | {self.pad_id, self.start_id}  # type: ignore[attr-defined]
         for i in ids:
             if i == self.end_id:
                 break
-            if i in (self.pad_id, self.start_id):
+            if i in skip:
                 continue
             words.append(self.itos[i])
         return " ".join(words)

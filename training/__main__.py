@@ -15,22 +15,31 @@ DEFAULT_CACHE = Path("runs/features")
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=Path("../shared/flickr8k"), help="Flickr8k folder")
+    p.add_argument(
+        "--coco", type=Path, default=None, help="COCO captions folder (captions.json + images/)"
+    )
+    p.add_argument(
+        "--web", type=Path, default=None, help="img2dataset folder (<key>.jpg + .txt + .json)"
+    )
     p.add_argument("--backbone", type=Path, required=True, help="converted B0 (.safetensors)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="feature cache folder")
 
 
 def _prepare(args: argparse.Namespace):
     """Dataset, encoder and a complete feature cache (computed or resumed as needed)."""
-    from training.data import Flickr8k
+    from training.data import Corpus
     from training.features import FeatureCache, encoder_key, load_encoder
 
-    data = Flickr8k.load(args.data)
+    data = Corpus.load(args.data, args.coco, args.web)
     encoder = load_encoder(args.backbone)
-    examples = list(data.train) + list(data.dev)
+    examples = data.all_examples
     cache = FeatureCache.open(args.cache, encoder_key(encoder), [e.name for e in examples])
     if not cache.complete:
         log.info("computing features for %d photos into %s", len(examples), cache.directory)
-        cache.fill(encoder, {e.name: e.path for e in examples})
+        cache.fill(encoder, {e.name: e for e in examples})
+    if cache.bad:
+        log.warning("%d photos could not be decoded and are left out", len(cache.bad))
+        data = data.without(set(cache.bad))
     return data, cache
 
 
@@ -54,6 +63,27 @@ def _load_features(cache, names: list[str]):
     return torch.from_numpy(np.ascontiguousarray(mm[rows]))  # (P, 2, 49, 1280) fp16
 
 
+def _parse_weights(text: str) -> tuple[tuple[str, float], ...]:
+    """ "flickr8k=1,coco=2,cc3m=0.5" -> (("flickr8k", 1.0), ...)."""
+    from training.data import SOURCES
+
+    out = []
+    for part in filter(None, text.split(",")):
+        name, _, value = part.partition("=")
+        if name not in SOURCES:
+            raise SystemExit(f"--weights: unknown set {name!r} (known: {', '.join(SOURCES)})")
+        out.append((name, float(value)))
+    return tuple(out)
+
+
+def _dev_splits(data, cache):
+    return {
+        name: (list(ex), _load_features(cache, [e.name for e in ex])[:, 0])
+        for name, ex in data.dev.items()
+        if ex
+    }
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from core.model import ModelConfig
     from core.vocab import Vocab
@@ -61,16 +91,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     data, cache = _prepare(args)
     args.out.mkdir(parents=True, exist_ok=True)
+    sources = sorted({e.source for e in data.train})
+    styles = sources if len(sources) > 1 else []
     vocab_file = args.out / "vocab.json"
     if vocab_file.exists():
         vocab = Vocab(tuple(json.loads(vocab_file.read_text())))
     else:
-        vocab = Vocab.build((c for e in data.train for c in e.captions), min_count=args.min_count)
+        vocab = Vocab.build(
+            (c for e in data.train for c in e.captions), min_count=args.min_count, styles=styles
+        )
         vocab_file.write_text(json.dumps(list(vocab.itos)))
-    log.info("vocabulary: %d words", len(vocab))
+    log.info("vocabulary: %d words, styles %s", len(vocab), list(vocab.styles))
+    style = args.style if args.style in vocab.styles else ""
     train_names = [e.name for e in data.train]
     features = _load_features(cache, train_names)
-    dev_features = _load_features(cache, [e.name for e in data.dev])[:, 0]
     train_data = CaptionData.build(
         list(data.train), vocab, {n: i for i, n in enumerate(train_names)}
     )
@@ -82,9 +116,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
             n_decoder_layers=args.decoder_layers,
             d_ff=4 * args.d_model,
             dropout=args.dropout,
+            style=style,
         ),
         vocab,
     )
+    weights = _parse_weights(args.weights)
     cfg = TrainConfig(
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -93,12 +129,15 @@ def cmd_fit(args: argparse.Namespace) -> int:
         label_smoothing=args.label_smoothing,
         seed=args.seed,
         eval_from=args.eval_from,
+        weights=weights,
         device=args.device,
     )
     provenance = {
-        "data": "Flickr8k train split + unsplit photos (Hodosh et al. 2013), research use",
+        "data": _data_provenance(data),
+        "sampling_weights": dict(weights),
         "encoder": "TF-Hub efficientnet/b0/classification/1 (Apache-2.0), frozen",
         "stage": "cross-entropy",
+        "initialised_from": str(args.init) if args.init else None,
     }
     result = train(
         model_cfg,
@@ -106,24 +145,38 @@ def cmd_fit(args: argparse.Namespace) -> int:
         vocab,
         features,
         train_data,
-        list(data.dev),
-        dev_features,
+        _dev_splits(data, cache),
         args.out,
         resume=args.resume,
         provenance=provenance,
+        init=args.init,
     )
-    log.info("best dev CIDEr-D %.4f", result["best_cider"])
+    log.info("best mean dev CIDEr-D %.4f", result["best_cider"])
     return 0
+
+
+def _data_provenance(data) -> dict[str, str]:
+    from collections import Counter
+
+    n = Counter(e.source for e in data.train)
+    text = {
+        "flickr8k": "Flickr8k train split + unsplit photos (Hodosh et al. 2013), research use",
+        "coco": "MS-COCO photos with human captions (captions CC BY 4.0; photos their Flickr "
+        "owners' licences), less the everyday dev split",
+        "cc3m": "Conceptual Captions subset (web photos; captions free to use; photos belong to "
+        "their sites), illustrations and text left out",
+    }
+    return {s: f"{text[s]}: {n[s]} photos" for s in sorted(n)}
 
 
 def cmd_scst(args: argparse.Namespace) -> int:
     from training.scst import run_scst
 
     data, cache = _prepare(args)
-    train_names = [e.name for e in data.train]
-    features = _load_features(cache, train_names)[:, 0]
-    dev_features = _load_features(cache, [e.name for e in data.dev])[:, 0]
-    return run_scst(args, data, features, dev_features)
+    # Photos with several references: one reference makes a poor CIDEr-D reward.
+    train = [e for e in data.train if len(e.captions) >= args.min_refs]
+    features = _load_features(cache, [e.name for e in train])[:, 0]
+    return run_scst(args, train, features, _dev_splits(data, cache))
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -179,6 +232,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-from", type=int, default=4)
     p.add_argument("--device", default="auto")
     p.add_argument("--resume", action="store_true", help="continue from OUT/last_state")
+    p.add_argument(
+        "--weights",
+        default="flickr8k=1,coco=2,cc3m=1",
+        help="per-set sampling weights: times each caption is drawn per epoch",
+    )
+    p.add_argument(
+        "--style",
+        default="coco",
+        help="caption style the model asks for by default (a set's name; ignored if absent)",
+    )
+    p.add_argument(
+        "--init", type=Path, default=None, help="start from this checkpoint (e.g. a shipped model)"
+    )
     p.set_defaults(func=cmd_fit)
 
     p = sub.add_parser("scst", help="self-critical fine-tuning with a CIDEr-D reward")
@@ -190,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--photos-per-step", type=int, default=32)
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--eval-every", type=int, default=100)
+    p.add_argument("--min-refs", type=int, default=3, help="photos with fewer captions sit out")
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_scst)

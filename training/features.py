@@ -7,7 +7,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -16,8 +16,10 @@ import torch
 from safetensors.torch import load_file
 
 from core.devices import cpu_supports_bf16
-from core.images import load_for_model, normalize_batch
+from core.errors import PhotoScribeError
+from core.images import load_for_model, normalize_batch, open_image, to_model_input
 from core.model import FEATURE_GRID, build_efficientnet_b0
+from training.data import Example
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,16 @@ def _atomic_json(path: Path, data: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data))
     os.replace(tmp, path)
+
+
+def load_example(example: Example | Path) -> torch.Tensor:
+    """(3, 224, 224) uint8 of the picture: the whole file, or its crop box (letterbox removed)."""
+    if isinstance(example, Path):
+        return load_for_model(example)
+    if example.crop is None:
+        return load_for_model(example.path)
+    # Crop boxes are in the stored file's pixels, so decode at full size (these files are small).
+    return to_model_input(open_image(example.path, draft_size=None).crop(example.crop))
 
 
 class FeatureCache:
@@ -84,6 +96,11 @@ class FeatureCache:
     def complete(self) -> bool:
         return self.done >= len(self.names)
 
+    @property
+    def bad(self) -> dict[str, str]:
+        """Photos that could not be decoded (name -> reason); their rows hold zeros."""
+        return dict(json.loads(self.meta_path.read_text()).get("bad", {}))
+
     def memmap(self, mode: str = "r") -> np.memmap:
         if mode != "r" and not self.data_path.exists():
             mm = np.memmap(self.data_path, dtype=np.float16, mode="w+", shape=self.shape)
@@ -93,11 +110,15 @@ class FeatureCache:
     def fill(
         self,
         encoder: torch.nn.Module,
-        paths: dict[str, Path],
+        photos: Mapping[str, Path | Example],
         batch_size: int = 32,
         workers: int = 2,
     ) -> None:
-        """Compute what is missing, checkpointing after every batch so an interrupted run resumes."""
+        """Compute what is missing, checkpointing after every batch so an interrupted run resumes.
+
+        A photo that cannot be decoded is logged, listed under "bad" in the index and left as
+        zeros; the run goes on.
+        """
         start = self.done
         if start >= len(self.names):
             return
@@ -108,7 +129,12 @@ class FeatureCache:
         with ThreadPoolExecutor(workers) as pool, torch.inference_mode():
             for lo in range(start, len(self.names), batch_size):
                 names = self.names[lo : lo + batch_size]
-                images = torch.stack(list(pool.map(load_for_model, [paths[n] for n in names])))
+                loaded = list(pool.map(_try_load, [photos[n] for n in names]))
+                bad = {n: r for n, r in zip(names, loaded, strict=True) if isinstance(r, str)}
+                for reason in bad.values():
+                    log.warning("photo skipped: %s", reason)
+                blank = torch.zeros(3, 224, 224, dtype=torch.uint8)
+                images = torch.stack([blank if isinstance(r, str) else r for r in loaded])
                 both = torch.cat([images, images.flip(dims=[3])])  # (2b, 3, H, W): photo, mirror
                 x = normalize_batch(both).contiguous(memory_format=torch.channels_last)
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
@@ -116,11 +142,14 @@ class FeatureCache:
                 f = f.flatten(2).transpose(1, 2)  # (2b, 49, 1280)
                 b = len(names)
                 f = torch.stack([f[:b], f[b:]], dim=1)  # (b, 2, 49, 1280)
+                f[[i for i, n in enumerate(names) if n in bad]] = 0.0
                 mm[lo : lo + b] = f.to(torch.float16).numpy()
                 mm.flush()
                 done = lo + b
+                meta = json.loads(self.meta_path.read_text())
                 _atomic_json(
-                    self.meta_path, {**json.loads(self.meta_path.read_text()), "done": done}
+                    self.meta_path,
+                    {**meta, "done": done, "bad": {**meta.get("bad", {}), **bad}},
                 )
                 rate = (done - start) / (time.perf_counter() - t0)
                 log.info(
@@ -131,3 +160,13 @@ class FeatureCache:
                     (len(self.names) - done) / max(rate, 1e-9),
                 )
         del mm
+
+
+def _try_load(photo: Path | Example) -> torch.Tensor | str:
+    """The decoded photo, or the reason it could not be decoded (naming the file)."""
+    try:
+        return load_example(photo)
+    except PhotoScribeError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001 - one bad photo never stops hours of caching
+        return f"{getattr(photo, 'path', photo)}: unexpected error ({exc})"

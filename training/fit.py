@@ -22,7 +22,7 @@ from core.devices import cpu_supports_bf16, pick_device
 from core.inference import CaptionSettings, beam_search
 from core.model import CaptionModel, ModelConfig
 from core.vocab import MAX_TOKENS, Vocab
-from training.data import Example, flip_caption
+from training.data import SOURCES, Example, flip_caption
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +40,8 @@ class TrainConfig:
     seed: int = 1234
     eval_from: int = 1  # first epoch whose end is scored on dev (CIDEr-D, beam 3)
     eval_beam: int = 3
+    eval_style: str = ""  # caption style asked for when scoring dev ("" = the model's default)
+    weights: tuple[tuple[str, float], ...] = ()  # per-set sampling weights (see epoch_order)
     device: str = "auto"
     amp: bool = True  # bf16 autocast where the CPU supports it (or on CUDA)
 
@@ -49,32 +51,54 @@ class TrainConfig:
 
 @dataclass
 class CaptionData:
-    """Per photo: row in the feature cache and its encoded captions, plain and mirrored."""
+    """Every training caption: its photo's row in the feature array, its tokens, plain and
+    mirrored, and the set it came from (which sets its style token and its sampling weight)."""
 
-    feature_rows: np.ndarray  # (P,) row of each photo in the feature array
-    tokens: torch.Tensor  # (P, 5, 2, MAX_TOKENS) long, padded; [..., 1, :] is the mirrored caption
-    n_caps: np.ndarray  # (P,) captions per photo (5 in Flickr8k)
+    feature_rows: np.ndarray  # (N,) row of each caption's photo in the feature array
+    tokens: torch.Tensor  # (N, 2, MAX_TOKENS) long, padded; [:, 1] is the mirrored caption
+    source: np.ndarray  # (N,) index into SOURCES
 
     @classmethod
-    def build(cls, examples: list[Example], vocab: Vocab, rows: dict[str, int]) -> CaptionData:
-        n_max = max(len(e.captions) for e in examples)
-        tokens = torch.full((len(examples), n_max, 2, MAX_TOKENS), vocab.pad_id, dtype=torch.long)
-        for i, e in enumerate(examples):
-            for j, cap in enumerate(e.captions):
-                for f, text in enumerate((cap, flip_caption(cap))):
-                    ids = vocab.encode(text)
-                    tokens[i, j, f, : len(ids)] = torch.tensor(ids)
+    def build(
+        cls, examples: list[Example], vocab: Vocab, rows: dict[str, int], styles: bool = True
+    ) -> CaptionData:
+        """styles: put the source's style token after <start> (when the vocabulary has it)."""
+        pairs = [(e, c) for e in examples for c in e.captions]
+        tokens = torch.full((len(pairs), 2, MAX_TOKENS), vocab.pad_id, dtype=torch.long)
+        for i, (e, cap) in enumerate(pairs):
+            style = e.source if styles and e.source in vocab.styles else None
+            for f, text in enumerate((cap, flip_caption(cap))):
+                ids = vocab.encode(text, style=style)
+                tokens[i, f, : len(ids)] = torch.tensor(ids)
         return cls(
-            np.array([rows[e.name] for e in examples]),
+            np.array([rows[e.name] for e, _ in pairs], dtype=np.int64),
             tokens,
-            np.array([len(e.captions) for e in examples]),
+            np.array([SOURCES.index(e.source) for e, _ in pairs], dtype=np.int64),
         )
 
+    def counts(self) -> dict[str, int]:
+        return {s: int((self.source == i).sum()) for i, s in enumerate(SOURCES)}
 
-def epoch_order(n: int, seed: int, epoch: int) -> tuple[np.ndarray, np.ndarray]:
-    """The same permutation and mirror choices on every process and on resume."""
+
+def epoch_order(
+    data: CaptionData, seed: int, epoch: int, weights: dict[str, float] | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Caption indices for one epoch and mirror choices, the same on every process and on resume.
+
+    weights: per set, how many times each of its captions is drawn per epoch on average
+    (2.0 = every caption twice, 0.5 = a random half); sets not named count 1.0.
+    """
     rng = np.random.default_rng([seed, epoch])
-    return rng.permutation(n), rng.random(n) < 0.5
+    picked = []
+    for i, s in enumerate(SOURCES):
+        idx = np.flatnonzero(data.source == i)
+        w = (weights or {}).get(s, 1.0)
+        whole, frac = int(w), w - int(w)
+        picked += [idx] * whole
+        if frac > 0:
+            picked.append(idx[rng.random(len(idx)) < frac])
+    order = rng.permutation(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
+    return order, rng.random(len(order)) < 0.5
 
 
 def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
@@ -161,6 +185,7 @@ def caption_features(
     features: torch.Tensor,
     beam: int,
     batch_size: int = 100,
+    style: str | None = None,
 ) -> list[str]:
     """Captions for (N, 49, 1280) cached features with core's beam search."""
     model.eval()
@@ -171,7 +196,8 @@ def caption_features(
         for lo in range(0, len(features), batch_size):
             f = features[lo : lo + batch_size].to(device).float()
             memory = model.encode_features(f)  # (b, 49, C)
-            out += [c[0].caption if c else "" for c in beam_search(model, vocab, memory, settings)]
+            cands = beam_search(model, vocab, memory, settings, style=style)
+            out += [c[0].caption if c else "" for c in cands]
     return out
 
 
@@ -182,10 +208,11 @@ def evaluate_dev(
     dev: list[Example],
     beam: int,
     meteor: bool = False,
+    style: str | None = None,
 ) -> dict[str, float]:
     from training.metrics import score_captions
 
-    caps = caption_features(model, vocab, dev_features, beam)
+    caps = caption_features(model, vocab, dev_features, beam, style=style)
     refs = {e.name: list(e.captions) for e in dev}
     return score_captions(refs, dict(zip([e.name for e in dev], caps, strict=True)), meteor=meteor)
 
@@ -217,20 +244,57 @@ class ProgressBar:
             sys.stderr.write("\n")
 
 
+DevSplits = dict[str, tuple[list[Example], torch.Tensor]]  # name -> (photos, (P, 49, 1280))
+
+
+def evaluate_splits(
+    model: CaptionModel, vocab: Vocab, dev: DevSplits, beam: int, style: str | None = None
+) -> dict[str, dict[str, float]]:
+    """Scores per dev split, plus "mean" (the mean CIDEr-D that selects checkpoints)."""
+    scores = {
+        name: evaluate_dev(model, vocab, f, ex, beam, style=style) for name, (ex, f) in dev.items()
+    }
+    return {**scores, "mean": {"CIDEr": float(np.mean([v["CIDEr"] for v in scores.values()]))}}
+
+
+def init_from(model: CaptionModel, vocab: Vocab, init: Path) -> None:
+    """Start from a trained checkpoint: every tensor of the same shape is copied; word
+    embeddings are copied word by word, so a larger vocabulary keeps what the old one knew."""
+    from core.checkpoint import load_checkpoint
+
+    ckpt = load_checkpoint(init)
+    old = {k: v.float() for k, v in ckpt.state_dict.items() if not k.startswith("backbone.")}
+    own = model.state_dict()
+    with torch.no_grad():
+        for k, v in old.items():
+            if (
+                k in own
+                and own[k].shape == v.shape
+                and k not in ("token_emb.weight", "lm_head.weight")
+            ):
+                own[k].copy_(v)
+        emb, old_emb = own["token_emb.weight"], old["token_emb.weight"]
+        shared = [(i, ckpt.vocab.stoi[w]) for i, w in enumerate(vocab.itos) if w in ckpt.vocab.stoi]
+        new_rows, old_rows = (torch.tensor(x) for x in zip(*shared, strict=True))
+        emb[new_rows] = old_emb[old_rows]
+    log.info("initialised from %s: %d of %d words known", init, len(shared), len(vocab))
+
+
 def train(
     model_cfg: ModelConfig,
     cfg: TrainConfig,
     vocab: Vocab,
     features: torch.Tensor,
     train_data: CaptionData,
-    dev: list[Example] | None,
-    dev_features: torch.Tensor | None,
+    dev: DevSplits | None,
     out_dir: Path,
     resume: bool = False,
     provenance: dict | None = None,
     max_steps: int | None = None,
+    init: Path | None = None,
 ) -> dict:
-    """Train with AdamW; checkpoint every epoch; keep the best by dev CIDEr-D as best.safetensors.
+    """Train with AdamW; checkpoint every epoch; keep the best by mean dev CIDEr-D as
+    best.safetensors.
 
     features: (P, 2, 49, 1280) fp16, [:, 1] the mirrored photo. Returns the history.
     """
@@ -238,22 +302,11 @@ def train(
     dd = init_distributed(device)
     torch.manual_seed(cfg.seed)
     random.seed(cfg.seed)
-    model = CaptionModel(model_cfg, with_backbone=False).to(device)
-    # Matrices decay; norms, biases and learned positions do not.
-    decays = [p.dim() >= 2 and "pos" not in n for n, p in model.named_parameters()]
-    params = list(model.parameters())
-    opt = torch.optim.AdamW(
-        [
-            {"params": [p for p, d in zip(params, decays, strict=True) if d]},
-            {
-                "params": [p for p, d in zip(params, decays, strict=True) if not d],
-                "weight_decay": 0.0,
-            },
-        ],
-        lr=cfg.lr,
-        betas=(0.9, 0.98),
-        weight_decay=cfg.weight_decay,
-    )
+    model = CaptionModel(model_cfg, with_backbone=False)
+    if init is not None:
+        init_from(model, vocab, init)
+    model.to(device)
+    opt = model.configure_optimizers(cfg.lr, cfg.weight_decay)
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "last_state.safetensors"
     history: list[dict] = []
@@ -270,35 +323,35 @@ def train(
     ddp_model: torch.nn.Module = model
     if dd.world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model)
-    n_photos = len(train_data.n_caps)
-    n_caps = train_data.tokens.shape[1]  # captions per photo, all in the same batch
-    photos_per_step = cfg.batch_size // n_caps  # batch_size counts captions
-    assert photos_per_step >= dd.world, "batch too small for the number of processes"
-    assert photos_per_step % dd.world == 0, "photos per step must divide by the number of processes"
-    steps_per_epoch = n_photos // photos_per_step
+    weights = dict(cfg.weights)
+    assert cfg.batch_size % dd.world == 0, "batch size must divide by the number of processes"
+    local = cfg.batch_size // dd.world
+    steps_per_epoch = len(epoch_order(train_data, cfg.seed, 0, weights)[0]) // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
-    local = photos_per_step // dd.world
     use_bf16 = device.type == "cpu" and cpu_supports_bf16()
     amp = torch.autocast(
         device.type, dtype=torch.bfloat16, enabled=cfg.amp and (use_bf16 or device.type == "cuda")
     )
+    log.info("training captions per set: %s; sampling weights %s", train_data.counts(), weights)
     for epoch in range(start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()
         torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout; makes resume at an epoch exact
         model.train()
-        order, mirror = epoch_order(n_photos, cfg.seed, epoch)
+        order, mirror = epoch_order(train_data, cfg.seed, epoch, weights)
         bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}") if dd.main else None
         loss_sum, loss_n = 0.0, 0
         for b in range(steps_per_epoch):
             if max_steps is not None and step >= max_steps:
                 break
-            lo = b * photos_per_step + dd.rank * local
-            photo = torch.from_numpy(order[lo : lo + local])  # this process's photos
-            flip = torch.from_numpy(mirror[lo : lo + local].astype(np.int64))
-            rows = torch.from_numpy(train_data.feature_rows[photo.numpy()])
-            feats = features[rows, flip].to(device).float()  # (p, 49, 1280)
-            seq = train_data.tokens[photo, :, flip]  # (p, 5, T)
-            seq = seq.reshape(-1, seq.shape[-1])  # (p*5, T)
+            lo = b * cfg.batch_size + dd.rank * local
+            caps = order[lo : lo + local]  # this process's captions
+            flip = mirror[lo : lo + local].astype(np.int64)
+            # Each (photo, mirrored?) pair is encoded once however many of its captions are here.
+            keys = train_data.feature_rows[caps] * 2 + flip
+            uniq, photo_index = np.unique(keys, return_inverse=True)
+            feats = features[torch.from_numpy(uniq // 2), torch.from_numpy(uniq % 2)]
+            feats = feats.to(device).float()  # (p, 49, 1280)
+            seq = train_data.tokens[torch.from_numpy(caps), torch.from_numpy(flip)]  # (n, T)
             # Trim padding shared by the whole global batch (same on every process).
             length = torch.tensor(int((seq != model_cfg.pad_id).sum(1).max()))
             if dd.world > 1:
@@ -308,19 +361,15 @@ def train(
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, total_steps, cfg)
             with amp:
-                logits, _ = ddp_model(feats, inp)
+                logits, _ = ddp_model(
+                    feats, inp, photo_index=torch.from_numpy(photo_index).to(device)
+                )
             # Sum over tokens / tokens in the global batch: DDP then equals one process exactly.
             n_tok = (tgt != model_cfg.pad_id).sum()
             global_tok = n_tok.clone()
             if dd.world > 1:
                 dist.all_reduce(global_tok)
-            loss_tok = torch.nn.functional.cross_entropy(
-                logits.float().reshape(-1, logits.shape[-1]),  # (b*T, V)
-                tgt.reshape(-1),
-                ignore_index=model_cfg.pad_id,
-                label_smoothing=cfg.label_smoothing,
-                reduction="sum",
-            )
+            loss_tok = model.loss(logits, tgt, cfg.label_smoothing, reduction="sum")
             loss = loss_tok * dd.world / global_tok
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -341,13 +390,15 @@ def train(
             "epoch_seconds": time.perf_counter() - t_epoch,
         }
         if dd.main:
-            if dev is not None and dev_features is not None and epoch + 1 >= cfg.eval_from:
+            if dev and epoch + 1 >= cfg.eval_from:
                 t_eval = time.perf_counter()
-                scores = evaluate_dev(model, vocab, dev_features, dev, cfg.eval_beam)
-                record.update({f"dev_{k}": v for k, v in scores.items()})
+                scores = evaluate_splits(model, vocab, dev, cfg.eval_beam, cfg.eval_style or None)
+                for split, sc in scores.items():
+                    prefix = "dev_" if split == "mean" or len(dev) == 1 else f"dev_{split}_"
+                    record.update({f"{prefix}{k}": v for k, v in sc.items()})
                 record["eval_seconds"] = time.perf_counter() - t_eval
-                if scores["CIDEr"] > best:
-                    best = scores["CIDEr"]
+                if scores["mean"]["CIDEr"] > best:
+                    best = scores["mean"]["CIDEr"]
                     save_checkpoint(
                         out_dir / "best.safetensors",
                         model,

@@ -14,28 +14,46 @@ import torch.nn.functional as F
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.devices import cpu_supports_bf16, pick_device
 from core.model import CaptionModel
-from core.vocab import Vocab, tokenize
+from core.vocab import Vocab, style_token, tokenize
 from training.cider import CiderD
-from training.data import Flickr8k
-from training.fit import evaluate_dev
+from training.data import Example
+from training.fit import DevSplits, evaluate_splits
 
 log = logging.getLogger(__name__)
 
 
 @torch.no_grad()
+def _prefix_tokens(prefix: torch.Tensor | list[int], rows: int, device) -> torch.Tensor:
+    """(rows, P) forced tokens: one prefix for every row, or (rows, P) per-row prefixes."""
+    p = torch.as_tensor(prefix, dtype=torch.long, device=device)
+    return p.expand(rows, -1) if p.dim() == 1 else p
+
+
+@torch.no_grad()
 def sample_captions(
-    model: CaptionModel, vocab: Vocab, memory: torch.Tensor, n: int, max_len: int
+    model: CaptionModel,
+    vocab: Vocab,
+    memory: torch.Tensor,
+    n: int,
+    max_len: int,
+    prefix: torch.Tensor | list[int] | None = None,
 ) -> torch.Tensor:
-    """n sampled captions per photo with the KV cache: (B, 49, C) -> (B*n, T) tokens after <start>."""
+    """n sampled captions per photo with the KV cache: (B, 49, C) -> (B*n, T) tokens after the
+    prefix. prefix: <start> [style], shared (P,) or per photo (B, P); default <start>."""
     memory = memory.repeat_interleave(n, dim=0)  # (B*n, 49, C)
     cache = model.start_cache(memory)
-    token = torch.full((memory.shape[0],), vocab.start_id, dtype=torch.long, device=memory.device)
+    B = memory.shape[0] // n
+    pre = _prefix_tokens([vocab.start_id] if prefix is None else prefix, B, memory.device)
+    pre = pre.repeat_interleave(n, dim=0)  # (B*n, P)
+    for t in range(pre.shape[1] - 1):  # forced tokens: only the cache matters
+        _, cache = model.step(pre[:, t], cache)
+    token = pre[:, -1]
     done = torch.zeros_like(token, dtype=torch.bool)
     out = []
-    for _ in range(max_len - 1):
+    banned = [vocab.pad_id, vocab.start_id] + [vocab.stoi[style_token(s)] for s in vocab.styles]
+    for _ in range(max_len - pre.shape[1]):
         logp, cache = model.step(token, cache)  # (B*n, V)
-        logp[:, vocab.pad_id] = -float("inf")
-        logp[:, vocab.start_id] = -float("inf")
+        logp[:, banned] = -float("inf")
         token = torch.multinomial(logp.exp(), 1).squeeze(1)
         token = torch.where(done, torch.full_like(token, vocab.pad_id), token)
         out.append(token)
@@ -50,12 +68,18 @@ def sample_captions(
 
 
 def sequence_logprob(
-    model: CaptionModel, vocab: Vocab, memory: torch.Tensor, seqs: torch.Tensor
+    model: CaptionModel,
+    vocab: Vocab,
+    memory: torch.Tensor,
+    seqs: torch.Tensor,
+    prefix: torch.Tensor | list[int] | None = None,
 ) -> torch.Tensor:
-    """Sum of log-probabilities of each sampled caption incl. <end>: (B*n,)."""
-    start = torch.full((seqs.shape[0], 1), vocab.start_id, dtype=torch.long, device=seqs.device)
-    inp = torch.cat([start, seqs[:, :-1]], dim=1)  # (B*n, T)
-    logits = model.decode(inp, memory)  # (B*n, T, V)
+    """Sum of log-probabilities of each sampled caption incl. <end>: (B*n,).
+
+    prefix: the forced tokens the samples followed, (P,) or per row (B*n, P)."""
+    pre = _prefix_tokens([vocab.start_id] if prefix is None else prefix, len(seqs), seqs.device)
+    inp = torch.cat([pre, seqs[:, :-1]], dim=1)  # (B*n, P-1+T)
+    logits = model.decode(inp, memory)[:, pre.shape[1] - 1 :]  # (B*n, T, V)
     logp = F.log_softmax(logits.float(), dim=-1).gather(2, seqs.unsqueeze(2)).squeeze(2)
     mask = seqs != vocab.pad_id
     return (logp * mask).sum(dim=1)
@@ -63,11 +87,15 @@ def sequence_logprob(
 
 def run_scst(
     args: argparse.Namespace,
-    data: Flickr8k,
+    train: list[Example],
     features: torch.Tensor,
-    dev_features: torch.Tensor,
+    dev: DevSplits,
 ) -> int:
-    """Fine-tune from args.init for args.minutes; keep the result only if dev CIDEr-D improves."""
+    """Fine-tune from args.init for args.minutes; keep the result only if mean dev CIDEr-D improves.
+
+    train: photos with several references each (one reference makes a poor CIDEr-D reward);
+    features (P, 49, 1280) in the same order. Each photo is sampled in its own set's style.
+    """
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
     rng = np.random.default_rng(args.seed)
@@ -78,15 +106,19 @@ def run_scst(
     state.setdefault("lm_head.weight", state["token_emb.weight"])
     model.load_state_dict(state)
     model.to(device).eval()  # no dropout: the samples and their log-probs must agree
-    dev = list(data.dev)
-    base = ckpt.provenance.get("dev") or evaluate_dev(model, vocab, dev_features, dev, 3)
-    best = float(base["CIDEr"])
-    log.info("SCST from %s: dev CIDEr-D %.4f", args.init, best)
-    refs_tok = [[tokenize(c) for c in e.captions] for e in data.train]
+    base = evaluate_splits(model, vocab, dev, 3)
+    best = float(base["mean"]["CIDEr"])
+    log.info("SCST from %s: dev CIDEr-D %s", args.init, json.dumps(base))
+    refs_tok = [[tokenize(c) for c in e.captions] for e in train]
     cider = CiderD(refs_tok)
     prepared = [cider.prepare_refs(r) for r in refs_tok]
+    prefixes = torch.tensor(
+        [vocab.prefix(e.source if e.source in vocab.styles else None) for e in train]
+    )  # (P, 1 or 2)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    amp = torch.autocast(device.type, dtype=torch.bfloat16, enabled=cpu_supports_bf16())
+    amp = torch.autocast(
+        device.type, dtype=torch.bfloat16, enabled=device.type == "cpu" and cpu_supports_bf16()
+    )
     n = args.samples
     history = []
     t0 = time.perf_counter()
@@ -96,9 +128,10 @@ def run_scst(
     while time.perf_counter() - t0 < args.minutes * 60:
         idx = rng.choice(len(features), args.photos_per_step, replace=False)
         feats = features[torch.from_numpy(idx)].to(device).float()
+        prefix = prefixes[torch.from_numpy(idx)].to(device)  # (B, P)
         with amp:
             memory = model.encode_features(feats)  # (B, 49, C)
-            seqs = sample_captions(model, vocab, memory.detach(), n, ckpt.config.max_len)
+            seqs = sample_captions(model, vocab, memory.detach(), n, ckpt.config.max_len, prefix)
         rewards = np.zeros(len(seqs))
         for r, seq in enumerate(seqs.tolist()):
             rewards[r] = cider.score(vocab.decode(seq).split(), prepared[idx[r // n]])
@@ -106,7 +139,13 @@ def run_scst(
         baseline = (rw.sum(dim=1, keepdim=True) - rw) / (n - 1)  # mean of the other samples
         advantage = (rw - baseline).view(-1)
         with amp:
-            logp = sequence_logprob(model, vocab, memory.repeat_interleave(n, dim=0), seqs)
+            logp = sequence_logprob(
+                model,
+                vocab,
+                memory.repeat_interleave(n, dim=0),
+                seqs,
+                prefix.repeat_interleave(n, dim=0),
+            )
         loss = -(advantage * logp.float()).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -116,11 +155,11 @@ def run_scst(
         if step % 10 == 0:
             log.info("scst step %d: mean reward %.3f, loss %.4f", step, rewards.mean(), loss.item())
         if step % args.eval_every == 0:
-            scores = evaluate_dev(model, vocab, dev_features, dev, 3)
+            scores = evaluate_splits(model, vocab, dev, 3)
             history.append({"step": step, "seconds": time.perf_counter() - t0, **scores})
             log.info("scst step %d dev: %s", step, json.dumps(scores))
-            if scores["CIDEr"] > best:
-                best = scores["CIDEr"]
+            if scores["mean"]["CIDEr"] > best:
+                best = scores["mean"]["CIDEr"]
                 prov = {
                     **ckpt.provenance,
                     "stage": "self-critical",
@@ -132,5 +171,5 @@ def run_scst(
     (out / "scst_history.json").write_text(
         json.dumps({"start_cider": base, "history": history}, indent=1)
     )
-    log.info("SCST done after %d steps: best dev CIDEr-D %.4f", step, best)
+    log.info("SCST done after %d steps: best mean dev CIDEr-D %.4f", step, best)
     return 0

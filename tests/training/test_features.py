@@ -47,7 +47,11 @@ def test_mismatched_index_is_refused(tmp_path: Path, tiny_flickr: Path) -> None:
         FeatureCache.open(tmp_path, "k1", names)
 
 
-def test_interrupted_fill_resumes(tmp_path: Path, tiny_flickr: Path, monkeypatch) -> None:
+class Interrupt(Exception):
+    pass
+
+
+def test_interrupted_fill_resumes(tmp_path: Path, tiny_flickr: Path) -> None:
     data = Flickr8k.load(tiny_flickr)
     ex = list(data.train)
     enc = tiny_encoder(0)
@@ -55,12 +59,56 @@ def test_interrupted_fill_resumes(tmp_path: Path, tiny_flickr: Path, monkeypatch
     full = FeatureCache.open(tmp_path / "full", encoder_key(enc), paths)
     full.fill(enc, paths, batch_size=2)
 
+    calls = 0
+
+    def dies_on_third_batch(x: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise Interrupt  # as if the machine went down mid-run
+        return enc(x)
+
     cache = FeatureCache.open(tmp_path / "part", encoder_key(enc), paths)
-    broken = dict(paths)
-    broken[sorted(paths)[4]] = tmp_path / "missing.jpg"  # the third batch fails
-    with pytest.raises(Exception, match="not found"):
-        cache.fill(enc, broken, batch_size=2)
+    flaky = nn.Module()
+    flaky.forward = dies_on_third_batch  # type: ignore[method-assign]
+    flaky.p = nn.Parameter(torch.zeros(1))  # fill() asks the encoder for its device
+    with pytest.raises(Interrupt):
+        cache.fill(flaky, paths, batch_size=2)
     assert cache.done == 4
     cache.fill(enc, paths, batch_size=2)
     assert cache.complete
     np.testing.assert_array_equal(cache.memmap(), full.memmap())
+
+
+def test_damaged_photos_are_listed_and_the_run_goes_on(tmp_path: Path, tiny_flickr: Path) -> None:
+    ex = list(Flickr8k.load(tiny_flickr).train)
+    enc = tiny_encoder(0)
+    paths = {e.name: e.path for e in ex}
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(ex[0].path.read_bytes()[:300])
+    broken = {**paths, ex[0].name: truncated, ex[3].name: tmp_path / "missing.jpg"}
+    cache = FeatureCache.open(tmp_path / "c", encoder_key(enc), paths)
+    cache.fill(enc, broken, batch_size=2)
+    assert cache.complete
+    assert set(cache.bad) == {ex[0].name, ex[3].name}
+    assert "truncated.jpg" in cache.bad[ex[0].name] and "not found" in cache.bad[ex[3].name]
+    mm = cache.memmap()
+    bad_rows = [cache.index[ex[0].name], cache.index[ex[3].name]]
+    assert not mm[bad_rows].any() and mm[cache.index[ex[1].name]].any()
+
+
+def test_letterboxed_web_photo_is_cropped_before_squashing(tmp_path: Path) -> None:
+    from PIL import Image
+
+    from training.data import Example
+    from training.features import load_example
+
+    img = Image.new("RGB", (256, 256), "white")
+    img.paste(Image.new("RGB", (256, 192), (200, 30, 30)), (0, 32))  # a 4:3 photo, bars above/below
+    path = tmp_path / "k.jpg"
+    img.save(path, quality=95)
+    cropped = load_example(Example("k", path, ("c",), "cc3m", (0, 32, 256, 224)))
+    whole = load_example(Example("k", path, ("c",), "cc3m", None))
+    assert cropped.shape == (3, 224, 224)
+    assert cropped[:, :4].float().mean() < 150  # no white bar at the top
+    assert whole[:, :4].float().mean() > 240

@@ -42,7 +42,7 @@ def synthetic(n_photos: int = 12, seed: int = 0):
 def test_training_steps_lower_the_loss(tmp_path: Path) -> None:
     _, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=6, batch_size=20, warmup_steps=2, lr=3e-3, eval_from=99)
-    result = train(cfg, tc, vocab, feats, data, None, None, tmp_path)
+    result = train(cfg, tc, vocab, feats, data, None, tmp_path)
     losses = [h["train_loss"] for h in result["history"]]
     assert losses[-1] < losses[0] - 0.1
     assert (tmp_path / "last.safetensors").exists() and (
@@ -57,7 +57,7 @@ def test_one_step_lowers_the_loss_on_a_tiny_batch() -> None:
     torch.manual_seed(0)
     model = CaptionModel(cfg.__class__(**{**cfg.to_dict(), "dropout": 0.0}), with_backbone=False)
     f = feats[:4, 0].float()
-    seq = data.tokens[:4, :, 0].reshape(-1, data.tokens.shape[-1])  # (20, T)
+    seq = data.tokens[:20, 0]  # (20, T): the 5 captions of each of 4 photos
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     _, before = model(f, seq[:, :-1], seq[:, 1:])
     before.backward()
@@ -70,10 +70,10 @@ def test_one_step_lowers_the_loss_on_a_tiny_batch() -> None:
 def test_resume_continues_exactly(tmp_path: Path) -> None:
     _, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=3, batch_size=20, warmup_steps=2, lr=1e-3, eval_from=99)
-    straight = train(cfg, tc, vocab, feats, data, None, None, tmp_path / "a")["model"]
+    straight = train(cfg, tc, vocab, feats, data, None, tmp_path / "a")["model"]
     steps_per_epoch = 12 // 4
-    train(cfg, tc, vocab, feats, data, None, None, tmp_path / "b", max_steps=steps_per_epoch)
-    resumed = train(cfg, tc, vocab, feats, data, None, None, tmp_path / "b", resume=True)
+    train(cfg, tc, vocab, feats, data, None, tmp_path / "b", max_steps=steps_per_epoch)
+    resumed = train(cfg, tc, vocab, feats, data, None, tmp_path / "b", resume=True)
     assert resumed["history"][-1]["epoch"] == 3 and len(resumed["history"]) == 3
     for (name, a), b in zip(
         straight.state_dict().items(), resumed["model"].state_dict().values(), strict=True
@@ -84,10 +84,10 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
 def test_best_checkpoint_selected_by_dev_cider(tmp_path: Path) -> None:
     examples, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=2, batch_size=20, warmup_steps=2, lr=3e-3, eval_from=1)
-    result = train(cfg, tc, vocab, feats, data, examples[:4], feats[:4, 0], tmp_path)
+    result = train(cfg, tc, vocab, feats, data, {"dev": (examples[:4], feats[:4, 0])}, tmp_path)
     assert all("dev_CIDEr" in h for h in result["history"])
     best = load_checkpoint(tmp_path / "best.safetensors")
-    assert best.provenance["dev"]["CIDEr"] == pytest.approx(result["best_cider"])
+    assert best.provenance["dev"]["mean"]["CIDEr"] == pytest.approx(result["best_cider"])
 
 
 DDP_SCRIPT = """
@@ -102,7 +102,7 @@ _, vocab, feats, data, cfg = synthetic()
 cfg = cfg.__class__(**{{**cfg.to_dict(), "dropout": 0.0}})
 tc = TrainConfig(epochs=2, batch_size=20, warmup_steps=2, lr=1e-3, eval_from=99, amp=False, device="cpu")
 out = Path(sys.argv[1])
-model = train(cfg, tc, vocab, feats, data, None, None, out)["model"]
+model = train(cfg, tc, vocab, feats, data, None, out)["model"]
 rank = dist.get_rank() if dist.is_initialized() else 0
 if rank == 0:
     save_file({{k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}}, str(out / "final.safetensors"))
@@ -154,7 +154,7 @@ def test_export_loads_in_the_app_and_captions(tmp_path: Path, photo_dir: Path) -
 
     _, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=1, batch_size=20, warmup_steps=2, eval_from=99)
-    train(cfg, tc, vocab, feats, data, None, None, tmp_path / "run")
+    train(cfg, tc, vocab, feats, data, None, tmp_path / "run")
     backbone = tmp_path / "b0.safetensors"
     save_file(
         {k: v.contiguous() for k, v in build_efficientnet_b0().state_dict().items()}, str(backbone)
@@ -213,7 +213,7 @@ def test_report_png_and_json(tmp_path: Path) -> None:
 
     examples, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=2, batch_size=20, warmup_steps=2, eval_from=1)
-    train(cfg, tc, vocab, feats, data, examples[:3], feats[:3, 0], tmp_path)
+    train(cfg, tc, vocab, feats, data, {"dev": (examples[:3], feats[:3, 0])}, tmp_path)
     png = write_report(tmp_path)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads(png.with_suffix(".json").read_text())
