@@ -1,4 +1,4 @@
-"""Searching captions over the whole library index, off the GUI thread, and listing the results."""
+"""Searching captions: the open folder at once, the whole library index off the GUI thread."""
 
 from __future__ import annotations
 
@@ -6,11 +6,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QMenu, QToolButton, QWidget
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtWidgets import QHBoxLayout, QLineEdit, QMenu, QToolButton, QWidget
 
 from core.errors import LibraryIndexError
 from core.index import SearchHit, search_library
+from desktop.photos import PhotoFilter, PhotoListModel
 from desktop.tasks import TaskPool
 
 log = logging.getLogger(__name__)
@@ -140,3 +141,81 @@ class ElsewhereButton(QToolButton):
             note = self.results_menu.addAction(f"… and {n - MENU_LIMIT} more; refine the search")
             note.setEnabled(False)
         self.show()
+
+
+class SearchBar(QWidget):
+    """The search box and, beside it, the photos that match in other folders.
+
+    Typing filters the open folder's grid at once (unsaved and not yet indexed captions
+    included), and searches the whole library index once the user pauses.
+    """
+
+    photo_requested = Signal(object)  # path of a match in another folder, picked to open
+
+    def __init__(
+        self,
+        pool: TaskPool,
+        index_path: Path,
+        photos: PhotoListModel,
+        photo_filter: PhotoFilter,
+        parent: QWidget | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.photos = photos
+        self.filter = photo_filter
+        self.folder: Path | None = None  # the open folder, set by the window
+        self.box = QLineEdit(self)
+        self.box.setObjectName("searchBox")
+        self.box.setPlaceholderText("Search captions")
+        self.box.setClearButtonEnabled(True)
+        self.box.setAcceptDrops(False)
+        self.box.setMaximumWidth(280)
+        self.box.setToolTip(
+            "Search the captions of your whole library (Ctrl+F): matches in this folder are "
+            "shown, matches elsewhere are listed beside this box"
+        )
+        # The button lives in this widget, not the toolbar, so that it can hide itself.
+        self.elsewhere = ElsewhereButton(self)
+        self.library = LibrarySearch(pool, index_path, self)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.box)
+        layout.addWidget(self.elsewhere)
+        self.box.textChanged.connect(self._text_changed)
+        self.library.finished.connect(self._finished)
+        self.elsewhere.photo_requested.connect(self.photo_requested)
+
+    @property
+    def query(self) -> str:
+        return self.box.text().strip()
+
+    def focus(self) -> None:
+        self.box.setFocus()
+        self.box.selectAll()
+
+    def search_now(self) -> None:
+        """Search again at once: another folder is listed, or the index has new captions."""
+        self._search_library(now=True)
+
+    @Slot(str)
+    def _text_changed(self, text: str) -> None:
+        self.filter.set_search(text)
+        self._search_library()
+
+    def _search_library(self, now: bool = False) -> None:
+        query = self.query
+        if not query:
+            self.library.clear()
+            self.filter.set_matches(frozenset())
+            self.elsewhere.show_hits(())
+            return
+        self.library.request(query, self.folder, self.photos.rowCount(), now=now)
+
+    @Slot(object)
+    def _finished(self, results: SearchResults) -> None:
+        if results.query != self.query:
+            return  # typed on since
+        if results.problem is not None:
+            log.info("Library search unavailable: %s", results.problem)
+        self.filter.set_matches(results.paths)
+        self.elsewhere.show_hits([h for h in results.library if self.photos.photo(h.path) is None])

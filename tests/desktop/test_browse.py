@@ -192,11 +192,11 @@ def test_clicking_a_folder_in_the_tree_opens_it(qtbot, window, photo_dir, tmp_pa
     other = tmp_path / "elsewhere"
     other.mkdir()
     textured_image(80, 60).save(other / "y.jpg")
-    index = window.tree_index(other)
+    index = window.tree.index_of(other)
     assert index.isValid()
-    window._tree_clicked(index)
+    window.tree.clicked.emit(index)
     qtbot.waitUntil(lambda: window.folder == other and window.photos.rowCount() == 1)
-    assert window.tree_path(window.tree.currentIndex()) == other
+    assert window.tree.path_of(window.tree.currentIndex()) == other
 
 
 def tree_children(window) -> list[str]:
@@ -213,15 +213,15 @@ def test_the_folder_tree_starts_at_home(
     (home / ".hidden").mkdir()
     monkeypatch.setenv("HOME", str(home))
     window = make_window()
-    assert window.tree_path(window.tree.rootIndex()) == home
+    assert window.tree.path_of(window.tree.rootIndex()) == home
     qtbot.waitUntil(lambda: tree_children(window) == ["Pictures"], timeout=10_000)
 
     # A folder outside home: the tree shows the way to it beside home, nothing else that is
     # there (the app's own folders made by the fixtures, say).
     open_and_wait(qtbot, window, photo_dir)
     root = Path(os.path.commonpath([home, photo_dir]))
-    assert window.tree_path(window.tree.rootIndex()) == root
-    assert window.tree_path(window.tree.currentIndex()) == photo_dir
+    assert window.tree.path_of(window.tree.rootIndex()) == root
+    assert window.tree.path_of(window.tree.currentIndex()) == photo_dir
     assert len(list(root.iterdir())) > 2
     qtbot.waitUntil(
         lambda: tree_children(window) == sorted([home.name, photo_dir.relative_to(root).parts[0]]),
@@ -229,6 +229,6 @@ def test_the_folder_tree_starts_at_home(
     )
     # Back in home, the tree is rooted there again.
     (home / "Pictures" / "p.jpg").write_bytes((photo_dir / "photo0.jpg").read_bytes())
-    window._tree_clicked(window.tree_index(home / "Pictures"))
+    window.tree.clicked.emit(window.tree.index_of(home / "Pictures"))
     qtbot.waitUntil(lambda: window.folder == home / "Pictures" and window.photos.rowCount() == 1)
-    assert window.tree_path(window.tree.rootIndex()) == home
+    assert window.tree.path_of(window.tree.rootIndex()) == home
