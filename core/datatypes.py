@@ -43,6 +43,7 @@ class CaptionSettings:
 class Candidate:
     caption: str
     score: float  # length-normalised log-probability (0 is certain)
+    min_token_logp: float = 0.0  # log-probability of the caption's least likely word
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class CaptionResult:
     score: float | None = None
     candidates: tuple[Candidate, ...] = ()
     error: str | None = None
+    confidence: float | None = None  # in [0, 1]: how sure the model is (core.confidence)
 
     @property
     def ok(self) -> bool:

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import Checkpoint, load_checkpoint
+from core.confidence import UNCALIBRATED, Calibration
 from core.datatypes import (
     DEFAULT_WEIGHTS,
     WEIGHTS_DIR,
@@ -52,6 +53,7 @@ __all__ = [
 class _Hyp:
     tokens: list[int] = field(default_factory=list)
     logp: float = 0.0
+    min_logp: float = 0.0  # of the least likely token so far
 
 
 @torch.inference_mode()
@@ -111,7 +113,7 @@ def beam_search(
                     break
                 j, tok = divmod(idx, V)
                 parent = beams[img][j]
-                hyp = _Hyp(parent.tokens + [tok], score)
+                hyp = _Hyp(parent.tokens + [tok], score, min(parent.min_logp, score - parent.logp))
                 if tok == vocab.end_id:
                     finished[img].append((score / (len(hyp.tokens) ** alpha), hyp))
                 else:
@@ -128,7 +130,7 @@ def beam_search(
                     del next_tokens[-n_queued:]
                 continue
             while len(new_beams) < k:  # pad to k rows with dead beams (score -inf)
-                new_beams.append(_Hyp(new_beams[0].tokens, -math.inf))
+                new_beams.append(_Hyp(new_beams[0].tokens, -math.inf, -math.inf))
                 next_rows.append(row * k)
                 next_tokens.append(vocab.pad_id)
             beams[img] = new_beams
@@ -148,9 +150,20 @@ def beam_search(
             text = vocab.decode(hyp.tokens)
             if text and text not in seen:
                 seen.add(text)
-                cands.append(Candidate(text, float(score)))
+                cands.append(Candidate(text, float(score), float(hyp.min_logp)))
         results.append(cands[: max(1, min(settings.n_candidates, k))])
     return results
+
+
+def load_calibration(checkpoint: Checkpoint) -> Calibration:
+    """The checkpoint's confidence calibration, or a rough stand-in when it has none."""
+    data = checkpoint.provenance.get("confidence")
+    if isinstance(data, dict) and "weights" in data:
+        try:
+            return Calibration.from_dict(data)
+        except (ValueError, KeyError, TypeError, AssertionError) as exc:
+            log.warning("%s: confidence calibration ignored (%s)", checkpoint.path, exc)
+    return UNCALIBRATED
 
 
 class Cancelled(Exception):
@@ -192,6 +205,8 @@ class Captioner:
         if self.device.type in ("cpu", "cuda"):
             self.model.backbone.to(memory_format=torch.channels_last)
         self.decode_workers = decode_workers
+        self.style: str | None = None  # caption style asked for; None: the model's default
+        self.calibration = load_calibration(checkpoint)
         log.info(
             "captioner on %s, encoder dtype %s", describe_device(self.device), self.backbone_dtype
         )
@@ -234,7 +249,11 @@ class Captioner:
         settings: CaptionSettings = CaptionSettings(),
         cancel: threading.Event | None = None,
     ) -> list[list[Candidate]]:
-        return beam_search(self.model, self.vocab, memory, settings, cancel)
+        return beam_search(self.model, self.vocab, memory, settings, cancel, self.style)
+
+    def confidence(self, candidates: list[Candidate]) -> float:
+        """How sure the model is of the best of these candidates, in [0, 1]."""
+        return self.calibration.confidence(candidates)
 
     # ---------------------------------------------------------------- files -> captions
 
@@ -289,7 +308,9 @@ class Captioner:
                         return
                     for p, c in zip(batch_paths, cands, strict=True):
                         best = c[0] if c else Candidate("", -math.inf)
-                        yield CaptionResult(p, best.caption, best.score, tuple(c))
+                        yield CaptionResult(
+                            p, best.caption, best.score, tuple(c), confidence=self.confidence(c)
+                        )
                     if on_batch is not None:
                         on_batch(len(batch_paths))
             finally:

@@ -1,0 +1,68 @@
+"""How sure the model is of a caption: its own probabilities, calibrated on the dev splits."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from core.datatypes import Candidate
+
+FEATURES = ("score", "margin", "min_token_logp")
+"""What the confidence is computed from, per photo: the best caption's length-normalised
+log-probability, how far it is ahead of the next different caption, and the log-probability of
+its least likely word."""
+
+MARGIN_CAP = 2.0  # a lone candidate (greedy decoding) counts as this far ahead
+
+
+def confidence_features(candidates: Sequence[Candidate]) -> tuple[float, float, float]:
+    """The FEATURES of a photo's candidates (best first)."""
+    if not candidates:
+        return (-10.0, 0.0, -10.0)
+    best = candidates[0]
+    margin = best.score - candidates[1].score if len(candidates) > 1 else MARGIN_CAP
+    return (best.score, min(margin, MARGIN_CAP), max(best.min_token_logp, -10.0))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Logistic regression from FEATURES to P(caption is good), fitted on the dev splits
+    ("good": per-photo CIDEr-D of at least `threshold`)."""
+
+    weights: tuple[float, ...]
+    bias: float
+    threshold: float = 0.2  # the per-photo CIDEr-D that separates good from poor captions
+
+    def __post_init__(self) -> None:
+        assert len(self.weights) == len(FEATURES), f"expected {len(FEATURES)} weights"
+
+    def confidence(self, candidates: Sequence[Candidate]) -> float:
+        """A number in [0, 1]: the estimated chance that the best caption is a good one."""
+        z = self.bias + sum(
+            w * f for w, f in zip(self.weights, confidence_features(candidates), strict=True)
+        )
+        return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
+
+    def to_dict(self) -> dict:
+        return {
+            "features": list(FEATURES),
+            "weights": list(self.weights),
+            "bias": self.bias,
+            "threshold": self.threshold,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Calibration:
+        if list(data.get("features", [])) != list(FEATURES):
+            raise ValueError(f"calibration is for features {data.get('features')}, not {FEATURES}")
+        return cls(
+            tuple(float(w) for w in data["weights"]),
+            float(data["bias"]),
+            float(data.get("threshold", 0.2)),
+        )
+
+
+# Before a model is calibrated: the length-normalised log-probability alone, mapped so that a
+# typical confident caption (-0.4 per word) reads about 0.7 and a doubtful one (-1.2) about 0.2.
+UNCALIBRATED = Calibration((2.2, 0.0, 0.0), 1.7)
