@@ -1,4 +1,5 @@
-"""`python -m training SUBCOMMAND`: backbone, features, fit, scst, evaluate, export, report."""
+"""`python -m training SUBCOMMAND`: backbone, features, fit, scst, export, evaluate, calibrate,
+report."""
 
 from __future__ import annotations
 
@@ -192,6 +193,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(args)
 
 
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from training.calibrate import run_calibrate
+
+    return run_calibrate(args)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from training.report import write_report
 
@@ -268,17 +275,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("evaluate", help="caption a split's photos and score them (pycocoevalcap)")
-    p.add_argument("--images", type=Path, required=True)
-    p.add_argument("--captions", type=Path, required=True, help="Flickr8k.token.txt")
-    p.add_argument("--split", type=Path, required=True, help="split file of image names")
+    p = sub.add_parser("evaluate", help="caption every dev split's photos and score them")
+    p.add_argument("--data", type=Path, default=Path("../shared/flickr8k"), help="Flickr8k folder")
+    p.add_argument("--coco", type=Path, default=None, help="COCO captions folder (everyday dev)")
     p.add_argument("--weights", type=Path, default=None, help="default: the shipped model")
     p.add_argument("--beam", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--style", default=None, help="caption style (default: the model's own)")
     p.add_argument("--device", default="auto")
     p.add_argument("--out", type=Path, default=None, help="write the scores as JSON")
-    p.add_argument("--examples", type=Path, default=None, help="write every caption as JSON")
+    p.add_argument(
+        "--examples", type=Path, default=None, help="write every caption, confidence and score"
+    )
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("calibrate", help="fit the confidence on `evaluate --examples` output")
+    p.add_argument("--examples", type=Path, required=True, help="from evaluate --examples")
+    p.add_argument("--weights", type=Path, required=True, help="model file to calibrate")
+    p.add_argument("--out", type=Path, required=True, help="calibrated model file to write")
+    p.add_argument("--threshold", type=float, default=0.2, help="per-photo CIDEr-D of 'good'")
+    p.add_argument(
+        "--report", type=Path, default=Path("training/reports/confidence"), help="PNG + JSON"
+    )
+    p.set_defaults(func=cmd_calibrate)
 
     p = sub.add_parser("report", help="plot loss and dev metrics per epoch (PNG + JSON)")
     p.add_argument("--run", type=Path, required=True)

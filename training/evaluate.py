@@ -1,4 +1,4 @@
-"""Captioning a split's photos with core's Captioner and scoring them with pycocoevalcap."""
+"""Captioning the dev splits' photos with core's Captioner and scoring them with pycocoevalcap."""
 
 from __future__ import annotations
 
@@ -6,56 +6,73 @@ import argparse
 import json
 import logging
 import time
-from pathlib import Path
 
+from core.confidence import confidence_features
 from core.inference import Captioner, CaptionSettings
-from training.data import read_captions, read_split
-from training.metrics import score_captions
+from training.data import Corpus, Example
+from training.metrics import auroc, score_captions
 
 log = logging.getLogger(__name__)
 
 
 def evaluate_split(
-    images: Path,
-    captions_file: Path,
-    split_file: Path,
-    weights: Path | None,
-    beam: int = 3,
-    batch_size: int = 16,
-    device: str = "auto",
-) -> tuple[dict, dict[str, str]]:
-    """Scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, images, beam) and every caption made."""
-    refs = read_captions(captions_file)
-    names = [n for n in read_split(split_file) if n in refs and (images / n).is_file()]
-    captioner = Captioner(weights, device=device)
-    settings = CaptionSettings(beam_size=beam, batch_size=batch_size)
+    examples: list[Example], captioner: Captioner, settings: CaptionSettings
+) -> tuple[dict, dict[str, dict]]:
+    """Scores (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D, images, seconds, confidence AUROC) and, per
+    photo, the caption made, its confidence and confidence features, and its own CIDEr-D."""
+    by_path = {e.path: e for e in examples}
     t0 = time.perf_counter()
-    hyps: dict[str, str] = {}
-    for r in captioner.caption_paths([images / n for n in names], settings):
-        if r.ok:
-            hyps[r.path.name] = r.caption or ""
-        else:
+    made: dict[str, dict] = {}
+    for r in captioner.caption_paths([e.path for e in examples], settings):
+        if not r.ok:
             log.warning("%s", r.error)
+            continue
+        made[by_path[r.path].name] = {
+            "caption": r.caption or "",
+            "confidence": r.confidence,
+            "features": list(confidence_features(r.candidates)),
+        }
     seconds = time.perf_counter() - t0
-    scores = score_captions({n: refs[n] for n in hyps}, hyps)
-    scores.update({"images": len(hyps), "beam": beam, "seconds": round(seconds, 1)})
-    return scores, hyps
+    refs = {e.name: list(e.captions) for e in examples if e.name in made}
+    per_photo: dict[str, float] = {}
+    scores = score_captions(refs, {n: m["caption"] for n, m in made.items()}, True, per_photo)
+    for n, c in per_photo.items():
+        made[n]["cider"] = c
+    good = [m["cider"] >= captioner.calibration.threshold for m in made.values()]
+    scores.update(
+        {
+            "images": len(made),
+            "seconds": round(seconds, 1),
+            "confidence_auroc": auroc(good, [m["confidence"] for m in made.values()]),
+            "poor_captions": good.count(False),
+        }
+    )
+    return scores, made
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    scores, hyps = evaluate_split(
-        args.images,
-        args.captions,
-        args.split,
-        args.weights,
-        args.beam,
-        args.batch_size,
-        args.device,
-    )
-    text = json.dumps(scores, indent=1)
+    corpus = Corpus.load(args.data, args.coco)
+    captioner = Captioner(args.weights, device=args.device)
+    if args.style is not None:
+        captioner.style = args.style
+    settings = CaptionSettings(beam_size=args.beam, batch_size=args.batch_size)
+    result: dict = {
+        "settings": {
+            "weights": str(args.weights or "shipped model"),
+            "beam": args.beam,
+            "style": captioner.style if captioner.style is not None else captioner.model.cfg.style,
+        }
+    }
+    examples: dict[str, dict] = {}
+    for name, split in corpus.dev.items():
+        if not split:
+            continue
+        log.info("scoring the %s dev split (%d photos)", name, len(split))
+        result[name], examples[name] = evaluate_split(list(split), captioner, settings)
+    text = json.dumps(result, indent=1)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
     if args.examples:
-        args.examples.write_text(json.dumps(hyps, indent=1, ensure_ascii=False))
+        args.examples.write_text(json.dumps(examples, indent=1, ensure_ascii=False))
     return 0

@@ -174,3 +174,52 @@ def test_checkpoint_without_encoder_is_refused(tmp_path: Path, tiny_vocab) -> No
     assert load_checkpoint(path).config.vocab_size == len(tiny_vocab)
     with pytest.raises(NoModelError, match="no image encoder"):
         Captioner(path)
+
+
+def test_style_token_is_forced_after_start_and_changes_nothing_else(tiny_vocab) -> None:
+    """Beam search with a style equals greedy decoding from the prefix <start> <style:...>."""
+    from core.model import CaptionModel
+    from core.vocab import Vocab, style_token
+    from tests.conftest import tiny_config
+
+    vocab = Vocab(
+        tiny_vocab.itos[:4] + (style_token("coco"), style_token("web")) + tiny_vocab.itos[4:]
+    )
+    torch.manual_seed(1)
+    model = CaptionModel(tiny_config(vocab, style="coco"), with_backbone=False).eval()
+    memory = model.encode_features(torch.randn(3, 49, 1280))
+    from core.inference import beam_search
+
+    got = beam_search(model, vocab, memory, CaptionSettings(beam_size=1))
+    for b in range(3):
+        seq = [vocab.start_id, vocab.stoi["<style:coco>"]]
+        while len(seq) < 25:
+            logits = model.decode(torch.tensor([seq]), memory[b : b + 1])[0, -1]
+            banned = [vocab.pad_id, vocab.start_id, vocab.unk_id, 4, 5]
+            logits[banned] = -math.inf
+            nxt = vocab.end_id if len(seq) == 24 else int(logits.argmax())
+            seq.append(nxt)
+            if nxt == vocab.end_id:
+                break
+        assert got[b][0].caption == vocab.decode(seq)
+        assert "<style" not in got[b][0].caption
+    other = beam_search(model, vocab, memory, CaptionSettings(beam_size=1), style="web")
+    assert len(other) == 3  # another style decodes too (and may read differently)
+
+
+def test_results_carry_a_confidence_that_follows_the_model_probabilities(
+    captioner: Captioner, photo_dir
+) -> None:
+    from core.confidence import UNCALIBRATED, Calibration
+    from core.datatypes import Candidate
+
+    results = list(captioner.caption_paths(sorted(photo_dir.glob("*.jpg")), CaptionSettings()))
+    for r in results:
+        assert r.ok and 0.0 <= r.confidence <= 1.0
+        assert r.confidence == pytest.approx(captioner.calibration.confidence(r.candidates))
+        assert r.candidates[0].min_token_logp <= r.candidates[0].score <= 0.0
+    sure = [Candidate("a dog", -0.2, -0.5), Candidate("a cat", -1.5, -3.0)]
+    unsure = [Candidate("a dog", -1.4, -4.0), Candidate("a cat", -1.45, -4.0)]
+    assert UNCALIBRATED.confidence(sure) > UNCALIBRATED.confidence(unsure)
+    cal = Calibration((1.0, 2.0, 0.5), 0.3)
+    assert Calibration.from_dict(cal.to_dict()) == cal

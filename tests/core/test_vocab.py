@@ -57,3 +57,23 @@ def test_decode_stops_at_end_and_skips_pad() -> None:
     v = Vocab.build(["a dog runs"], min_count=1)
     ids = [v.start_id, v.stoi["a"], v.pad_id, v.stoi["dog"], v.end_id, v.stoi["runs"]]
     assert v.decode(ids) == "a dog"
+
+
+def test_style_tokens_follow_start_and_never_reach_the_caption() -> None:
+    v = Vocab.build(["a dog runs", "a cat sits"], min_count=1, styles=["coco", "flickr8k"])
+    assert v.styles == ("coco", "flickr8k")
+    ids = v.encode("A dog runs.", style="coco")
+    assert ids[:2] == [v.start_id, v.stoi["<style:coco>"]] and ids[-1] == v.end_id
+    assert v.decode(ids) == "a dog runs"
+    assert v.encode("a dog runs") == [v.start_id, *ids[2:]]
+    long = v.encode(" ".join(["dog"] * 40), style="coco")
+    assert len(long) == MAX_TOKENS and long[-1] == v.end_id
+
+
+def test_unknown_style_is_refused() -> None:
+    import pytest
+
+    v = Vocab.build(["a dog"], min_count=1, styles=["coco"])
+    with pytest.raises(ValueError, match="no caption style"):
+        v.prefix("cc3m")
+    assert v.prefix(None) == [v.start_id] and v.prefix("") == [v.start_id]

@@ -176,25 +176,23 @@ def test_export_loads_in_the_app_and_captions(tmp_path: Path, photo_dir: Path) -
 def test_evaluate_writes_scores_json(
     tmp_path: Path, tiny_flickr: Path, tiny_checkpoint: Path
 ) -> None:
-    out = tmp_path / "scores.json"
+    out, examples = tmp_path / "scores.json", tmp_path / "examples.json"
     proc = subprocess.run(
         [
             sys.executable,
             "-m",
             "training",
             "evaluate",
-            "--images",
-            str(tiny_flickr / "images"),
-            "--captions",
-            str(tiny_flickr / "text" / "Flickr8k.token.txt"),
-            "--split",
-            str(tiny_flickr / "text" / "Flickr_8k.devImages.txt"),
+            "--data",
+            str(tiny_flickr),
             "--weights",
             str(tiny_checkpoint),
             "--beam",
             "2",
             "--out",
             str(out),
+            "--examples",
+            str(examples),
         ],
         capture_output=True,
         text=True,
@@ -203,9 +201,15 @@ def test_evaluate_writes_scores_json(
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     scores = json.loads(out.read_text())
+    assert scores["settings"]["beam"] == 2
+    flickr = scores["flickr8k"]
     for key in ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"):
-        assert 0.0 <= scores[key] <= 10.0, key
-    assert scores["images"] == 2 and scores["beam"] == 2
+        assert 0.0 <= flickr[key] <= 10.0, key
+    assert flickr["images"] == 2
+    made = json.loads(examples.read_text())["flickr8k"]
+    assert set(made) == {"1005_abc.jpg", "1006_abc.jpg"}
+    for m in made.values():
+        assert 0.0 <= m["confidence"] <= 1.0 and m["cider"] >= 0.0 and len(m["features"]) == 3
 
 
 def test_report_png_and_json(tmp_path: Path) -> None:

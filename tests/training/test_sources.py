@@ -1,0 +1,144 @@
+"""Reading COCO's captions.json and img2dataset's folders, the everyday dev rule, the non-photo
+filter and the letterbox crop."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.imagegen import textured_image
+from training.data import (
+    COCO_DEV_FILE,
+    CocoCaptions,
+    Corpus,
+    WebCaptions,
+    coco_dev_rule,
+    letterbox_crop,
+    not_a_photo,
+    read_id_list,
+)
+
+
+@pytest.fixture
+def tiny_coco(tmp_path: Path) -> Path:
+    """COCO's caption layout: 6 photos (ids 1..6), one missing, one empty, one uncaptioned."""
+    root = tmp_path / "coco"
+    (root / "images").mkdir(parents=True)
+    images, annotations = [], []
+    for i in range(1, 7):
+        images.append({"id": i, "file_name": f"{i:012d}.jpg", "source": "test"})
+        if i != 4:  # photo 4 is listed but missing
+            textured_image(80, 60, seed=i).save(root / "images" / f"{i:012d}.jpg")
+        if i != 6:  # photo 6 has no caption
+            annotations += [
+                {"image_id": i, "caption": f"A photo number {i}, take {k}."}
+                for k in range(5 if i < 3 else 2)
+            ]
+    (root / "images" / f"{5:012d}.jpg").write_bytes(b"")  # photo 5 is empty
+    (root / "captions.json").write_text(json.dumps({"images": images, "annotations": annotations}))
+    return root
+
+
+def test_coco_reader_splits_by_the_dev_list_and_counts_what_it_skips(tiny_coco: Path) -> None:
+    c = CocoCaptions.load(tiny_coco, dev_ids=[2])
+    assert [e.name for e in c.dev] == ["coco/2.jpg"]
+    assert [e.name for e in c.train] == ["coco/1.jpg", "coco/3.jpg"]
+    assert all(e.source == "coco" for e in c.train + c.dev)
+    assert len(c.train[0].captions) == 5 and len(c.train[1].captions) == 2
+    assert c.skipped.counts == {"photo missing": 1, "photo empty": 1, "no caption": 1}
+
+
+@pytest.fixture
+def tiny_web(tmp_path: Path) -> Path:
+    """img2dataset's layout: a shard of letterboxed photos with .txt captions and .json sizes."""
+    shard = tmp_path / "web" / "00000"
+    shard.mkdir(parents=True)
+    rows = [
+        ("000", "a red car parked on a street", (640, 480)),
+        ("001", "royalty free vector illustration of a car", (500, 500)),
+        ("002", "a bowl of soup on a wooden table", (300, 600)),
+        ("003", "", (300, 300)),
+        ("004", "a dog on a sofa", None),  # no .json: used uncropped
+    ]
+    for key, caption, size in rows:
+        textured_image(256, 256, seed=int(key)).save(shard / f"{key}.jpg")
+        (shard / f"{key}.txt").write_text(caption)
+        if size:
+            meta = {
+                "width": 256,
+                "height": 256,
+                "original_width": size[0],
+                "original_height": size[1],
+            }
+            (shard / f"{key}.json").write_text(json.dumps(meta))
+    (shard / "005.txt").write_text("a caption whose photo was never downloaded")
+    return tmp_path / "web"
+
+
+def test_web_reader_keeps_photos_crops_letterbox_and_counts_the_rest(tiny_web: Path) -> None:
+    w = WebCaptions.load(tiny_web)
+    got = {e.name: e for e in w.train}
+    assert sorted(got) == ["cc3m/00000/000.jpg", "cc3m/00000/002.jpg", "cc3m/00000/004.jpg"]
+    assert got["cc3m/00000/000.jpg"].crop == (0, 32, 256, 224)  # 4:3 -> bars top and bottom
+    assert got["cc3m/00000/002.jpg"].crop == (64, 0, 192, 256)  # 1:2 -> bars left and right
+    assert got["cc3m/00000/004.jpg"].crop is None
+    assert all(e.source == "cc3m" and len(e.captions) == 1 for e in w.train)
+    assert w.skipped.counts["not a photo (illustration, graphic or text)"] == 1
+    assert w.skipped.counts["no caption"] == 1
+    assert w.skipped.counts["photo missing"] == 1
+    assert w.skipped.counts["no usable .json (letterbox not cropped)"] == 1
+
+
+def test_corpus_joins_all_three_layouts(
+    tiny_flickr: Path, tiny_coco: Path, tiny_web: Path, tmp_path: Path
+) -> None:
+    dev_file = tmp_path / "dev.txt"
+    dev_file.write_text("1\n")
+    corpus = Corpus.load(tiny_flickr, tiny_coco, tiny_web, dev_file)
+    assert {e.source for e in corpus.train} == {"flickr8k", "coco", "cc3m"}
+    assert sorted(corpus.dev) == ["coco", "flickr8k"]
+    assert [e.name for e in corpus.dev["coco"]] == ["coco/1.jpg"]
+    names = [e.name for e in corpus.all_examples]
+    assert len(names) == len(set(names))
+    assert "coco/1.jpg" not in {e.name for e in corpus.train}
+    less = corpus.without({"coco/3.jpg"})
+    assert "coco/3.jpg" not in {e.name for e in less.train}
+
+
+@pytest.mark.parametrize(
+    ("caption", "expected"),
+    [
+        ("royalty free vector illustration of a cat", True),
+        ("cartoon character waving", True),
+        ("the words love and peace on a wall", True),
+        ("logo of the football club", True),
+        ("3d rendering of a modern kitchen", True),
+        ("a cat sleeping on a sofa", False),
+        ("people walking down a city street at night", False),
+        ("a bowl of soup with bread", False),
+    ],
+)
+def test_not_a_photo_rule(caption: str, expected: bool) -> None:
+    assert not_a_photo(caption) is expected
+
+
+def test_letterbox_crop() -> None:
+    assert letterbox_crop((256, 256), (600, 450)) == (0, 32, 256, 224)
+    assert letterbox_crop((256, 256), (1536, 2048)) == (32, 0, 224, 256)
+    assert letterbox_crop((256, 256), (550, 550)) is None
+    assert letterbox_crop((256, 256), (0, 10)) is None
+
+
+def test_dev_rule_is_fixed_and_the_committed_list_follows_it() -> None:
+    ids = list(range(1, 3000))
+    a, b = coco_dev_rule(ids), coco_dev_rule(reversed(ids))
+    assert a == b and len(a) == 500 and a == sorted(a)
+    by_hash = sorted(ids, key=lambda i: hashlib.sha1(f"coco:{i}".encode()).hexdigest())
+    assert coco_dev_rule(ids, size=10) == sorted(by_hash[:10])
+    committed = read_id_list(COCO_DEV_FILE)
+    assert len(committed) == 500 and len(set(committed)) == 500
+    # The committed ids are the rule's choice among themselves plus any id it ranked lower.
+    assert coco_dev_rule(committed) == committed
