@@ -6,6 +6,11 @@ import json
 from pathlib import Path
 
 
+def _scst_cider(h: dict) -> float:
+    """The (mean) dev CIDEr-D of an SCST history entry, old (one split) or new layout."""
+    return h["mean"]["CIDEr"] if "mean" in h else h["CIDEr"]
+
+
 def write_report(run: Path, out: Path | None = None) -> Path:
     """Reads RUN/history.json (and scst_history.json if present); writes report.png/.json."""
     # Imported here: matplotlib is a training-only dependency.
@@ -29,10 +34,24 @@ def write_report(run: Path, out: Path | None = None) -> Path:
         ("dev_ROUGE_L", "ROUGE-L"),
     ):
         ax2.plot([h["epoch"] for h in evald], [h[key] for h in evald], marker="o", label=label)
+    splits = sorted(
+        k[4:-6] for k in (evald[0] if evald else {}) if k.endswith("_CIDEr") and k != "dev_CIDEr"
+    )
+    for split in splits:  # mixed training: each dev split's CIDEr-D beside their mean
+        key = f"dev_{split}_CIDEr"
+        ax2.plot(
+            [h["epoch"] for h in evald],
+            [h[key] for h in evald],
+            ls="--",
+            marker=".",
+            label=f"CIDEr-D, {split} dev",
+        )
     if scst and scst["history"]:
         last = epochs[-1]
-        best = max(scst["history"], key=lambda h: h["CIDEr"])
-        ax2.scatter([last + 0.5], [best["CIDEr"]], marker="*", s=150, c="red", label="after SCST")
+        best = max(scst["history"], key=_scst_cider)
+        ax2.scatter(
+            [last + 0.5], [_scst_cider(best)], marker="*", s=150, c="red", label="after SCST"
+        )
     ax2.set(xlabel="epoch", ylabel="dev score (beam 3)", title="Dev metrics")
     ax2.legend()
     fig.tight_layout()
