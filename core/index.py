@@ -9,7 +9,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Literal
@@ -17,6 +17,7 @@ from typing import Literal
 import platformdirs
 
 from core.errors import IndexDamagedError, IndexLockedError, LibraryIndexError
+from core.storage.base import StoreKind
 
 log = logging.getLogger(__name__)
 
@@ -27,14 +28,14 @@ SCHEMA_VERSION = 1
 LOCK_TIMEOUT_S = 5.0
 """How long to wait for another program's write to the index before giving up."""
 
-Status = Literal["done", "pending", "failed"]
+RowStatus = Literal["done", "pending", "failed"]
 """done: the caption is in its store; pending: about to be written to the store (a run that
 stops here left it unknown whether the write happened); failed: see ``error``."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS photos (
     id INTEGER PRIMARY KEY,
-    path BLOB NOT NULL UNIQUE,      -- os.fsencode(absolute path): any file name round-trips
+    path BLOB NOT NULL UNIQUE,      -- os.fsencode(resolved absolute path): any name round-trips
     size INTEGER NOT NULL,          -- the photo's size and mtime when its row was written
     mtime_ns INTEGER NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('done', 'pending', 'failed')),
@@ -90,14 +91,14 @@ def default_index_path() -> Path:
 
 @dataclass(frozen=True)
 class IndexEntry:
-    """One photo's row in the index."""
+    """One photo's row in the index; ``path`` is the photo's resolved absolute path."""
 
     path: Path
     size: int
     mtime_ns: int
-    status: Status
+    status: RowStatus
     caption: str | None = None
-    store: str | None = None
+    store: StoreKind | None = None
     store_path: Path | None = None
     model: str | None = None
     error: str | None = None
@@ -114,12 +115,18 @@ class SearchHit:
 
     path: Path
     caption: str
-    store: str | None
+    store: StoreKind | None
     rank: float  # lower is better (SQLite's bm25 is negative for good matches)
 
 
+def resolved(path: Path) -> Path:
+    """The absolute path with every symbolic link resolved: two spellings of one photo (a
+    relative path, a link to its folder) give one key, so one row."""
+    return Path(os.path.realpath(path))
+
+
 def path_key(path: Path) -> bytes:
-    return os.fsencode(path)
+    return os.fsencode(resolved(path))
 
 
 def _path(key: bytes | None) -> Path | None:
@@ -128,7 +135,7 @@ def _path(key: bytes | None) -> Path | None:
 
 def folder_range(folder: Path) -> tuple[bytes, bytes]:
     """Keys k with low <= k < high are exactly the paths inside ``folder`` (any depth)."""
-    prefix = os.fsencode(folder)
+    prefix = os.fsencode(resolved(folder))
     sep = os.fsencode(os.sep)
     if not prefix.endswith(sep):
         prefix += sep
@@ -142,7 +149,7 @@ class LibraryIndex:
     (``readonly=True``); SQLite's write-ahead log lets readers work while a run writes.
     Changes are grouped: ``put``/``forget`` queue them, ``commit`` writes them in one
     transaction. The index only mirrors the stores: every caption in it is also in a sidecar
-    or a photo, so a damaged index can be thrown away and rebuilt (see core.engine).
+    or a photo, so a damaged index can be thrown away and rebuilt (see core.engine.rebuild).
     """
 
     def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool, fts: bool) -> None:
@@ -230,8 +237,14 @@ class LibraryIndex:
         except sqlite3.Error as error:
             raise _translate(path, error) from error
 
-    def close(self) -> None:
-        """Commit what is queued (when that fails, log it: the stores hold those captions)."""
+    def close(self, *, discard: bool = False) -> None:
+        """Commit what is queued (when that fails, log it: the stores hold those captions).
+
+        ``discard`` drops the queued changes instead, as a process killed now would.
+        """
+        if discard:
+            self._queued.clear()
+            self._forget.clear()
         if not self.readonly:
             try:
                 self.commit()
@@ -252,7 +265,7 @@ class LibraryIndex:
         found = row.fetchone()
         return _entry(found) if found else None
 
-    def entries(self, status: Status | None = None) -> Iterator[IndexEntry]:
+    def entries(self, status: RowStatus | None = None) -> Iterator[IndexEntry]:
         """Every row (optionally of one status), streamed in path order."""
         if status is None:
             cursor = self._query(f"SELECT {_COLUMNS} FROM photos ORDER BY path")
@@ -273,7 +286,7 @@ class LibraryIndex:
         while rows := self._fetch(cursor):
             yield from (_entry(row) for row in rows)
 
-    def count(self, status: Status | None = None) -> int:
+    def count(self, status: RowStatus | None = None) -> int:
         if status is None:
             return self._query("SELECT count(*) FROM photos").fetchone()[0]
         return self._query("SELECT count(*) FROM photos WHERE status = ?", (status,)).fetchone()[0]
@@ -414,7 +427,8 @@ def search_library(
 
     Opens the index read-only for this one query, so it can be called from any thread, also
     while a caption run is writing. Photos that are no longer on disk are left out. Raises
-    LibraryIndexError when there is no index yet or it cannot be read.
+    LibraryIndexError when there is no index yet or it cannot be read. Within ``folder`` the
+    paths are spelled as ``folder`` is (the index keeps resolved paths).
     """
     folder = Path(os.path.abspath(folder)) if folder is not None else None
     index = LibraryIndex.open(index_path, readonly=True)
@@ -422,6 +436,14 @@ def search_library(
         hits = index.search(query, folder, limit + 20)
     finally:
         index.close()
+    if folder is not None:
+        real = resolved(folder)
+        hits = [
+            replace(hit, path=folder / hit.path.relative_to(real))
+            if hit.path.is_relative_to(real)
+            else hit
+            for hit in hits
+        ]
     return [hit for hit in hits if os.path.lexists(hit.path)][:limit]
 
 

@@ -1,4 +1,14 @@
-"""Caption storage that other photo software reads: text sidecars, XMP sidecars, embedded."""
+"""Caption storage that other photo software reads: text sidecars, XMP sidecars, embedded.
+
+Typical use::
+
+    identity = FileIdentity.of(photo)  # when the photo is read for captioning
+    result = save_caption(SaveRequest(photo, caption, "embed", expected=identity))
+    found = read_caption_any(photo, all_stores())  # StoredCaption or None
+
+Every write is atomic and checked; every failure is a core.errors.StorageError subclass that
+names the file and leaves it untouched.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +27,13 @@ from core.storage.base import (
 )
 from core.storage.embedded import EMBED_EXTENSIONS, EmbeddedStore
 from core.storage.files import FileIdentity
+from core.storage.save import (
+    STORE_NAMES,
+    SaveRequest,
+    all_stores,
+    make_store,
+    save_caption,
+)
 from core.storage.txt import TextSidecarStore
 from core.storage.xmp import XmpSidecarStore
 
@@ -28,6 +45,8 @@ __all__ = [
     "CaptionStore",
     "EmbeddedStore",
     "FileIdentity",
+    "STORE_NAMES",
+    "SaveRequest",
     "StoreKind",
     "StoredCaption",
     "TextSidecarStore",
@@ -37,37 +56,8 @@ __all__ = [
     "all_stores",
     "make_store",
     "read_caption_any",
+    "save_caption",
 ]
-
-
-def make_store(kind: StoreKind, xmp_name: XmpName = "photo.jpg.xmp") -> CaptionStore:
-    """The store for ``kind``: "txt" (photo.txt), "xmp" (sidecar) or "embed" (in the photo).
-
-    Typical use::
-
-        store = make_store("embed")
-        identity = FileIdentity.of(photo)  # when the photo is read for captioning
-        result = store.write(photo, caption, expected=identity, overwrite=False)
-        found = read_caption_any(photo, all_stores())  # StoredCaption or None
-
-    Every write is atomic and checked; every failure is a core.errors.StorageError subclass
-    that names the file and leaves it untouched.
-
-    ``xmp_name`` picks the XMP sidecar name, "photo.jpg.xmp" (darktable, digiKam) or
-    "photo.xmp" (Lightroom); it also names the sidecar "embed" falls back to for HEIC and RAW.
-    """
-    if kind == "txt":
-        return TextSidecarStore()
-    if kind == "xmp":
-        return XmpSidecarStore(xmp_name)
-    if kind == "embed":
-        return EmbeddedStore(xmp_name)
-    raise ValueError(f"unknown caption store {kind!r}; choose 'txt', 'xmp' or 'embed'")
-
-
-def all_stores(xmp_name: XmpName = "photo.jpg.xmp") -> list[CaptionStore]:
-    """Every store, in the order captions are looked for: embedded, XMP sidecar, text sidecar."""
-    return [EmbeddedStore(xmp_name), XmpSidecarStore(xmp_name), TextSidecarStore()]
 
 
 def read_caption_any(photo: Path, stores: Sequence[CaptionStore]) -> StoredCaption | None:

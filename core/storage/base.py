@@ -26,7 +26,7 @@ class WriteResult:
     """Where a caption was stored, and anything the user should know about it."""
 
     photo: Path
-    store: str  # the name of the store that holds the caption now ("txt", "xmp" or "embed")
+    store: StoreKind  # the store that holds the caption now
     path: Path  # the file that was written: a sidecar, or the photo itself
     message: str = ""  # e.g. a fallback to a sidecar; empty when there is nothing to say
     written: bool = True  # False when the same caption was already there and nothing changed
@@ -38,14 +38,18 @@ class StoredCaption:
     """A caption found for a photo and the name of the store it came from."""
 
     caption: str
-    store: str
+    store: StoreKind
 
 
 @runtime_checkable
 class CaptionStore(Protocol):
     """Reads and writes one caption per photo in one place (a sidecar or the photo itself)."""
 
-    name: str
+    name: StoreKind
+
+    def files(self, photo: Path) -> tuple[Path, ...]:
+        """The files this store may keep ``photo``'s caption in (a sidecar, or the photo)."""
+        ...
 
     def read(self, photo: Path) -> str | None:
         """The stored caption, or None when there is none; StorageError when it is unreadable."""

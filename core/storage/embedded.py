@@ -11,7 +11,7 @@ import exiv2
 
 from core.errors import CorruptMetadataError, StorageError, UnsupportedFormatError
 from core.library import IMAGE_EXTENSIONS
-from core.storage.base import WriteResult, XmpName, check_overwrite, clean_caption
+from core.storage.base import StoreKind, WriteResult, XmpName, check_overwrite, clean_caption
 from core.storage.files import (
     FileIdentity,
     atomic_write,
@@ -76,10 +76,15 @@ class EmbeddedStore:
     formats the sidecar comes first.
     """
 
-    name = "embed"
+    name: StoreKind = "embed"
 
     def __init__(self, xmp_name: XmpName = "photo.jpg.xmp") -> None:
         self.sidecar = XmpSidecarStore(xmp_name)
+
+    def files(self, photo: Path) -> tuple[Path, ...]:
+        if _falls_back(photo):
+            return (*self.sidecar.files(photo), photo)
+        return (photo,)
 
     def read(self, photo: Path) -> str | None:
         if not _falls_back(photo):

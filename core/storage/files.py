@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import logging
 import os
 import stat
@@ -26,29 +27,44 @@ TEMP_PREFIX = ".photoscribe-"
 """Temporary files start with this (hidden, so photo browsers and find_photos ignore them)."""
 TEMP_SUFFIX = ".tmp"
 
+HEAD_BYTES = 8192
+"""How much of a file's start is hashed into its identity (Picard does the same)."""
+
 _DISK_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
 _NOT_ALLOWED = {errno.EACCES, errno.EPERM, errno.EROFS}
 
 
 @dataclass(frozen=True)
 class FileIdentity:
-    """What a file looked like when it was read; a different identity means it changed."""
+    """What a file looked like when it was read; a different identity means it changed.
+
+    Size and modification time catch most changes; the inode catches a file replaced by
+    another, and a hash of the first 8 KiB catches a tool that rewrites the metadata at the
+    start of a photo but keeps its size and time (``exiftool -P``). The last two are None
+    when not known (an identity built from a directory listing); then they are not compared.
+    """
 
     size: int
     mtime_ns: int
+    inode: int | None = None
+    head: str | None = None  # sha256 of the first HEAD_BYTES, hex
 
     @classmethod
     def of(cls, path: Path) -> FileIdentity:
         """The identity of ``path`` now; FileMissingError when it is not there."""
         try:
             info = os.stat(path)
+            with open(path, "rb") as file:
+                head = hashlib.sha256(file.read(HEAD_BYTES)).hexdigest()
         except FileNotFoundError:
             raise FileMissingError(
                 path, "the file is no longer there; it may have been moved, renamed or deleted."
             ) from None
+        except IsADirectoryError:
+            raise StorageError(path, "this is a folder, not a file.") from None
         except OSError as error:
             raise os_error(path, error, "check the file") from error
-        return cls(size=info.st_size, mtime_ns=info.st_mtime_ns)
+        return cls(info.st_size, info.st_mtime_ns, info.st_ino, head)
 
     @classmethod
     def of_optional(cls, path: Path) -> FileIdentity | None:
@@ -57,6 +73,14 @@ class FileIdentity:
             return cls.of(path)
         except FileMissingError:
             return None
+
+    def matches(self, other: FileIdentity) -> bool:
+        """True when both describe the same file contents (unknown parts are not compared)."""
+        if (self.size, self.mtime_ns) != (other.size, other.mtime_ns):
+            return False
+        if self.inode is not None and other.inode is not None and self.inode != other.inode:
+            return False
+        return self.head is None or other.head is None or self.head == other.head
 
 
 def display_name(path: Path) -> str:
@@ -87,7 +111,7 @@ def os_error(path: Path, error: OSError, doing: str) -> StorageError:
 def check_identity(path: Path, expected: FileIdentity | None) -> FileIdentity:
     """The identity of ``path``, raising FileChangedError when it differs from ``expected``."""
     current = FileIdentity.of(path)
-    if expected is not None and current != expected:
+    if expected is not None and not current.matches(expected):
         raise FileChangedError(
             path,
             "the file changed on disk since PhotoScribe read it (another program saved it?); "

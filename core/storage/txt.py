@@ -7,6 +7,7 @@ from pathlib import Path
 
 from core.errors import CorruptMetadataError
 from core.storage.base import (
+    StoreKind,
     WriteResult,
     check_overwrite,
     clean_caption,
@@ -43,7 +44,10 @@ class TextSidecarStore:
     is written without a trailing newline; reading strips surrounding whitespace and a BOM.
     """
 
-    name = "txt"
+    name: StoreKind = "txt"
+
+    def files(self, photo: Path) -> tuple[Path, ...]:
+        return long_sidecar(photo), short_sidecar(photo)
 
     def read(self, photo: Path) -> str | None:
         sidecar = self._existing(photo)
@@ -89,7 +93,7 @@ class TextSidecarStore:
         return WriteResult(photo, self.name, target, message, True, photo_identity)
 
     def _existing(self, photo: Path) -> Path | None:
-        for sidecar in (long_sidecar(photo), short_sidecar(photo)):
+        for sidecar in self.files(photo):
             if sidecar.is_file():
                 return sidecar
         return None

@@ -9,6 +9,7 @@ import exiv2
 
 from core.errors import CorruptMetadataError
 from core.storage.base import (
+    StoreKind,
     WriteResult,
     XmpName,
     check_overwrite,
@@ -78,7 +79,7 @@ class XmpSidecarStore:
     changes, every other property stays.
     """
 
-    name = "xmp"
+    name: StoreKind = "xmp"
 
     def __init__(self, xmp_name: XmpName = "photo.jpg.xmp") -> None:
         if xmp_name not in ("photo.jpg.xmp", "photo.xmp"):
@@ -90,6 +91,9 @@ class XmpSidecarStore:
         if self.xmp_name == "photo.xmp":
             return short_sidecar(photo), long_sidecar(photo)
         return long_sidecar(photo), short_sidecar(photo)
+
+    def files(self, photo: Path) -> tuple[Path, ...]:
+        return self.candidates(photo)
 
     def read(self, photo: Path) -> str | None:
         for sidecar in self.candidates(photo):

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-import core.engine as engine_module
+import core.library as library_module
+import core.storage.save as save_module
 from core.engine import (
     IndexReplaced,
     LibraryEngine,
@@ -27,7 +28,7 @@ from core.errors import IndexLockedError
 from core.index import LibraryIndex, search_library
 from core.inference import Captioner, CaptionSettings
 from core.library import FoundPhoto, ScanProblem
-from core.storage import make_store
+from core.storage import FileIdentity, make_store
 from core.storage.files import TEMP_PREFIX, TEMP_SUFFIX
 from tests.imagegen import textured_image
 
@@ -194,7 +195,7 @@ def test_killed_between_saving_and_recording_does_not_caption_twice(
     captioner: Captioner, lib: Path, tmp_path: Path, monkeypatch, store: str
 ) -> None:
     index = tmp_path / "index.sqlite3"
-    real_make_store = engine_module.make_store
+    real_make_store = save_module.make_store
     writes: list[Path] = []
 
     def make_store_that_dies(kind, xmp_name="photo.jpg.xmp"):
@@ -216,10 +217,10 @@ def test_killed_between_saving_and_recording_does_not_caption_twice(
 
         return Dying()
 
-    monkeypatch.setattr(engine_module, "make_store", make_store_that_dies)
+    monkeypatch.setattr(save_module, "make_store", make_store_that_dies)
     with pytest.raises(Killed):
         run(captioner, index, (lib,), store=store)
-    monkeypatch.setattr(engine_module, "make_store", real_make_store)
+    monkeypatch.setattr(save_module, "make_store", real_make_store)
     assert temp_files(lib) != []
 
     second, rec = run(captioner, index, (lib,), store=store)
@@ -271,7 +272,7 @@ def test_captioning_starts_before_the_scan_ends(
     root = tmp_path / "lib"
     photos = make_photos(root, 12)
     first_caption = threading.Event()
-    real_scan = engine_module.scan_library
+    real_scan = library_module.scan_library
 
     def slow_scan(roots, recursive=True, *, check_files=True):
         if not check_files:  # the background count
@@ -290,7 +291,7 @@ def test_captioning_starts_before_the_scan_ends(
         if isinstance(event, PhotoCaptioned):
             first_caption.set()
 
-    monkeypatch.setattr(engine_module, "scan_library", slow_scan)
+    monkeypatch.setattr(library_module, "scan_library", slow_scan)
     summary, _ = run(captioner, tmp_path / "i", (root,), on_event=on_event)
     assert summary.captioned == 12
 
@@ -398,28 +399,31 @@ def test_scan_problems_reach_the_handler(captioner: Captioner, tmp_path: Path, m
     assert not rec.of(PhotoFailed)
 
 
-def test_writes_can_go_through_the_apps_writer_thread(
-    captioner: Captioner, lib: Path, tmp_path: Path
+def test_saves_and_index_rows_go_through_one_writer_thread(
+    captioner: Captioner, lib: Path, tmp_path: Path, monkeypatch
 ) -> None:
-    from concurrent.futures import ThreadPoolExecutor
+    """The engine hands each batch to the writer and goes on; the writer owns the index."""
+    import core.engine.writer as writer_module
+    from core.engine import Writer
 
-    from core.engine import save_directly
-
-    writer = ThreadPoolExecutor(1, thread_name_prefix="writer")
     threads: set[str] = set()
+    real_save = writer_module.save_caption
 
-    def save_on_writer(store, photo, caption, expected, overwrite):
-        def write():
-            threads.add(threading.current_thread().name)
-            return save_directly(store, photo, caption, expected, overwrite)
+    def noted(request):
+        threads.add(threading.current_thread().name)
+        return real_save(request)
 
-        return writer.submit(write).result()  # wait: the index records only what was saved
-
+    monkeypatch.setattr(writer_module, "save_caption", noted)
+    writer = Writer(tmp_path / "i")
     try:
-        summary = LibraryEngine(captioner, tmp_path / "i", save=save_on_writer).run(
-            LibraryJob((lib,), store="xmp", settings=FAST)
-        )
+        engine = LibraryEngine(captioner, writer=writer)
+        summary, rec = None, Recorder()
+        summary = engine.run(LibraryJob((lib,), store="xmp", settings=FAST), on_event=rec)
+        again = engine.run(LibraryJob((lib,), store="xmp", settings=FAST))
     finally:
-        writer.shutdown()
+        writer.close()
     assert summary.captioned == 5 and len(list(lib.rglob("*.xmp"))) == 5
-    assert len(threads) == 1 and threads.pop().startswith("writer")
+    assert threads == {"writer"}
+    assert again.skipped == 5, "the second run sees what the writer recorded"
+    for event in rec.of(PhotoCaptioned):
+        assert event.identity is not None and event.identity.matches(FileIdentity.of(event.path))

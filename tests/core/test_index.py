@@ -82,7 +82,7 @@ def fill(index_path: Path, folder: Path) -> None:
 
 
 def test_search_ranks_all_words_first_then_some(index_path: Path) -> None:
-    fill(index_path, Path("/lib"))
+    fill(index_path, Path("/photolib"))
     with LibraryIndex.open(index_path, readonly=True) as index:
         names = [h.path.name for h in index.search("dog on a beach")]
         # both words: the focused caption first; then one of the words; never unrelated
@@ -98,19 +98,19 @@ def test_search_ranks_all_words_first_then_some(index_path: Path) -> None:
 
 
 def test_search_within_a_folder_only(index_path: Path) -> None:
-    fill(index_path, Path("/lib/a"))
+    fill(index_path, Path("/photolib/a"))
     with LibraryIndex.open(index_path) as index:
-        index.put(done(Path("/lib/ab/x.jpg"), "a dog on the beach"))  # a sibling, same prefix
-        index.put(done(Path("/lib/a/sub/y.jpg"), "a dog on the beach"))
+        index.put(done(Path("/photolib/ab/x.jpg"), "a dog on the beach"))  # a sibling, same prefix
+        index.put(done(Path("/photolib/a/sub/y.jpg"), "a dog on the beach"))
         index.commit()
-        inside = {h.path.as_posix() for h in index.search("dog beach", Path("/lib/a"))}
-        assert "/lib/ab/x.jpg" not in inside and "/lib/a/sub/y.jpg" in inside
-        assert len(index.search("dog beach", Path("/lib/ab"))) == 1
+        inside = {h.path.as_posix() for h in index.search("dog beach", Path("/photolib/a"))}
+        assert "/photolib/ab/x.jpg" not in inside and "/photolib/a/sub/y.jpg" in inside
+        assert len(index.search("dog beach", Path("/photolib/ab"))) == 1
         assert len(index.search("dog beach")) == len(inside) + 1
 
 
 def test_search_without_fts5_falls_back_to_substrings(index_path: Path) -> None:
-    fill(index_path, Path("/lib"))
+    fill(index_path, Path("/photolib"))
     with LibraryIndex.open(index_path, readonly=True) as index:
         index.fts = False
         names = [h.path.name for h in index.search("dog beach")]

@@ -422,7 +422,13 @@ def test_factory() -> None:
 def test_file_identity(tmp_path: Path) -> None:
     photo = sample(tmp_path, "plain.jpg")
     identity = FileIdentity.of(photo)
-    assert identity == FileIdentity(photo.stat().st_size, photo.stat().st_mtime_ns)
+    info = photo.stat()
+    assert (identity.size, identity.mtime_ns, identity.inode) == (
+        info.st_size,
+        info.st_mtime_ns,
+        info.st_ino,
+    )
+    assert identity.matches(FileIdentity(info.st_size, info.st_mtime_ns)), "unknown parts"
     with pytest.raises(AttributeError):
         identity.size = 1  # type: ignore[misc]
     photo.unlink()
@@ -437,3 +443,26 @@ def test_error_messages_name_the_file_and_what_to_do(tmp_path: Path) -> None:
         make_store("embed").write(photo, "a cat")
     assert str(photo) in str(caught.value)
     assert "make it writable" in str(caught.value)
+
+
+def test_a_change_that_keeps_size_and_time_is_still_noticed(tmp_path: Path) -> None:
+    """exiftool -P rewrites metadata but keeps the size and modification time."""
+    photo = sample(tmp_path, "plain.jpg")
+    before = FileIdentity.of(photo)
+    info = photo.stat()
+    data = bytearray(photo.read_bytes())
+    data[40] ^= 0xFF  # inside the first 8 KiB: the metadata another program rewrote
+    photo.write_bytes(bytes(data))
+    os.utime(photo, ns=(info.st_atime_ns, info.st_mtime_ns))
+    assert photo.stat().st_size == info.st_size and photo.stat().st_mtime_ns == info.st_mtime_ns
+    with pytest.raises(FileChangedError):
+        make_store("txt").write(photo, "a cat", expected=before)
+    assert not photo.with_suffix(".txt").exists(), "nothing written over a changed photo"
+
+    replaced = tmp_path / "new.jpg"  # another file moved into its place: a new inode
+    replaced.write_bytes(photo.read_bytes())
+    os.utime(replaced, ns=(info.st_atime_ns, info.st_mtime_ns))
+    now = FileIdentity.of(photo)
+    os.replace(replaced, photo)
+    with pytest.raises(FileChangedError):
+        make_store("txt").write(photo, "a cat", expected=now)

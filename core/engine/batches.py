@@ -1,0 +1,109 @@
+"""Photos decoded ahead on a thread pool and captioned a batch at a time, when asked for."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from core.datatypes import Candidate, CaptionResult, CaptionSettings
+from core.errors import PhotoScribeError
+
+if TYPE_CHECKING:  # torch: loaded by the run on the thread that owns the model
+    import torch
+
+    from core.engine.scan import Todo
+    from core.inference import Captioner
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound="Todo")
+
+
+class Batches(Generic[T]):
+    """The photos handed to the model, in order; the run loop pulls finished batches.
+
+    ``add`` starts decoding a photo on the pool at once; ``take`` waits for the oldest
+    ``batch_size`` photos, runs the model on them and returns each with its result (a bad
+    file gives an error result, the others go on). At most ``window`` photos are held: the
+    run loop takes a batch when ``full``. Returns None from ``take`` when cancelled.
+    """
+
+    def __init__(
+        self, captioner: Captioner, settings: CaptionSettings, cancel: threading.Event
+    ) -> None:
+        # Imported here, not at the top: the app imports the engine at start-up, and torch,
+        # numpy and the image decoders load only when a run starts.
+        import torch
+
+        from core.images import load_for_model
+        from core.inference import Cancelled
+
+        self._torch = torch
+        self._load = load_for_model
+        self._cancelled = Cancelled
+        self.captioner = captioner
+        self.settings = settings
+        self.cancel = cancel
+        workers = getattr(captioner, "decode_workers", 2)
+        self.window = settings.batch_size * 2 + workers
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decode")
+        self._pending: deque[tuple[T, Future[torch.Tensor]]] = deque()
+
+    def __len__(self) -> int:
+        return len(self._pending)
+
+    @property
+    def full(self) -> bool:
+        return len(self._pending) >= self.window
+
+    @property
+    def ready(self) -> bool:
+        """A whole batch is waiting."""
+        return len(self._pending) >= self.settings.batch_size
+
+    def add(self, item: T) -> None:
+        self._pending.append((item, self._pool.submit(self._load, item.path)))
+
+    def take(self) -> list[tuple[T, CaptionResult]] | None:
+        """The next batch's results, oldest photos first; None when cancelled."""
+        done: list[tuple[T, CaptionResult]] = []
+        items: list[T] = []
+        images: list[torch.Tensor] = []
+        while self._pending and len(images) < self.settings.batch_size:
+            item, future = self._pending.popleft()
+            path = item.path
+            try:
+                images.append(future.result())
+                items.append(item)
+            except PhotoScribeError as error:
+                done.append((item, CaptionResult(path, error=str(error))))
+            except Exception as error:  # noqa: BLE001 - one bad file never stops a batch
+                log.exception("unexpected error decoding %s", path)
+                done.append(
+                    (item, CaptionResult(path, error=f"{path}: unexpected error ({error})"))
+                )
+        if self.cancel.is_set():
+            return None
+        if not images:
+            return done
+        try:
+            candidates = self.captioner.caption_tensors(
+                self._torch.stack(images), self.settings, self.cancel
+            )
+        except self._cancelled:
+            return None
+        for item, found in zip(items, candidates, strict=True):
+            best = found[0] if found else Candidate("", -math.inf)
+            done.append((item, CaptionResult(item.path, best.caption, best.score, tuple(found))))
+        return done
+
+    def close(self) -> None:
+        """Drop what is still waiting and stop the decoding threads."""
+        for _, future in self._pending:
+            future.cancel()
+        self._pending.clear()
+        self._pool.shutdown(wait=True, cancel_futures=True)

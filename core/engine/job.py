@@ -1,0 +1,147 @@
+"""What a library run is asked to do, what it reports on the way, and how it ended."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from core.datatypes import Candidate, CaptionSettings
+from core.library import ScanProblem
+from core.storage import FileIdentity, StoreKind, XmpName
+
+
+@dataclass(frozen=True)
+class LibraryJob:
+    """What to caption and where to keep the captions; a plain value, safe to pass to a thread.
+
+    ``store`` None captions and reports only: nothing is saved and the index is not used, since
+    it must never be the only copy of a caption.
+    """
+
+    roots: tuple[Path, ...]  # folders (and single photos) to caption
+    recursive: bool = True  # include subfolders
+    store: StoreKind | None = "xmp"  # where captions are saved: "txt", "xmp", "embed" or None
+    xmp_name: XmpName = "photo.jpg.xmp"  # XMP sidecar naming (also for embed's fallback)
+    overwrite: bool = False  # replace captions the current model did not write
+    skip_captioned: bool = False  # also skip photos with a caption in any other store
+    settings: CaptionSettings = field(default_factory=CaptionSettings)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "roots", tuple(Path(r) for r in self.roots))
+
+
+@dataclass(frozen=True)
+class PhotoCaptioned:
+    """A photo was captioned in this run and, when the job has a store, saved and indexed."""
+
+    path: Path
+    caption: str
+    score: float | None
+    candidates: tuple[Candidate, ...]
+    store: StoreKind | None  # the store now holding the caption; None when the job saves nothing
+    saved_to: Path | None  # the sidecar written, or the photo itself for "embed"
+    message: str = ""  # a note from the store, e.g. a fallback to an XMP sidecar
+    identity: FileIdentity | None = None  # the photo after the write, for the next save's check
+
+
+SkipReason = Literal["done", "has_caption"]
+
+
+@dataclass(frozen=True)
+class PhotoSkipped:
+    """A photo not captioned: done in an earlier run, or it already had a caption."""
+
+    path: Path
+    reason: SkipReason
+    caption: str | None = None
+    store: StoreKind | None = None
+
+
+@dataclass(frozen=True)
+class PhotoFailed:
+    """A photo that could not be captioned or saved; ``reason`` names the file."""
+
+    path: Path
+    reason: str
+    caption: str | None = None  # the caption when it was made but could not be saved
+
+
+@dataclass(frozen=True)
+class RunProgress:
+    """Counts so far; ``total`` is None until the background count of the photos has finished."""
+
+    done: int  # captioned + skipped + failed
+    total: int | None
+    captioned: int
+    skipped: int
+    failed: int
+    elapsed: float  # seconds since the run started
+    rate: float  # photos captioned per second
+
+
+@dataclass(frozen=True)
+class IndexReplaced:
+    """The index file was damaged; it was moved aside and a new one started."""
+
+    path: Path
+    moved_to: Path
+    reason: str
+
+
+EngineEvent = (
+    PhotoCaptioned | PhotoSkipped | PhotoFailed | ScanProblem | RunProgress | IndexReplaced
+)
+EventHandler = Callable[[EngineEvent], None]
+
+
+def ignore(event: EngineEvent) -> None:
+    """The EventHandler that does nothing."""
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """The outcome of one run."""
+
+    captioned: int
+    skipped: int
+    failed: int
+    failures: tuple[PhotoFailed, ...]
+    problems: tuple[ScanProblem, ...]  # folders that could not be opened
+    seconds: float
+    cancelled: bool
+    store: StoreKind | None
+    index_path: Path | None
+    model: str
+
+    @property
+    def images_per_second(self) -> float:
+        return self.captioned / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (paths as strings, undecodable bytes escaped)."""
+        return {
+            "captioned": self.captioned,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "failures": [{"path": _text(f.path), "reason": f.reason} for f in self.failures],
+            "folders_not_scanned": [
+                {"path": _text(p.path), "reason": p.reason} for p in self.problems
+            ],
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.images_per_second, 3),
+            "cancelled": self.cancelled,
+            "store": self.store,
+            "index": _text(self.index_path) if self.index_path else None,
+            "model": self.model,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def _text(path: Path) -> str:
+    return os.fsencode(path).decode("utf-8", "backslashreplace")

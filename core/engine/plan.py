@@ -1,0 +1,152 @@
+"""What to do with each photo: a pure decision from its index row and its stored captions.
+
+No threads, no files: the scan gathers the facts (``PhotoFacts``), ``plan`` decides. When the
+decision needs captions the facts do not hold yet, ``plan`` asks for them (``ReadStores``) and
+is called again with them, so each store of a photo is read at most once, and only when needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from core.engine.job import SkipReason
+from core.index import IndexEntry
+from core.storage import FileIdentity, StoreKind
+
+STORE_ORDER: tuple[StoreKind, ...] = ("embed", "xmp", "txt")
+"""The order captions are looked for in, as core.storage.all_stores."""
+
+
+@dataclass(frozen=True)
+class Rules:
+    """The parts of a job (and the model) that decide what happens to a photo."""
+
+    target: StoreKind | None  # where captions are saved; None: caption and report only
+    overwrite: bool = False  # replace captions this model (with these settings) did not write
+    skip_captioned: bool = False  # leave photos with a caption in any store
+    model: str = ""  # caption_version of this run
+
+
+@dataclass(frozen=True)
+class PhotoFacts:
+    """What is known about one photo when its turn comes."""
+
+    path: Path
+    identity: FileIdentity  # size and mtime as the scan found them
+    row: IndexEntry | None = None  # its row in the index, if any
+    row_store_present: bool = True  # the file the row says holds the caption is still there
+    stored: Mapping[StoreKind, str | None] = field(default_factory=dict)  # read so far
+
+
+@dataclass(frozen=True)
+class ReadStores:
+    """The decision needs what these stores hold: read them and plan again."""
+
+    kinds: tuple[StoreKind, ...]
+
+
+@dataclass(frozen=True)
+class Caption:
+    """Caption the photo; ``overwrite`` lets the save replace the caption stored now."""
+
+    path: Path
+    overwrite: bool
+
+
+@dataclass(frozen=True)
+class Skip:
+    """Leave the photo alone; ``record`` is a row for the index (a caption found in a store)."""
+
+    path: Path
+    reason: SkipReason
+    caption: str | None
+    store: StoreKind | None
+    record: IndexEntry | None = None
+
+
+Decision = Caption | Skip | ReadStores
+
+
+def plan(facts: PhotoFacts, rules: Rules) -> Decision:
+    """Decide what to do with one photo (see the module docstring)."""
+    path, row, stored = facts.path, facts.row, facts.stored
+    target = rules.target
+    if target is None:  # caption and print only
+        if rules.skip_captioned:
+            if missing := _missing(stored, STORE_ORDER):
+                return ReadStores(missing)
+            if (found := first_caption(stored)) is not None:
+                return Skip(path, "has_caption", found[1], found[0])
+        return Caption(path, overwrite=False)
+    if (
+        row is not None
+        and row.status == "done"
+        and row.same_file(facts.identity.size, facts.identity.mtime_ns)
+        and facts.row_store_present
+    ):
+        if not rules.overwrite:
+            return Skip(path, "done", row.caption, row.store)
+        if row.model == rules.model:
+            if target not in stored:
+                return ReadStores((target,))
+            if stored[target] == row.caption:
+                return Skip(path, "done", row.caption, row.store)
+        return Caption(path, overwrite=True)
+    if rules.skip_captioned:
+        if missing := _missing(stored, STORE_ORDER):
+            return ReadStores(missing)
+        if (found := first_caption(stored)) is not None:
+            return adopt(facts, found[1], found[0])
+    if target not in stored:
+        return ReadStores((target,))
+    held = stored[target]
+    if held is None:
+        return Caption(path, overwrite=False)
+    ours = row is not None and row.model is not None and row.store == target and row.caption == held
+    if ours and row is not None and row.status == "pending":
+        # A run stopped between saving this caption and recording it: record it now.
+        if rules.overwrite and row.model != rules.model:
+            return Caption(path, overwrite=True)
+        return adopt(facts, held, target)
+    if ours or rules.overwrite:  # ours, of a photo changed since; or replacing on request
+        return Caption(path, overwrite=True)
+    return adopt(facts, held, target)
+
+
+def adopt(facts: PhotoFacts, caption: str, store: StoreKind) -> Skip:
+    """Skip a photo whose caption was found in ``store``, recording it in the index."""
+    return Skip(facts.path, "has_caption", caption, store, adopted_row(facts, caption, store))
+
+
+def adopted_row(facts: PhotoFacts, caption: str, store: StoreKind) -> IndexEntry:
+    """The index row for a caption found in a store; the model is kept only when the row
+    already held this very caption (then this model wrote it)."""
+    row = facts.row
+    model = row.model if row is not None and row.caption == caption else None
+    return IndexEntry(
+        facts.path,
+        facts.identity.size,
+        facts.identity.mtime_ns,
+        "done",
+        caption,
+        store,
+        None,
+        model,
+    )
+
+
+def first_caption(stored: Mapping[StoreKind, str | None]) -> tuple[StoreKind, str] | None:
+    """The first caption held, in STORE_ORDER, with its store."""
+    for kind in STORE_ORDER:
+        caption = stored.get(kind)
+        if caption is not None:
+            return kind, caption
+    return None
+
+
+def _missing(
+    stored: Mapping[StoreKind, str | None], kinds: tuple[StoreKind, ...]
+) -> tuple[StoreKind, ...]:
+    return tuple(kind for kind in kinds if kind not in stored)

@@ -1,0 +1,319 @@
+"""The run: one loop that takes planned photos from the scan, batches from the model, and
+hands each batch's saves to the writer while the model goes on with the next."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from core.datatypes import CaptionResult
+from core.engine.batches import Batches
+from core.engine.job import (
+    EventHandler,
+    LibraryJob,
+    PhotoCaptioned,
+    PhotoFailed,
+    PhotoSkipped,
+    RunProgress,
+    RunSummary,
+    ignore,
+)
+from core.engine.plan import Rules, Skip
+from core.engine.scan import Crashed, Failed, ScanEnd, Scanner, Todo
+from core.engine.upkeep import prune_missing, remove_stale_temp_files
+from core.engine.versions import caption_version
+from core.engine.writer import SaveOutcome, Writer
+from core.index import IndexEntry
+from core.library import ScanProblem
+from core.storage import FileIdentity, SaveRequest
+
+if TYPE_CHECKING:  # core.inference loads torch; the app imports the engine at start-up
+    from core.inference import Captioner
+
+log = logging.getLogger(__name__)
+
+PROGRESS_EVERY_S = 0.25
+MAX_BATCHES_SAVING = 2  # batches handed to the writer and not back yet, before the loop waits
+
+
+class LibraryEngine:
+    """Captions libraries with one Captioner; use it from one thread at a time.
+
+    Typical use, from the thread that owns the captioner::
+
+        engine = LibraryEngine(captioner)  # index in the user data folder
+        job = LibraryJob(roots=(folder,), recursive=True, store="xmp")
+        summary = engine.run(job, cancel=token, on_event=handler)
+
+    ``on_event`` is called on the calling thread with plain frozen dataclasses; it must not
+    block for long. Saving and recording go through ``writer``, the process's one writer
+    thread (the app passes its own; without one, each run starts and stops its own).
+
+    A run can be stopped at any moment, even by killing the process: the next run of the
+    same job continues where it stopped. Per batch of photos the writer records the captions
+    as pending in the index, writes them to the store, then marks them done, so no photo is
+    captioned twice and nothing is half-written.
+    """
+
+    def __init__(
+        self,
+        captioner: Captioner,
+        index_path: Path | None = None,
+        *,
+        writer: Writer | None = None,
+        replace_damaged_index: bool = True,
+        lock_timeout: float | None = None,
+    ) -> None:
+        self.captioner = captioner
+        self.writer = writer
+        if writer is not None:
+            self.index_path = writer.index_path
+        else:
+            self.index_path = Writer(index_path).index_path  # the default path, resolved once
+        self.replace_damaged_index = replace_damaged_index
+        self.lock_timeout = lock_timeout
+
+    def run(
+        self,
+        job: LibraryJob,
+        cancel: threading.Event | None = None,
+        on_event: EventHandler | None = None,
+    ) -> RunSummary:
+        """Caption what the job covers and is not done yet; returns the summary.
+
+        Raises LibraryIndexError (IndexLockedError, ...) when the index cannot be used;
+        captions saved until then stay in their stores. A damaged index is moved aside and
+        replaced (an IndexReplaced event says so) unless ``replace_damaged_index`` is False.
+        """
+        own = None
+        writer = self.writer
+        if job.store is not None and writer is None:
+            writer = own = Writer(
+                self.index_path,
+                lock_timeout=self.lock_timeout,
+                replace_damaged=self.replace_damaged_index,
+            )
+        try:
+            return _Run(self, job, cancel or threading.Event(), on_event or ignore, writer).go()
+        finally:
+            if own is not None:
+                own.close()
+
+
+class _Run:
+    """One LibraryEngine.run, on the caller's thread."""
+
+    def __init__(
+        self,
+        engine: LibraryEngine,
+        job: LibraryJob,
+        cancel: threading.Event,
+        emit: EventHandler,
+        writer: Writer | None,
+    ) -> None:
+        self.engine = engine
+        self.job = job
+        self.cancel = cancel
+        self.emit = emit
+        self.writer = writer if job.store is not None else None
+        self.model = caption_version(engine.captioner, job.settings)
+        self.rules = Rules(job.store, job.overwrite, job.skip_captioned, self.model)
+        self.saving: deque[tuple[Future[list[SaveOutcome]], dict[Path, CaptionResult]]] = deque()
+        self.captioned = self.skipped = self.failed = 0
+        self.failures: list[PhotoFailed] = []
+        self.problems: list[ScanProblem] = []
+        self.t0 = time.monotonic()
+        self.started_wall = time.time()
+        self.last_progress = 0.0
+
+    def go(self) -> RunSummary:
+        writer = self.writer
+        if writer is not None:
+            replaced = writer.open_index()
+            if replaced is not None:
+                self.emit(replaced)
+            started = self.started_wall
+            writer.with_index(lambda index: remove_stale_temp_files(index, started)).result()
+        scanner = Scanner(
+            self.job.roots,
+            self.job.recursive,
+            self.rules,
+            self.job.xmp_name,
+            self.engine.index_path if writer is not None else None,
+        )
+        batches: Batches[Todo] = Batches(self.engine.captioner, self.job.settings, self.cancel)
+        complete = False
+        scanner.start()
+        try:
+            complete = self._loop(scanner, batches)
+            while batches and not self.cancel.is_set():
+                self._captioned(batches.take(), scanner)
+        finally:
+            scanner.stop()
+            batches.close()
+        self._wait_for_saves(everything=True)
+        if writer is not None:
+            if complete and not self.cancel.is_set():
+                roots, recursive = self.job.roots, self.job.recursive
+                writer.with_index(lambda index: prune_missing(index, roots, recursive)).result()
+            writer.flush()
+        self._progress(scanner, force=True)
+        return RunSummary(
+            self.captioned,
+            self.skipped,
+            self.failed,
+            tuple(self.failures),
+            tuple(self.problems),
+            time.monotonic() - self.t0,
+            self.cancel.is_set(),
+            self.job.store,
+            self.engine.index_path if writer is not None else None,
+            self.model,
+        )
+
+    def _loop(self, scanner: Scanner, batches: Batches[Todo]) -> bool:
+        """Until the scan ends: plan, caption and save; True when the scan went through all."""
+        while not self.cancel.is_set():
+            self._wait_for_saves(everything=False)
+            if batches.full:
+                self._captioned(batches.take(), scanner)
+                continue
+            item = scanner.take(timeout=0 if batches.ready else 0.1)
+            if item is None:
+                if batches.ready:  # the scan is slower than the model: caption meanwhile
+                    self._captioned(batches.take(), scanner)
+                continue
+            if isinstance(item, ScanEnd):
+                return True
+            if isinstance(item, Crashed):
+                raise item.error
+            if isinstance(item, Todo):
+                batches.add(item)
+            elif isinstance(item, Skip):
+                self.skipped += 1
+                if item.record is not None and self.writer is not None:
+                    self.writer.record(item.record)
+                self.emit(PhotoSkipped(item.path, item.reason, item.caption, item.store))
+            elif isinstance(item, Failed):
+                self._failed(item.path, item.reason, item.identity)
+            elif item.kind == "folder":
+                self.problems.append(item)
+                self.emit(item)
+            else:  # a photo the scan could not read, or a root that is not there
+                self._failed(item.path, item.reason, None)
+            self._progress(scanner)
+        return False
+
+    def _captioned(self, batch: list[tuple[Todo, CaptionResult]] | None, scanner: Scanner) -> None:
+        """Hand a batch's captions to the writer (or, saving nothing, report them)."""
+        if batch is None:
+            return  # cancelled during the batch: its results are dropped
+        requests: list[SaveRequest] = []
+        results: dict[Path, CaptionResult] = {}
+        for todo, result in batch:
+            path = result.path
+            if not result.ok:
+                self._failed(path, result.error or f"{path}: failed", todo.identity)
+            elif not result.caption:
+                self._failed(
+                    path, f"{path}: the model gave no caption for this photo.", todo.identity
+                )
+            elif self.job.store is None:
+                self.captioned += 1
+                self.emit(
+                    PhotoCaptioned(
+                        path, result.caption, result.score, result.candidates, None, None
+                    )
+                )
+            else:
+                requests.append(
+                    SaveRequest(
+                        path,
+                        result.caption,
+                        self.job.store,
+                        self.job.xmp_name,
+                        todo.overwrite,
+                        todo.identity,
+                        self.model,
+                    )
+                )
+                results[path] = result
+        if requests and self.writer is not None:
+            self.saving.append((self.writer.save_batch(requests), results))
+        self._wait_for_saves(everything=False)
+        self._progress(scanner)
+
+    def _wait_for_saves(self, *, everything: bool) -> None:
+        """Report the batches the writer has saved; wait when too many are still saving."""
+        while self.saving:
+            future, results = self.saving[0]
+            if not future.done() and not everything and len(self.saving) <= MAX_BATCHES_SAVING:
+                return
+            outcomes = future.result()  # raises what stopped the writer (an index error)
+            self.saving.popleft()
+            for outcome in outcomes:
+                self._saved(outcome, results[outcome.request.photo])
+
+    def _saved(self, outcome: SaveOutcome, result: CaptionResult) -> None:
+        path = outcome.request.photo
+        if outcome.exists:
+            self.skipped += 1
+            self.emit(PhotoSkipped(path, "has_caption"))
+        elif outcome.result is None:
+            self._failed(path, outcome.error or f"{path}: not saved", None, caption=result.caption)
+        else:
+            saved = outcome.result
+            self.captioned += 1
+            self.emit(
+                PhotoCaptioned(
+                    path,
+                    outcome.request.caption,
+                    result.score,
+                    result.candidates,
+                    saved.store,
+                    saved.path,
+                    saved.message,
+                    outcome.identity,
+                )
+            )
+
+    def _failed(
+        self,
+        path: Path,
+        reason: str,
+        identity: FileIdentity | None,
+        caption: str | None = None,
+    ) -> None:
+        """Count and report a failure; with ``identity``, also record it in the index (a
+        failed save is recorded by the writer, so it comes without one)."""
+        self.failed += 1
+        failure = PhotoFailed(path, reason, caption)
+        self.failures.append(failure)
+        if self.writer is not None and identity is not None:
+            self.writer.record(
+                IndexEntry(path, identity.size, identity.mtime_ns, "failed", error=reason)
+            )
+        self.emit(failure)
+
+    def _progress(self, scanner: Scanner, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self.last_progress < PROGRESS_EVERY_S:
+            return
+        self.last_progress = now
+        elapsed = now - self.t0
+        self.emit(
+            RunProgress(
+                self.captioned + self.skipped + self.failed,
+                scanner.total,
+                self.captioned,
+                self.skipped,
+                self.failed,
+                elapsed,
+                self.captioned / elapsed if elapsed > 0 else 0.0,
+            )
+        )

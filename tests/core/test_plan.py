@@ -1,0 +1,98 @@
+"""The plan: what happens to each photo, decided from its index row and stored captions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from core.engine.plan import (
+    STORE_ORDER,
+    Caption,
+    PhotoFacts,
+    ReadStores,
+    Rules,
+    Skip,
+    plan,
+)
+from core.index import IndexEntry
+from core.storage import FileIdentity
+
+PHOTO = Path("/photos/a.jpg")
+NOW = FileIdentity(100, 5)
+MODEL = "b0-abc beam=3"
+
+
+def row(status="done", caption="ours", store="txt", model=MODEL, size=100, mtime=5):
+    return IndexEntry(PHOTO, size, mtime, status, caption, store, None, model)
+
+
+TXT = Rules("txt", model=MODEL)
+OVERWRITE = Rules("txt", overwrite=True, model=MODEL)
+SKIP_ANY = Rules("txt", skip_captioned=True, model=MODEL)
+PRINT_ONLY = Rules(None, model=MODEL)
+PRINT_SKIP_ANY = Rules(None, skip_captioned=True, model=MODEL)
+
+CASES = [
+    # (name, rules, row, store file still there, stored captions, expected decision)
+    ("new photo, nothing read yet", TXT, None, True, {}, ReadStores(("txt",))),
+    ("new photo, no caption", TXT, None, True, {"txt": None}, Caption(PHOTO, False)),
+    ("done before", TXT, row(), True, {}, Skip(PHOTO, "done", "ours", "txt")),
+    ("done, then changed on disk", TXT, row(size=1), True, {"txt": "ours"},
+     Caption(PHOTO, True)),
+    ("done, sidecar deleted by hand", TXT, row(), False, {"txt": None}, Caption(PHOTO, False)),
+    ("done, overwrite, same model: reads", OVERWRITE, row(), True, {}, ReadStores(("txt",))),
+    ("done, overwrite, same model and text", OVERWRITE, row(), True, {"txt": "ours"},
+     Skip(PHOTO, "done", "ours", "txt")),
+    ("done, overwrite, other model", OVERWRITE, row(model="old"), True, {},
+     Caption(PHOTO, True)),
+    ("someone else's caption is kept", TXT, None, True, {"txt": "theirs"},
+     "adopt:txt:theirs"),
+    ("someone else's caption, overwrite", OVERWRITE, None, True, {"txt": "theirs"},
+     Caption(PHOTO, True)),
+    ("pending: saved but not recorded", TXT, row("pending"), True, {"txt": "ours"},
+     "adopt:txt:ours"),
+    ("pending, nothing saved", TXT, row("pending"), True, {"txt": None}, Caption(PHOTO, False)),
+    ("skip captioned reads every store", SKIP_ANY, None, True, {"txt": None},
+     ReadStores(("embed", "xmp"))),
+    ("skip captioned, embedded caption", SKIP_ANY, None, True,
+     {"embed": "camera", "xmp": None, "txt": None}, "adopt:embed:camera"),
+    ("print only", PRINT_ONLY, None, True, {}, Caption(PHOTO, False)),
+    ("print only, skip captioned", PRINT_SKIP_ANY, None, True,
+     {"embed": None, "xmp": "x", "txt": "t"}, Skip(PHOTO, "has_caption", "x", "xmp")),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("rules", "index_row", "present", "stored", "expected"),
+    [case[1:] for case in CASES],
+    ids=[case[0] for case in CASES],
+)
+def test_plan(rules, index_row, present, stored, expected) -> None:
+    decision = plan(PhotoFacts(PHOTO, NOW, index_row, present, stored), rules)
+    if isinstance(expected, str):  # an adoption: skipped, and the caption found is recorded
+        _, store, caption = expected.split(":")
+        assert isinstance(decision, Skip) and decision.reason == "has_caption"
+        assert (decision.store, decision.caption) == (store, caption)
+        assert decision.record is not None
+        assert (decision.record.status, decision.record.caption) == ("done", caption)
+        assert (decision.record.size, decision.record.mtime_ns) == (NOW.size, NOW.mtime_ns)
+        keeps_model = index_row is not None and index_row.caption == caption
+        assert decision.record.model == (MODEL if keeps_model else None)
+    else:
+        assert decision == expected
+
+
+def test_each_store_is_asked_for_once() -> None:
+    """Planning again with what was asked for always ends in a decision."""
+    for rules in (TXT, OVERWRITE, SKIP_ANY, PRINT_SKIP_ANY):
+        for index_row in (None, row(), row("pending"), row(model="old")):
+            stored: dict = {}
+            asked: list[str] = []
+            decision = plan(PhotoFacts(PHOTO, NOW, index_row, True, stored), rules)
+            while isinstance(decision, ReadStores):
+                assert not set(decision.kinds) & set(asked), "asked twice"
+                asked.extend(decision.kinds)
+                stored.update({kind: None for kind in decision.kinds})
+                decision = plan(PhotoFacts(PHOTO, NOW, index_row, True, stored), rules)
+            assert set(asked) <= set(STORE_ORDER)
