@@ -98,7 +98,14 @@ class Batches(Generic[T]):
             return None
         for item, found in zip(items, candidates, strict=True):
             best = found[0] if found else Candidate("", -math.inf)
-            done.append((item, CaptionResult(item.path, best.caption, best.score, tuple(found))))
+            result = CaptionResult(
+                item.path,
+                best.caption,
+                best.score,
+                tuple(found),
+                confidence=self.captioner.confidence(found),
+            )
+            done.append((item, result))
         return done
 
     def close(self) -> None:
