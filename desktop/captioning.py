@@ -7,31 +7,21 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from core.datatypes import CaptionSettings, DeviceChoice
+from core.datatypes import DeviceChoice
 from core.engine import (
     EngineEvent,
     LibraryEngine,
     LibraryJob,
-    PhotoCaptioned,
     PhotoSkipped,
     RunProgress,
     RunSummary,
+    Writer,
 )
-from core.errors import NoModelError, PhotoScribeError, StorageError
-from core.index import default_index_path
-from core.storage import (
-    CaptionStore,
-    FileIdentity,
-    StoreKind,
-    WriteResult,
-    XmpName,
-    make_store,
-)
-from desktop.writer import WriteRequest
+from core.errors import NoModelError, PhotoScribeError
 
 if TYPE_CHECKING:
     from core.inference import Captioner
@@ -51,31 +41,23 @@ class ModelChoice:
 
 @dataclass(frozen=True)
 class CaptionJob:
-    """Everything the inference thread needs for one batch, as plain values.
+    """One batch for the inference thread: the engine's job, the model to run it, an id.
 
     The batch runs on core's LibraryEngine, so it resumes where an interrupted one stopped
     (in the app or on the command line): photos captioned and saved before are skipped.
     """
 
     job_id: int
-    roots: tuple[Path, ...]  # the open folder, or the photos picked
-    recursive: bool = False  # with a folder: its subfolders too
-    settings: CaptionSettings = CaptionSettings()
+    job: LibraryJob
     model: ModelChoice = ModelChoice()
-    store: StoreKind | None = "txt"  # where each caption is saved; None: it waits for review
-    xmp_name: XmpName = "photo.jpg.xmp"  # XMP sidecar naming, also to find existing captions
-    overwrite: bool = False  # replace captions that this model did not write
-    skip_captioned: bool = True  # leave photos that already have a caption in any store
-    index_path: Path | None = None  # the library index; None: default_index_path()
 
 
 @dataclass(frozen=True)
-class JobEvent:
-    """One event of the engine's run for a job, as the GUI thread receives it."""
+class JobEvents:
+    """Engine events of one job, oldest first, as the GUI thread receives them."""
 
     job_id: int
-    event: EngineEvent
-    identity: FileIdentity | None = None  # PhotoCaptioned: the photo after its caption was saved
+    events: tuple[EngineEvent, ...]
 
 
 @dataclass(frozen=True)
@@ -88,18 +70,31 @@ class ModelInfo:
 
 @dataclass(frozen=True)
 class JobSummary:
+    """How a job ended: the engine's summary, or why it could not run."""
+
     job_id: int
-    captioned: int = 0
-    failed: int = 0
-    skipped: int = 0
-    cancelled: bool = False
+    run: RunSummary | None = None  # None: it never ran (cancelled first, or an error)
     error: str | None = None  # the job could not run (no model, unavailable device, ...)
     no_model: bool = False  # error is "no caption model installed"
 
+    @property
+    def captioned(self) -> int:
+        return self.run.captioned if self.run is not None else 0
+
+    @property
+    def skipped(self) -> int:
+        return self.run.skipped if self.run is not None else 0
+
+    @property
+    def failed(self) -> int:
+        return self.run.failed if self.run is not None else 0
+
+    @property
+    def cancelled(self) -> bool:
+        return self.run.cancelled if self.run is not None else self.error is None
+
 
 CaptionerFactory = Callable[[ModelChoice], "Captioner"]
-WriteFunction = Callable[[WriteRequest], WriteResult]
-"""Saves one caption and returns where it went; raises CaptionExistsError or StorageError."""
 
 
 def load_captioner(choice: ModelChoice) -> Captioner:
@@ -109,23 +104,16 @@ def load_captioner(choice: ModelChoice) -> Captioner:
     return Captioner(choice.weights, device=choice.device)
 
 
-def write_here(request: WriteRequest) -> WriteResult:
-    """A WriteFunction that writes on the calling thread (for a worker without the app)."""
-    store = make_store(request.store, request.xmp_name)
-    return store.write(
-        request.photo, request.caption, expected=request.expected, overwrite=request.overwrite
-    )
-
-
 class InferenceWorker(QObject):
     """Lives on the inference thread; loads the Captioner on first use and keeps it.
 
-    Each job runs on a LibraryEngine with that Captioner. Its events wait in a list for
-    ``take_events``: a run over a big library skips thousands of photos a second, and one
-    signal each would flood the GUI thread. ``events_ready`` is sent for the events the user
-    waits to see (a caption, a failure), at most once until ``take_events`` is called; skips
-    and progress are collected by the GUI's polling (CaptionService). The worker never
-    touches widgets or the item model.
+    Each job runs on a LibraryEngine with that Captioner, saving through the app's one
+    writer thread (``writer``): the engine hands each batch over and goes on captioning. Its
+    events wait in a list for ``take_events``: a run over a big library skips thousands of
+    photos a second, and one signal each would flood the GUI thread. ``events_ready`` is sent
+    for the events the user waits to see (a caption, a failure), at most once until
+    ``take_events`` is called; skips and progress are collected by the GUI's polling
+    (CaptionService). The worker never touches widgets or the item model.
     """
 
     model_load_started = Signal()
@@ -133,38 +121,33 @@ class InferenceWorker(QObject):
     events_ready = Signal()  # call take_events()
     job_finished = Signal(object)  # JobSummary, after the job's last events
 
-    def __init__(
-        self, factory: CaptionerFactory = load_captioner, write: WriteFunction = write_here
-    ) -> None:
+    def __init__(self, factory: CaptionerFactory = load_captioner, writer: Writer | None = None):
         super().__init__()
         self._factory = factory
-        self._write = write
+        self._writer = writer
         self._captioner: Captioner | None = None
         self._choice: ModelChoice | None = None
         self._lock = threading.Lock()
-        self._events: list[JobEvent] = []
+        self._events: list[tuple[int, list[EngineEvent]]] = []  # per job, oldest first
         self._notified = False
 
-    def take_events(self) -> list[JobEvent]:
-        """The events since the last call, oldest first; safe to call from any thread."""
+    def take_events(self) -> list[JobEvents]:
+        """The events since the last call, oldest first, per job; safe from any thread."""
         with self._lock:
             events, self._events = self._events, []
             self._notified = False
-        return events
+        return [JobEvents(job_id, tuple(chunk)) for job_id, chunk in events]
 
-    def _deliver(self, item: JobEvent) -> None:
+    def _deliver(self, job_id: int, event: EngineEvent) -> None:
         with self._lock:
-            last = self._events[-1] if self._events else None
-            if (
-                isinstance(item.event, RunProgress)
-                and last is not None
-                and isinstance(last.event, RunProgress)
-                and last.job_id == item.job_id
-            ):
-                self._events[-1] = item  # only the latest counts matter
+            if not self._events or self._events[-1][0] != job_id:
+                self._events.append((job_id, []))
+            chunk = self._events[-1][1]
+            if isinstance(event, RunProgress) and chunk and isinstance(chunk[-1], RunProgress):
+                chunk[-1] = event  # only the latest counts matter
             else:
-                self._events.append(item)
-            if self._notified or isinstance(item.event, (PhotoSkipped, RunProgress)):
+                chunk.append(event)
+            if self._notified or isinstance(event, (PhotoSkipped, RunProgress)):
                 return
             self._notified = True
         self.events_ready.emit()
@@ -197,65 +180,17 @@ class InferenceWorker(QObject):
 
     def _run(self, job: CaptionJob, cancel: threading.Event) -> JobSummary:
         if cancel.is_set():
-            return JobSummary(job.job_id, cancelled=True)
+            return JobSummary(job.job_id)
         captioner = self._ensure_model(job.model)
-        saved: dict[Path, FileIdentity | None] = {}  # identity after our write, until reported
-
-        def save(
-            store: CaptionStore,
-            photo: Path,
-            caption: str,
-            expected: FileIdentity,
-            overwrite: bool,
-        ) -> WriteResult:
-            # The engine's save hook: the write goes to the writer thread like every other.
-            request = WriteRequest(
-                photo,
-                caption,
-                store.name,  # type: ignore[arg-type]  # a CaptionStore's name is a StoreKind
-                xmp_name=job.xmp_name,
-                overwrite=overwrite,
-                expected=expected,
-                generated=True,
-                record=False,  # the engine records it in the index itself
-            )
-            result = self._write(request)
-            try:
-                saved[photo] = result.photo_identity or FileIdentity.of_optional(photo)
-            except StorageError:
-                saved[photo] = None
-            return result
-
-        def on_event(event: EngineEvent) -> None:
-            identity = saved.pop(event.path, None) if isinstance(event, PhotoCaptioned) else None
-            self._deliver(JobEvent(job.job_id, event, identity))
-
-        engine = LibraryEngine(
-            captioner, index_path=job.index_path or default_index_path(), save=save
-        )
-        library_job = LibraryJob(
-            roots=job.roots,
-            recursive=job.recursive,
-            store=job.store,
-            xmp_name=job.xmp_name,
-            overwrite=job.overwrite,
-            skip_captioned=job.skip_captioned,
-            settings=job.settings,
-        )
-        summary: RunSummary = engine.run(library_job, cancel=cancel, on_event=on_event)
-        return JobSummary(
-            job.job_id,
-            captioned=summary.captioned,
-            failed=summary.failed,
-            skipped=summary.skipped,
-            cancelled=summary.cancelled,
-        )
+        engine = LibraryEngine(captioner, writer=self._writer)
+        run = engine.run(job.job, cancel, lambda event: self._deliver(job.job_id, event))
+        return JobSummary(job.job_id, run)
 
 
 class CaptionService(QObject):
     """The GUI side of the inference thread: starts and cancels jobs, passes their events on.
 
-    ``events_arrived`` carries lists of JobEvent, each tagged with its job, at once for
+    ``events_arrived`` carries JobEvents, the events of one job, at once for
     captions and failures and every POLL_MS for skips and progress; the receiver
     decides what a cancelled job's late events still mean (a caption the engine saved is on
     disk whether or not the job was cancelled). ``job_finished`` comes for every job,
@@ -265,7 +200,7 @@ class CaptionService(QObject):
 
     model_load_started = Signal()
     model_loaded = Signal(object)  # ModelInfo
-    events_arrived = Signal(object)  # list[JobEvent]
+    events_arrived = Signal(object)  # JobEvents
     job_finished = Signal(object)  # JobSummary of every job, cancelled ones included
     _job_requested = Signal(object, object)  # CaptionJob, threading.Event -> worker
 
@@ -273,12 +208,12 @@ class CaptionService(QObject):
         self,
         factory: CaptionerFactory = load_captioner,
         parent: QObject | None = None,
-        write: WriteFunction = write_here,
+        writer: Writer | None = None,
     ) -> None:
         super().__init__(parent)
         self._thread = QThread()
         self._thread.setObjectName("inference")
-        self._worker = InferenceWorker(factory, write)
+        self._worker = InferenceWorker(factory, writer)
         self._worker.moveToThread(self._thread)
         self._thread.finished.connect(self._worker.deleteLater)
         self._job_requested.connect(self._worker.run_job)
@@ -300,17 +235,17 @@ class CaptionService(QObject):
         """A job is current (running or queued) and not cancelled."""
         return self._current is not None
 
-    def start(self, roots: tuple[Path, ...], **job_fields: Any) -> CaptionJob:
-        """Queue a job for ``roots``; any current job is cancelled first."""
+    def start(self, job: LibraryJob, model: ModelChoice) -> CaptionJob:
+        """Queue ``job`` to run with ``model``; any current job is cancelled first."""
         self.cancel()
-        job = CaptionJob(self._next_id, roots, **job_fields)
+        request = CaptionJob(self._next_id, job, model)
         self._next_id += 1
-        self._current = job.job_id
+        self._current = request.job_id
         self._cancel = threading.Event()
         self._running += 1
         self._poll.start()
-        self._job_requested.emit(job, self._cancel)
-        return job
+        self._job_requested.emit(request, self._cancel)
+        return request
 
     def cancel(self) -> None:
         """Stop the current job: the engine sees the token between photos and decoding steps."""
@@ -328,8 +263,7 @@ class CaptionService(QObject):
 
     @Slot()
     def _take_events(self) -> None:
-        events = self._worker.take_events()
-        if events:
+        for events in self._worker.take_events():
             self.events_arrived.emit(events)
 
     @Slot(object)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -23,7 +23,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QImage, QPixmap
 
 from core.datatypes import Candidate
-from core.storage import FileIdentity
+from core.storage import FileIdentity, StoreKind
 from desktop.thumbnails import fit
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class Photo:
 
     path: Path
     caption: str | None = None  # the caption stored on disk
-    store: str | None = None  # which store holds it: "txt", "xmp" or "embed"
+    store: StoreKind | None = None  # which store holds it
     loaded: bool = False  # whether the stored caption has been looked up
     draft: str | None = None  # text not saved yet: typed, or generated and awaiting review
     typed: bool = False  # the draft was typed (or picked) by the user, not just generated
@@ -173,17 +173,16 @@ class PhotoListModel(QAbstractListModel):
         row = self._rows.get(path)
         return self.index(row, 0) if row is not None else QModelIndex()
 
-    def update(self, path: Path, **changes: Any) -> Photo | None:
-        """Replace the photo's row with ``changes`` applied; None when it is not listed."""
-        row = self._rows.get(path)
+    def put(self, photo: Photo) -> Photo | None:
+        """Replace the row of ``photo.path`` with ``photo``; None when it is not listed."""
+        row = self._rows.get(photo.path)
         if row is None:
             return None
-        new = replace(self._photos[row], **changes)
-        if new != self._photos[row]:
-            self._photos[row] = new
+        if photo != self._photos[row]:
+            self._photos[row] = photo
             index = self.index(row, 0)
             self.dataChanged.emit(index, index)
-        return new
+        return photo
 
     def unsaved(self) -> list[Photo]:
         return [p for p in self._photos if p.unsaved]

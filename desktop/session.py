@@ -1,9 +1,10 @@
-"""The open folder and what happens to its photos: listing, stored captions, batches, saves.
+"""The open folder: listing its photos and their stored captions, and the threads that work on them.
 
-FolderSession lives on the GUI thread and is the only code that changes PhotoListModel rows. It
-hands work to the library pool (scan, caption look-ups), the thumbnail loader, the inference
-thread and the writer thread, and takes their results back. It never opens a dialog: it reports
-through signals and the window decides how to show them.
+FolderSession lives on the GUI thread; it and the two helpers it owns (desktop.saving.Saver,
+desktop.batch.BatchRunner) are the only code that changes PhotoListModel rows. It hands work to
+the library pool (scan, caption look-ups), the thumbnail loader, the inference thread and the
+writer thread, and takes their results back. It never opens a dialog: it reports through
+signals and the window decides how to show them.
 """
 
 from __future__ import annotations
@@ -11,49 +12,50 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import Counter, deque
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, Signal, Slot
 
-from core.datatypes import CaptionSettings
-from core.engine import (
-    IndexReplaced,
-    PhotoCaptioned,
-    PhotoFailed,
-    PhotoSkipped,
-    RunProgress,
-)
-from core.errors import StorageError
 from core.index import default_index_path
-from core.library import ScanProblem, find_photos
-from core.storage import FileIdentity, StoredCaption, all_stores, read_caption_any
-from desktop.captioning import CaptionService, JobEvent, JobSummary, ModelChoice
-from desktop.environment import AppEnvironment, chosen_weights
+from core.library import find_photos
+from core.storage import (
+    FileIdentity,
+    StorageError,
+    StoredCaption,
+    XmpName,
+    all_stores,
+    read_caption_any,
+)
+from desktop.batch import BatchRunner
+from desktop.captioning import CaptionService
+from desktop.environment import AppEnvironment
 from desktop.photos import Photo, PhotoListModel, thumbnail_pixels
+from desktop.saving import Saver, plural
 from desktop.settings import AppSettings
 from desktop.status import split_error
 from desktop.tasks import TaskPool
 from desktop.thumbnails import ThumbnailCache, ThumbnailLoader
-from desktop.writer import CaptionWriter, WriteOutcome, WriteRequest
+from desktop.writer import CaptionWriter
 
 log = logging.getLogger(__name__)
 
 LOOKUP_CHUNK = 64  # stored captions found are handed to the GUI thread this many at a time
-EVENTS_PER_TICK = 1000  # engine events handled per turn of the event loop, so it never stalls
+
+__all__ = ["FolderSession", "lookup_captions", "plural"]
 
 CaptionFound = tuple[Path, StoredCaption | None, FileIdentity | None, str | None]
 
 
 def lookup_captions(
     paths: list[Path],
-    xmp_name: str,
+    xmp_name: XmpName,
     cancel: threading.Event,
     deliver: Callable[[list[CaptionFound]], None],
 ) -> None:
     """On a worker thread: each photo's stored caption and identity, delivered in chunks."""
-    stores = all_stores(xmp_name)  # type: ignore[arg-type]
+    stores = all_stores(xmp_name)
     chunk: list[CaptionFound] = []
     last = time.monotonic()
     for path in paths:
@@ -71,10 +73,6 @@ def lookup_captions(
             chunk, last = [], now
     if chunk and not cancel.is_set():
         deliver(chunk)
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class FolderSession(QObject):
@@ -114,18 +112,15 @@ class FolderSession(QObject):
             parent=self,
         )
         self.index_path = env.index_path or default_index_path()
+        # The process's one writer thread: user saves and the engine's saves alike.
         self.writer = CaptionWriter(self, index_path=self.index_path)
-        # Saves queued per photo: a row stays "saving" until the last of them has come back.
-        self._saves_in_flight: Counter[Path] = Counter()
-        self.captioning = CaptionService(env.captioner_factory, self, self.writer.write_and_wait)
+        self.captioning = CaptionService(env.captioner_factory, self, self.writer.core)
+        self.saver = Saver(self.photos, self.writer, lambda: self.settings, self)
+        self.batches = BatchRunner(
+            env, self.photos, self.captioning, self.saver, lambda: self.settings, self
+        )
         self._generation = 0  # bumped per folder opened; late results of older ones are dropped
         self._scan_cancel: threading.Event | None = None
-        self._job_id: int | None = None  # the batch being shown, until its thread stops
-        self._cancelling = False  # the batch shown was cancelled; its thread has not stopped
-        self._backlog: deque[JobEvent] = deque()  # engine events not handled yet
-        self._finished: deque[JobSummary] = deque()  # handled once the events before them are
-        self.batches_started = 0  # counted when asked for, so waiting for one never starts early
-        self.batches_finished = 0
         self._closed = False
 
         self.photos.thumbnail_requested.connect(self.thumbnails.request)
@@ -133,9 +128,14 @@ class FolderSession(QObject):
         self.thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
         self.captioning.model_load_started.connect(self.model_load_started)
         self.captioning.model_loaded.connect(self.model_loaded)
-        self.captioning.events_arrived.connect(self._events_arrived)
-        self.captioning.job_finished.connect(self._job_finished)
-        self.writer.written.connect(self._written)
+        for helper in (self.saver, self.batches):
+            helper.problem_found.connect(self.problem_found)
+            helper.message_posted.connect(self.message_posted)
+        self.saver.failed.connect(self.failed)
+        self.batches.batch_started.connect(self.batch_started)
+        self.batches.photos_finished.connect(self.photos_finished)
+        self.batches.batch_total_changed.connect(self.batch_total_changed)
+        self.batches.batch_finished.connect(self.batch_finished)
 
     # ================================================================ listing
 
@@ -194,14 +194,16 @@ class FolderSession(QObject):
             if error is not None:
                 # Shown on the photo (badge, tooltip, panel); the Problems panel is for what
                 # failed while captioning or saving, which will name this again if it matters.
-                self.photos.update(path, loaded=True, error=split_error(path, error))
+                self.photos.put(replace(photo, loaded=True, error=split_error(path, error)))
             else:
-                self.photos.update(
-                    path,
-                    loaded=True,
-                    caption=found.caption if found else None,
-                    store=found.store if found else None,
-                    identity=photo.identity or identity,
+                self.photos.put(
+                    replace(
+                        photo,
+                        loaded=True,
+                        caption=found.caption if found else None,
+                        store=found.store if found else None,
+                        identity=photo.identity or identity,
+                    )
                 )
 
     @Slot(object, str)
@@ -216,304 +218,44 @@ class FolderSession(QObject):
         photo = self.photos.photo(path)
         if photo is not None:
             draft = text if text != (photo.caption or "") else None
-            self.photos.update(path, draft=draft, typed=draft is not None, error=None)
+            self.photos.put(replace(photo, draft=draft, typed=draft is not None, error=None))
 
     def revert(self, path: Path) -> Photo | None:
-        return self.photos.update(path, draft=None, typed=False, error=None)
+        photo = self.photos.photo(path)
+        if photo is None:
+            return None
+        return self.photos.put(replace(photo, draft=None, typed=False, error=None))
 
-    def save(self, photo: Photo, text: str, generated: bool = False) -> None:
-        """Queue a write of ``text`` (a snapshot) on the writer thread."""
-        self.writer.submit(
-            WriteRequest(
-                photo.path,
-                text,
-                # An existing caption is replaced where it is, so it is the one found next time.
-                store=photo.store or self.settings.store,  # type: ignore[arg-type]
-                xmp_name=self.settings.xmp_name,
-                # Typed by the user: they are replacing the caption on purpose.
-                overwrite=True if not generated else self.settings.overwrite,
-                expected=photo.identity,
-                generated=generated,
-            )
-        )
-        self._saves_in_flight[photo.path] += 1
-        self.photos.update(photo.path, saving=True)
+    def save(self, photo: Photo, text: str) -> None:
+        """Queue a write of ``text`` (a snapshot) to the store chosen in Settings."""
+        self.saver.save(photo, text)
 
     def save_all(self) -> int:
-        unsaved = self.photos.unsaved()
-        for photo in unsaved:
-            self.save(photo, photo.draft or "")
-        if unsaved:
-            self.message_posted.emit(f"Saving {plural(len(unsaved), 'caption')}…", 3000)
-        return len(unsaved)
-
-    @Slot(object)
-    def _written(self, outcome: WriteOutcome) -> None:
-        request = outcome.request
-        name = request.photo.name
-        photo = self.photos.photo(request.photo)
-        self._saves_in_flight[request.photo] -= 1
-        if self._saves_in_flight[request.photo] <= 0:
-            del self._saves_in_flight[request.photo]
-        still_saving = request.photo in self._saves_in_flight
-        if outcome.ok:
-            result = outcome.result
-            assert result is not None
-            if result.message:
-                self.message_posted.emit(f"{name}: {result.message}", 8000)
-            elif not request.generated:
-                self.message_posted.emit(f"Saved the caption of {name}.", 3000)
-            if photo is None:
-                return  # another folder is open now
-            text = request.caption.strip()
-            changes: dict[str, object] = dict(
-                saving=still_saving, caption=text, store=result.store, loaded=True, error=None
-            )
-            if result.photo_identity is not None:
-                changes["identity"] = result.photo_identity
-            if photo.draft is not None and photo.draft.strip() == text:
-                changes.update(draft=None, typed=False)  # nothing typed since this snapshot
-            self.photos.update(request.photo, **changes)
-            return
-        if outcome.exists and request.generated:
-            # A caption is stored and may not be replaced: the new one waits as an unsaved
-            # suggestion that the user can review and save (Ctrl+S replaces it).
-            if photo is not None:
-                self.photos.update(request.photo, saving=still_saving)
-            self.message_posted.emit(
-                f"{name} already has a caption, so the new one waits for review "
-                "(Ctrl+S replaces it; Settings can allow replacing captions).",
-                8000,
-            )
-            return
-        error = outcome.error or f"{request.photo}: could not be saved"
-        self.problem_found.emit(request.photo, error)
-        if photo is not None:
-            self.photos.update(
-                request.photo, saving=still_saving, error=split_error(request.photo, error)
-            )
-        if not request.generated:
-            self.failed.emit("The caption was not saved", error)
+        return self.saver.save_all()
 
     # ================================================================ captioning
 
     @property
     def batch_running(self) -> bool:
         """A batch is shown (it may be cancelling: its thread has not stopped yet)."""
-        return self._job_id is not None
+        return self.batches.running
+
+    @property
+    def batches_started(self) -> int:
+        return self.batches.batches_started
+
+    @property
+    def batches_finished(self) -> int:
+        return self.batches.batches_finished
 
     def caption_photos(self, paths: list[Path]) -> bool:
-        """Caption the photos picked (those with a caption are left out unless re-captioning)."""
-        if self._refuse_while_busy():
-            return False
-        if not paths:
-            self.message_posted.emit("Select the photos to caption first.", 4000)
-            return False
-        todo = self._todo(paths, "selected photos")
-        return bool(todo) and self._start(tuple(todo), todo, len(todo), recursive=False)
+        return self.batches.caption_photos(paths)
 
     def caption_folder(self) -> bool:
-        """Caption the open folder as listed; a batch interrupted before resumes where it was."""
-        if self._refuse_while_busy():
-            return False
-        paths = [photo.path for photo in self.photos.photos()]
-        if self.folder is None or not paths:
-            self.message_posted.emit("There are no photos here to caption.", 4000)
-            return False
-        todo = self._todo(paths, "photos in this folder")
-        # The engine goes through the whole folder (skipping what is done), so every listed
-        # photo counts towards the progress.
-        return bool(todo) and self._start(
-            (self.folder,), todo, len(paths), recursive=self.settings.recursive
-        )
-
-    def _refuse_while_busy(self) -> bool:
-        if self.captioning.busy:
-            self.message_posted.emit("Already captioning; cancel it first (Esc).", 4000)
-            return True
-        return False
-
-    def _todo(self, paths: list[Path], what: str) -> list[Path]:
-        if self.settings.recaption:
-            return paths
-        todo = [p for p in paths if not ((photo := self.photos.photo(p)) and photo.has_caption)]
-        if not todo:
-            self.message_posted.emit(
-                f"All the {what} already have a caption. To caption them again, turn on "
-                "Caption ▸ Re-caption Photos That Have a Caption.",
-                8000,
-            )
-        return todo
-
-    def _start(
-        self, roots: tuple[Path, ...], todo: list[Path], total: int, recursive: bool
-    ) -> bool:
-        s = self.settings
-        # The engine saves each caption as it is made (through the writer thread) and records
-        # it in the library index, which is what lets a later batch resume. A caption that
-        # must wait for review, or may not replace the one stored, is not saved by the engine:
-        # it comes back as a suggestion (store None) and the review flow takes it from there.
-        saving = s.autosave and (s.overwrite or not s.recaption)
-        job = self.captioning.start(
-            roots,
-            recursive=recursive,
-            settings=CaptionSettings(
-                beam_size=s.beam_size,
-                batch_size=s.batch_size,
-                n_candidates=min(s.n_candidates, s.beam_size),
-            ),
-            model=ModelChoice(chosen_weights(self.env, s), s.device),
-            store=s.store if saving else None,
-            xmp_name=s.xmp_name,
-            overwrite=s.recaption and s.overwrite,
-            skip_captioned=not s.recaption,
-            index_path=self.index_path,
-        )
-        self._job_id = job.job_id
-        self._cancelling = False
-        self.batches_started += 1
-        for path in todo:
-            self.photos.update(path, working=True, error=None)
-        self.batch_started.emit(total)
-        return True
+        return self.batches.caption_folder(self.folder)
 
     def cancel_batch(self) -> bool:
-        """Stop the batch. False when none was running.
-
-        Captions the engine saves while stopping still show (they are on disk); suggestions
-        still in flight are dropped.
-        """
-        if not self.captioning.busy:
-            return False
-        self.captioning.cancel()
-        self._cancelling = True
-        self._clear_working()
-        return True
-
-    @Slot(object)
-    def _events_arrived(self, events: list[JobEvent]) -> None:
-        self._backlog.extend(events)
-        if len(self._backlog) == len(events):  # not already being worked through
-            self._work_backlog()
-
-    def _work_backlog(self) -> None:
-        done = skipped = 0
-        total: int | None = None
-        for _ in range(min(len(self._backlog), EVENTS_PER_TICK)):
-            item = self._backlog.popleft()
-            if self._closed or item.job_id != self._job_id:
-                continue  # quitting, or an older batch replaced before its thread stopped
-            event = item.event
-            if isinstance(event, PhotoSkipped):
-                skipped += 1
-                self._photo_skipped(event)
-            elif isinstance(event, PhotoCaptioned):
-                done += 1
-                self._photo_captioned(event, item.identity)
-            elif isinstance(event, PhotoFailed):
-                done += 1
-                self._photo_failed(event)
-            elif isinstance(event, RunProgress):
-                total = event.total
-            elif isinstance(event, ScanProblem):
-                self.problem_found.emit(event.path, event.reason)
-                if self.photos.photo(event.path) is not None:
-                    self.photos.update(
-                        event.path, working=False, error=split_error(event.path, event.reason)
-                    )
-            elif isinstance(event, IndexReplaced):
-                log.warning("Library index replaced: %s", event.reason)
-                self.message_posted.emit(
-                    f"The library index was damaged, so a new one was started (the old one "
-                    f"was kept as {event.moved_to.name}). Your captions are safe.",
-                    10000,
-                )
-        if done or skipped:
-            self.photos_finished.emit(done, skipped)
-        if total is not None and not self._cancelling:
-            self.batch_total_changed.emit(total)
-        if self._backlog:
-            QTimer.singleShot(0, self._work_backlog)  # the rest after the GUI had its turn
-        else:
-            while self._finished:
-                self._batch_done(self._finished.popleft())
-
-    def _photo_captioned(self, event: PhotoCaptioned, identity: FileIdentity | None) -> None:
-        path = event.path
-        photo = self.photos.photo(path)
-        if photo is None:
-            return  # another folder is open, or not listed (a subfolder)
-        if event.message:
-            self.message_posted.emit(f"{path.name}: {event.message}", 8000)
-        changes: dict[str, object] = dict(working=False, candidates=event.candidates, error=None)
-        editing = photo.draft is not None and photo.typed  # keep the user's text, always
-        if event.store is not None:  # saved by the engine, through the writer thread
-            changes.update(caption=event.caption.strip(), store=event.store, loaded=True)
-            if identity is not None:
-                changes["identity"] = identity
-            if not editing:
-                changes.update(draft=None, typed=False)
-            self.photos.update(path, **changes)
-            return
-        if self._cancelling:
-            return  # a suggestion of a cancelled batch: dropped like any result after cancel
-        if not event.caption:
-            error = f"{path}: the model produced no caption"
-            self.photos.update(path, working=False, error=split_error(path, error))
-            self.problem_found.emit(path, error)
-            return
-        if editing:
-            # The user is editing this caption: keep their text, offer the new one beside it.
-            self.photos.update(path, **changes)
-            return
-        photo = self.photos.update(path, draft=event.caption, typed=False, **changes)
-        if self.settings.autosave and photo is not None:
-            # Only when it may not replace the stored caption: then it waits for review.
-            self.save(photo, event.caption, generated=True)
-
-    def _photo_skipped(self, event: PhotoSkipped) -> None:
-        photo = self.photos.photo(event.path)
-        if photo is None:
-            return
-        changes: dict[str, object] = dict(working=False)
-        # "has_caption" was just read from the stores; "done" comes from the index, which is
-        # only news when the stores have not been read yet.
-        if event.caption is not None and (event.reason == "has_caption" or not photo.loaded):
-            changes.update(caption=event.caption, store=event.store, loaded=True)
-        self.photos.update(event.path, **changes)
-
-    def _photo_failed(self, event: PhotoFailed) -> None:
-        path = event.path
-        self.problem_found.emit(path, event.reason)
-        photo = self.photos.photo(path)
-        if photo is None:
-            return
-        changes: dict[str, object] = dict(working=False, error=split_error(path, event.reason))
-        if event.caption and not (photo.draft is not None and photo.typed):
-            # Made but not saved: kept as an unsaved suggestion, so it is not lost.
-            changes.update(draft=event.caption, typed=False)
-        self.photos.update(path, **changes)
-
-    @Slot(object)
-    def _job_finished(self, summary: JobSummary) -> None:
-        if self._backlog:
-            self._finished.append(summary)  # after the events that came before it
-        else:
-            self._batch_done(summary)
-
-    def _batch_done(self, summary: JobSummary) -> None:
-        self.batches_finished += 1
-        if summary.job_id != self._job_id:
-            return  # an older batch, replaced before its thread stopped
-        self._job_id = None
-        self._cancelling = False
-        self._clear_working()
-        self.batch_finished.emit(summary)
-
-    def _clear_working(self) -> None:
-        for photo in list(self.photos.photos()):
-            if photo.working:
-                self.photos.update(photo.path, working=False)
+        return self.batches.cancel()
 
     # ================================================================ quitting
 
@@ -522,6 +264,7 @@ class FolderSession(QObject):
         if self._closed:
             return
         self._closed = True
+        self.batches.closed = True
         if self._scan_cancel is not None:
             self._scan_cancel.set()
         self.captioning.shutdown()  # the step in progress finishes; nothing else starts

@@ -10,14 +10,13 @@ import pytest
 from PySide6.QtCore import QItemSelection, QItemSelectionModel, QTimer
 
 import core.datatypes
-from core.engine import PhotoCaptioned, PhotoSkipped, RunProgress, rebuild_index
-from core.errors import CaptionExistsError, StorageError
+from core.engine import LibraryJob, PhotoCaptioned, PhotoSkipped, RunProgress, rebuild_index
 from core.index import LibraryIndex, default_index_path
-from core.storage import FileIdentity
+from core.storage import FileIdentity, SaveRequest
 from desktop.captioning import CaptionJob, InferenceWorker, ModelChoice
 from desktop.photos import Status
 from desktop.settings import AppSettings
-from desktop.writer import CaptionWriter, WriteRequest
+from desktop.writer import CaptionWriter
 from tests.desktop.conftest import copy_photos, fast_captioner, open_and_wait, wait_idle
 from tests.desktop.test_browse import GapMeter
 from tests.imagegen import textured_image
@@ -98,18 +97,19 @@ def test_the_worker_skips_captioned_photos_it_is_given(qtbot, photo_dir, tiny_ch
     summaries = []
     worker.job_finished.connect(summaries.append)
     paths = tuple(sorted(photo_dir.glob("*.jpg")))
-    job = CaptionJob(7, paths, model=ModelChoice(tiny_checkpoint), store="txt")
-    worker.run_job(job, threading.Event())
-    events = [e for e in worker.take_events() if not isinstance(e.event, RunProgress)]
-    assert all(e.job_id == 7 for e in events)
-    by_path = {e.event.path: e for e in events}
+    job = LibraryJob(paths, recursive=False, store="txt", skip_captioned=True)
+    worker.run_job(CaptionJob(7, job, ModelChoice(tiny_checkpoint)), threading.Event())
+    chunks = worker.take_events()
+    assert [chunk.job_id for chunk in chunks] == [7]
+    events = [e for e in chunks[0].events if not isinstance(e, RunProgress)]
+    by_path = {e.path: e for e in events}
     assert set(by_path) == set(paths)
-    skipped = by_path[paths[0]].event
+    skipped = by_path[paths[0]]
     assert isinstance(skipped, PhotoSkipped) and skipped.caption == "already here"
     for path in paths[1:]:
         done = by_path[path]
-        assert isinstance(done.event, PhotoCaptioned) and done.event.store == "txt"
-        assert path.with_suffix(".txt").read_text(encoding="utf-8") == done.event.caption
+        assert isinstance(done, PhotoCaptioned) and done.store == "txt"
+        assert path.with_suffix(".txt").read_text(encoding="utf-8") == done.caption
         assert done.identity == FileIdentity.of(path), "the photo as it is after the save"
     assert summaries[0].captioned == 2 and summaries[0].skipped == 1 and summaries[0].job_id == 7
 
@@ -232,27 +232,24 @@ def test_no_model_installed_gives_a_clear_message(
     assert not list(photo_dir.glob("*.txt"))
 
 
-def counting(factory, calls: list[Path]):
-    """A captioner factory whose captioners note every photo they caption in ``calls``."""
+def count_captioned(monkeypatch, calls: list[Path]) -> None:
+    """Note in ``calls`` every photo the model captions (each batch the engine takes)."""
+    import core.engine.batches as batches
 
-    def make(choice: ModelChoice):
-        captioner = factory(choice)
-        caption_paths = captioner.caption_paths
+    take = batches.Batches.take
 
-        def counted(paths, *args, **kwargs):
-            for result in caption_paths(paths, *args, **kwargs):
-                calls.append(result.path)
-                yield result
+    def counted(self):
+        done = take(self)
+        if done is not None:
+            calls.extend(result.path for _, result in done)
+        return done
 
-        captioner.caption_paths = counted
-        return captioner
-
-    return make
+    monkeypatch.setattr(batches.Batches, "take", counted)
 
 
 @pytest.mark.parametrize("recaption", [False, True], ids=["new-photos", "recaption-overwrite"])
 def test_an_interrupted_folder_batch_resumes_where_it_stopped(
-    qtbot, make_window, tmp_path, recaption
+    qtbot, make_window, tmp_path, recaption, monkeypatch
 ):
     """With re-captioning on, only the engine's index knows which photos the batch finished."""
     source = tmp_path / "source"
@@ -275,7 +272,8 @@ def test_an_interrupted_folder_batch_resumes_where_it_stopped(
         }
 
     calls: list[Path] = []
-    window = make_window(captioner_factory=counting(fast_captioner, calls))
+    count_captioned(monkeypatch, calls)
+    window = make_window(captioner_factory=fast_captioner)
     window.apply_settings(AppSettings(batch_size=4, recaption=recaption, overwrite=recaption))
     open_and_wait(qtbot, window, folder, timeout=30_000)
 
@@ -318,19 +316,21 @@ def test_review_before_saving_keeps_captions_as_suggestions(qtbot, window, photo
 
 
 def test_the_engine_saves_through_the_writer_thread(qtbot, window, photo_dir, monkeypatch):
-    writer = window.session.writer
+    import core.engine.writer as writer_module
+
     threads: list[str] = []
-    store = writer._store
+    real_save = writer_module.save_caption
 
     def noted(request):
         threads.append(threading.current_thread().name)
-        return store(request)
+        return real_save(request)
 
-    monkeypatch.setattr(writer, "_store", noted)
+    monkeypatch.setattr(writer_module, "save_caption", noted)
     open_and_wait(qtbot, window, photo_dir)
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
-    assert len(threads) == 3 and all(name.startswith("writer") for name in threads)
+    assert threads == ["writer"] * 3
+    assert window.session.captioning._worker._writer is window.session.writer.core, "one writer"
     with LibraryIndex.open(default_index_path(), readonly=True) as index:
         rows = [index.lookup(photo_dir / f"photo{i}.jpg") for i in range(3)]
     assert all(row is not None and row.status == "done" and row.model for row in rows), (
@@ -338,19 +338,24 @@ def test_the_engine_saves_through_the_writer_thread(qtbot, window, photo_dir, mo
     )
 
 
-def test_write_and_wait_raises_what_the_engine_expects(qtbot, photo_dir):
-    writer = CaptionWriter()
+def test_the_writer_reports_each_save_and_refuses_after_closing(qtbot, photo_dir, tmp_path):
+    writer = CaptionWriter(index_path=tmp_path / "index.sqlite3")
     photo = photo_dir / "photo0.jpg"
     (photo_dir / "photo0.txt").write_text("theirs", encoding="utf-8")
-    with pytest.raises(CaptionExistsError):
-        writer.write_and_wait(WriteRequest(photo, "ours", "txt"))
-    with pytest.raises(StorageError, match="missing.jpg"):
-        writer.write_and_wait(WriteRequest(photo_dir / "missing.jpg", "ours", "txt"))
-    result = writer.write_and_wait(WriteRequest(photo, "ours", "txt", overwrite=True))
-    assert result.store == "txt" and (photo_dir / "photo0.txt").read_text() == "ours"
+    with qtbot.waitSignal(writer.written) as refused:
+        writer.submit(SaveRequest(photo, "ours", "txt"))
+    assert refused.args[0].exists and not refused.args[0].ok
+    with qtbot.waitSignal(writer.written) as saved:
+        writer.submit(SaveRequest(photo, "ours", "txt", overwrite=True))
+    assert saved.args[0].ok and (photo_dir / "photo0.txt").read_text() == "ours"
+    assert saved.args[0].identity == FileIdentity.of(photo)
     writer.shutdown()
-    with pytest.raises(StorageError, match="closing"):
-        writer.write_and_wait(WriteRequest(photo, "later", "txt", overwrite=True))
+    with LibraryIndex.open(tmp_path / "index.sqlite3", readonly=True) as index:
+        row = index.lookup(photo)
+    assert row is not None and row.caption == "ours", "user saves are recorded by the writer"
+    later = writer.core.save(SaveRequest(photo, "later", "txt", overwrite=True))
+    with pytest.raises(Exception, match="closing"):
+        later.result()
     assert (photo_dir / "photo0.txt").read_text() == "ours"
 
 
@@ -370,7 +375,9 @@ def test_a_second_run_over_a_big_folder_sends_its_skips_in_bunches(qtbot, make_w
     window = make_window(captioner_factory=fast_captioner)
     open_and_wait(qtbot, window, folder, timeout=60_000)
     bunches: list[int] = []
-    window.session.captioning.events_arrived.connect(lambda events: bunches.append(len(events)))
+    window.session.captioning.events_arrived.connect(
+        lambda events: bunches.append(len(events.events))
+    )
     meter = GapMeter()
     meter.start()
     window.commands.caption_folder.trigger()

@@ -1,0 +1,290 @@
+"""Captioning batches from the app: starting one on the inference thread, showing its events."""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+
+from core.datatypes import CaptionSettings
+from core.engine import (
+    EngineEvent,
+    IndexReplaced,
+    LibraryJob,
+    PhotoCaptioned,
+    PhotoFailed,
+    PhotoSkipped,
+    RunProgress,
+)
+from core.library import ScanProblem
+from desktop.captioning import CaptionService, JobEvents, JobSummary, ModelChoice
+from desktop.environment import AppEnvironment, chosen_weights
+from desktop.photos import PhotoListModel
+from desktop.saving import Saver
+from desktop.settings import AppSettings
+from desktop.status import split_error
+
+log = logging.getLogger(__name__)
+
+EVENTS_PER_TICK = 1000  # engine events handled per turn of the event loop, so it never stalls
+
+
+class BatchRunner(QObject):
+    """Starts batches on the inference thread and applies their events to the rows."""
+
+    problem_found = Signal(object, str)  # path, message: for the Problems panel
+    message_posted = Signal(str, int)  # status-bar text, how long to show it (ms)
+    batch_started = Signal(int)  # photos the batch covers
+    photos_finished = Signal(int, int)  # more photos of the batch done: captioned/failed, skipped
+    batch_total_changed = Signal(int)  # the engine counted the photos the batch covers
+    batch_finished = Signal(object)  # JobSummary, once the inference thread has really stopped
+
+    def __init__(
+        self,
+        env: AppEnvironment,
+        photos: PhotoListModel,
+        captioning: CaptionService,
+        saver: Saver,
+        settings: Callable[[], AppSettings],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.env = env
+        self.photos = photos
+        self.captioning = captioning
+        self.saver = saver
+        self._settings = settings
+        self._job_id: int | None = None  # the batch being shown, until its thread stops
+        self._cancelling = False  # the batch shown was cancelled; its thread has not stopped
+        self._backlog: deque[tuple[int, EngineEvent]] = deque()  # events not handled yet
+        self._finished: deque[JobSummary] = deque()  # handled once the events before them are
+        self.batches_started = 0  # counted when asked for, so waiting for one never starts early
+        self.batches_finished = 0
+        self.closed = False
+        captioning.events_arrived.connect(self._events_arrived)
+        captioning.job_finished.connect(self._job_finished)
+
+    @property
+    def running(self) -> bool:
+        """A batch is shown (it may be cancelling: its thread has not stopped yet)."""
+        return self._job_id is not None
+
+    def caption_photos(self, paths: list[Path]) -> bool:
+        """Caption the photos picked (those with a caption are left out unless re-captioning)."""
+        if self._refuse_while_busy():
+            return False
+        if not paths:
+            self.message_posted.emit("Select the photos to caption first.", 4000)
+            return False
+        todo = self._todo(paths, "selected photos")
+        return bool(todo) and self._start(tuple(todo), todo, len(todo), recursive=False)
+
+    def caption_folder(self, folder: Path | None) -> bool:
+        """Caption the open folder as listed; a batch interrupted before resumes where it was."""
+        if self._refuse_while_busy():
+            return False
+        paths = [photo.path for photo in self.photos.photos()]
+        if folder is None or not paths:
+            self.message_posted.emit("There are no photos here to caption.", 4000)
+            return False
+        todo = self._todo(paths, "photos in this folder")
+        # The engine goes through the whole folder (skipping what is done), so every listed
+        # photo counts towards the progress.
+        return bool(todo) and self._start(
+            (folder,), todo, len(paths), recursive=self._settings().recursive
+        )
+
+    def cancel(self) -> bool:
+        """Stop the batch. False when none was running.
+
+        Captions the engine saves while stopping still show (they are on disk); suggestions
+        still in flight are dropped.
+        """
+        if not self.captioning.busy:
+            return False
+        self.captioning.cancel()
+        self._cancelling = True
+        self._clear_working()
+        return True
+
+    def _refuse_while_busy(self) -> bool:
+        if self.captioning.busy:
+            self.message_posted.emit("Already captioning; cancel it first (Esc).", 4000)
+            return True
+        return False
+
+    def _todo(self, paths: list[Path], what: str) -> list[Path]:
+        if self._settings().recaption:
+            return paths
+        todo = [p for p in paths if not ((photo := self.photos.photo(p)) and photo.has_caption)]
+        if not todo:
+            self.message_posted.emit(
+                f"All the {what} already have a caption. To caption them again, turn on "
+                "Caption ▸ Re-caption Photos That Have a Caption.",
+                8000,
+            )
+        return todo
+
+    def _start(
+        self, roots: tuple[Path, ...], todo: list[Path], total: int, recursive: bool
+    ) -> bool:
+        s = self._settings()
+        # The engine saves each caption as it is made (through the writer thread) and records
+        # it in the library index, which is what lets a later batch resume. A caption that
+        # must wait for review, or may not replace the one stored, is not saved by the engine:
+        # it comes back as a suggestion (store None) and the review flow takes it from there.
+        saving = s.autosave and (s.overwrite or not s.recaption)
+        job = LibraryJob(
+            roots,
+            recursive=recursive,
+            store=s.store if saving else None,
+            xmp_name=s.xmp_name,
+            overwrite=s.recaption and s.overwrite,
+            skip_captioned=not s.recaption,
+            settings=CaptionSettings(
+                beam_size=s.beam_size,
+                batch_size=s.batch_size,
+                n_candidates=min(s.n_candidates, s.beam_size),
+            ),
+        )
+        started = self.captioning.start(job, ModelChoice(chosen_weights(self.env, s), s.device))
+        self._job_id = started.job_id
+        self._cancelling = False
+        self.batches_started += 1
+        for path in todo:
+            self._mark(path, working=True, error=None)
+        self.batch_started.emit(total)
+        return True
+
+    def _mark(self, path: Path, *, working: bool, error: str | None) -> None:
+        photo = self.photos.photo(path)
+        if photo is not None:
+            self.photos.put(replace(photo, working=working, error=error))
+
+    # ---------------------------------------------------------------- events
+
+    @Slot(object)
+    def _events_arrived(self, events: JobEvents) -> None:
+        idle = not self._backlog
+        self._backlog.extend((events.job_id, event) for event in events.events)
+        if idle:  # not already being worked through
+            self._work_backlog()
+
+    def _work_backlog(self) -> None:
+        done = skipped = 0
+        total: int | None = None
+        for _ in range(min(len(self._backlog), EVENTS_PER_TICK)):
+            job_id, event = self._backlog.popleft()
+            if self.closed or job_id != self._job_id:
+                continue  # quitting, or an older batch replaced before its thread stopped
+            if isinstance(event, PhotoSkipped):
+                skipped += 1
+                self._photo_skipped(event)
+            elif isinstance(event, PhotoCaptioned):
+                done += 1
+                self._photo_captioned(event)
+            elif isinstance(event, PhotoFailed):
+                done += 1
+                self._photo_failed(event)
+            elif isinstance(event, RunProgress):
+                total = event.total
+            elif isinstance(event, ScanProblem):
+                self.problem_found.emit(event.path, event.reason)
+                self._mark(event.path, working=False, error=split_error(event.path, event.reason))
+            elif isinstance(event, IndexReplaced):
+                log.warning("Library index replaced: %s", event.reason)
+                self.message_posted.emit(
+                    f"The library index was damaged, so a new one was started (the old one "
+                    f"was kept as {event.moved_to.name}). Your captions are safe.",
+                    10000,
+                )
+        if done or skipped:
+            self.photos_finished.emit(done, skipped)
+        if total is not None and not self._cancelling:
+            self.batch_total_changed.emit(total)
+        if self._backlog:
+            QTimer.singleShot(0, self._work_backlog)  # the rest after the GUI had its turn
+        else:
+            while self._finished:
+                self._batch_done(self._finished.popleft())
+
+    def _photo_captioned(self, event: PhotoCaptioned) -> None:
+        path = event.path
+        photo = self.photos.photo(path)
+        if photo is None:
+            return  # another folder is open, or not listed (a subfolder)
+        if event.message:
+            self.message_posted.emit(f"{path.name}: {event.message}", 8000)
+        editing = photo.draft is not None and photo.typed  # keep the user's text, always
+        photo = replace(photo, working=False, candidates=event.candidates, error=None)
+        if event.store is not None:  # saved by the engine, through the writer thread
+            photo = replace(
+                photo,
+                caption=event.caption.strip(),
+                store=event.store,
+                loaded=True,
+                identity=event.identity or photo.identity,
+            )
+            if not editing:
+                photo = replace(photo, draft=None, typed=False)
+            self.photos.put(photo)
+            return
+        if self._cancelling:
+            return  # a suggestion of a cancelled batch: dropped like any result after cancel
+        if editing:
+            # The user is editing this caption: keep their text, offer the new one beside it.
+            self.photos.put(photo)
+            return
+        photo = replace(photo, draft=event.caption, typed=False)
+        self.photos.put(photo)
+        if self._settings().autosave:
+            # Only when it may not replace the stored caption: then it waits for review.
+            self.saver.save(photo, event.caption, generated=True)
+
+    def _photo_skipped(self, event: PhotoSkipped) -> None:
+        photo = self.photos.photo(event.path)
+        if photo is None:
+            return
+        photo = replace(photo, working=False)
+        # "has_caption" was just read from the stores; "done" comes from the index, which is
+        # only news when the stores have not been read yet.
+        if event.caption is not None and (event.reason == "has_caption" or not photo.loaded):
+            photo = replace(photo, caption=event.caption, store=event.store, loaded=True)
+        self.photos.put(photo)
+
+    def _photo_failed(self, event: PhotoFailed) -> None:
+        path = event.path
+        self.problem_found.emit(path, event.reason)
+        photo = self.photos.photo(path)
+        if photo is None:
+            return
+        photo = replace(photo, working=False, error=split_error(path, event.reason))
+        if event.caption and not (photo.draft is not None and photo.typed):
+            # Made but not saved: kept as an unsaved suggestion, so it is not lost.
+            photo = replace(photo, draft=event.caption, typed=False)
+        self.photos.put(photo)
+
+    @Slot(object)
+    def _job_finished(self, summary: JobSummary) -> None:
+        if self._backlog:
+            self._finished.append(summary)  # after the events that came before it
+        else:
+            self._batch_done(summary)
+
+    def _batch_done(self, summary: JobSummary) -> None:
+        self.batches_finished += 1
+        if summary.job_id != self._job_id:
+            return  # an older batch, replaced before its thread stopped
+        self._job_id = None
+        self._cancelling = False
+        self._clear_working()
+        self.batch_finished.emit(summary)
+
+    def _clear_working(self) -> None:
+        for photo in list(self.photos.photos()):
+            if photo.working:
+                self.photos.put(replace(photo, working=False))
