@@ -488,10 +488,15 @@ def no_gui(folder: str | None) -> int:
     return EXIT_USAGE
 
 
-def main(argv: Sequence[str] | None = None, gui: Callable[[str | None], int] = no_gui) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    gui: Callable[[str | None], int] = no_gui,
+    self_test_photos: Sequence[Path] = (),
+) -> int:
     """Run a subcommand; with no arguments or a single folder, call `gui` (the desktop app).
 
-    The `photoscribe` entry point (desktop.launcher) passes the real app as `gui`.
+    The `photoscribe` entry point (desktop.launcher) passes the real app as `gui`, and the
+    app's sample photos as the photos `--self-test` captions.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or (argv[0] not in SUBCOMMANDS and not argv[0].startswith("-")):
@@ -514,7 +519,7 @@ def main(argv: Sequence[str] | None = None, gui: Callable[[str | None], int] = n
             return EXIT_USAGE
         from core.selftest import run_self_test  # torch: loaded only when asked for
 
-        return run_self_test()
+        return run_self_test(photo_folders=self_test_photos)
     if args.command == "caption":
         return run_caption(args)
     if args.command == "search":

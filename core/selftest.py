@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO, TypeVar
@@ -29,12 +29,11 @@ LIBRARIES = ("numpy", "PIL", "torch", "torchvision", "safetensors", "pi_heif", "
 log = logging.getLogger(__name__)
 
 # The folder that holds the `core` package: the packaged app's `_internal` folder (PyInstaller),
-# the source tree, or site-packages. The files below are found by path: core never imports desktop.
+# the source tree, or site-packages. The packaged app keeps its test photos in "selftest" there
+# (packaging/photoscribe.spec puts them); other photo folders are named by the caller (the
+# app's entry point passes its sample photos), since core never looks into desktop or tests.
 APP_ROOT = Path(core.__file__).resolve().parent.parent
-SAMPLES_DIR = APP_ROOT / "desktop" / "resources" / "samples"  # the app's bundled sample photos
-PACKAGED_HEIC = APP_ROOT / "selftest" / "astronaut.heic"  # put there by packaging/photoscribe.spec
-SOURCE_PHOTO = APP_ROOT / "tests" / "data" / "plain.jpg"  # only when run from the source tree
-SOURCE_HEIC = APP_ROOT / "tests" / "data" / "astronaut.heic"
+PACKAGED_DIR = APP_ROOT / "selftest"
 PLACEHOLDER_MARK = "PLACEHOLDER"  # packaging/placeholder_weights.py puts it in the provenance
 
 T = TypeVar("T")
@@ -55,23 +54,19 @@ def is_frozen() -> bool:
     return bool(getattr(sys, "frozen", False))
 
 
-def find_photos(frozen: bool) -> SelfTestPhotos:
-    """The sample photo and the HEIC photo to test with; the packaged app must carry both."""
-    samples = sorted(SAMPLES_DIR.glob("*.jpg")) if SAMPLES_DIR.is_dir() else []
-    heic = PACKAGED_HEIC if PACKAGED_HEIC.is_file() else None
-    if frozen:
-        if not samples:
-            raise SelfTestFailed(f"the app carries no sample photos (looked in {SAMPLES_DIR})")
-        if heic is None:
-            raise SelfTestFailed(f"the app carries no HEIC test photo ({PACKAGED_HEIC})")
-        return SelfTestPhotos(samples[0], heic)
-    if heic is None and SOURCE_HEIC.is_file():
-        heic = SOURCE_HEIC
-    if samples:
-        return SelfTestPhotos(samples[0], heic)
-    if SOURCE_PHOTO.is_file():
-        return SelfTestPhotos(SOURCE_PHOTO, heic)
-    raise SelfTestFailed(f"no photo to test with: {SAMPLES_DIR} holds no sample photos")
+def find_test_photos(frozen: bool, folders: Sequence[Path] = ()) -> SelfTestPhotos:
+    """A JPEG and (if there is one) a HEIC photo to test with, from ``folders`` and, in the
+    packaged app, its own test photos; the packaged app must carry both."""
+    places = [*folders, PACKAGED_DIR]
+    jpegs = [p for folder in places if folder.is_dir() for p in sorted(folder.glob("*.jpg"))]
+    heics = [p for folder in places if folder.is_dir() for p in sorted(folder.glob("*.heic"))]
+    looked = ", ".join(str(folder) for folder in places)
+    if frozen and not heics:
+        raise SelfTestFailed(f"the app carries no HEIC test photo (looked in {looked})")
+    if not jpegs:
+        what = "the app carries no sample photos" if frozen else "no photo to test with"
+        raise SelfTestFailed(f"{what} (looked in {looked})")
+    return SelfTestPhotos(jpegs[0], heics[0] if heics else None)
 
 
 def check_program(frozen: bool) -> str:
@@ -197,10 +192,12 @@ def run_self_test(
     err: TextIO | None = None,
     frozen: bool | None = None,
     device: str = "auto",
+    photo_folders: Sequence[Path] = (),
 ) -> int:
     """Run every check; 0 when all pass, 1 (with the reason on ``err``) when one fails.
 
     ``weights`` None tests the model shipped with the app, as a user's installation would use.
+    ``photo_folders`` are where to find photos to test with (the app's sample photos).
     """
     out = out or sys.stdout
     err = err or sys.stderr
@@ -212,7 +209,7 @@ def run_self_test(
     try:
         report.step("program", lambda: (check_program(frozen), None))
         report.step("libraries", lambda: (check_libraries(), None))
-        photos = report.step("photos", lambda: _found(find_photos(frozen)))
+        photos = report.step("photos", lambda: _found(find_test_photos(frozen, photo_folders)))
         report.step("devices", lambda: (", ".join(_devices()), None))
         captioner = report.step("model", lambda: load_model(weights, device))
         caption = report.step("caption", lambda: caption_photo(captioner, photos.photo))

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.cli import main as cli_main
+from desktop.samples import BUNDLED_SAMPLES
 
 SMOKE_GUI = "--smoke-gui"  # open the main window, report when it is painted, close it (packaging)
 SMOKE_TIMEOUT_S = 120  # a window that has not appeared by then never will
@@ -120,7 +121,7 @@ def main() -> int:
     argv = sys.argv[1:]
     if argv == [SMOKE_GUI]:
         return smoke_gui()
-    return cli_main(argv, gui=run_gui)
+    return cli_main(argv, gui=run_gui, self_test_photos=(BUNDLED_SAMPLES,))
 
 
 if __name__ == "__main__":

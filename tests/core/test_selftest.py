@@ -11,7 +11,10 @@ import pytest
 import core.datatypes
 import core.selftest
 from core.cli import main
-from core.selftest import find_photos, run_self_test
+from core.selftest import find_test_photos, run_self_test
+
+DATA = Path(__file__).resolve().parents[1] / "data"
+SAMPLES = Path(__file__).resolve().parents[2] / "desktop" / "resources" / "samples"
 
 
 def digest(path: Path) -> str:
@@ -19,10 +22,13 @@ def digest(path: Path) -> str:
 
 
 def test_self_test_passes_and_says_what_it_checked(tiny_checkpoint: Path) -> None:
-    photos = find_photos(frozen=False)
+    photos = find_test_photos(False, (SAMPLES, DATA))
     before = digest(photos.photo)
     out, err = io.StringIO(), io.StringIO()
-    assert run_self_test(tiny_checkpoint, out=out, err=err, device="cpu") == 0, out.getvalue()
+    code = run_self_test(
+        tiny_checkpoint, out=out, err=err, device="cpu", photo_folders=(SAMPLES, DATA)
+    )
+    assert code == 0, out.getvalue()
     lines = out.getvalue().splitlines()
     checked = [line.split(":")[0] for line in lines if line.startswith("ok")]
     assert checked == ["ok   program", "ok   libraries", "ok   photos", "ok   devices",
@@ -33,28 +39,34 @@ def test_self_test_passes_and_says_what_it_checked(tiny_checkpoint: Path) -> Non
     assert digest(photos.photo) == before, "the sample photo itself is never written"
 
 
-def test_from_source_it_uses_the_sample_photos(tiny_checkpoint: Path) -> None:
-    photos = find_photos(frozen=False)
-    assert photos.photo.parent == core.selftest.SAMPLES_DIR
+def test_it_uses_the_photos_it_is_given_first(tiny_checkpoint: Path) -> None:
+    photos = find_test_photos(False, (SAMPLES, DATA))
+    assert photos.photo.parent == SAMPLES
     assert photos.heic is not None and photos.heic.suffix == ".heic"
+    assert find_test_photos(False, (DATA,)).photo.parent == DATA
 
 
 def test_without_the_model_it_fails_with_a_clear_message(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(core.datatypes, "DEFAULT_WEIGHTS", tmp_path / "missing.safetensors")
     out, err = io.StringIO(), io.StringIO()
-    assert run_self_test(out=out, err=err, device="cpu") == 1
+    assert run_self_test(out=out, err=err, device="cpu", photo_folders=(SAMPLES,)) == 1
     assert "FAIL model:" in out.getvalue()
     assert "missing.safetensors" in err.getvalue() and "no trained caption model" in err.getvalue()
     assert "self-test passed" not in out.getvalue()
 
 
 def test_a_packaged_app_must_carry_its_test_photos(monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(core.selftest, "SAMPLES_DIR", tmp_path / "samples")
+    monkeypatch.setattr(core.selftest, "PACKAGED_DIR", tmp_path / "selftest")
     out, err = io.StringIO(), io.StringIO()
     assert run_self_test(out=out, err=err, frozen=True, device="cpu") == 1
-    assert "the app carries no sample photos" in err.getvalue()
-    # From the source tree a test photo is enough.
-    assert find_photos(frozen=False).photo == core.selftest.SOURCE_PHOTO
+    assert "the app carries no HEIC test photo" in err.getvalue()
+    (tmp_path / "selftest").mkdir()
+    (tmp_path / "selftest" / "a.heic").write_bytes((DATA / "astronaut.heic").read_bytes())
+    with pytest.raises(core.selftest.SelfTestFailed, match="carries no sample photos"):
+        find_test_photos(True, (tmp_path / "samples",))
+    # Outside the packaged app a JPEG is enough.
+    assert find_test_photos(False, (DATA,)).heic is not None
+    assert find_test_photos(False, (SAMPLES,)).photo.parent == SAMPLES
 
 
 def test_a_packaged_app_must_run_its_own_code(monkeypatch, tmp_path: Path) -> None:
@@ -65,7 +77,7 @@ def test_a_packaged_app_must_run_its_own_code(monkeypatch, tmp_path: Path) -> No
 
 def test_the_command_line_flag(monkeypatch, capsys, tiny_checkpoint: Path) -> None:
     monkeypatch.setattr(core.datatypes, "DEFAULT_WEIGHTS", tiny_checkpoint)
-    assert main(["--self-test"]) == 0
+    assert main(["--self-test"], self_test_photos=(SAMPLES,)) == 0
     assert "self-test passed" in capsys.readouterr().out
     assert main(["--self-test", "search", "dog"]) == 2
     assert "takes no subcommand" in capsys.readouterr().err
