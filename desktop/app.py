@@ -9,7 +9,6 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 import core
-from desktop.compat import protect_singletons
 from desktop.crash import ExceptionHandler, setup_logging
 from desktop.environment import AppEnvironment
 from desktop.main_window import MainWindow
@@ -29,7 +28,6 @@ def show_crash_dialog(summary: str, details: str) -> None:
 
 
 def make_application(argv: list[str] | None = None) -> QApplication:
-    protect_singletons()
     existing = QApplication.instance()
     app = existing if isinstance(existing, QApplication) else QApplication(argv or sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)

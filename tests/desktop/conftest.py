@@ -11,16 +11,12 @@ import pytest
 from torch import nn
 
 from desktop.captioning import ModelChoice
-from desktop.compat import protect_singletons
 from desktop.dialogs import ExportRequest, Prompts, UnsavedChoice
 from desktop.environment import AppEnvironment
 from desktop.main_window import MainWindow
 from desktop.settings import AppSettings
 
 DATA = Path(__file__).resolve().parents[1] / "data"
-
-# The app does this in make_application; the tests build windows without it.
-protect_singletons()
 
 
 @dataclass

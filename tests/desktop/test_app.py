@@ -14,7 +14,6 @@ from PySide6.QtWidgets import QApplication
 import core
 import desktop.app
 import desktop.launcher
-from desktop.compat import protect_singletons, pyside_drops_singleton_references
 from desktop.crash import ExceptionHandler, setup_logging
 from desktop.main_window import MainWindow
 from desktop.model_card import read_model_card
@@ -131,20 +130,13 @@ def test_the_gui_starts_without_loading_torch():
     assert done.returncode == 0, done.stderr
 
 
-def test_core_never_imports_qt_or_the_app():
-    for path in (REPO / "core").rglob("*.py"):
-        text = path.read_text(encoding="utf-8")
-        assert "PySide6" not in text and "import desktop" not in text, path
-
-
 class _Pinger(QObject):
     pinged = Signal(object)
 
 
 def test_many_signals_do_not_exhaust_none_or_true():
-    """Regression: PySide6 6.12.0 on Python 3.11 drops a reference to True per emit."""
-    protect_singletons()
-    assert not pyside_drops_singleton_references() or sys.getrefcount(True) > 1 << 39
+    """PySide6 6.12.0 on Python 3.11 dropped a reference to True per emit and aborted; the
+    dependency pin (pyproject.toml) keeps it out, and this shows the installed one is fine."""
     pinger = _Pinger()
     got: list[object] = []
     pinger.pinged.connect(got.append)

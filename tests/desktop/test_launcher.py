@@ -27,7 +27,9 @@ def test_smoke_gui_shows_the_main_window_and_quits(qtbot, monkeypatch, capsys, t
 
 def test_other_arguments_go_to_the_command_line(monkeypatch) -> None:
     seen: list[list[str]] = []
-    monkeypatch.setattr(desktop.launcher, "cli_main", lambda argv, gui, **kw: seen.append(argv) or 0)
+    monkeypatch.setattr(
+        desktop.launcher, "cli_main", lambda argv, gui, **kw: seen.append(argv) or 0
+    )
     monkeypatch.setattr(sys, "argv", ["photoscribe", "caption", "x.jpg"])
     assert desktop.launcher.main() == 0
     assert seen == [["caption", "x.jpg"]]
