@@ -6,12 +6,13 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 
 from core.errors import CheckpointError
@@ -34,12 +35,19 @@ class Checkpoint:
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
 
-    def build_model(self) -> CaptionModel:
-        """The network with these weights, in fp32 and eval mode."""
-        model = CaptionModel(
-            self.config, with_backbone=any(k.startswith("backbone.") for k in self.state_dict)
-        )
+    def build_model(self, backbone: Mapping[str, torch.Tensor] | None = None) -> CaptionModel:
+        """The network with these weights, in fp32 and eval mode.
+
+        backbone: image-encoder weights (torchvision's `features.*` keys) to add to a model
+        trained on cached features, as the export does.
+        """
         state = {k: v.float() for k, v in self.state_dict.items()}
+        for k, v in (backbone or {}).items():
+            if k.startswith("features."):
+                state["backbone." + k.removeprefix("features.")] = v.float()
+        model = CaptionModel(
+            self.config, with_backbone=any(k.startswith("backbone.") for k in state)
+        )
         if self.config.tie_embeddings:
             state.setdefault("lm_head.weight", state["token_emb.weight"])
         try:
@@ -93,24 +101,21 @@ def save_checkpoint(
 
 
 def _read_metadata(path: Path) -> dict[str, str]:
-    with open(path, "rb") as f:
-        head = f.read(8)
-        if len(head) < 8:
+    """The file's string metadata; safetensors' own header errors said in a user's words."""
+    try:
+        with safe_open(str(path), "pt") as f:
+            return f.metadata() or {}
+    except SafetensorError as exc:
+        msg = str(exc)
+        if "too small" in msg:
             raise CheckpointError(
                 path, "the file is empty or truncated; reinstall or re-download it"
-            )
-        n = int.from_bytes(head, "little")
-        if n <= 0 or n > 100_000_000:
-            raise CheckpointError(path, "this is not a .safetensors model file")
-        raw = f.read(n)
-    if len(raw) < n:
-        raise CheckpointError(path, "the file is truncated; reinstall or re-download it")
-    try:
-        header = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            ) from exc
+        if "invalid header length" in msg or "not fully covered" in msg:
+            raise CheckpointError(
+                path, "the file is truncated; reinstall or re-download it"
+            ) from exc
         raise CheckpointError(path, "this is not a .safetensors model file") from exc
-    meta = header.get("__metadata__") if isinstance(header, dict) else None
-    return meta if isinstance(meta, dict) else {}
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

@@ -14,6 +14,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "DEVICE_CHOICES",  # defined in core.datatypes (no torch), re-exported here
+    "autocast",
     "available_devices",
     "cpu_supports_bf16",
     "describe_device",
@@ -53,6 +54,15 @@ def cpu_supports_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def autocast(device: torch.device, enabled: bool = True) -> torch.autocast:
+    """bf16 autocast where it is fast (CUDA, and CPUs with native bf16); a no-op elsewhere.
+
+    The one place that decides mixed precision for training and feature caching.
+    """
+    fast = device.type == "cuda" or (device.type == "cpu" and cpu_supports_bf16())
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=enabled and fast)
 
 
 def describe_device(device: torch.device) -> str:

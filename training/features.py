@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from safetensors.torch import load_file
 
-from core.devices import cpu_supports_bf16
+from core.devices import autocast
 from core.errors import PhotoScribeError
 from core.images import load_for_model, normalize_batch, open_image, to_model_input
 from core.model import FEATURE_GRID, build_efficientnet_b0
@@ -122,7 +122,7 @@ class FeatureCache:
         start = self.done
         if start >= len(self.names):
             return
-        use_bf16 = cpu_supports_bf16() and next(encoder.parameters()).device.type == "cpu"
+        amp = autocast(next(encoder.parameters()).device)
         encoder = encoder.to(memory_format=torch.channels_last)
         mm = self.memmap("r+")
         t0 = time.perf_counter()
@@ -137,7 +137,7 @@ class FeatureCache:
                 images = torch.stack([blank if isinstance(r, str) else r for r in loaded])
                 both = torch.cat([images, images.flip(dims=[3])])  # (2b, 3, H, W): photo, mirror
                 x = normalize_batch(both).contiguous(memory_format=torch.channels_last)
-                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=use_bf16):
+                with amp:
                     f = encoder(x).float()  # (2b, 1280, 7, 7)
                 f = f.flatten(2).transpose(1, 2)  # (2b, 49, 1280)
                 b = len(names)

@@ -18,7 +18,7 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
 from core.checkpoint import save_checkpoint
-from core.devices import cpu_supports_bf16, pick_device
+from core.devices import autocast, pick_device
 from core.inference import CaptionSettings, beam_search
 from core.model import CaptionModel, ModelConfig
 from core.vocab import MAX_TOKENS, Vocab
@@ -43,7 +43,7 @@ class TrainConfig:
     eval_style: str = ""  # caption style asked for when scoring dev ("" = the model's default)
     weights: tuple[tuple[str, float], ...] = ()  # per-set sampling weights (see epoch_order)
     device: str = "auto"
-    amp: bool = True  # bf16 autocast where the CPU supports it (or on CUDA)
+    amp: bool = True  # bf16 autocast where it is fast (core.devices.autocast)
 
 
 # --------------------------------------------------------------------------- data
@@ -328,10 +328,7 @@ def train(
     local = cfg.batch_size // dd.world
     steps_per_epoch = len(epoch_order(train_data, cfg.seed, 0, weights)[0]) // cfg.batch_size
     total_steps = steps_per_epoch * cfg.epochs
-    use_bf16 = device.type == "cpu" and cpu_supports_bf16()
-    amp = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=cfg.amp and (use_bf16 or device.type == "cuda")
-    )
+    amp = autocast(device, cfg.amp)
     log.info("training captions per set: %s; sampling weights %s", train_data.counts(), weights)
     for epoch in range(start_epoch, cfg.epochs):
         t_epoch = time.perf_counter()

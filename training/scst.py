@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.devices import cpu_supports_bf16, pick_device
+from core.devices import autocast, pick_device
 from core.model import CaptionModel
 from core.vocab import Vocab, style_token, tokenize
 from training.cider import CiderD
@@ -50,7 +50,10 @@ def sample_captions(
     token = pre[:, -1]
     done = torch.zeros_like(token, dtype=torch.bool)
     out = []
-    banned = [vocab.pad_id, vocab.start_id] + [vocab.stoi[style_token(s)] for s in vocab.styles]
+    # The same tokens beam search never offers: a sample must be a caption the app could give.
+    banned = [vocab.pad_id, vocab.start_id, vocab.unk_id] + [
+        vocab.stoi[style_token(s)] for s in vocab.styles
+    ]
     for _ in range(max_len - pre.shape[1]):
         logp, cache = model.step(token, cache)  # (B*n, V)
         logp[:, banned] = -float("inf")
@@ -101,11 +104,7 @@ def run_scst(
     rng = np.random.default_rng(args.seed)
     ckpt = load_checkpoint(args.init)
     vocab = ckpt.vocab
-    model = CaptionModel(ckpt.config, with_backbone=False)
-    state = {k: v.float() for k, v in ckpt.state_dict.items() if not k.startswith("backbone.")}
-    state.setdefault("lm_head.weight", state["token_emb.weight"])
-    model.load_state_dict(state)
-    model.to(device).eval()  # no dropout: the samples and their log-probs must agree
+    model = ckpt.build_model().to(device).eval()  # no dropout: samples and log-probs must agree
     base = evaluate_splits(model, vocab, dev, 3)
     best = float(base["mean"]["CIDEr"])
     log.info("SCST from %s: dev CIDEr-D %s", args.init, json.dumps(base))
@@ -116,9 +115,7 @@ def run_scst(
         [vocab.prefix(e.source if e.source in vocab.styles else None) for e in train]
     )  # (P, 1 or 2)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    amp = torch.autocast(
-        device.type, dtype=torch.bfloat16, enabled=device.type == "cpu" and cpu_supports_bf16()
-    )
+    amp = autocast(device)
     n = args.samples
     history = []
     t0 = time.perf_counter()
