@@ -12,9 +12,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO, get_args
 
 from core import __version__
+from core.datatypes import DEVICE_CHOICES, EXPORT_FORMATS, STORE_KINDS, XMP_NAMES
 
 if TYPE_CHECKING:  # only for annotations: the engine and its SQLite index load when used
     from core.engine import RunSummary
@@ -22,6 +23,8 @@ if TYPE_CHECKING:  # only for annotations: the engine and its SQLite index load 
 log = logging.getLogger(__name__)
 
 SUBCOMMANDS = ("caption", "search", "index", "export")
+OutputFormat = Literal["text", "jsonl"]
+OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
@@ -102,19 +105,19 @@ def _caption_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="photos or folders")
     p.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
     p.add_argument("--beam", type=int, default=3, help="beam size; 1 = greedy (default 3)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--weights", type=Path, default=None, help="model file (default: shipped)")
-    p.add_argument("--format", choices=("text", "jsonl"), default="text", dest="fmt")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default="text", dest="fmt")
     p.add_argument(
         "--write",
-        choices=("none", "txt", "xmp", "embed"),
+        choices=("none", *STORE_KINDS),
         default="none",
         help="also save each caption: text sidecar, XMP sidecar or embedded metadata",
     )
     p.add_argument(
         "--xmp-name",
-        choices=("photo.jpg.xmp", "photo.xmp"),
+        choices=XMP_NAMES,
         default="photo.jpg.xmp",
         help="XMP sidecar naming (darktable/digiKam or Lightroom style)",
     )
@@ -153,7 +156,7 @@ def _search_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("query", metavar="QUERY", help='words to look for, e.g. "dog on a beach"')
     p.add_argument("folder", nargs="?", type=Path, default=None, metavar="FOLDER")
     p.add_argument("--limit", type=int, default=50, help="at most this many photos (default 50)")
-    p.add_argument("--format", choices=("text", "jsonl"), default="text", dest="fmt")
+    p.add_argument("--format", choices=OUTPUT_FORMATS, default="text", dest="fmt")
     _index_option(p)
 
 
@@ -169,7 +172,7 @@ def _index_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("paths", nargs="+", metavar="PATH", help="folders or photos")
     p.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
-    p.add_argument("--xmp-name", choices=("photo.jpg.xmp", "photo.xmp"), default="photo.jpg.xmp")
+    p.add_argument("--xmp-name", choices=XMP_NAMES, default="photo.jpg.xmp")
     _index_option(p)
 
 
@@ -177,10 +180,10 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export the captions stored for the photos in a folder")
     p.add_argument("folder", type=Path)
     p.add_argument("-r", "--recursive", action="store_true")
-    p.add_argument("--format", choices=("csv", "json", "jsonl", "hf"), required=True, dest="fmt")
+    p.add_argument("--format", choices=EXPORT_FORMATS, required=True, dest="fmt")
     p.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
     p.add_argument("--bom", action="store_true", help="CSV: add a UTF-8 BOM for spreadsheets")
-    p.add_argument("--xmp-name", choices=("photo.jpg.xmp", "photo.xmp"), default="photo.jpg.xmp")
+    p.add_argument("--xmp-name", choices=XMP_NAMES, default="photo.jpg.xmp")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -202,6 +205,18 @@ def build_parser() -> argparse.ArgumentParser:
     _index_parser(sub)
     _export_parser(sub)
     return parser
+
+
+def missing_paths(paths: Sequence[Path]) -> list[Path]:
+    """The paths named on the command line that are not there (a broken link counts)."""
+    return [path for path in paths if not path.exists()]
+
+
+def say_missing(err: TextIO, paths: Sequence[Path]) -> int:
+    """One wording and one exit status (a usage error) for every command."""
+    for path in paths:
+        _say(err, f"photoscribe: {path}: no such file or folder")
+    return EXIT_USAGE
 
 
 def _say(err: TextIO, text: str) -> None:
@@ -241,9 +256,9 @@ class CaptionOutput:
                 _say(self.err, f"{event.path}: {event.message}")
         elif isinstance(event, PhotoFailed):
             self.progress.clear()
-            if event.caption:  # made but not saved: still show it
-                self._print(_line(event.path, event.caption, None, self.fmt))
             _say(self.err, event.reason)
+            if event.caption:  # made but not saved: stdout lists only saved captions
+                _say(self.err, f"{event.path}: the caption that was not saved: {event.caption}")
         elif isinstance(event, ScanProblem):
             self.progress.clear()
             _say(self.err, event.reason)
@@ -317,13 +332,19 @@ def run_caption(
     if args.beam < 1 or args.batch_size < 1:
         _say(err, "photoscribe: --beam and --batch-size must be at least 1")
         return EXIT_USAGE
+    roots = tuple(Path(p) for p in args.paths)
+    if missing := missing_paths(roots):
+        return say_missing(err, missing)
     try:
         captioner = Captioner(args.weights, device=args.device)
-    except (ValueError, PhotoScribeError) as exc:  # an unavailable device, a bad model file
+    except PhotoScribeError as exc:  # a bad model file, none installed
+        _say(err, f"photoscribe: {exc.for_cli()}")
+        return EXIT_USAGE
+    except ValueError as exc:  # an unavailable device
         _say(err, f"photoscribe: {exc}")
         return EXIT_USAGE
     job = LibraryJob(
-        roots=tuple(Path(p) for p in args.paths),
+        roots=roots,
         recursive=args.recursive,
         store=None if args.write == "none" else args.write,
         xmp_name=args.xmp_name,
@@ -344,7 +365,7 @@ def run_caption(
         return EXIT_INTERRUPTED
     except LibraryIndexError as exc:
         progress.close()
-        _say(err, f"photoscribe: {exc}")
+        _say(err, f"photoscribe: {exc.for_cli()}")
         return EXIT_FAILED
     progress.close()
     _say(err, summary_text(summary, args.overwrite))
@@ -375,13 +396,15 @@ def run_search(
     if args.limit < 1:
         _say(err, "photoscribe: --limit must be at least 1")
         return EXIT_USAGE
+    if args.folder is not None and (missing := missing_paths([args.folder])):
+        return say_missing(err, missing)
     if args.folder is not None and not args.folder.is_dir():
         _say(err, f"photoscribe: {args.folder}: not a folder")
         return EXIT_USAGE
     try:
         hits = search_library(args.query, args.folder, args.limit, args.index)
     except LibraryIndexError as exc:
-        _say(err, f"photoscribe: {exc}")
+        _say(err, f"photoscribe: {exc.for_cli()}")
         return EXIT_FAILED
     for hit in hits:
         if args.fmt == "jsonl":
@@ -419,11 +442,14 @@ def run_index(
         elif isinstance(event, IndexReplaced):
             _say(err, f"photoscribe: {event.path}: {event.reason} Moved it to {event.moved_to}.")
 
+    roots = tuple(Path(p) for p in args.paths)
+    if missing := missing_paths(roots):
+        return say_missing(err, missing)
     cancel = threading.Event()
     try:
         with stop_on_signals(cancel, err):
             summary = rebuild_index(
-                tuple(Path(p) for p in args.paths),
+                roots,
                 args.recursive,
                 index_path=args.index,
                 xmp_name=args.xmp_name,
@@ -434,7 +460,7 @@ def run_index(
         _say(err, "photoscribe: interrupted")
         return EXIT_INTERRUPTED
     except LibraryIndexError as exc:
-        _say(err, f"photoscribe: {exc}")
+        _say(err, f"photoscribe: {exc.for_cli()}")
         return EXIT_FAILED
     _say(
         err,
@@ -455,6 +481,8 @@ def run_export(
 
     out = out or sys.stdout
     err = err or sys.stderr
+    if missing := missing_paths([args.folder]):
+        return say_missing(err, missing)
     if not args.folder.is_dir():
         _say(err, f"photoscribe: {args.folder}: not a folder")
         return EXIT_USAGE

@@ -10,6 +10,18 @@ from core.vocab import MAX_TOKENS
 
 IMAGE_SIZE = 224  # the whole frame is squashed to IMAGE_SIZE x IMAGE_SIZE, as in training
 
+StoreKind = Literal["txt", "xmp", "embed"]
+"""Where a caption is kept: a text sidecar, an XMP sidecar, or the photo's own metadata."""
+STORE_KINDS: tuple[StoreKind, ...] = get_args(StoreKind)
+
+XmpName = Literal["photo.jpg.xmp", "photo.xmp"]
+"""XMP sidecar naming: darktable and digiKam ("photo.jpg.xmp") or Lightroom ("photo.xmp")."""
+XMP_NAMES: tuple[XmpName, ...] = get_args(XmpName)
+
+ExportFormat = Literal["csv", "json", "jsonl", "hf"]
+"""Formats captions are exported in (core.export); "hf" is Hugging Face's metadata.jsonl."""
+EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
+
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 DEVICE_CHOICES: tuple[DeviceChoice, ...] = get_args(DeviceChoice)
 """The devices a user may ask for; "auto" picks CUDA, then MPS, then the CPU."""

@@ -8,10 +8,17 @@ from pathlib import Path
 class PhotoScribeError(Exception):
     """Base class for every error PhotoScribe reports to a user."""
 
-    def __init__(self, path: str | Path | None, problem: str) -> None:
+    def __init__(self, path: str | Path | None, problem: str, *, cli_hint: str = "") -> None:
         self.path = Path(path) if path is not None else None
         self.problem = problem
+        # What to do about it on the command line (an option, a command); the message itself
+        # names no option, since the app shows it too. The CLI prints both.
+        self.cli_hint = cli_hint
         super().__init__(f"{self.path}: {problem}" if self.path is not None else problem)
+
+    def for_cli(self) -> str:
+        """The message with the command-line hint, for the `photoscribe` command."""
+        return f"{self} {self.cli_hint}" if self.cli_hint else str(self)
 
 
 class ImageError(PhotoScribeError):

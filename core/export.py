@@ -8,8 +8,9 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Literal, TextIO
+from typing import TextIO
 
+from core.datatypes import EXPORT_FORMATS, ExportFormat
 from core.errors import StorageError
 from core.library import find_photos
 from core.storage import CaptionStore, StoredCaption, all_stores, read_caption_any
@@ -17,8 +18,6 @@ from core.storage.files import atomic_write, ensure_writable
 
 log = logging.getLogger(__name__)
 
-ExportFormat = Literal["csv", "json", "jsonl", "hf"]
-EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "json", "jsonl", "hf")
 HF_METADATA_NAME = "metadata.jsonl"
 """The file name Hugging Face ImageFolder looks for in the dataset folder."""
 

@@ -16,8 +16,8 @@ from typing import Literal
 
 import platformdirs
 
+from core.datatypes import StoreKind
 from core.errors import IndexDamagedError, IndexLockedError, LibraryIndexError
-from core.storage.base import StoreKind
 
 log = logging.getLogger(__name__)
 
@@ -178,9 +178,9 @@ class LibraryIndex:
         if readonly and not path.is_file():
             raise LibraryIndexError(
                 path,
-                "there is no library index yet. Caption a folder with --write (it records "
-                "the captions), or run `photoscribe index FOLDER -r` to read the captions "
-                "already stored in your photos.",
+                "there is no library index yet: captions are recorded in it when they are "
+                "saved, and it can be rebuilt from the captions already stored in your photos.",
+                cli_hint="Caption a folder with --write, or run `photoscribe index FOLDER -r`.",
             )
         if not readonly:
             try:
@@ -213,14 +213,15 @@ class LibraryIndex:
                 raise LibraryIndexError(
                     path,
                     "this library index was made by a newer PhotoScribe; update PhotoScribe, or "
-                    "use another index file with --index.",
+                    "use another index file.",
+                    cli_hint="(--index FILE chooses the index file.)",
                 )
             tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
             if tables and "photos" not in tables:
                 raise LibraryIndexError(
                     path,
-                    "this file is not a PhotoScribe library index; choose another file with "
-                    "--index.",
+                    "this file is not a PhotoScribe library index; choose another file.",
+                    cli_hint="(--index FILE chooses the index file.)",
                 )
             if readonly:
                 return "captions_fts" in tables
@@ -527,8 +528,8 @@ def _translate(path: Path, error: sqlite3.Error) -> LibraryIndexError:
         return IndexLockedError(
             path,
             "the library index is in use by another program (another PhotoScribe run, or the "
-            "app); wait for it to finish and try again, or pass --index FILE to use a "
-            "separate index. No photo or caption was changed.",
+            "app); wait for it to finish and try again. No photo or caption was changed.",
+            cli_hint="Or pass --index FILE to use a separate index.",
         )
     if isinstance(error, sqlite3.DatabaseError) and (
         "malformed" in lower
@@ -540,6 +541,7 @@ def _translate(path: Path, error: sqlite3.Error) -> LibraryIndexError:
         return IndexDamagedError(
             path,
             f"the library index is damaged ({text}). Your captions are safe in the photos and "
-            "their sidecars; run `photoscribe index FOLDER -r` to rebuild the index from them.",
+            "their sidecars, and the index can be rebuilt from them.",
+            cli_hint="Run `photoscribe index FOLDER -r` to rebuild it.",
         )
     return LibraryIndexError(path, f"the library index could not be used ({text}).")

@@ -6,16 +6,28 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
+from core.datatypes import StoreKind, XmpName
 from core.errors import CaptionExistsError, InvalidCaptionError
 from core.library import is_photo
 from core.storage.files import FileIdentity, display_name
 
 log = logging.getLogger(__name__)
 
-StoreKind = Literal["txt", "xmp", "embed"]
-XmpName = Literal["photo.jpg.xmp", "photo.xmp"]
+__all__ = [  # StoreKind and XmpName live in core.datatypes (torch-free, for the CLI); here too
+    "MAX_CAPTION_CHARS",
+    "CaptionStore",
+    "StoreKind",
+    "StoredCaption",
+    "WriteResult",
+    "XmpName",
+    "check_overwrite",
+    "clean_caption",
+    "shared_stem_note",
+    "stem_is_shared",
+]
+
 
 MAX_CAPTION_CHARS = 5000
 """Longest caption accepted by every store; well inside the 64 KB metadata blocks of a JPEG."""

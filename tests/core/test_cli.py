@@ -80,11 +80,29 @@ def test_some_failed_exits_1_and_names_the_file(
     assert "zzz_broken.jpg" in err and "empty" in err
 
 
-def test_missing_path_is_reported(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
-    code, _, err = run(
-        capsys, "caption", str(tmp_path / "nope.jpg"), "--weights", str(tiny_checkpoint)
-    )
-    assert code == 1 and "nope.jpg" in err and "not found" in err
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["caption", "{missing}"],
+        ["caption", "{here}", "{missing}", "--write", "txt"],
+        ["index", "{missing}"],
+        ["export", "{missing}", "--format", "csv"],
+        ["search", "dog", "{missing}"],
+    ],
+    ids=["caption", "caption-write", "index", "export", "search"],
+)
+def test_a_missing_path_is_one_usage_error_for_every_command(
+    capsys, tiny_checkpoint: Path, photo_dir: Path, tmp_path: Path, command: list[str]
+) -> None:
+    """Regression: caption said "file not found" (exit 1), export "not a folder" (exit 2)."""
+    missing = tmp_path / "nope"
+    args = [a.format(missing=missing, here=photo_dir) for a in command]
+    if args[0] == "caption":
+        args += ["--weights", str(tiny_checkpoint)]
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == ""
+    assert err.strip() == f"photoscribe: {missing}: no such file or folder"
+    assert not list(photo_dir.glob("*.txt")), "nothing is captioned when a path is wrong"
 
 
 def test_recursive_flag(capsys, tiny_checkpoint: Path, photo_dir: Path) -> None:
@@ -98,6 +116,22 @@ def test_recursive_flag(capsys, tiny_checkpoint: Path, photo_dir: Path) -> None:
         capsys, "caption", str(photo_dir), "-r", "--weights", str(tiny_checkpoint), "--beam", "1"
     )
     assert "deep.jpg" not in flat and "deep.jpg" in deep
+
+
+def test_choices_come_from_the_types() -> None:
+    from typing import get_args
+
+    from core.cli import build_parser
+    from core.datatypes import DeviceChoice, ExportFormat, StoreKind, XmpName
+
+    def choices(command: str, option: str) -> tuple:
+        sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
+        return tuple(next(a for a in sub._actions if option in a.option_strings).choices)
+
+    assert choices("caption", "--write") == ("none", *get_args(StoreKind))
+    assert choices("caption", "--device") == get_args(DeviceChoice)
+    assert choices("caption", "--xmp-name") == choices("index", "--xmp-name") == get_args(XmpName)
+    assert choices("export", "--format") == get_args(ExportFormat)
 
 
 @pytest.mark.parametrize(
@@ -220,8 +254,11 @@ def test_write_failure_names_file_and_batch_goes_on(
     finally:
         locked.chmod(0o644)
     assert code == 1
-    assert len(out.splitlines()) == 3
-    assert "photo0.jpg" in err
+    # Regression (issue 11, item 18): stdout lists only the photos whose captions were saved.
+    listed = sorted(Path(line.split("\t")[0]).name for line in out.splitlines())
+    assert listed == ["photo1.jpg", "photo2.jpg"]
+    assert "photo0.jpg" in err and "read-only" in err
+    assert "the caption that was not saved" in err
     from core.storage import make_store
 
     assert make_store("embed").read(photo_dir / "photo1.jpg")
@@ -246,6 +283,9 @@ def test_export_command(capsys, tmp_path: Path, photo_dir: Path, fmt: str) -> No
 
 def test_export_usage_errors(capsys, tmp_path: Path) -> None:
     assert run(capsys, "export", str(tmp_path / "nope"), "--format", "csv")[0] == 2
+    (tmp_path / "a.jpg").write_bytes(b"")
+    code, _, err = run(capsys, "export", str(tmp_path / "a.jpg"), "--format", "csv")
+    assert code == 2 and "not a folder" in err
     assert run(capsys, "export", str(tmp_path), "--format", "json", "--bom")[0] == 2
 
 
