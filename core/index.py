@@ -117,6 +117,7 @@ class SearchHit:
     caption: str
     store: StoreKind | None
     rank: float  # lower is better (SQLite's bm25 is negative for good matches)
+    store_path: Path | None = None  # the file holding the caption, when the index knows it
 
 
 def resolved(path: Path) -> Path:
@@ -372,7 +373,7 @@ class LibraryIndex:
         self, match: str, low: bytes, high: bytes, limit: int, exclude: Sequence[str]
     ) -> list[SearchHit]:
         cursor = self._query(
-            "SELECT p.path, p.caption, p.store, bm25(captions_fts) AS rank "
+            "SELECT p.path, p.caption, p.store, bm25(captions_fts) AS rank, p.store_path "
             "FROM captions_fts JOIN photos AS p ON p.id = captions_fts.rowid "
             "WHERE captions_fts MATCH ? AND p.path >= ? AND p.path < ? AND p.status = 'done' "
             "ORDER BY rank, p.path LIMIT ?",
@@ -380,11 +381,11 @@ class LibraryIndex:
         )
         skip = set(exclude)
         hits = []
-        for key, caption, store, rank in cursor.fetchall():
+        for key, caption, store, rank, store_path in cursor.fetchall():
             path = _path(key)
             assert path is not None
             if str(path) not in skip:
-                hits.append(SearchHit(path, caption, store, float(rank)))
+                hits.append(SearchHit(path, caption, store, float(rank), _path(store_path)))
         return hits[:limit]
 
     def _search_like(
@@ -394,13 +395,13 @@ class LibraryIndex:
         where = " AND ".join("lower(caption) LIKE ? ESCAPE '\\'" for _ in terms)
         args = [f"%{_like_escape(t)}%" for t in terms]
         cursor = self._query(
-            f"SELECT path, caption, store FROM photos WHERE status = 'done' AND {where} "
+            f"SELECT path, caption, store, store_path FROM photos WHERE status = 'done' AND {where} "
             "AND path >= ? AND path < ? ORDER BY length(caption), path LIMIT ?",
             (*args, low, high, limit),
         )
         return [
-            SearchHit(Path(os.fsdecode(k)), c, s, float(i))
-            for i, (k, c, s) in enumerate(cursor.fetchall())
+            SearchHit(Path(os.fsdecode(k)), c, s, float(i), _path(sp))
+            for i, (k, c, s, sp) in enumerate(cursor.fetchall())
         ]
 
     # ---------------------------------------------------------------- helpers
@@ -427,7 +428,9 @@ def search_library(
     """Search the captions of the whole library (or of ``folder``), best matches first.
 
     Opens the index read-only for this one query, so it can be called from any thread, also
-    while a caption run is writing. Photos that are no longer on disk are left out. Raises
+    while a caption run is writing. Photos that are no longer on disk, and captions whose
+    sidecar was deleted since (the index is brought up to date by the next run), are left out.
+    Raises
     LibraryIndexError when there is no index yet or it cannot be read. Within ``folder`` the
     paths are spelled as ``folder`` is (the index keeps resolved paths).
     """
@@ -445,7 +448,11 @@ def search_library(
             else hit
             for hit in hits
         ]
-    return [hit for hit in hits if os.path.lexists(hit.path)][:limit]
+    return [
+        hit
+        for hit in hits
+        if os.path.lexists(hit.path) and (hit.store_path is None or hit.store_path.is_file())
+    ][:limit]
 
 
 def query_terms(query: str) -> list[str]:

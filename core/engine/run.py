@@ -237,7 +237,7 @@ class _Run:
                         result.caption,
                         self.job.store,
                         self.job.xmp_name,
-                        todo.overwrite,
+                        todo.overwrite or self.job.overwrite,  # --overwrite: stores agree
                         todo.identity,
                         self.model,
                     )

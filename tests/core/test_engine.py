@@ -427,3 +427,44 @@ def test_saves_and_index_rows_go_through_one_writer_thread(
     assert again.skipped == 5, "the second run sees what the writer recorded"
     for event in rec.of(PhotoCaptioned):
         assert event.identity is not None and event.identity.matches(FileIdentity.of(event.path))
+
+
+# ---------------------------------------------------------------- issue 11: stores agree
+
+
+def test_a_sidecar_deleted_by_hand_is_noticed_before_skipping(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    """Regression (issue 11, item 19): the index said "done", the caption was gone."""
+    index = tmp_path / "index.sqlite3"
+    first, _ = run(captioner, index, (lib,))
+    photo = lib / "a" / "p01.jpg"
+    caption = photo.with_suffix(".txt").read_text(encoding="utf-8")
+    assert search_library(caption, lib / "a", 10, index)
+    photo.with_suffix(".txt").unlink()
+    hits = search_library(caption, lib / "a", 10, index)
+    assert photo not in [hit.path for hit in hits], "search leaves out a caption that is gone"
+
+    second, rec = run(captioner, index, (lib,))
+    assert rec.names(PhotoCaptioned) == ["p01.jpg"] and second.skipped == 4
+    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == caption
+    with LibraryIndex.open(index, readonly=True) as db:
+        row = db.lookup(photo)
+        assert row is not None and row.status == "done" and row.caption == caption
+
+
+def test_overwrite_into_another_store_updates_the_old_one(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    """Regression (issue 11, item 1): `--write xmp --overwrite` left the .txt caption stale."""
+    index = tmp_path / "index.sqlite3"
+    folder = lib / "a"
+    (folder / "p00.txt").write_text("an older caption", encoding="utf-8")
+    summary, rec = run(captioner, index, (folder,), store="xmp", overwrite=True)
+    assert summary.captioned == 3
+    made = {e.path.name: e for e in rec.of(PhotoCaptioned)}
+    new = made["p00.jpg"].caption
+    assert make_store("xmp").read(folder / "p00.jpg") == new
+    assert (folder / "p00.txt").read_text(encoding="utf-8") == new, "no two stores disagree"
+    assert "text sidecar was updated" in made["p00.jpg"].message
+    assert not (folder / "p01.txt").exists(), "a store with no caption is not created"
