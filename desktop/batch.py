@@ -24,7 +24,7 @@ from core.library import ScanProblem
 from desktop.captioning import CaptionService, JobEvents, JobSummary, ModelChoice
 from desktop.environment import AppEnvironment, chosen_weights
 from desktop.photos import PhotoListModel
-from desktop.saving import Saver
+from desktop.saving import KEPT_NOTE, Saver
 from desktop.settings import AppSettings
 from desktop.status import split_error
 
@@ -265,7 +265,9 @@ class BatchRunner(QObject):
         photo = replace(photo, working=False, error=split_error(path, event.reason))
         if event.caption and not (photo.draft is not None and photo.typed):
             # Made but not saved: kept as an unsaved suggestion, so it is not lost.
-            photo = replace(photo, draft=event.caption, typed=False)
+            photo = replace(
+                photo, draft=event.caption, typed=False, error=f"{photo.error} {KEPT_NOTE}"
+            )
         self.photos.put(photo)
 
     @Slot(object)

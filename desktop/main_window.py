@@ -276,6 +276,7 @@ class MainWindow(QMainWindow):
         if confirm and not self._confirm_unsaved("opening another folder"):
             return False
         self.panel.show_photo(None)
+        self.errors.clear()  # the Problems panel shows the folder on screen
         self.session.open(folder, self.settings.recursive)
         self.settings_store.last_folder = folder
         self.search_bar.folder = folder

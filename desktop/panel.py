@@ -181,8 +181,10 @@ class CaptionPanel(QWidget):
         self.title.setText(photo.path.name)
         self.title.setToolTip(str(photo.path))
         self.location.setText(where_stored(photo))
-        if photo.draft is None and self.text() != photo.text:
-            self._set_editor_text(photo.text)  # new caption, nothing typed here to lose
+        if not photo.typed and self.text() != photo.text:
+            # A caption arrived, was saved, or was kept after a failed save: nothing typed
+            # here to lose.
+            self._set_editor_text(photo.text)
         status = photo.status
         if status is Status.ERROR and photo.error:
             self.status.setText(f"<span style='color:#d0342c'>{html.escape(photo.error)}</span>")

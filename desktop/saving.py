@@ -20,6 +20,10 @@ from desktop.writer import CaptionWriter
 log = logging.getLogger(__name__)
 
 
+KEPT_NOTE = "The caption is kept: Ctrl+S tries again, or choose another place in Settings."
+"""Added to the reason a caption was not saved, on the photo (editor, grid tooltip)."""
+
+
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
@@ -123,7 +127,8 @@ class Saver(QObject):
         error = outcome.error or f"{path}: could not be saved"
         self.problem_found.emit(path, error)
         if photo is not None:
-            kept = replace(photo, saving=still_saving, error=split_error(path, error))
+            reason = f"{split_error(path, error)} {KEPT_NOTE}"
+            kept = replace(photo, saving=still_saving, error=reason)
             if photo.draft is None:  # the caption that failed stays, unsaved, to retry
                 kept = replace(kept, draft=request.caption, typed=not generated)
             self.photos.put(kept)

@@ -59,6 +59,11 @@ class ErrorsPanel(QWidget):
         layout.addWidget(self.table)
 
     def add(self, path: Path | None, message: str) -> None:
+        """List a problem; a photo listed before keeps only its newest one."""
+        if path is not None:
+            for old in reversed(range(self.table.rowCount())):
+                if self.table.item(old, 0).data(Qt.ItemDataRole.UserRole) == path:
+                    self.table.removeRow(old)
         row = self.table.rowCount()
         self.table.insertRow(row)
         name = QTableWidgetItem(path.name if path is not None else "")

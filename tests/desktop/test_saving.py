@@ -1,0 +1,101 @@
+"""Saving does what the setting says; a failed save keeps the caption; problems per folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+import core.engine.writer as writer_module
+from core.errors import ReadOnlyError
+from core.storage import make_store
+from desktop.photos import Status
+from tests.desktop.conftest import open_and_wait, wait_idle
+from tests.desktop.test_editing import type_caption
+
+
+def fail_saves_in(monkeypatch, folder: Path) -> None:
+    """Saves of photos in ``folder`` fail as in a read-only folder (the tests may run as root,
+    who may write anywhere)."""
+    real_save = writer_module.save_caption
+
+    def save(request):
+        if request.photo.parent == folder:
+            raise ReadOnlyError(
+                request.photo.parent,
+                "not allowed to write here (Permission denied); make it writable or choose "
+                "another way to store captions.",
+            )
+        return real_save(request)
+
+    monkeypatch.setattr(writer_module, "save_caption", save)
+
+
+def test_a_save_goes_to_the_chosen_store_and_the_old_one_agrees(qtbot, window, photo_dir):
+    """Regression (issue 11, item 1): with "Embedded in the photo" chosen, an edited caption
+    of a photo captioned before went to its .txt and nothing was embedded."""
+    photo = photo_dir / "photo0.jpg"
+    photo.with_suffix(".txt").write_text("an older caption", encoding="utf-8")
+    window.apply_settings(window.settings.with_changes(store="embed"))
+    open_and_wait(qtbot, window, photo_dir)
+    assert window.photos.photo(photo).store == "txt"
+    type_caption(qtbot, window, "a red ball on the grass")
+    window.commands.save.trigger()
+    wait_idle(qtbot, window)
+    assert make_store("embed").read(photo) == "a red ball on the grass"
+    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == "a red ball on the grass"
+    saved = window.photos.photo(photo)
+    assert saved.store == "embed" and saved.status is Status.SAVED
+    assert not (photo_dir / "photo0.jpg.xmp").exists(), "no store is created besides the chosen"
+
+
+def test_a_failed_save_shows_the_unsaved_caption_and_why(
+    qtbot, window, photo_dir, prompts, monkeypatch
+):
+    """Regression (issue 11, item 3): in a read-only folder the generated caption showed in
+    the grid with a red "!", but the editor was empty."""
+    real_save = writer_module.save_caption
+    fail_saves_in(monkeypatch, photo_dir)
+    open_and_wait(qtbot, window, photo_dir)
+    photo = photo_dir / "photo0.jpg"
+    assert window.panel.path == photo and window.panel.text() == ""
+    window.commands.caption_selected.trigger()
+    wait_idle(qtbot, window)
+    row = window.photos.photo(photo)
+    assert row.status is Status.ERROR and row.draft and row.unsaved
+    assert window.panel.text() == row.draft, "the editor shows the caption that was not saved"
+    assert "not allowed to write" in window.panel.status.text()
+    assert "Ctrl+S" in window.panel.status.text(), "it says how to try again"
+    # Re-selecting shows it too.
+    window.select_photo(photo_dir / "photo1.jpg")
+    window.select_photo(photo)
+    assert window.panel.text() == row.draft
+
+    # Retrying once the folder is writable again saves the caption that was kept.
+    monkeypatch.setattr(writer_module, "save_caption", real_save)
+    qtbot.keyClick(window.panel.editor, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    wait_idle(qtbot, window)
+    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == row.draft
+    assert window.photos.photo(photo).status is Status.SAVED
+
+
+def test_the_problems_panel_shows_this_folder_each_photo_once(
+    qtbot, window, photo_dir, tmp_path, monkeypatch
+):
+    """Regression (issue 11, item 4): rows of the previous folder stayed, and a photo that
+    failed twice was listed twice."""
+    fail_saves_in(monkeypatch, photo_dir)
+    open_and_wait(qtbot, window, photo_dir)
+    window.commands.caption_selected.trigger()
+    wait_idle(qtbot, window)
+    assert [name for name, _ in window.errors.rows()] == ["photo0.jpg"]
+    qtbot.keyClick(window.panel.editor, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
+    wait_idle(qtbot, window)
+    rows = window.errors.rows()
+    assert [name for name, _ in rows] == ["photo0.jpg"], "one row per photo, newest reason"
+
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "x.jpg").write_bytes((photo_dir / "photo1.jpg").read_bytes())
+    open_and_wait(qtbot, window, other)
+    assert window.errors.rows() == [], "the problems of the folder on screen only"
