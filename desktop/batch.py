@@ -138,6 +138,13 @@ class BatchRunner(QObject):
         # must wait for review, or may not replace the one stored, is not saved by the engine:
         # it comes back as a suggestion (store None) and the review flow takes it from there.
         saving = s.autosave and (s.overwrite or not s.recaption)
+        if s.autosave and not self.saver.guard.allows(s.store, todo):
+            self.message_posted.emit(
+                "Captioning not started: the photos stay untouched. Choose a sidecar in "
+                "Settings (Save captions as), or turn off saving as captions arrive.",
+                8000,
+            )
+            return False
         job = LibraryJob(
             roots,
             recursive=recursive,

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
 
 from core.datatypes import DEVICE_CHOICES
 from core.export import HF_METADATA_NAME, ExportFormat
+from desktop.originals import WriteIntoPhotosChoice, ask_write_into_photos
 from desktop.settings import MAX_BATCH, MAX_BEAM, MAX_CANDIDATES, AppSettings
 
 log = logging.getLogger(__name__)
@@ -258,6 +259,9 @@ class Prompts:
         if answer == QMessageBox.StandardButton.Discard:
             return "discard"
         return "cancel"
+
+    def ask_write_into_photos(self, parent: QWidget) -> WriteIntoPhotosChoice:
+        return ask_write_into_photos(parent)
 
     def show_error(self, parent: QWidget | None, title: str, text: str, details: str = "") -> None:
         box = QMessageBox(parent)

@@ -69,6 +69,7 @@ class MainWindow(QMainWindow):
 
         self.tasks = TaskPool("tasks", 2, self)  # instant work: previews, export, about, probe
         self.session = FolderSession(self.env, self.settings, self.devicePixelRatioF(), self)
+        self.session.originals.ask = self._confirm_writing_into_photos
         self.photos = self.session.photos
         self.filter = PhotoFilter(self)
         self.filter.setSourceModel(self.photos)
@@ -331,6 +332,15 @@ class MainWindow(QMainWindow):
 
     def save_all(self) -> int:
         return self.editor.save_all()
+
+    def _confirm_writing_into_photos(self) -> bool:
+        """Asked once before the first write into photo files themselves."""
+        if not self.settings.ask_before_writing_into_photos:
+            return True
+        answer = self.prompts.ask_write_into_photos(self)
+        if answer == "always":
+            self.apply_settings(self.settings.with_changes(ask_before_writing_into_photos=False))
+        return answer != "no"
 
     def _confirm_unsaved(self, doing: str) -> bool:
         unsaved = self.photos.unsaved()

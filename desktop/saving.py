@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core.engine import SaveOutcome
-from core.storage import SaveRequest
+from core.storage import EMBED_EXTENSIONS, SaveRequest, StoreKind
 from desktop.photos import Photo, PhotoListModel
 from desktop.settings import AppSettings
 from desktop.status import split_error
@@ -26,6 +26,27 @@ KEPT_NOTE = "The caption is kept: Ctrl+S tries again, or choose another place in
 
 def plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class OriginalsGuard:
+    """Asks once, before the first write into photo files themselves (the embedded store).
+
+    ``ask`` is set by the window (it shows the question); it returns True to go ahead. A
+    "yes" holds for the rest of the session; a "no" is asked again next time.
+    """
+
+    def __init__(self) -> None:
+        self.ask: Callable[[], bool] = lambda: True
+        self.confirmed = False
+
+    def allows(self, store: StoreKind, photos: Iterable[Path]) -> bool:
+        """Whether saving into ``store`` for ``photos`` may go ahead (asking if need be)."""
+        if self.confirmed or store != "embed":
+            return True
+        if not any(p.suffix.lower() in EMBED_EXTENSIONS for p in photos):
+            return True  # HEIC and RAW get an XMP sidecar: the photo is not touched
+        self.confirmed = self.ask()
+        return self.confirmed
 
 
 class Saver(QObject):
@@ -45,20 +66,26 @@ class Saver(QObject):
         photos: PhotoListModel,
         writer: CaptionWriter,
         settings: Callable[[], AppSettings],
+        guard: OriginalsGuard,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.photos = photos
         self.writer = writer
         self._settings = settings
+        self.guard = guard
         # Saves queued per photo: a row stays "saving" until the last of them has come back.
         self._in_flight: Counter[Path] = Counter()
         self._generated: dict[SaveRequest, bool] = {}
         writer.written.connect(self._written)
 
-    def save(self, photo: Photo, text: str, generated: bool = False) -> None:
-        """Queue a write of ``text`` (a snapshot) on the writer thread."""
+    def save(self, photo: Photo, text: str, generated: bool = False) -> bool:
+        """Queue a write of ``text`` (a snapshot) on the writer thread; False when the user
+        would not have the photo itself written to."""
         settings = self._settings()
+        if not self.guard.allows(settings.store, [photo.path]):
+            self._not_into_photos()
+            return False
         request = SaveRequest(
             photo.path,
             text,
@@ -72,14 +99,25 @@ class Saver(QObject):
         self.writer.submit(request)
         self._in_flight[photo.path] += 1
         self.photos.put(replace(photo, saving=True))
+        return True
 
     def save_all(self) -> int:
         unsaved = self.photos.unsaved()
+        if not self.guard.allows(self._settings().store, [p.path for p in unsaved]):
+            self._not_into_photos()
+            return 0
         for photo in unsaved:
             self.save(photo, photo.draft or "")
         if unsaved:
             self.message_posted.emit(f"Saving {plural(len(unsaved), 'caption')}…", 3000)
         return len(unsaved)
+
+    def _not_into_photos(self) -> None:
+        self.message_posted.emit(
+            "Not saved: the captions stay unsaved. To keep photos untouched, choose a sidecar "
+            "in Settings (Save captions as).",
+            8000,
+        )
 
     @Slot(object)
     def _written(self, outcome: SaveOutcome) -> None:

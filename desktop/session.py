@@ -32,7 +32,7 @@ from desktop.batch import BatchRunner
 from desktop.captioning import CaptionService
 from desktop.environment import AppEnvironment
 from desktop.photos import Photo, PhotoListModel, thumbnail_pixels
-from desktop.saving import Saver, plural
+from desktop.saving import OriginalsGuard, Saver, plural
 from desktop.settings import AppSettings
 from desktop.status import split_error
 from desktop.tasks import TaskPool
@@ -115,7 +115,9 @@ class FolderSession(QObject):
         # The process's one writer thread: user saves and the engine's saves alike.
         self.writer = CaptionWriter(self, index_path=self.index_path)
         self.captioning = CaptionService(env.captioner_factory, self, self.writer.core)
-        self.saver = Saver(self.photos, self.writer, lambda: self.settings, self)
+        # The window sets originals.ask: the question before the first write into photos.
+        self.originals = OriginalsGuard()
+        self.saver = Saver(self.photos, self.writer, lambda: self.settings, self.originals, self)
         self.batches = BatchRunner(
             env, self.photos, self.captioning, self.saver, lambda: self.settings, self
         )

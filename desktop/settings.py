@@ -38,6 +38,7 @@ class AppSettings:
     batch_size: int = 8  # photos per forward pass
     n_candidates: int = 3  # alternative captions offered per photo
     weights: str = ""  # model file; empty = the model shipped with PhotoScribe
+    ask_before_writing_into_photos: bool = True  # the first write into photo files asks first
 
     def __post_init__(self) -> None:
         for f in fields(self):

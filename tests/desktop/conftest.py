@@ -14,6 +14,7 @@ from desktop.captioning import ModelChoice
 from desktop.dialogs import ExportRequest, Prompts, UnsavedChoice
 from desktop.environment import AppEnvironment
 from desktop.main_window import MainWindow
+from desktop.originals import WriteIntoPhotosChoice
 from desktop.settings import AppSettings
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -24,6 +25,8 @@ class FakePrompts(Prompts):
     """Answers every question without a dialog and records what the window said."""
 
     unsaved_answer: UnsavedChoice = "discard"
+    write_into_photos_answer: WriteIntoPhotosChoice = "yes"
+    asked_write_into_photos: int = 0
     folder: Path | None = None
     settings: AppSettings | None = None
     export_request: ExportRequest | None = None
@@ -34,6 +37,10 @@ class FakePrompts(Prompts):
     def ask_unsaved(self, parent, count, doing) -> UnsavedChoice:
         self.asked_unsaved.append((count, doing))
         return self.unsaved_answer
+
+    def ask_write_into_photos(self, parent) -> WriteIntoPhotosChoice:
+        self.asked_write_into_photos += 1
+        return self.write_into_photos_answer
 
     def show_error(self, parent, title, text, details="") -> None:
         self.errors.append((title, text))

@@ -99,3 +99,54 @@ def test_the_problems_panel_shows_this_folder_each_photo_once(
     (other / "x.jpg").write_bytes((photo_dir / "photo1.jpg").read_bytes())
     open_and_wait(qtbot, window, other)
     assert window.errors.rows() == [], "the problems of the folder on screen only"
+
+
+def test_writing_into_the_photos_is_asked_once(qtbot, window, photo_dir, prompts):
+    """Regression (issue 11, item 2): with the embedded store, one click rewrote every JPEG
+    in the folder without a word."""
+    window.apply_settings(window.settings.with_changes(store="embed"))
+    open_and_wait(qtbot, window, photo_dir)
+    before = {p: p.read_bytes() for p in photo_dir.glob("*.jpg")}
+
+    prompts.write_into_photos_answer = "no"
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window)
+    assert prompts.asked_write_into_photos == 1
+    assert {p: p.read_bytes() for p in photo_dir.glob("*.jpg")} == before, "nothing written"
+    assert "untouched" in window.statusBar().currentMessage()
+
+    prompts.write_into_photos_answer = "yes"
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window)
+    assert prompts.asked_write_into_photos == 2
+    assert all(make_store("embed").read(p) for p in before), "written once the user agreed"
+    type_caption(qtbot, window, "a red ball on the grass")
+    window.commands.save.trigger()
+    wait_idle(qtbot, window)
+    assert prompts.asked_write_into_photos == 2, "asked once per session, not per save"
+
+
+def test_dont_ask_again_is_remembered_and_sidecars_never_ask(
+    qtbot, make_window, photo_dir, prompts
+):
+    window = make_window()
+    open_and_wait(qtbot, window, photo_dir)
+    type_caption(qtbot, window, "a sidecar caption")
+    window.commands.save.trigger()  # the default store is a text sidecar
+    wait_idle(qtbot, window)
+    assert prompts.asked_write_into_photos == 0
+
+    window.apply_settings(window.settings.with_changes(store="embed"))
+    prompts.write_into_photos_answer = "always"
+    type_caption(qtbot, window, "an embedded caption")
+    window.commands.save.trigger()
+    wait_idle(qtbot, window)
+    assert prompts.asked_write_into_photos == 1
+    assert make_store("embed").read(photo_dir / "photo0.jpg") == "an embedded caption"
+    assert not window.settings.ask_before_writing_into_photos
+    again = make_window()  # a new session reads the saved settings
+    assert not again.settings.ask_before_writing_into_photos
+    open_and_wait(qtbot, again, photo_dir)
+    again.commands.caption_folder.trigger()
+    wait_idle(qtbot, again)
+    assert prompts.asked_write_into_photos == 1
