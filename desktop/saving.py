@@ -96,7 +96,7 @@ class Saver(QObject):
             expected=photo.identity,
         )
         self._generated[request] = generated
-        self.writer.submit(request)
+        self.writer.save(request)
         self._in_flight[photo.path] += 1
         self.photos.put(replace(photo, saving=True))
         return True

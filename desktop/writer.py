@@ -17,7 +17,7 @@ class CaptionWriter(QObject):
     """Owns the process's one core Writer: every caption write and every index row goes
     through its thread, the engine's (handed over by the inference thread) and the user's.
 
-    ``submit`` reports each outcome with the ``written`` signal on the GUI thread.
+    ``save`` reports each outcome with the ``written`` signal on the GUI thread.
     """
 
     written = Signal(object)  # SaveOutcome, on the GUI thread
@@ -26,7 +26,7 @@ class CaptionWriter(QObject):
         super().__init__(parent)
         self.core = Writer(index_path)
 
-    def submit(self, request: SaveRequest) -> None:
+    def save(self, request: SaveRequest) -> None:
         """Queue a save of ``request`` (a snapshot); ``written`` says how it went."""
         self.core.save(request, on_done=self._done)
 

@@ -343,10 +343,10 @@ def test_the_writer_reports_each_save_and_refuses_after_closing(qtbot, photo_dir
     photo = photo_dir / "photo0.jpg"
     (photo_dir / "photo0.txt").write_text("theirs", encoding="utf-8")
     with qtbot.waitSignal(writer.written) as refused:
-        writer.submit(SaveRequest(photo, "ours", "txt"))
+        writer.save(SaveRequest(photo, "ours", "txt"))
     assert refused.args[0].exists and not refused.args[0].ok
     with qtbot.waitSignal(writer.written) as saved:
-        writer.submit(SaveRequest(photo, "ours", "txt", overwrite=True))
+        writer.save(SaveRequest(photo, "ours", "txt", overwrite=True))
     assert saved.args[0].ok and (photo_dir / "photo0.txt").read_text() == "ours"
     assert saved.args[0].identity == FileIdentity.of(photo)
     writer.shutdown()
