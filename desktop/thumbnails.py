@@ -99,7 +99,10 @@ def decode_scaled(path: Path, edge: int) -> QImage:
     # (about 0.1 s), which the app's start-up need not wait for. It no longer loads torch.
     from core.images import open_image
 
-    image = open_image(path, draft_size=(edge, edge))
+    # A thumbnail of a 4:3 photo is 3/4 edge on its short side, so an embedded image that big
+    # (a phone HEIC's 320x240 thumbnail, a RAW file's preview) is enough; no full decode.
+    least = edge * 3 // 4
+    image = open_image(path, draft_size=(least, least))
     image.thumbnail((edge, edge), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return pil_to_qimage(image)
 

@@ -18,6 +18,41 @@ DATA = Path(__file__).resolve().parent / "data"
 torch.set_num_threads(1)
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--device",
+        default="cpu",
+        choices=("cpu", "cuda", "mps"),
+        help="run every Captioner the tests make on this device (default cpu); "
+        "tests/benchmarks/gpu_check.py passes cuda",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    device = config.getoption("--device")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise pytest.UsageError("--device cuda: this machine has no CUDA device")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise pytest.UsageError("--device mps: this machine has no MPS device")
+
+
+@pytest.fixture(autouse=True)
+def _captioners_on_test_device(request: pytest.FixtureRequest, monkeypatch) -> None:
+    """Under --device cuda (or mps) a Captioner asked for "cpu" or "auto" runs there instead:
+    the tests ask for "cpu" so that they pass on any machine."""
+    device = request.config.getoption("--device")
+    if device == "cpu":
+        return
+    import core.inference
+
+    real = core.inference.pick_device
+    monkeypatch.setattr(
+        core.inference,
+        "pick_device",
+        lambda requested="auto": real(device if requested in ("cpu", "auto") else requested),
+    )
+
+
 @pytest.fixture(autouse=True)
 def _private_library_index(tmp_path_factory, monkeypatch) -> None:
     """No test may ever write to the user's real library index."""

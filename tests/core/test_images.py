@@ -1,7 +1,9 @@
-"""Opening photos: formats, modes, EXIF orientation, reduced-scale JPEG decoding, bad files."""
+"""Opening photos: formats, modes, EXIF orientation, reduced-scale JPEG decoding, HEIC
+thumbnails, RAW previews, batched JPEG decoding on the device, bad files."""
 
 from __future__ import annotations
 
+import io
 import struct
 import zlib
 from pathlib import Path
@@ -9,10 +11,27 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from PIL import Image
 
+from core.datatypes import DEFAULT_WEIGHTS
 from core.errors import ImageError
-from core.images import load_for_model, normalize_batch, open_image, to_model_input
+from core.images import (
+    EncodedJpeg,
+    RawPreview,
+    gpu_decodable_jpeg,
+    heif_thumbnail,
+    load_for_model,
+    normalize_batch,
+    open_image,
+    preview_order,
+    raw_previews,
+    read_for_device,
+    same_shape,
+    stack_on_device,
+    to_model_input,
+)
+from core.inference import Captioner, CaptionSettings
 from tests.conftest import DATA
 from tests.imagegen import textured_image
 
@@ -218,3 +237,241 @@ def test_decompression_bomb(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="too large") as info:
         open_image(path)
     assert "bomb.png" in str(info.value)
+
+
+# ---------------------------------------------------------------- HEIC thumbnails (real phone files)
+
+# name, the embedded thumbnail's size (upright), the full image's size (upright)
+PHONE_HEICS_WITH_THUMBNAIL = [
+    ("iphonexr_thumbnail.heic", (240, 320), (3024, 4032)),  # stored sideways, turned by irot
+    ("galaxy_s25_thumbnail.heic", (512, 236), (4000, 1848)),  # 236.5 would be exact: rounded
+]
+
+
+@pytest.mark.parametrize("name, thumb_size, full_size", PHONE_HEICS_WITH_THUMBNAIL)
+def test_heic_with_thumbnail_is_captioned_from_it(name, thumb_size, full_size) -> None:
+    img = open_image(DATA / name)  # the model's draft size, 224
+    assert img.mode == "RGB" and img.size == thumb_size, "the thumbnail path was not taken"
+    assert open_image(DATA / name, draft_size=None).size == full_size
+
+
+def test_heic_thumbnail_smaller_than_needed_is_not_used() -> None:
+    # The iPhone's thumbnail is 240 pixels on its short side: not enough for 256.
+    assert heif_thumbnail(DATA / "iphonexr_thumbnail.heic", (256, 256)) is None
+    assert open_image(DATA / "iphonexr_thumbnail.heic", (256, 256)).size == (3024, 4032)
+
+
+def test_heic_without_thumbnail_decodes_in_full() -> None:
+    path = DATA / "xiaomi_no_thumbnail.heic"
+    assert heif_thumbnail(path, (224, 224)) is None
+    img = open_image(path)
+    assert img.mode == "RGB" and img.size == (2592, 1944)
+
+
+@pytest.mark.parametrize(
+    "thumb, main, same",
+    [
+        ((320, 240), (4032, 3024), True),
+        ((240, 320), (3024, 4032), True),
+        ((512, 236), (4000, 1848), True),  # within a pixel of rounding
+        ((320, 180), (4032, 3024), False),  # a 16:9 crop of a 4:3 photo
+        ((240, 320), (4032, 3024), False),  # turned differently from the main image
+        ((512, 230), (4000, 1848), False),
+    ],
+)
+def test_thumbnail_must_have_the_main_image_shape(thumb, main, same) -> None:
+    assert same_shape(thumb, main) is same
+
+
+def test_damaged_heic_container_falls_back_to_pillow_and_reports(tmp_path: Path) -> None:
+    data = bytearray((DATA / "iphonexr_thumbnail.heic").read_bytes())
+    meta_at = bytes(data).index(b"meta") - 4
+    struct.pack_into(">I", data, meta_at, 0xFFFFFF)  # the meta box claims to run past the file
+    path = tmp_path / "broken.heic"
+    path.write_bytes(bytes(data))
+    with pytest.raises(ImageError) as info:
+        open_image(path)
+    assert "broken.heic" in str(info.value)
+
+
+needs_shipped_model = pytest.mark.skipif(
+    not DEFAULT_WEIGHTS.is_file(), reason="the shipped caption model is not in this checkout"
+)
+
+
+def _nll(captioner: Captioner, memory: torch.Tensor, caption: str) -> float:
+    """Mean negative log-likelihood per token of ``caption`` given one photo's memory."""
+    ids = torch.tensor([captioner.vocab.encode(caption)])  # (1, T)
+    with torch.inference_mode():
+        logits = captioner.model.decode(ids[:, :-1], memory)  # (1, T-1, V)
+        return F.cross_entropy(logits[0].float(), ids[0, 1:]).item()
+
+
+@needs_shipped_model
+def test_captions_from_thumbnail_and_full_image_agree() -> None:
+    """The thumbnail shows the model the same photo: close pixels, close encodings, and each
+    caption is nearly as likely on the other image as that image's own caption."""
+    captioner = Captioner(device="cpu")
+    settings = CaptionSettings(beam_size=3)
+    seen = {}
+    for name, _, _ in PHONE_HEICS_WITH_THUMBNAIL:
+        thumb = to_model_input(open_image(DATA / name))
+        full = to_model_input(open_image(DATA / name, draft_size=None))
+        assert (thumb.float() - full.float()).abs().mean() < 8  # of 255
+        batch = torch.stack([thumb, full])
+        memory = captioner.encode(batch)  # (2, 49, C)
+        (c_thumb, *_), (c_full, *_) = captioner.caption_tensors(batch, settings)
+        seen[name] = memory
+        m_thumb, m_full = memory[:1], memory[1:]
+        on_thumb = _nll(captioner, m_thumb, c_full.caption) - _nll(
+            captioner, m_thumb, c_thumb.caption
+        )
+        on_full = _nll(captioner, m_full, c_thumb.caption) - _nll(captioner, m_full, c_full.caption)
+        assert on_thumb < 0.4 and on_full < 0.4, (name, c_thumb.caption, c_full.caption)
+    (a, ma), (b, mb) = seen.items()
+    same_a = F.cosine_similarity(ma[0].flatten(), ma[1].flatten(), dim=0)
+    same_b = F.cosine_similarity(mb[0].flatten(), mb[1].flatten(), dim=0)
+    across = F.cosine_similarity(ma[0].flatten(), mb[1].flatten(), dim=0)
+    assert same_a > 0.85 and same_b > 0.85 and across < 0.6, (a, b, same_a, same_b, across)
+
+
+# ---------------------------------------------------------------- RAW previews (real camera files)
+
+# name, EXIF orientation, size at the model's draft size, size in full
+RAWS = [
+    ("canon_eos_r6.cr3", 1, (405, 270), (1620, 1080)),  # 1620x1080 preview, JPEG draft 1/4
+    ("nikon_d70s.nef", 1, (425, 640), (425, 640)),  # 640x425 preview (160x106 is too small)
+    ("sony_zv-e10.arw", 6, (120, 160), (120, 160)),  # only a 160x120 preview: the largest
+    ("leica_m10.dng", 6, (120, 160), (120, 160)),  # its larger previews are cut off
+    ("fujifilm_s5pro.raf", 1, (160, 120), (160, 120)),  # 8x8 placeholder skipped
+]
+
+
+@pytest.mark.parametrize("name, orientation, draft, full", RAWS)
+def test_raw_captioned_from_embedded_preview(name, orientation, draft, full) -> None:
+    found, previews = raw_previews(DATA / name)
+    assert found == orientation and previews
+    img = open_image(DATA / name)
+    assert img.mode == "RGB" and img.size == draft
+    assert open_image(DATA / name, draft_size=None).size == full
+
+
+def test_raw_chooses_smallest_preview_that_covers_the_model_input() -> None:
+    _, previews = raw_previews(DATA / "canon_eos_r6.cr3")
+    sizes = [(p.width, p.height) for p in previews]
+    assert sizes == [(160, 120), (1620, 1080)]
+    assert preview_order(previews, (224, 224)) == [1, 0]  # 1620x1080 first, 160x120 if it fails
+
+
+def _preview(w: int, h: int) -> RawPreview:
+    return RawPreview(w, h, "image/jpeg", b"")
+
+
+@pytest.mark.parametrize(
+    "sizes, draft, order",
+    [
+        ([(160, 120), (1616, 1080), (6000, 4000)], (224, 224), [1, 2, 0]),  # smallest covering
+        ([(6000, 4000), (160, 120), (1616, 1080)], (224, 224), [2, 0, 1]),
+        ([(160, 120), (200, 150)], (224, 224), [1, 0]),  # none covers: largest first
+        ([(160, 120), (8, 8)], (224, 224), [0]),  # a placeholder is never used
+        ([(160, 120), (1616, 1080)], None, [1, 0]),  # full size wanted: largest first
+        ([(0, 0), (1616, 1080)], (224, 224), [1, 0]),  # unknown size: last
+    ],
+)
+def test_preview_order(sizes, draft, order) -> None:
+    assert preview_order([_preview(w, h) for w, h in sizes], draft) == order
+
+
+@pytest.mark.parametrize("name", ["sony_zv-e10.arw", "leica_m10.dng"])
+def test_raw_preview_turned_by_the_raw_files_orientation(name: str) -> None:
+    orientation, previews = raw_previews(DATA / name)
+    assert orientation == 6  # stored sideways: a quarter turn clockwise shows it upright
+    stored = Image.open(io.BytesIO(previews[0].data)).convert("RGB")
+    assert stored.size == (160, 120)
+    want = np.asarray(stored.transpose(Image.Transpose.ROTATE_270))
+    assert np.array_equal(np.asarray(open_image(DATA / name)), want)
+
+
+@pytest.mark.parametrize("name", ["canon_350d_no_preview.cr2", "iphone12pro_no_preview.dng"])
+def test_raw_without_usable_preview_is_a_clear_error(name: str) -> None:
+    with pytest.raises(ImageError, match="no embedded preview") as info:
+        open_image(DATA / name)
+    assert name in str(info.value)
+
+
+def test_file_with_raw_extension_that_is_not_raw(tmp_path: Path) -> None:
+    path = tmp_path / "holiday.nef"
+    path.write_text("not a photo at all")
+    with pytest.raises(ImageError, match="cannot be read") as info:
+        open_image(path)
+    assert "holiday.nef" in str(info.value)
+
+
+def test_batch_with_raw_and_heic_goes_on_past_a_bad_raw(tmp_path: Path, tiny_checkpoint) -> None:
+    captioner = Captioner(tiny_checkpoint, device="cpu")
+    paths = [
+        DATA / "canon_eos_r6.cr3",
+        DATA / "canon_350d_no_preview.cr2",
+        DATA / "iphonexr_thumbnail.heic",
+        DATA / "nikon_d70s.nef",
+    ]
+    results = list(captioner.caption_paths(paths, CaptionSettings(beam_size=1, batch_size=2)))
+    by_path = {r.path: r for r in results}
+    assert set(by_path) == set(paths)
+    bad = by_path[DATA / "canon_350d_no_preview.cr2"]
+    assert not bad.ok and "canon_350d_no_preview.cr2" in bad.error
+    assert all(by_path[p].ok for p in paths if p != bad.path)
+
+
+# ---------------------------------------------------------------- JPEG decoding on the device
+# Run here on the CPU (the same torchvision call, without nvJPEG); tests/benchmarks/gpu_check.py
+# runs the suite with --device cuda where there is a GPU.
+
+
+def test_read_for_device_decodes_on_the_worker_unless_cuda(photo_dir: Path) -> None:
+    path = sorted(photo_dir.glob("*.jpg"))[0]
+    got = read_for_device(path, "cpu")
+    assert isinstance(got, torch.Tensor) and torch.equal(got, load_for_model(path))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_device_decode_matches_pillow_and_applies_orientation(tmp_path, orientation) -> None:
+    ref = _reference().resize((300, 200))
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    path = tmp_path / f"o{orientation}.jpg"
+    _STORED[orientation](ref).save(path, exif=exif.tobytes(), quality=95)
+    encoded = gpu_decodable_jpeg(path)
+    assert isinstance(encoded, EncodedJpeg) and encoded.orientation == orientation
+    batch, failed = stack_on_device([encoded, load_for_model(path)], "cpu")
+    assert failed == [] and batch.shape == (2, 3, 224, 224) and batch.dtype == torch.uint8
+    assert (batch[0].float() - batch[1].float()).abs().mean() < 3  # of 255
+
+
+def test_device_decode_of_a_large_photo_matches_the_reduced_cpu_decode(tmp_path: Path) -> None:
+    path = tmp_path / "big.jpg"  # the CPU decodes it at 1/4 scale, the device in full
+    textured_image(2000, 1500).save(path, quality=85)
+    batch, _ = stack_on_device([gpu_decodable_jpeg(path)], "cpu")
+    assert (batch[0].float() - load_for_model(path).float()).abs().mean() < 3
+
+
+def test_only_plain_complete_jpegs_go_to_the_device(tmp_path: Path) -> None:
+    img = textured_image(64, 48)
+    img.save(tmp_path / "ok.jpg", quality=90)
+    img.save(tmp_path / "p.png")
+    img.convert("CMYK").save(tmp_path / "cmyk.jpg")
+    whole = (tmp_path / "ok.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "motion.jpg").write_bytes(whole + b"\0\0\0\x18ftypmp42" + b"\1" * 100)
+    assert isinstance(gpu_decodable_jpeg(tmp_path / "ok.jpg"), EncodedJpeg)
+    for name in ("p.png", "cmyk.jpg", "cut.jpg", "motion.jpg", "missing.jpg"):
+        assert gpu_decodable_jpeg(tmp_path / name) is None, name
+
+
+def test_device_batch_leaves_out_what_no_decoder_can_read(tmp_path: Path) -> None:
+    good = tmp_path / "good.jpg"
+    textured_image(64, 48).save(good, quality=90)
+    fake = EncodedJpeg(tmp_path / "gone.jpg", b"\xff\xd8\xff" + b"\x17" * 64 + b"\xff\xd9", 1)
+    batch, failed = stack_on_device([fake, gpu_decodable_jpeg(good), load_for_model(good)], "cpu")
+    assert batch.shape == (2, 3, 224, 224)
+    assert [i for i, _ in failed] == [0] and "gone.jpg" in str(failed[0][1])
