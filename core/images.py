@@ -234,12 +234,13 @@ def heif_thumbnail(path: Path, draft_size: tuple[int, int]) -> Image.Image | Non
     data = path.read_bytes()
     try:
         items = _heif_items(data)
-    except (ValueError, struct.error) as exc:
-        log.debug("%s: HEIF boxes not readable for a thumbnail (%s)", path, exc)
+        if items is None:
+            return None
+        main_w, main_h = pi_heif.open_heif(data).size  # after the primary's rotation, mirroring
+    except (ValueError, IndexError, struct.error, OSError, RuntimeError, EOFError) as exc:
+        # The full decode that follows reports a damaged file in the user's terms.
+        log.debug("%s: no thumbnail read (%s)", path, exc)
         return None
-    if items is None:
-        return None
-    main_w, main_h = pi_heif.open_heif(data).size  # after the primary's rotation and mirroring
     best: tuple[int, pi_heif.HeifImage] | None = None
     for item, ref_at in items.thumbnails:
         try:
@@ -258,7 +259,11 @@ def heif_thumbnail(path: Path, draft_size: tuple[int, int]) -> Image.Image | Non
                 best = (w * h, image)
     if best is None:
         return None
-    thumbnail = best[1].to_pillow()
+    try:
+        thumbnail = best[1].to_pillow()
+    except (OSError, ValueError, RuntimeError, EOFError) as exc:
+        log.debug("%s: thumbnail not decodable, decoding in full (%s)", path, exc)
+        return None
     log.debug("%s: captioned from its %dx%d thumbnail", path, *thumbnail.size)
     return _to_rgb8(thumbnail)
 

@@ -294,6 +294,16 @@ def test_damaged_heic_container_falls_back_to_pillow_and_reports(tmp_path: Path)
     assert "broken.heic" in str(info.value)
 
 
+def test_undecodable_thumbnail_falls_back_to_full_decode(monkeypatch) -> None:
+    import pi_heif
+
+    def broken(self):
+        raise RuntimeError("Invalid input: Corrupted image data")
+
+    monkeypatch.setattr(pi_heif.HeifImage, "to_pillow", broken)
+    assert open_image(DATA / "galaxy_s25_thumbnail.heic").size == (4000, 1848)
+
+
 needs_shipped_model = pytest.mark.skipif(
     not DEFAULT_WEIGHTS.is_file(), reason="the shipped caption model is not in this checkout"
 )
