@@ -2,7 +2,10 @@
 # Sets up everything PhotoScribe needs (venv, torch, the project) and then runs the app or the tests.
 #   bash packaging/bootstrap.sh run [ARGS...]   set up, then open the app (ARGS go to `photoscribe`)
 #   bash packaging/bootstrap.sh test [PYTEST ARGS...]   set up, then lint and run the whole test suite
+#   bash packaging/bootstrap.sh system   only the system packages below (no venv)
 # Idempotent: a second run with nothing changed only checks a stamp file and starts at once.
+# On Debian and Ubuntu it first installs, with apt-get (sudo when not root; it says so first),
+# the system libraries Qt's window needs (libxcb-cursor0, ...) and, for `test`, exiftool.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -23,44 +26,104 @@ find_python() {
     return 1
 }
 
-system_packages() {
-    # exiftool is the independent metadata reader the tests check against.
-    if command -v exiftool >/dev/null 2>&1; then return 0; fi
-    if [ "$(uname -s)" = Darwin ]; then
-        if command -v brew >/dev/null 2>&1; then brew install exiftool; fi
+apt_install() { # apt_install REASON PACKAGE...: install with apt-get, saying why before any sudo
+    local reason="$1"
+    shift
+    local sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    echo "$reason: $*"
+    if [ "${#sudo[@]}" != 0 ] && ! command -v sudo >/dev/null 2>&1; then
+        echo "Install them as root (apt-get install $*) and run this again." >&2
+        return 1
+    fi
+    if [ "${#sudo[@]}" != 0 ]; then
+        echo "Installing them with sudo apt-get (sudo may ask for your password)."
+    else
+        echo "Installing them with apt-get."
+    fi
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+not_installed() { # not_installed PACKAGE...: those of the Debian packages that are not installed
+    { dpkg-query -W -f='${Package} ${Status}\n' "$@" 2>/dev/null || true; } |
+        awk -v want="$*" '$NF == "installed" { ok[$1] = 1 }
+            END { n = split(want, w, " "); for (i = 1; i <= n; i++) if (!(w[i] in ok)) print w[i] }'
+}
+
+system_packages() { # system_packages run|test
+    [ "$(uname -s)" = Linux ] || {
+        # exiftool is the independent metadata reader the tests check against.
+        if [ "$1" = test ] && ! command -v exiftool >/dev/null 2>&1 && command -v brew >/dev/null 2>&1; then
+            brew install exiftool
+        fi
+        return 0
+    }
+    local py missing=()
+    py="$(find_python)"
+    if ! command -v dpkg-query >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+        # Not Debian or Ubuntu: name what Qt's window needs when the loader cannot find it.
+        if ! ldconfig -p 2>/dev/null | grep -q 'libxcb-cursor\.so\.0'; then
+            echo "Qt's window needs the X11 libraries xcb-util-cursor, xcb-util-wm, xcb-util-keysyms," \
+                "xcb-util-image, xcb-util-renderutil and libxkbcommon-x11; install them with your" \
+                "package manager if PhotoScribe's window does not open." >&2
+        fi
         return 0
     fi
-    if command -v apt-get >/dev/null 2>&1; then
-        local sudo=""
-        [ "$(id -u)" = 0 ] || sudo="sudo"
-        $sudo apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq libimage-exiftool-perl >/dev/null
+    # Qt's window (X11) links these from the system; the PySide6 wheels carry only Qt itself.
+    read -r -a missing < <(not_installed $("$py" packaging/bundle_rules.py qt-packages) | tr '\n' ' ') || true
+    if [ "${#missing[@]}" != 0 ]; then
+        apt_install "PhotoScribe's window (Qt) needs these system libraries" "${missing[@]}"
+    fi
+    if [ "$1" = test ] && ! command -v exiftool >/dev/null 2>&1; then
+        apt_install "The tests check metadata with exiftool" libimage-exiftool-perl
     fi
 }
 
 setup_venv() {
-    local py stamp want
+    local py stamp want size
     py="$(find_python)"
-    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
     stamp="$venv/.photoscribe-stamp"
-    want="$(cat pyproject.toml packaging/bootstrap.sh | "$venv/bin/python" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
-    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+    if [ -f "$stamp" ]; then
+        want="$(cat pyproject.toml packaging/bootstrap.sh | "$venv/bin/python" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())')"
+        if [ "$(cat "$stamp")" = "$want" ]; then return 0; fi
+        echo "Updating $venv (pyproject.toml or this script changed)."
+    else
+        echo "Setting up $venv, once: a Python environment with PhotoScribe and what it needs."
+    fi
+    [ -x "$venv/bin/python" ] || "$py" -m venv "$venv"
     "$venv/bin/python" -m pip install -q --upgrade pip
     if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
         # The torch/torchvision pair that imports together here (see README, "Install").
+        echo "[1/2] torch 2.14.1 and torchvision 0.29.1 with NVIDIA's CUDA 13 libraries (they also run"
+        echo "      on the CPU): about 3 GB to download, 5.5 GB on disk; a few minutes."
         "$venv/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1
+    else
+        echo "[1/2] torch and torchvision: a few hundred MB to download."
     fi
-    "$venv/bin/python" -m pip install -q -e ".[test]"
-    echo "$want" >"$stamp"
+    echo "[2/2] PhotoScribe (editable, from this folder) with PySide6 (Qt), Pillow, pi-heif, exiv2,"
+    echo "      numpy, safetensors and the test tools: about 400 MB on disk."
+    # PYTHONWARNINGS=ignore: setuptools' build backend prints a ten-line "Editable installation"
+    # notice as a Python warning for every editable install, whatever the mode; it asks nothing
+    # of the user. pip's own errors still show.
+    PYTHONWARNINGS=ignore "$venv/bin/python" -m pip install -q -e ".[test]"
+    "$venv/bin/python" -c 'import hashlib,sys; print(hashlib.sha256(sys.stdin.buffer.read()).hexdigest())' \
+        < <(cat pyproject.toml packaging/bootstrap.sh) >"$stamp"
+    size="$(du -sh "$venv" 2>/dev/null | cut -f1)"
+    echo "Done: $venv holds ${size:-it all}."
 }
 
 case "$mode" in
 run)
+    system_packages run
     setup_venv
     exec "$venv/bin/photoscribe" "$@"
     ;;
+system)
+    system_packages test
+    ;;
 test)
-    system_packages
+    system_packages test
     setup_venv
     "$venv/bin/ruff" check .
     "$venv/bin/ruff" format --check .
@@ -68,7 +131,7 @@ test)
     QT_QPA_PLATFORM=offscreen exec "$venv/bin/python" -m pytest "$@"
     ;;
 *)
-    echo "usage: bash packaging/bootstrap.sh run|test [ARGS...]" >&2
+    echo "usage: bash packaging/bootstrap.sh run|test|system [ARGS...]" >&2
     exit 2
     ;;
 esac

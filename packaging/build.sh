@@ -7,8 +7,11 @@
 #   --no-archive           stop after the smoke tests (the installable folder is still made)
 #   --no-build             smoke-test, check and pack the app already in dist/photoscribe
 # Output: dist/photoscribe/ (the app), dist/photoscribe-VERSION-linux-ARCH-VARIANT/ (app plus
-# install.sh, uninstall.sh, menu entry, icons) and its .tar.gz; build/bundle_report.json (sizes)
-# and build/build_times.json. VARIANT is "cpu" or e.g. "cu130", after the torch in the venv.
+# install.sh, uninstall.sh, menu entry, icons, SHA256SUMS) and its .tar.zst (packaging/pack.sh;
+# PHOTOSCRIBE_ARCHIVE_FORMAT=xz or gz for another format); build/bundle_report.json (sizes) and
+# build/build_times.json. VARIANT is "cpu" or e.g. "cu130", after the torch in the venv.
+# Before PyInstaller runs it installs, with apt-get, the system libraries the bundle carries that
+# this machine lacks (libxcb-cursor0, ...: bundle_rules.BUILD_MACHINE_LIBRARIES), or names them.
 # The machine is busy for a while: run it as `nice -n 19 bash packaging/build.sh` beside other work.
 set -euo pipefail
 
@@ -19,13 +22,14 @@ py="$venv/bin/python"
 placeholder=0
 archive=1
 build=1
+format="${PHOTOSCRIBE_ARCHIVE_FORMAT:-zst}"
 for arg in "$@"; do
     case "$arg" in
     --placeholder-weights) placeholder=1 ;;
     --no-archive) archive=0 ;;
     --no-build) build=0 ;;
     -h | --help)
-        sed -n '2,12p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -43,7 +47,30 @@ seconds() { "$py" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1
     exit 1
 }
 if ! "$py" -c "import PyInstaller" 2>/dev/null; then
-    "$py" -m pip install -q -e ".[package]"
+    echo "== installing PyInstaller into $venv (the \"package\" extra in pyproject.toml)"
+    "$py" -m pip install -q "pyinstaller>=6"
+fi
+
+# The libraries the bundle carries from this machine (bundle_rules.BUILD_MACHINE_LIBRARIES: what
+# Qt's X11 plugin links and many desktops lack, such as libxcb-cursor0). The same bundle comes
+# out whatever else is installed here; check_bundle.py fails if one is missing after all.
+needed="$("$py" packaging/check_bundle.py --build-machine | tr '\n' ' ')"
+needed="${needed% }"
+if [ -n "$needed" ]; then
+    sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    if command -v apt-get >/dev/null 2>&1 && { [ "${#sudo[@]}" = 0 ] || command -v sudo >/dev/null 2>&1; }; then
+        echo "== the bundle carries libraries this machine lacks; installing $needed"
+        [ "${#sudo[@]}" = 0 ] || echo "   with sudo apt-get (it may ask for your password)"
+        "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $needed >/dev/null ||
+            { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive \
+                apt-get install -y -qq $needed >/dev/null; }
+    else
+        echo "build.sh: the bundle carries libraries this machine lacks; install these packages" >&2
+        echo "  (Debian/Ubuntu names; on other systems the packages with the same libraries):" >&2
+        echo "  $needed" >&2
+        exit 1
+    fi
 fi
 
 version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' core/__init__.py)"
@@ -129,27 +156,28 @@ cp packaging/linux/INSTALL.txt "$stage/INSTALL.txt"
 chmod 755 "$stage/install.sh" "$stage/uninstall.sh"
 
 archive_s=0
+archive_file=""
 if [ "$archive" = 1 ] && head -c 1000000 dist/photoscribe/_internal/core/weights/photoscribe-b0.safetensors |
     grep -q PLACEHOLDER; then
     echo "build.sh: the app carries placeholder weights; no archive is made" >&2
     archive=0
 fi
 if [ "$archive" = 1 ]; then
-    echo "== packing dist/$package.tar.gz"
-    compress="gzip -6"
-    if command -v pigz >/dev/null 2>&1; then compress="pigz -6"; fi
-    rm -f "dist/$package.tar.gz"
-    tar -C dist -cf - "$package" | $compress >"dist/$package.tar.gz.tmp"
-    mv "dist/$package.tar.gz.tmp" "dist/$package.tar.gz"
+    echo "== packing dist/$package.tar.$format"
+    rm -f dist/"$package".tar.*
+    packed="$(bash packaging/pack.sh "$stage" "$format")"
     t5="$(now)"
     archive_s="$(seconds "$t4" "$t5")"
-    echo "   $(du -h "dist/$package.tar.gz" | cut -f1) in $archive_s s"
+    archive_file="dist/$package.tar.$format"
+    echo "   $(du -h "$archive_file" | cut -f1) in $archive_s s: $packed"
 fi
 
 cat >build/build_times.json <<EOF
 {"variant": "$variant", "pyinstaller_s": $(seconds "$t0" "$t1"), "self_test_s": $(seconds "$t1" "$t2"),
  "smoke_gui_s": $(seconds "$t2" "$t3"), "launch_to_window_s": $startup,
- "check_s": $(seconds "$t3" "$t4"), "archive_s": $archive_s, "total_s": $(seconds "$t0" "$(now)")}
+ "check_s": $(seconds "$t3" "$t4"), "archive": "$archive_file", "archive_format": "$format",
+ "archive_bytes": $([ -z "$archive_file" ] && echo 0 || stat -c %s "$archive_file"),
+ "archive_s": $archive_s, "total_s": $(seconds "$t0" "$(now)")}
 EOF
 echo "== done: dist/photoscribe ($variant); install with $stage/install.sh"
 cat build/build_times.json

@@ -1,28 +1,31 @@
 """Checks a built PhotoScribe bundle against bundle_rules.py and reports what its parts weigh.
 
     .venv/bin/python packaging/check_bundle.py dist/photoscribe --out build/bundle_report.json
+    .venv/bin/python packaging/check_bundle.py --build-machine   # what build.sh must install
 
 Fails (exit 1) when something the app needs is missing, when something that should be left out
-is there (headers, tests, training-only packages, unused Qt modules), or when the CUDA libraries
-do not follow the torch that was installed for the build: all of them with a CUDA torch, none
-with a CPU torch. Run it with the Python the bundle was built with.
-"""
+is there (headers, tests, training-only packages, unused Qt modules, GTK), when a library a
+bundled file links is neither bundled nor on the written list of libraries left to the user's
+system (bundle_rules.SYSTEM_LIBRARIES), when one on that list is bundled, or when the CUDA
+libraries do not follow the torch that was installed for the build: all of them with a CUDA
+torch, none with a CPU torch. Run it with the Python the bundle was built with.
+--build-machine prints, one per line, the Debian packages of bundle_rules.BUILD_MACHINE_LIBRARIES
+this machine lacks (nothing when it has them all)."""
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
 import json
-import mmap
 import os
 import re
-import struct
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import bundle_rules as rules
+import elf
 
 MB = 1_000_000
 
@@ -36,7 +39,9 @@ class Report:
     parts: dict[str, int] = field(default_factory=dict)  # part -> bytes, largest first
     largest_files: list[tuple[str, int]] = field(default_factory=list)
     modules: int = 0  # Python modules in the app's archive
-    system_libraries: list[str] = field(default_factory=list)  # expected from the user's system
+    system_libraries: list[str] = field(default_factory=list)  # linked, left to the user's system
+    # the newest symbol versions of glibc and libstdc++ any file needs, each with such a file
+    newest_system_versions: dict[str, str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
 
@@ -60,33 +65,6 @@ def installed_cuda_libraries() -> set[str]:
     return {p.name for p in nvidia.glob("*/lib/*") if rules.matches(p.name, rules.CUDA_DLOPENED)}
 
 
-def elf_needed(path: Path) -> list[str] | None:
-    """The DT_NEEDED entries of a 64-bit little-endian ELF file; None for any other file."""
-    if path.stat().st_size < 64:
-        return None
-    with open(path, "rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
-            return None
-        (shoff,) = struct.unpack_from("<Q", data, 0x28)
-        shentsize, shnum = struct.unpack_from("<HH", data, 0x3A)
-        sections = [
-            struct.unpack_from("<IIQQQQIIQQ", data, shoff + i * shentsize) for i in range(shnum)
-        ]
-        needed = []
-        for _name, kind, _flags, _addr, offset, size, link, _info, _align, _entsize in sections:
-            if kind != 6:  # SHT_DYNAMIC
-                continue
-            strtab = sections[link][4]
-            for pos in range(offset, offset + size, 16):
-                tag, value = struct.unpack_from("<qQ", data, pos)
-                if tag == 0:
-                    break
-                if tag == 1:  # DT_NEEDED
-                    end = data.find(b"\0", strtab + value)
-                    needed.append(data[strtab + value : end].decode())
-        return needed
-
-
 def system_library_names() -> set[str]:
     """The shared libraries this machine's loader knows (ldconfig's cache)."""
     try:
@@ -96,28 +74,64 @@ def system_library_names() -> set[str]:
     return {line.split()[0] for line in listing.splitlines()[1:] if line.strip()}
 
 
-def check_linked_libraries(inside: Path, names: set[str], report: Report) -> None:
-    """Every library a bundled ELF file needs is bundled, or is one PyInstaller leaves to the
-    system (libc, libGL, ...); ones missing from this machine too are listed as expected from
-    the user's system."""
-    try:
-        from PyInstaller.depend.dylib import include_library
-    except ImportError:
-        return
-    system = system_library_names()
-    missing: dict[str, str] = {}
-    for path in inside.rglob("*"):
-        if path.is_symlink() or not path.is_file() or path.suffix in (".py", ".pyc", ".json"):
+def missing_build_libraries(known: set[str]) -> dict[str, str]:
+    """The libraries of rules.BUILD_MACHINE_LIBRARIES that are not among ``known`` (the build
+    machine's libraries), each with the Debian package that provides it."""
+    return {lib: pkg for lib, pkg in rules.BUILD_MACHINE_LIBRARIES.items() if lib not in known}
+
+
+def check_linked_libraries(inside: Path, files: dict[str, int], report: Report) -> None:
+    """Every library a bundled ELF file links is bundled, or is on the written list of
+    libraries left to the user's system (rules.SYSTEM_LIBRARIES); nothing on that list is
+    bundled where the loader would find it first. What this machine happens to have installed
+    plays no part. Also records the newest glibc and libstdc++ symbol versions needed."""
+    bundled = {rel.rsplit("/", 1)[-1] for rel in files}
+    missing: dict[str, list[str]] = {}
+    used: dict[str, set[str]] = {}  # list entry -> sonames linked
+    versions: dict[str, str] = {}  # symbol version of a system library -> a file needing it
+    for rel in sorted(files):
+        path = inside / rel
+        if rel.startswith("../") or path.is_symlink() or path.suffix in (".py", ".pyc", ".json"):
             continue
-        needed = elf_needed(path)
-        for lib in needed or []:
-            if lib not in names and include_library(lib) and not lib.startswith("ld-linux"):
-                missing.setdefault(lib, path.relative_to(inside).as_posix())
-    for lib, user in sorted(missing.items()):
-        if lib in system:
-            report.problems.append(f"{lib} (needed by {user}) is on this machine but not bundled")
-        else:
-            report.system_libraries.append(f"{lib} (for {user})")
+        links = elf.read_links(path)
+        if links is None:
+            continue
+        for lib in links.needed:
+            entry = rules.system_library(lib)
+            if entry is not None:
+                used.setdefault(entry.what, set()).add(lib)
+            elif lib not in bundled:
+                missing.setdefault(lib, []).append(rel)
+        for soname, version in links.versions:
+            if rules.system_library(soname) is not None:
+                versions.setdefault(version, rel)
+    for lib, users in sorted(missing.items()):
+        package = rules.BUILD_MACHINE_LIBRARIES.get(lib)
+        fix = (
+            f"install {package} on the build machine and build again"
+            if package
+            else "bundle it (add its package to BUILD_MACHINE_LIBRARIES) or, if every desktop "
+            "has it, add it to SYSTEM_LIBRARIES with the reason"
+        )
+        report.problems.append(
+            f"{lib} (needed by {users[0]}) is neither bundled nor on the list of system "
+            f"libraries in bundle_rules.py: {fix}"
+        )
+    for rel in files:
+        if "/" not in rel and rules.system_library(rel) is not None:
+            report.problems.append(
+                f"{rel} is bundled, but the user's system provides it (bundle_rules."
+                "SYSTEM_LIBRARIES): the bundled copy would shadow the system's"
+            )
+    report.system_libraries = [
+        f"{entry.what}: {', '.join(sorted(used[entry.what]))}"
+        for entry in rules.SYSTEM_LIBRARIES
+        if entry.what in used
+    ]
+    for prefix in ("GLIBC", "GLIBCXX", "CXXABI"):
+        newest = elf.newest_version(set(versions), prefix)
+        if newest:
+            report.newest_system_versions[newest] = versions[newest]
 
 
 def contents_dir(bundle: Path) -> Path:
@@ -204,7 +218,7 @@ def check(bundle: Path, variant_cuda: str | None) -> Report:
         if missing:
             report.problems.append(f"libraries torch loads with dlopen are not bundled: {missing}")
     if sys.platform.startswith("linux"):
-        check_linked_libraries(inside, {rel.rsplit("/", 1)[-1] for rel in files}, report)
+        check_linked_libraries(inside, files, report)
 
     modules = archive_modules(bundle)
     if modules is not None:
@@ -230,18 +244,32 @@ def describe(report: Report) -> str:
     for rel, size in report.largest_files[:10]:
         lines.append(f"  {size / MB:9,.0f} MB  {rel}")
     if report.system_libraries:
-        lines.append("  expected from the user's system (absent on this machine too):")
+        lines.append("  left to the user's system (bundle_rules.SYSTEM_LIBRARIES):")
         lines += [f"    {lib}" for lib in report.system_libraries]
+    if report.newest_system_versions:
+        needs = ", ".join(f"{v} ({rel})" for v, rel in report.newest_system_versions.items())
+        lines.append(f"  newest system symbol versions needed: {needs}")
     lines += [f"PROBLEM: {p}" for p in report.problems]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("bundle", type=Path, help="the onedir folder, e.g. dist/photoscribe")
+    parser.add_argument(
+        "bundle", type=Path, nargs="?", help="the onedir folder, e.g. dist/photoscribe"
+    )
     parser.add_argument("--out", type=Path, default=None, help="also write the report as JSON")
+    parser.add_argument(
+        "--build-machine",
+        action="store_true",
+        help="print the Debian packages the bundle needs from this machine that it lacks",
+    )
     args = parser.parse_args(argv)
-    if not args.bundle.is_dir():
+    if args.build_machine:
+        for package in sorted(set(missing_build_libraries(system_library_names()).values())):
+            print(package)
+        return 0
+    if args.bundle is None or not args.bundle.is_dir():
         print(f"check_bundle: {args.bundle} is not a folder", file=sys.stderr)
         return 2
     report = check(args.bundle, installed_torch_cuda())

@@ -6,6 +6,8 @@
 #   the icons              ~/.local/share/icons/hicolor/*/apps/photoscribe.{png,svg}
 # Run it from the unpacked photoscribe-*-linux-* folder:  ./install.sh [--check]
 #   --check   run `photoscribe --self-test` once installed
+# It first checks every unpacked file against SHA256SUMS and that there is room: a damaged or
+# incomplete download stops it before anything is changed.
 # Installing again replaces the previous version. ~/.local/lib/photoscribe/uninstall.sh removes it.
 set -euo pipefail
 
@@ -15,7 +17,7 @@ for arg in "$@"; do
     case "$arg" in
     --check) check=1 ;;
     -h | --help)
-        sed -n '2,9p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,11p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     *)
@@ -33,9 +35,39 @@ apps_dir="$data_home/applications"
 icons_dir="$data_home/icons/hicolor"
 manifest="$lib_dir/installed-files.txt"
 
-if [ ! -x "$here/app/photoscribe" ] || [ ! -d "$here/app/_internal" ]; then
-    echo "install.sh: $here/app/photoscribe is missing; run this from the unpacked PhotoScribe folder." >&2
+refuse() {
+    echo "install.sh: $1" >&2
+    shift
+    [ "$#" = 0 ] || printf '%s\n' "$@" >&2
+    echo "Nothing was installed or changed." >&2
     exit 1
+}
+
+if [ ! -x "$here/app/photoscribe" ] || [ ! -d "$here/app/_internal" ]; then
+    refuse "$here/app/photoscribe is missing; run this from the unpacked PhotoScribe folder." \
+        "If you did, the archive was not unpacked completely: download it again and unpack it afresh."
+fi
+
+# 0. Before anything changes: every file as it was packed (SHA256SUMS, written by pack.sh), and
+#    room for it. A damaged or cut-off download stops here.
+if [ ! -f "$here/SHA256SUMS" ]; then
+    refuse "the file list $here/SHA256SUMS is missing, so the unpacked folder is incomplete." \
+        "Download the archive again and unpack it afresh."
+fi
+echo "Checking the unpacked files..."
+if ! failed="$(cd "$here" && LC_ALL=C sha256sum --check --quiet --strict SHA256SUMS 2>&1)"; then
+    count="$(printf '%s\n' "$failed" | grep -c 'FAILED' || true)"
+    refuse "the unpacked folder is damaged or incomplete: $count file(s) are missing or differ from the" \
+        "archive, for example:" "$(printf '%s\n' "$failed" | grep 'FAILED' | head -n 3 | sed 's/^/    /')" \
+        "Download the archive again (the download was probably cut off or corrupted) and unpack it afresh."
+fi
+probe="$HOME/.local/lib"
+while [ ! -d "$probe" ]; do probe="$(dirname "$probe")"; done
+need_kb="$(du -sk "$here/app" | cut -f1)"
+free_kb="$(df -Pk "$probe" | awk 'NR == 2 { print $4 }')"
+if [ -n "$free_kb" ] && [ "$free_kb" -lt $((need_kb + need_kb / 20)) ]; then
+    refuse "not enough disk space in $probe: PhotoScribe needs $((need_kb / 1024)) MB," \
+        "$((free_kb / 1024)) MB are free."
 fi
 
 # Desktop-entry quoting (freedesktop Desktop Entry Specification, "The Exec key").
@@ -57,6 +89,7 @@ exec_quoted() {
 # 1. The program: copied next to the old one, then swapped in, so a failed copy changes nothing.
 mkdir -p "$(dirname "$lib_dir")"
 rm -rf "$lib_dir.new" "$lib_dir.old"
+trap 'rm -rf "$lib_dir.new"' EXIT # a copy that fails half-way leaves nothing behind
 cp -a "$here/app" "$lib_dir.new"
 cp "$here/uninstall.sh" "$lib_dir.new/uninstall.sh"
 chmod 755 "$lib_dir.new/uninstall.sh"

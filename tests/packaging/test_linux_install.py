@@ -25,10 +25,35 @@ def package(tmp_path: Path) -> Path:
     program = pkg / "app" / "photoscribe"
     program.write_text('#!/bin/sh\necho "photoscribe ran with: $*"\n')
     program.chmod(0o755)
+    # Some bulk, so that a cut-off archive is cut inside the program, as it would be.
+    (pkg / "app" / "_internal" / "libtorch_cpu.so").write_bytes(os.urandom(300_000))
     for name in ("install.sh", "uninstall.sh", "photoscribe.desktop", "INSTALL.txt"):
         shutil.copy(PACKAGING / "linux" / name, pkg / name)
     shutil.copytree(PACKAGING / "icons", pkg / "icons")
+    pack(pkg, "gz")  # writes SHA256SUMS, as build.sh does
     return pkg
+
+
+def pack(folder: Path, fmt: str) -> Path:
+    subprocess.run(
+        ["bash", str(PACKAGING / "pack.sh"), str(folder), fmt], check=True, capture_output=True
+    )
+    return folder.parent / f"{folder.name}.tar.{fmt}"
+
+
+def everything_under(path: Path) -> list[str]:
+    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*"))
+
+
+def refused(script: Path, home: Path) -> str:
+    """Run install.sh expecting it to refuse; return what it said. Nothing may have changed."""
+    before = everything_under(home)
+    env = {"HOME": str(home), "PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    result = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert everything_under(home) == before
+    assert "Nothing was installed or changed." in result.stderr
+    return result.stderr
 
 
 @pytest.fixture
@@ -153,3 +178,73 @@ def test_a_foreign_photoscribe_command_is_left_alone(package: Path, home: Path) 
     assert "left" in result.stderr and foreign.read_text().endswith("pip-installed\n")
     run(home / ".local/lib/photoscribe/uninstall.sh", home)
     assert foreign.is_file()
+
+
+FORMATS = ["gz", "xz"] + (["zst"] if shutil.which("zstd") else [])
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_the_packed_archive_unpacks_with_tar_and_installs(
+    package: Path, home: Path, tmp_path: Path, fmt: str
+) -> None:
+    archive = pack(package, fmt)
+    unpacked = tmp_path / "download"
+    unpacked.mkdir()
+    subprocess.run(["tar", "xf", str(archive), "-C", str(unpacked)], check=True)
+    members = subprocess.run(
+        ["tar", "tf", str(archive)], check=True, capture_output=True, text=True
+    ).stdout.split()
+    # install.sh and the file list come before the program: a cut-off download still has them.
+    assert members.index(f"{package.name}/install.sh") < members.index(f"{package.name}/app/")
+    assert members.index(f"{package.name}/SHA256SUMS") < members.index(f"{package.name}/app/")
+    result = run(unpacked / package.name / "install.sh", home)
+    assert "Checking the unpacked files" in result.stdout
+    assert (home / ".local" / "lib" / "photoscribe" / "_internal" / "libtorch_cpu.so").is_file()
+
+
+def test_a_damaged_file_stops_the_install_before_anything_changes(package: Path, home: Path):
+    program = package / "app" / "_internal" / "libtorch_cpu.so"
+    data = bytearray(program.read_bytes())
+    data[1000] ^= 0xFF
+    program.write_bytes(bytes(data))
+    said = refused(package / "install.sh", home)
+    assert "damaged or incomplete: 1 file(s)" in said and "app/_internal/libtorch_cpu.so" in said
+    assert "Download the archive again" in said
+
+
+def test_a_missing_file_or_file_list_stops_the_install(package: Path, home: Path) -> None:
+    (package / "icons" / "photoscribe-48.png").unlink()
+    assert "icons/photoscribe-48.png" in refused(package / "install.sh", home)
+    (package / "SHA256SUMS").unlink()
+    assert "SHA256SUMS is missing" in refused(package / "install.sh", home)
+
+
+def test_a_cut_off_download_stops_the_install(package: Path, home: Path, tmp_path: Path):
+    archive = pack(package, "gz")
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
+    unpacked = tmp_path / "download"
+    unpacked.mkdir()
+    untar = subprocess.run(["tar", "xzf", str(cut), "-C", str(unpacked)], capture_output=True)
+    assert untar.returncode != 0  # tar says so too, but people run install.sh anyway
+    said = refused(unpacked / package.name / "install.sh", home)
+    assert "damaged or incomplete" in said or "not unpacked completely" in said
+
+
+def test_a_failed_copy_leaves_nothing_behind(package: Path, home: Path, tmp_path: Path):
+    """Regression: a copy that failed half-way (disk full) left ~/.local/lib/photoscribe.new."""
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    fake_cp = tools / "cp"  # copies a little of the program, then fails as on a full disk
+    fake_cp.write_text(
+        '#!/bin/sh\nif [ "$1" = -a ]; then mkdir -p "$3" && echo part >"$3/part"; '
+        'echo "cp: No space left on device" >&2; exit 1; fi\nexec /bin/cp "$@"\n'
+    )
+    fake_cp.chmod(0o755)
+    env = {"HOME": str(home), "PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    result = subprocess.run(
+        ["bash", str(package / "install.sh")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode != 0 and "No space left" in result.stderr
+    assert not (home / ".local" / "lib" / "photoscribe.new").exists()
+    assert not (home / ".local" / "lib" / "photoscribe").exists()
