@@ -15,12 +15,14 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QFormLayout,
     QHBoxLayout,
+    QHeaderView,
     QLabel,
     QLineEdit,
     QMessageBox,
     QPushButton,
     QSpinBox,
     QTextBrowser,
+    QTreeView,
     QVBoxLayout,
     QWidget,
 )
@@ -51,6 +53,37 @@ EXPORT_CHOICES: tuple[tuple[ExportFormat, str, str], ...] = (
     ("jsonl", "JSON Lines", "captions.jsonl"),
     ("hf", "Hugging Face ImageFolder (metadata.jsonl)", HF_METADATA_NAME),
 )
+EXPORT_FILTERS: dict[ExportFormat, str] = {  # what the save dialog lists for each format
+    "csv": "CSV files (*.csv)",
+    "json": "JSON files (*.json)",
+    "jsonl": "JSON Lines files (*.jsonl)",
+    "hf": "JSON Lines files (*.jsonl)",
+}
+FILE_DIALOG_SIZE = (860, 520)  # room for the name, size, type and date columns
+
+
+def file_dialog(parent: QWidget | None, title: str, start: Path) -> QFileDialog:
+    """A file dialog big enough to read; where Qt draws its own, columns fit their contents."""
+    dialog = QFileDialog(parent, title, str(start))
+    dialog.resize(*FILE_DIALOG_SIZE)
+    for view in dialog.findChildren(QTreeView):  # Qt's own dialog, not the desktop's
+        header = view.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+    return dialog
+
+
+def export_file_dialog(parent: QWidget | None, folder: Path, fmt: ExportFormat) -> QFileDialog:
+    """Where to export: offers the format's own extension, and adds it when left out."""
+    default_name = next(name for key, _, name in EXPORT_CHOICES if key == fmt)
+    dialog = file_dialog(parent, "Export Captions To", folder / default_name)
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.setFileMode(QFileDialog.FileMode.AnyFile)
+    dialog.setNameFilters([EXPORT_FILTERS[fmt], "All files (*)"])
+    dialog.setDefaultSuffix(Path(default_name).suffix.lstrip("."))
+    dialog.selectFile(str(folder / default_name))
+    return dialog
 
 
 @dataclass(frozen=True)
@@ -273,10 +306,12 @@ class Prompts:
         box.exec()
 
     def choose_folder(self, parent: QWidget, start: Path | None) -> Path | None:
-        name = QFileDialog.getExistingDirectory(
-            parent, "Open a Photo Folder", str(start) if start else str(Path.home())
-        )
-        return Path(name) if name else None
+        dialog = file_dialog(parent, "Open a Photo Folder", start or Path.home())
+        dialog.setFileMode(QFileDialog.FileMode.Directory)
+        dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+        if dialog.exec() != QDialog.DialogCode.Accepted or not dialog.selectedFiles():
+            return None
+        return Path(dialog.selectedFiles()[0])
 
     def edit_settings(
         self, parent: QWidget, settings: AppSettings, devices: tuple[str, ...] | None
@@ -290,13 +325,11 @@ class Prompts:
         dialog = ExportDialog(folder, recursive, parent)
         if dialog.exec() != QDialog.DialogCode.Accepted:
             return None
-        fmt, default_name, recursive, bom = dialog.chosen()
-        name, _ = QFileDialog.getSaveFileName(
-            parent, "Export Captions To", str(folder / default_name)
-        )
-        if not name:
+        fmt, _default_name, recursive, bom = dialog.chosen()
+        save = export_file_dialog(parent, folder, fmt)
+        if save.exec() != QDialog.DialogCode.Accepted or not save.selectedFiles():
             return None
-        return ExportRequest(fmt, Path(name), recursive, bom)
+        return ExportRequest(fmt, Path(save.selectedFiles()[0]), recursive, bom)
 
     def show_about(self, parent: QWidget, html: str) -> None:
         AboutDialog(html, parent).exec()

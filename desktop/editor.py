@@ -43,6 +43,10 @@ class Editor(QObject):
         grid.selectionModel().selectionChanged.connect(lambda *_: self.changed.emit())
         panel.text_edited.connect(self._text_edited)
         self.photos.dataChanged.connect(self._rows_changed)
+        # The filter (uncaptioned only, search) hides and shows rows: the panel follows.
+        photo_filter.rowsRemoved.connect(self._filtered)
+        photo_filter.rowsInserted.connect(self._filtered)
+        photo_filter.layoutChanged.connect(self._filtered)
 
     # ---------------------------------------------------------------- which photo
 
@@ -91,7 +95,23 @@ class Editor(QObject):
         if photo is not None and photo.path != self.panel.path:
             self.panel.show_photo(photo)
             self._load_preview(photo.path)
-        # No photo (the filter just hid it): the panel keeps showing the last one.
+        self.changed.emit()
+
+    def _filtered(self, *_args: object) -> None:
+        """Rows were hidden or shown: the panel shows the grid's current photo, selected.
+
+        When the filter hides the current photo, the view makes a neighbour current but does
+        not select it; when it hides every photo, the panel shows none.
+        """
+        current = self.grid.currentIndex()
+        selection = self.grid.selectionModel()
+        if current.isValid():
+            if not selection.isSelected(current):
+                selection.select(current, QItemSelectionModel.SelectionFlag.Select)
+        elif self.filter.rowCount() > 0:
+            self.select_first()
+        elif self.panel.path is not None:
+            self.panel.show_photo(None)
         self.changed.emit()
 
     def _load_preview(self, path: Path) -> None:

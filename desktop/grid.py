@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QModelIndex, QPersistentModelIndex, QPointF, QRect, QRectF, QSize, Qt
+from PySide6.QtCore import (
+    QModelIndex,
+    QPersistentModelIndex,
+    QPointF,
+    QRect,
+    QRectF,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+)
 from PySide6.QtGui import (
     QColor,
     QFont,
     QFontMetrics,
     QPainter,
+    QPaintEvent,
     QPalette,
     QPixmap,
     QTextLayout,
@@ -21,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.photos import PHOTO_ROLE, THUMBNAIL_BOX, Photo, Status
+from desktop.photos import PHOTO_ROLE, THUMBNAIL_BOX, Photo, PhotoListModel, Status
 
 PADDING = 8
 CAPTION_LINES = 3
@@ -110,7 +120,7 @@ class PhotoDelegate(QStyledItemDelegate):
             painter.setBrush(palette.color(QPalette.ColorRole.Midlight))
             painter.drawRoundedRect(QRectF(box), 4, 4)
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
-            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, "…")
+            painter.drawText(box, Qt.AlignmentFlag.AlignCenter, _placeholder(index, photo))
             picture = box
 
         status = photo.status
@@ -146,6 +156,16 @@ class PhotoDelegate(QStyledItemDelegate):
         painter.restore()
 
 
+def _placeholder(index: QModelIndex | QPersistentModelIndex, photo: Photo) -> str:
+    """What stands in for a thumbnail: one on its way, or one that cannot be made."""
+    model = index.model()
+    while isinstance(model, QSortFilterProxyModel):
+        model = model.sourceModel()
+    if isinstance(model, PhotoListModel) and model.is_broken(photo.path):
+        return "Cannot show\nthis photo"
+    return "…"
+
+
 def draw_wrapped(painter: QPainter, rect: QRect, text: str, font: QFont, max_lines: int) -> None:
     """Centred, word-wrapped text of at most ``max_lines`` lines; the last one elided."""
     metrics = QFontMetrics(font)
@@ -173,11 +193,46 @@ def draw_wrapped(painter: QPainter, rect: QRect, text: str, font: QFont, max_lin
         y += metrics.lineSpacing()
 
 
+def empty_grid_text(
+    listed: bool, total: int, uncaptioned_only: bool, search: str, recursive: bool
+) -> str:
+    """Why the grid shows no photo: the folder has none, or what hides them."""
+    if not listed:
+        return "Looking for photos…"
+    if total == 0:
+        if recursive:
+            return "There are no photos in this folder or its subfolders."
+        return (
+            "There are no photos in this folder. To see those in its subfolders, turn on "
+            "Caption ▸ Include Subfolders."
+        )
+    if search and uncaptioned_only:
+        return (
+            f"No photo without a caption matches “{search}”. Photos with a caption are "
+            "hidden: turn off View ▸ Only Uncaptioned Photos (Ctrl+U) to search them too."
+        )
+    if search:
+        return f"No caption in this folder matches “{search}”."
+    if uncaptioned_only:
+        return (
+            f"All {total} photos here have a caption. Turn off View ▸ Only Uncaptioned "
+            "Photos (Ctrl+U) to see them."
+            if total > 1
+            else "The photo here has a caption. Turn off View ▸ Only Uncaptioned Photos "
+            "(Ctrl+U) to see it."
+        )
+    return ""
+
+
 class PhotoGrid(QListView):
-    """Thumbnails in a wrapping grid; uniform cells so 10,000 photos lay out instantly."""
+    """Thumbnails in a wrapping grid; uniform cells so 10,000 photos lay out instantly.
+
+    When there is no photo to show, the grid says why (``empty_text``).
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
+        self._empty_text = ""
         # List mode wrapping left to right looks like icon mode, but with uniform item sizes it
         # lays out 10,000 rows without asking each one its size; batches keep the GUI responsive.
         self.setViewMode(QListView.ViewMode.ListMode)
@@ -195,3 +250,30 @@ class PhotoGrid(QListView):
         self.setGridSize(cell_size(self.font()) + QSize(6, 6))
         self.setSpacing(0)
         self.verticalScrollBar().setSingleStep(24)
+
+    @property
+    def empty_text(self) -> str:
+        return self._empty_text
+
+    def set_empty_text(self, text: str) -> None:
+        if text != self._empty_text:
+            self._empty_text = text
+            self.viewport().update()
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        super().paintEvent(event)
+        model = self.model()
+        if not self._empty_text or model is None or model.rowCount() > 0:
+            return
+        painter = QPainter(self.viewport())
+        painter.setPen(self.palette().color(QPalette.ColorRole.PlaceholderText))
+        area = self.viewport().rect().adjusted(40, 40, -40, -40)
+        area.setHeight(min(area.height(), 200))
+        painter.drawText(
+            area,
+            int(
+                Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop | Qt.TextFlag.TextWordWrap
+            ),
+            self._empty_text,
+        )
+        painter.end()

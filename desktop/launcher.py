@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.cli import main as cli_main
+from desktop.display_check import start_problem
 from desktop.samples import BUNDLED_SAMPLES
 
 SMOKE_GUI = "--smoke-gui"  # open the main window, report when it is painted, close it (packaging)
@@ -19,6 +20,10 @@ SMOKE_TIMEOUT_S = 120  # a window that has not appeared by then never will
 
 
 def run_gui(folder: str | None) -> int:
+    problem = start_problem()
+    if problem is not None:
+        print(problem.message, file=sys.stderr)
+        return problem.exit_code
     # Imported here: Qt and the app are not loaded for headless subcommands.
     from desktop.app import run_app
 

@@ -30,7 +30,7 @@ from desktop.dialogs import ExportRequest, Prompts
 from desktop.editor import Editor
 from desktop.environment import AppEnvironment, Probe, chosen_weights, probe
 from desktop.folder_tree import FolderTree
-from desktop.grid import PhotoGrid
+from desktop.grid import PhotoGrid, empty_grid_text
 from desktop.model_card import about_html, read_model_card
 from desktop.panel import CaptionPanel
 from desktop.photos import PhotoFilter
@@ -65,6 +65,7 @@ class MainWindow(QMainWindow):
         self.shipped_model: bool | None = None
         self.model_info: ModelInfo | None = None
         self._select_after_scan: Path | None = None
+        self._listing = False  # a folder is open, its photos not yet listed
         self._shut_down = False
 
         self.tasks = TaskPool("tasks", 2, self)  # instant work: previews, export, about, probe
@@ -163,6 +164,8 @@ class MainWindow(QMainWindow):
         c.recursive.toggled.connect(self.set_recursive)
         c.recaption.toggled.connect(self.set_recaption)
         c.uncaptioned.toggled.connect(self.filter.set_uncaptioned_only)
+        c.uncaptioned.toggled.connect(self._update_empty_text)
+        self.search.textChanged.connect(self._update_empty_text)
         c.undo.setEnabled(False)
         c.redo.setEnabled(False)
         self.panel.editor.undoAvailable.connect(c.undo.setEnabled)
@@ -179,13 +182,15 @@ class MainWindow(QMainWindow):
         self.search_bar.photo_requested.connect(self.open_photo)
         self.errors.photo_activated.connect(self.select_photo)
         self.progress.cancel_requested.connect(self.cancel_batch)
+        for signal in (self.filter.rowsInserted, self.filter.rowsRemoved, self.filter.modelReset):
+            signal.connect(self._update_empty_text)
 
         s = self.session
         s.listed.connect(self._listed)
-        s.failed.connect(lambda title, text: self.prompts.show_error(self, title, text))
+        s.failed.connect(self._session_failed)
         s.problem_found.connect(self._add_problem)
         s.message_posted.connect(self.status_line.show_message)
-        s.batch_started.connect(self.progress.start)
+        s.batch_started.connect(self._batch_started)
         s.photos_finished.connect(self.progress.advance)
         s.batch_total_changed.connect(self.progress.set_total)
         s.batch_finished.connect(self._batch_finished)
@@ -282,6 +287,8 @@ class MainWindow(QMainWindow):
         self.settings_store.last_folder = folder
         self.search_bar.folder = folder
         self.status_line.folder_open = True
+        self._listing = True
+        self._update_empty_text()
         self.middle.setCurrentWidget(self.grid)
         self._update_title()
         self.tree.show_folder(folder)
@@ -298,6 +305,8 @@ class MainWindow(QMainWindow):
             self._select_after_scan = None
 
     def _listed(self, folder: Path, count: int) -> None:
+        self._listing = False
+        self._update_empty_text()
         self.search_bar.search_now()  # the matches in this folder, and elsewhere from here
         wanted, self._select_after_scan = self._select_after_scan, None
         if wanted is not None and self.photos.photo(wanted) is not None:
@@ -358,6 +367,11 @@ class MainWindow(QMainWindow):
     @property
     def batch_running(self) -> bool:
         return self.session.batch_running
+
+    @Slot(int)
+    def _batch_started(self, total: int) -> None:
+        # The model loads once; later batches start captioning at once.
+        self.progress.start(total, "Captioning…" if self.model_info is not None else "Starting…")
 
     def caption_selected(self) -> None:
         self.session.caption_photos(self.selected_paths())
@@ -477,6 +491,23 @@ class MainWindow(QMainWindow):
                 sys.excepthook(type(error), error, error.__traceback__)
 
         return handler
+
+    def _session_failed(self, title: str, text: str) -> None:
+        if self._listing:  # the folder could not be listed
+            self._listing = False
+            self._update_empty_text()
+        self.prompts.show_error(self, title, text)
+
+    def _update_empty_text(self, *_args: object) -> None:
+        self.grid.set_empty_text(
+            empty_grid_text(
+                listed=not self._listing,
+                total=self.photos.rowCount(),
+                uncaptioned_only=self.filter.uncaptioned_only,
+                search=self.search_bar.query,
+                recursive=self.settings.recursive,
+            )
+        )
 
     def _add_problem(self, path: Path | None, message: str) -> None:
         self.errors.add(path, message)

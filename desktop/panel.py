@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.photos import STORE_NAMES, Photo, Status
+from desktop.photos import STORED_IN, Photo, Status
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,8 @@ class PreviewLabel(QLabel):
         super().__init__(parent)
         self._image: QImage | None = None
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setWordWrap(True)  # a message as long as a decoder's fits the panel, not clipped
+        self.setMargin(8)
         self.setMinimumSize(240, 180)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFrameShape(QFrame.Shape.StyledPanel)
@@ -74,8 +76,7 @@ def where_stored(photo: Photo) -> str:
         return "Looking for a caption…"
     if photo.store is None:
         return "No caption stored yet."
-    name = STORE_NAMES.get(photo.store, photo.store)
-    return f"Caption stored in the {name}."
+    return f"Caption stored {STORED_IN.get(photo.store, photo.store)}."
 
 
 class CaptionPanel(QWidget):
@@ -233,9 +234,18 @@ class CaptionPanel(QWidget):
             self.editor.moveCursor(QTextCursor.MoveOperation.End)
         finally:
             self._programmatic = False
+        self._unmark_candidate()
+
+    def _unmark_candidate(self) -> None:
+        """A suggestion stays highlighted only while it is the editor's text."""
+        item = self.candidates.currentItem()
+        if item is not None and item.data(Qt.ItemDataRole.UserRole) != self.text():
+            self.candidates.clearSelection()
+            self.candidates.setCurrentRow(-1)
 
     @Slot()
     def _on_text_changed(self) -> None:
+        self._unmark_candidate()
         if not self._programmatic and self._path is not None:
             self.text_edited.emit(self._path, self.text())
 

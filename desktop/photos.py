@@ -55,10 +55,11 @@ class Status(Enum):
     ERROR = "error"
 
 
-STORE_NAMES = {
-    "txt": "text sidecar",
-    "xmp": "XMP sidecar",
-    "embed": "embedded in the photo",
+# Where a caption is, as the end of "Caption stored ...", so that every store reads right.
+STORED_IN = {
+    "txt": "in the text sidecar",
+    "xmp": "in the XMP sidecar",
+    "embed": "in the photo's embedded metadata",
 }
 
 
@@ -145,7 +146,7 @@ class PhotoListModel(QAbstractListModel):
             if photo.error:
                 lines.append(f"Problem: {photo.error}")
             elif photo.store:
-                lines.append(f"Caption stored in the {STORE_NAMES.get(photo.store, photo.store)}")
+                lines.append(f"Caption stored {STORED_IN.get(photo.store, photo.store)}.")
             return "\n".join(lines)
         return None
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -95,14 +96,28 @@ class ErrorsPanel(QWidget):
             self.photo_activated.emit(path)
 
 
+MIN_SECONDS = 3.0  # a rate measured over less time says more about batching than speed
+MIN_PHOTOS = 3  # nor is a rate over fewer captioned photos worth showing
+WINDOW_SECONDS = 30.0  # the rate is measured over about this much of the recent past
+SMOOTHING = 0.3  # weight of a new measurement in the rate shown (exponential smoothing)
+BURST_SECONDS = 0.05  # photos finished this close to the first one came out of the same batch
+
+
 @dataclass
 class RateMeter:
-    """Images per second and time left for a batch, from when the first photo finished."""
+    """Images per second and time left for a batch, once there is enough to go on.
+
+    Photos finish in bursts (a whole batch at once), so the rate is measured from the end of
+    the first burst over a window of the recent past, only after a few seconds and photos,
+    and smoothed so that the time left does not jump about.
+    """
 
     total: int
     done: int = 0
-    started: float | None = None  # time of the first finished photo
-    counted: int = 0  # photos finished since then
+    started: float | None = None  # time of the first finished (captioned) photo
+    counted: int = 0  # photos captioned since then
+    samples: deque[tuple[float, int]] = field(default_factory=deque)  # (time, counted)
+    smoothed: float | None = None  # the rate shown
 
     def advance(self, now: float | None = None, captioned: bool = True, count: int = 1) -> None:
         now = time.monotonic() if now is None else now
@@ -113,19 +128,34 @@ class RateMeter:
             self.started = now
             count -= 1
         self.counted += count
+        if len(self.samples) <= 1 and now - self.started <= BURST_SECONDS:
+            self.samples.clear()  # still the first burst: the rate is measured from its end
+        self.samples.append((now, self.counted))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - WINDOW_SECONDS:
+            self.samples.popleft()
+        measured = self._measure(now)
+        if measured is not None:
+            old = self.smoothed
+            self.smoothed = measured if old is None else old + SMOOTHING * (measured - old)
 
-    def rate(self, now: float | None = None) -> float | None:
-        if self.started is None or self.counted == 0:
+    def _measure(self, now: float) -> float | None:
+        if self.started is None or not self.samples:
             return None
-        now = time.monotonic() if now is None else now
-        elapsed = now - self.started
-        return self.counted / elapsed if elapsed > 0 else None
+        since, counted_then = self.samples[0]
+        photos, elapsed = self.counted - counted_then, now - since
+        if self.counted < MIN_PHOTOS or now - self.started < MIN_SECONDS or elapsed <= 0:
+            return None
+        return photos / elapsed
 
-    def seconds_left(self, now: float | None = None) -> float | None:
-        rate = self.rate(now)
+    def rate(self) -> float | None:
+        """Photos per second; None until it means something."""
+        return self.smoothed
+
+    def seconds_left(self) -> float | None:
+        rate = self.rate()
         if rate is None or rate <= 0:
             return None
-        return (self.total - self.done) / rate
+        return max(self.total - self.done, 0) / rate
 
 
 def format_duration(seconds: float) -> str:
@@ -163,7 +193,7 @@ class BatchProgress(QWidget):
         self.meter = RateMeter(0)
         self.hide()
 
-    def start(self, total: int, message: str = "Loading the caption model…") -> None:
+    def start(self, total: int, message: str = "Starting…") -> None:
         self.meter = RateMeter(total)
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(0)
@@ -185,7 +215,7 @@ class BatchProgress(QWidget):
         rate = self.meter.rate()
         left = self.meter.seconds_left()
         if rate is None:
-            self.label.setText("Captioning…")
+            self.label.setText("Captioning… estimating the time left")
         elif left is None:
             self.label.setText(f"{rate:.1f} images/s")
         else:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QIcon, QResizeEvent
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from desktop.samples import APP_ICON
+
+TEXT_WIDTH = 520  # the welcome text's lines are at most this wide
+MIN_TEXT_WIDTH = 200
+SIDE_MARGIN = 24
 
 
 class WelcomePage(QWidget):
@@ -29,7 +33,6 @@ class WelcomePage(QWidget):
         self.text.setObjectName("welcomeText")
         self.text.setWordWrap(True)
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.text.setMaximumWidth(520)
         self.open_button = QPushButton("Open a Folder…", self)
         self.samples_button = QPushButton("Try the Sample Photos", self)
         self.samples_button.setToolTip("Five public-domain photos, copied to PhotoScribe's folder")
@@ -46,3 +49,16 @@ class WelcomePage(QWidget):
         layout.addSpacing(12)
         layout.addLayout(buttons)
         layout.addStretch(2)
+        # Set here, so that the text's width (fitted to the page) never widens the page.
+        self.setMinimumSize(MIN_TEXT_WIDTH + 2 * SIDE_MARGIN, 320)
+        self._fit_text()
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit_text()
+
+    def _fit_text(self) -> None:
+        # A word-wrapped label centred in a box layout is given the height it needs at some
+        # other width and comes out clipped; a fixed size from its own width fits exactly.
+        width = max(MIN_TEXT_WIDTH, min(TEXT_WIDTH, self.width() - 2 * SIDE_MARGIN))
+        self.text.setFixedSize(width, self.text.heightForWidth(width))

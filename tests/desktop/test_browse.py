@@ -199,36 +199,74 @@ def test_clicking_a_folder_in_the_tree_opens_it(qtbot, window, photo_dir, tmp_pa
     assert window.tree.path_of(window.tree.currentIndex()) == other
 
 
-def tree_children(window) -> list[str]:
-    root = window.tree.rootIndex()
+def tree_children(window, folder: Path) -> list[str]:
     model = window.tree.model()
-    return sorted(model.index(row, 0, root).data() for row in range(model.rowCount(root)))
+    parent = window.tree.index_of(folder)
+    return sorted(model.index(row, 0, parent).data() for row in range(model.rowCount(parent)))
 
 
-def test_the_folder_tree_starts_at_home(
+def top_rows(window) -> list[Path]:
+    model, root = window.tree.model(), window.tree.rootIndex()
+    return [window.tree.path_of(model.index(row, 0, root)) for row in range(model.rowCount(root))]
+
+
+def test_the_folder_tree_shows_home_and_browses(qtbot, make_window, tmp_path_factory, monkeypatch):
+    home = tmp_path_factory.mktemp("home")
+    (home / "Pictures" / "2024").mkdir(parents=True)
+    (home / "Documents").mkdir()
+    (home / ".hidden").mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    window = make_window()
+    # Home is the one row at the top, named so, with its folders shown (hidden ones not).
+    assert top_rows(window) == [home]
+    assert window.tree.index_of(home).data() == "Home"
+    assert window.tree.isExpanded(window.tree.index_of(home))
+    qtbot.waitUntil(lambda: tree_children(window, home) == ["Documents", "Pictures"])
+    # Unfolding a folder shows the folders inside it.
+    window.tree.expand(window.tree.index_of(home / "Pictures"))
+    qtbot.waitUntil(lambda: tree_children(window, home / "Pictures") == ["2024"])
+
+
+def test_the_folder_tree_shows_where_a_hidden_folder_is(
+    qtbot, make_window, tmp_path_factory, monkeypatch
+):
+    # The sample photos are copied under ~/.local/share: hidden, and still shown when open.
+    home = tmp_path_factory.mktemp("home")
+    samples = home / ".local" / "share" / "PhotoScribe" / "Sample photos"
+    samples.mkdir(parents=True)
+    textured_image(80, 60).save(samples / "a.jpg")
+    (home / ".cache").mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    window = make_window()
+    open_and_wait(qtbot, window, samples)
+    assert top_rows(window) == [home]
+    assert window.tree.path_of(window.tree.currentIndex()) == samples
+    for folder in (home, home / ".local", home / ".local" / "share"):
+        assert window.tree.isExpanded(window.tree.index_of(folder)), folder
+    qtbot.waitUntil(lambda: tree_children(window, home) == [".local"])  # not .cache
+
+
+def test_the_folder_tree_shows_a_folder_outside_home_in_place(
     qtbot, make_window, photo_dir, tmp_path_factory, monkeypatch
 ):
     home = tmp_path_factory.mktemp("home")
     (home / "Pictures").mkdir()
-    (home / ".hidden").mkdir()
     monkeypatch.setenv("HOME", str(home))
     window = make_window()
-    assert window.tree.path_of(window.tree.rootIndex()) == home
-    qtbot.waitUntil(lambda: tree_children(window) == ["Pictures"], timeout=10_000)
-
-    # A folder outside home: the tree shows the way to it beside home, nothing else that is
-    # there (the app's own folders made by the fixtures, say).
     open_and_wait(qtbot, window, photo_dir)
-    root = Path(os.path.commonpath([home, photo_dir]))
-    assert window.tree.path_of(window.tree.rootIndex()) == root
+    # One tree from the folder holding both, with the way to the open folder unfolded and
+    # the folders beside them there to browse.
+    top = Path(os.path.commonpath([home, photo_dir]))
+    assert top_rows(window) == [top]
     assert window.tree.path_of(window.tree.currentIndex()) == photo_dir
-    assert len(list(root.iterdir())) > 2
-    qtbot.waitUntil(
-        lambda: tree_children(window) == sorted([home.name, photo_dir.relative_to(root).parts[0]]),
-        timeout=10_000,
-    )
-    # Back in home, the tree is rooted there again.
+    assert window.tree.isExpanded(window.tree.index_of(photo_dir.parent))
+    beside = sorted(p.name for p in top.iterdir() if p.is_dir() and not p.name.startswith("."))
+    assert home.name in beside and len(beside) > 2
+    beside = sorted("Home" if name == home.name else name for name in beside)  # named so
+    qtbot.waitUntil(lambda: tree_children(window, top) == beside, timeout=10_000)
+    # Back in home, the tree starts at home again.
     (home / "Pictures" / "p.jpg").write_bytes((photo_dir / "photo0.jpg").read_bytes())
     window.tree.clicked.emit(window.tree.index_of(home / "Pictures"))
     qtbot.waitUntil(lambda: window.folder == home / "Pictures" and window.photos.rowCount() == 1)
-    assert window.tree.path_of(window.tree.rootIndex()) == home
+    assert top_rows(window) == [home]
+    assert window.tree.path_of(window.tree.currentIndex()) == home / "Pictures"

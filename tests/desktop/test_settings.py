@@ -23,6 +23,7 @@ CHANGED = AppSettings(
     batch_size=4,
     n_candidates=2,
     weights="/models/mine.safetensors",
+    ask_before_writing_into_photos=False,
 )
 
 
