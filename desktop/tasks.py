@@ -9,7 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Qt, Signal, Slot
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,10 @@ class TaskPool(QObject):
         self._closed = threading.Event()
         self._pending = 0
         self._lock = threading.Lock()
-        self._call_requested.connect(self._run_call)
+        # Queued even from the GUI thread: a task that finished before ``submit`` returned must
+        # not call back into the caller in the middle of it (the caller has not finished
+        # setting up what the callback expects).
+        self._call_requested.connect(self._run_call, Qt.ConnectionType.QueuedConnection)
 
     def submit(
         self,

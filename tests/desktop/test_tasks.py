@@ -1,0 +1,45 @@
+"""TaskPool: work off the GUI thread, results back on it, never in the middle of ``submit``."""
+
+from __future__ import annotations
+
+from concurrent.futures import Future
+
+from desktop.tasks import TaskPool
+
+
+class Instant:
+    """An executor whose tasks are done before ``submit`` returns (a very fast worker)."""
+
+    def submit(self, fn, *args):
+        future: Future = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait=True, cancel_futures=False) -> None:
+        pass
+
+
+def test_a_result_is_delivered_later_even_when_the_task_was_instant(qtbot) -> None:
+    """Regression: a folder listed before open_folder had finished left the grid saying
+    "Looking for photos…" (the callback ran inside submit, before the caller's next line)."""
+    pool = TaskPool("test", 1)
+    pool._executor = Instant()
+    order: list[str] = []
+    pool.submit(lambda: 42, on_done=lambda value: order.append(f"done {value}"))
+    order.append("submit returned")
+    qtbot.waitUntil(lambda: len(order) == 2, timeout=5000)
+    assert order == ["submit returned", "done 42"]
+    pool.shutdown()
+
+
+def test_errors_go_to_on_error_on_the_gui_thread(qtbot) -> None:
+    pool = TaskPool("test", 1)
+    errors: list[BaseException] = []
+
+    def fail() -> None:
+        raise ValueError("bad photo")
+
+    pool.submit(fail, on_error=errors.append)
+    qtbot.waitUntil(lambda: bool(errors), timeout=5000)
+    assert isinstance(errors[0], ValueError)
+    pool.shutdown()
