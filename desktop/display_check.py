@@ -60,9 +60,9 @@ class StartProblem:
     exit_code: int
 
 
-def uses_x11(environ: Mapping[str, str], platform: str = sys.platform) -> bool:
+def uses_x11(environ: Mapping[str, str], platform: str | None = None) -> bool:
     """Whether Qt will show windows through X11 (its xcb plugin) here."""
-    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+    if not (platform or sys.platform).startswith(("linux", "freebsd", "openbsd", "netbsd")):
         return False  # Windows and macOS have their own window systems
     chosen = environ.get("QT_QPA_PLATFORM", "")
     if chosen:
@@ -70,9 +70,9 @@ def uses_x11(environ: Mapping[str, str], platform: str = sys.platform) -> bool:
     return not environ.get("WAYLAND_DISPLAY")
 
 
-def no_display(environ: Mapping[str, str], platform: str = sys.platform) -> StartProblem | None:
+def no_display(environ: Mapping[str, str], platform: str | None = None) -> StartProblem | None:
     """A problem when there is no graphical desktop to show the window on."""
-    if not platform.startswith(("linux", "freebsd", "openbsd", "netbsd")):
+    if not (platform or sys.platform).startswith(("linux", "freebsd", "openbsd", "netbsd")):
         return None
     chosen = environ.get("QT_QPA_PLATFORM", "")
     if chosen and chosen.split(";")[0].split(":")[0] not in ("xcb", "wayland"):

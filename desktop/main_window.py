@@ -283,12 +283,13 @@ class MainWindow(QMainWindow):
             return False
         self.panel.show_photo(None)
         self.errors.clear()  # the Problems panel shows the folder on screen
-        self.session.open(folder, self.settings.recursive)
-        self.settings_store.last_folder = folder
+        # Before listing starts: a folder listed at once reports back within session.open.
         self.search_bar.folder = folder
         self.status_line.folder_open = True
         self._listing = True
         self._update_empty_text()
+        self.session.open(folder, self.settings.recursive)
+        self.settings_store.last_folder = folder
         self.middle.setCurrentWidget(self.grid)
         self._update_title()
         self.tree.show_folder(folder)
