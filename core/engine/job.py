@@ -46,6 +46,7 @@ class PhotoCaptioned:
     saved_to: Path | None  # the sidecar written, or the photo itself for "embed"
     message: str = ""  # a note from the store, e.g. a fallback to an XMP sidecar
     identity: FileIdentity | None = None  # the photo after the write, for the next save's check
+    confidence: float | None = None  # in [0, 1]: how sure the model is (core.confidence)
 
 
 SkipReason = Literal["done", "has_caption"]

@@ -227,7 +227,13 @@ class _Run:
                 self.captioned += 1
                 self.emit(
                     PhotoCaptioned(
-                        path, result.caption, result.score, result.candidates, None, None
+                        path,
+                        result.caption,
+                        result.score,
+                        result.candidates,
+                        None,
+                        None,
+                        confidence=result.confidence,
                     )
                 )
             else:
@@ -279,6 +285,7 @@ class _Run:
                     saved.path,
                     saved.message,
                     outcome.identity,
+                    result.confidence,
                 )
             )
 

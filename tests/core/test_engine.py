@@ -468,3 +468,12 @@ def test_overwrite_into_another_store_updates_the_old_one(
     assert (folder / "p00.txt").read_text(encoding="utf-8") == new, "no two stores disagree"
     assert "text sidecar was updated" in made["p00.jpg"].message
     assert not (folder / "p01.txt").exists(), "a store with no caption is not created"
+
+
+def test_captions_come_with_the_models_confidence(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    for store in ("txt", None):
+        _, rec = run(captioner, tmp_path / f"i-{store}", (lib / "b",), store=store)
+        confidences = [e.confidence for e in rec.of(PhotoCaptioned)]
+        assert len(confidences) == 2 and all(0.0 <= c <= 1.0 for c in confidences)
