@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from PySide6.QtCore import QSize, Qt, QUrl, Slot
+from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Slot
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QSplitter, QStackedWidget
 
@@ -46,6 +46,7 @@ from desktop.welcome import WelcomePage
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = QSize(1280, 800)
+PROBLEMS_HEIGHT = 170  # the Problems panel's height when it first opens
 
 
 def _on(action: QAction, slot: Callable[[], object]) -> None:
@@ -201,6 +202,7 @@ class MainWindow(QMainWindow):
         state = self.settings_store.load_window_state()
         if state.geometry is None or not self.restoreGeometry(state.geometry):
             self.resize(DEFAULT_SIZE)
+        self._dock_sizes_restored = state.state is not None
         if state.state is not None:
             self.restoreState(state.state)
         if state.splitter is not None:
@@ -514,6 +516,12 @@ class MainWindow(QMainWindow):
         self.errors.add(path, message)
         if not self.errors_dock.isVisible():
             self.errors_dock.show()
+            if not self._dock_sizes_restored:  # a few rows, not half the window
+                QTimer.singleShot(0, self._size_problems_panel)  # once it is laid out
+                self._dock_sizes_restored = True
+
+    def _size_problems_panel(self) -> None:
+        self.resizeDocks([self.errors_dock], [PROBLEMS_HEIGHT], Qt.Orientation.Vertical)
 
     def _update_title(self) -> None:
         self.setWindowTitle(f"{self.folder.name} — PhotoScribe" if self.folder else "PhotoScribe")

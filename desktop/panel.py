@@ -25,6 +25,8 @@ from desktop.photos import STORED_IN, Photo, Status
 
 log = logging.getLogger(__name__)
 
+EDITOR_PLACEHOLDER = "No caption yet. Type one, or caption this photo (Ctrl+R)."
+
 
 class PreviewLabel(QLabel):
     """Shows a QImage scaled to fit, rescaled when the panel is resized."""
@@ -107,7 +109,6 @@ class CaptionPanel(QWidget):
 
         self.editor = QPlainTextEdit(self)
         self.editor.setObjectName("captionEditor")
-        self.editor.setPlaceholderText("No caption yet. Type one, or caption this photo (Ctrl+R).")
         self.editor.setTabChangesFocus(True)
         self.editor.setMaximumHeight(110)
         self.editor.setToolTip(
@@ -162,6 +163,7 @@ class CaptionPanel(QWidget):
         """Show another photo (its undo history starts afresh)."""
         self._path = photo.path if photo is not None else None
         self.editor.setEnabled(photo is not None)
+        self.editor.setPlaceholderText(EDITOR_PLACEHOLDER if photo is not None else "")
         self._set_editor_text(photo.text if photo is not None else "")
         if photo is None:
             self.preview.set_image(None, "Select a photo to see it here.")

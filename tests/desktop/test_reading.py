@@ -219,3 +219,17 @@ def test_the_export_dialogs_columns_are_readable(qtbot, tmp_path):
     for column in range(header.count()):
         if not header.isSectionHidden(column):
             qtbot.waitUntil(lambda c=column: header.sectionSize(c) >= view.sizeHintForColumn(c))
+
+
+def test_the_problems_panel_opens_a_few_rows_high(qtbot, window, photo_dir):
+    window.resize(1280, 800)
+    open_and_wait(qtbot, window, photo_dir)
+    window.session.problem_found.emit(photo_dir / "photo0.jpg", "the image is damaged")
+    qtbot.waitUntil(lambda: window.errors_dock.isVisible())
+    qtbot.waitUntil(lambda: window.errors_dock.height() < window.height() / 4)
+
+
+def test_no_caption_hint_while_no_photo_is_shown(qtbot, window, photo_dir):
+    assert window.panel.editor.placeholderText() == ""
+    open_and_wait(qtbot, window, photo_dir)
+    assert "No caption yet" in window.panel.editor.placeholderText()
