@@ -19,6 +19,7 @@ import importlib.util
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
@@ -67,10 +68,13 @@ def installed_cuda_libraries() -> set[str]:
 
 def system_library_names() -> set[str]:
     """The shared libraries this machine's loader knows (ldconfig's cache)."""
-    try:
-        listing = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
-    except OSError:
+    # An ordinary user's PATH on Debian has no /sbin.
+    ldconfig = shutil.which("ldconfig") or next(
+        (p for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig") if Path(p).is_file()), None
+    )
+    if ldconfig is None:
         return set()
+    listing = subprocess.run([ldconfig, "-p"], capture_output=True, text=True).stdout
     return {line.split()[0] for line in listing.splitlines()[1:] if line.strip()}
 
 

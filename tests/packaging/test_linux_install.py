@@ -248,3 +248,21 @@ def test_a_failed_copy_leaves_nothing_behind(package: Path, home: Path, tmp_path
     assert result.returncode != 0 and "No space left" in result.stderr
     assert not (home / ".local" / "lib" / "photoscribe.new").exists()
     assert not (home / ".local" / "lib" / "photoscribe").exists()
+
+
+def test_too_little_disk_space_stops_the_install(package: Path, home: Path, tmp_path: Path):
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    fake_df = tools / "df"  # a nearly full disk: 100 KB free
+    fake_df.write_text(
+        "#!/bin/sh\necho 'Filesystem 1024-blocks Used Available Capacity Mounted on'\n"
+        "echo '/dev/x 1000000 999900 100 100% /'\n"
+    )
+    fake_df.chmod(0o755)
+    before = everything_under(home)
+    env = {"HOME": str(home), "PATH": f"{tools}:{os.environ.get('PATH', '/usr/bin:/bin')}"}
+    result = subprocess.run(
+        ["bash", str(package / "install.sh")], env=env, capture_output=True, text=True
+    )
+    assert result.returncode == 1 and "not enough disk space" in result.stderr
+    assert "0 MB are free" in result.stderr and everything_under(home) == before

@@ -161,3 +161,15 @@ def test_the_fresh_system_test_installs_only_the_list_and_an_x_server() -> None:
     script = (PACKAGING / "test_fresh_system.sh").read_text(encoding="utf-8")
     assert "--variant=minbase" in script and "bundle_rules.py system-packages" in script
     assert 'packages=(xvfb zstd xz-utils "${listed[@]}")' in script
+
+
+@pytest.mark.skipif(
+    not any(Path(p).is_file() for p in ("/sbin/ldconfig", "/usr/sbin/ldconfig")),
+    reason="needs glibc's ldconfig",
+)
+def test_the_build_machine_is_read_without_sbin_on_path(monkeypatch) -> None:
+    """Regression: an ordinary Debian user's PATH has no /sbin, so ldconfig was not found and
+    every library looked missing (build.sh then asked to install them all)."""
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.setattr(check_bundle.shutil, "which", lambda name: None)
+    assert "libc.so.6" in check_bundle.system_library_names()
