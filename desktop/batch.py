@@ -134,10 +134,9 @@ class BatchRunner(QObject):
     ) -> bool:
         s = self._settings()
         # The engine saves each caption as it is made (through the writer thread) and records
-        # it in the library index, which is what lets a later batch resume. A caption that
-        # must wait for review, or may not replace the one stored, is not saved by the engine:
-        # it comes back as a suggestion (store None) and the review flow takes it from there.
-        saving = s.autosave and (s.overwrite or not s.recaption)
+        # it in the library index, which is what lets a later batch resume. Re-captioning
+        # without overwriting, a photo's new caption comes back as a suggestion beside the one
+        # stored; with saving as captions arrive off (review first), every one does.
         if s.autosave and not self.saver.guard.allows(s.store, todo):
             self.message_posted.emit(
                 "Captioning not started: the photos stay untouched. Choose a sidecar in "
@@ -148,10 +147,11 @@ class BatchRunner(QObject):
         job = LibraryJob(
             roots,
             recursive=recursive,
-            store=s.store if saving else None,
+            store=s.store if s.autosave else None,
             xmp_name=s.xmp_name,
             overwrite=s.recaption and s.overwrite,
             skip_captioned=not s.recaption,
+            recaption=s.recaption,
             settings=CaptionSettings(
                 beam_size=s.beam_size,
                 batch_size=s.batch_size,
@@ -242,15 +242,9 @@ class BatchRunner(QObject):
             return
         if self._cancelling:
             return  # a suggestion of a cancelled batch: dropped like any result after cancel
-        if editing:
-            # The user is editing this caption: keep their text, offer the new one beside it.
-            self.photos.put(photo)
-            return
-        photo = replace(photo, draft=event.caption, typed=False)
+        if not editing:  # else keep the user's text; the new caption is offered beside it
+            photo = replace(photo, draft=event.caption, typed=False)
         self.photos.put(photo)
-        if self._settings().autosave:
-            # Only when it may not replace the stored caption: then it waits for review.
-            self.saver.save(photo, event.caption, generated=True)
 
     def _photo_skipped(self, event: PhotoSkipped) -> None:
         photo = self.photos.photo(event.path)

@@ -76,12 +76,12 @@ class Saver(QObject):
         self.guard = guard
         # Saves queued per photo: a row stays "saving" until the last of them has come back.
         self._in_flight: Counter[Path] = Counter()
-        self._generated: dict[SaveRequest, bool] = {}
         writer.written.connect(self._written)
 
-    def save(self, photo: Photo, text: str, generated: bool = False) -> bool:
-        """Queue a write of ``text`` (a snapshot) on the writer thread; False when the user
-        would not have the photo itself written to."""
+    def save(self, photo: Photo, text: str) -> bool:
+        """Queue a write of ``text`` (a snapshot, typed or picked by the user: it replaces the
+        caption stored) on the writer thread; False when the user would not have the photo
+        itself written to."""
         settings = self._settings()
         if not self.guard.allows(settings.store, [photo.path]):
             self._not_into_photos()
@@ -91,11 +91,9 @@ class Saver(QObject):
             text,
             settings.store,
             settings.xmp_name,
-            # Typed by the user: they are replacing the caption on purpose.
-            overwrite=True if not generated else settings.overwrite,
+            overwrite=True,
             expected=photo.identity,
         )
-        self._generated[request] = generated
         self.writer.save(request)
         self._in_flight[photo.path] += 1
         self.photos.put(replace(photo, saving=True))
@@ -122,7 +120,6 @@ class Saver(QObject):
     @Slot(object)
     def _written(self, outcome: SaveOutcome) -> None:
         request = outcome.request
-        generated = self._generated.pop(request, False)
         path, name = request.photo, request.photo.name
         self._in_flight[path] -= 1
         if self._in_flight[path] <= 0:
@@ -133,7 +130,7 @@ class Saver(QObject):
             result = outcome.result
             if result.message:
                 self.message_posted.emit(f"{name}: {result.message}", 8000)
-            elif not generated:
+            else:
                 self.message_posted.emit(f"Saved the caption of {name}.", 3000)
             if photo is None:
                 return  # another folder is open now
@@ -151,24 +148,12 @@ class Saver(QObject):
                 saved = replace(saved, draft=None, typed=False)  # nothing typed since
             self.photos.put(saved)
             return
-        if outcome.exists and generated:
-            # A caption is stored and may not be replaced: the new one waits as an unsaved
-            # suggestion that the user can review and save (Ctrl+S replaces it).
-            if photo is not None:
-                self.photos.put(replace(photo, saving=still_saving))
-            self.message_posted.emit(
-                f"{name} already has a caption, so the new one waits for review "
-                "(Ctrl+S replaces it; Settings can allow replacing captions).",
-                8000,
-            )
-            return
         error = outcome.error or f"{path}: could not be saved"
         self.problem_found.emit(path, error)
         if photo is not None:
             reason = f"{split_error(path, error)} {KEPT_NOTE}"
             kept = replace(photo, saving=still_saving, error=reason)
             if photo.draft is None:  # the caption that failed stays, unsaved, to retry
-                kept = replace(kept, draft=request.caption, typed=not generated)
+                kept = replace(kept, draft=request.caption, typed=True)
             self.photos.put(kept)
-        if not generated:
-            self.failed.emit("The caption was not saved", error)
+        self.failed.emit("The caption was not saved", error)

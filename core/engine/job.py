@@ -28,6 +28,9 @@ class LibraryJob:
     xmp_name: XmpName = "photo.jpg.xmp"  # XMP sidecar naming (also for embed's fallback)
     overwrite: bool = False  # replace captions the current model did not write
     skip_captioned: bool = False  # also skip photos with a caption in any other store
+    # Caption photos that have a caption too. Without ``overwrite`` the stored caption stays
+    # and the new one is reported as a suggestion (PhotoCaptioned with store None).
+    recaption: bool = False
     settings: CaptionSettings = field(default_factory=CaptionSettings)
 
     def __post_init__(self) -> None:
@@ -36,7 +39,11 @@ class LibraryJob:
 
 @dataclass(frozen=True)
 class PhotoCaptioned:
-    """A photo was captioned in this run and, when the job has a store, saved and indexed."""
+    """A photo was captioned in this run and, when the job has a store, saved and indexed.
+
+    ``store`` None: not saved, a suggestion (the job saves nothing, or it re-captions without
+    overwriting and the photo has a caption that stays).
+    """
 
     path: Path
     caption: str

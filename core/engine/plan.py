@@ -26,6 +26,7 @@ class Rules:
     target: StoreKind | None  # where captions are saved; None: caption and report only
     overwrite: bool = False  # replace captions this model (with these settings) did not write
     skip_captioned: bool = False  # leave photos with a caption in any store
+    recaption: bool = False  # caption photos with a caption too (saved only with overwrite)
     model: str = ""  # caption_version of this run
 
 
@@ -86,6 +87,8 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
         and row.same_file(facts.identity.size, facts.identity.mtime_ns)
         and facts.row_store_present
     ):
+        if rules.recaption and not rules.overwrite:
+            return Caption(path, overwrite=False)  # a suggestion; the caption stored stays
         if not rules.overwrite:
             return Skip(path, "done", row.caption, row.store)
         if row.model == rules.model:
@@ -112,6 +115,8 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
         return adopt(facts, held, target)
     if ours or rules.overwrite:  # ours, of a photo changed since; or replacing on request
         return Caption(path, overwrite=True)
+    if rules.recaption:
+        return Caption(path, overwrite=False)  # a suggestion beside the caption that stays
     return adopt(facts, held, target)
 
 

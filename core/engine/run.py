@@ -122,7 +122,7 @@ class _Run:
         self.emit = emit
         self.writer = writer if job.store is not None else None
         self.model = caption_version(engine.captioner, job.settings)
-        self.rules = Rules(job.store, job.overwrite, job.skip_captioned, self.model)
+        self.rules = Rules(job.store, job.overwrite, job.skip_captioned, job.recaption, self.model)
         self.saving: deque[tuple[Future[list[SaveOutcome]], dict[Path, CaptionResult]]] = deque()
         self.captioned = self.skipped = self.failed = 0
         self.failures: list[PhotoFailed] = []
@@ -267,7 +267,22 @@ class _Run:
 
     def _saved(self, outcome: SaveOutcome, result: CaptionResult) -> None:
         path = outcome.request.photo
-        if outcome.exists:
+        if outcome.exists and self.job.recaption:
+            # A caption is stored and may not be replaced: the new one is a suggestion.
+            self.captioned += 1
+            self.emit(
+                PhotoCaptioned(
+                    path,
+                    outcome.request.caption,
+                    result.score,
+                    result.candidates,
+                    None,
+                    None,
+                    "this photo already has a caption, which stays; the new one is a suggestion.",
+                    confidence=result.confidence,
+                )
+            )
+        elif outcome.exists:
             self.skipped += 1
             self.emit(PhotoSkipped(path, "has_caption"))
         elif outcome.result is None:

@@ -477,3 +477,21 @@ def test_captions_come_with_the_models_confidence(
         _, rec = run(captioner, tmp_path / f"i-{store}", (lib / "b",), store=store)
         confidences = [e.confidence for e in rec.of(PhotoCaptioned)]
         assert len(confidences) == 2 and all(0.0 <= c <= 1.0 for c in confidences)
+
+
+def test_recaption_without_overwrite_reports_suggestions_and_keeps_captions(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    """One route for the app's "re-caption, do not replace": the engine saves new captions
+    where there was none and reports the others as suggestions (store None)."""
+    index = tmp_path / "index.sqlite3"
+    folder = lib / "a"
+    (folder / "p00.txt").write_text("written by hand", encoding="utf-8")
+    summary, rec = run(captioner, index, (folder,), recaption=True)
+    assert summary.captioned == 3 and summary.skipped == 0
+    by_name = {e.path.name: e for e in rec.of(PhotoCaptioned)}
+    assert by_name["p00.jpg"].store is None and "suggestion" in by_name["p00.jpg"].message
+    assert (folder / "p00.txt").read_text(encoding="utf-8") == "written by hand"
+    assert by_name["p01.jpg"].store == "txt" and (folder / "p01.txt").is_file()
+    again, rec = run(captioner, index, (folder,), recaption=True)
+    assert again.captioned == 3, "re-captioning captions every photo again"

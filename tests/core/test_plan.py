@@ -30,6 +30,7 @@ def row(status="done", caption="ours", store="txt", model=MODEL, size=100, mtime
 TXT = Rules("txt", model=MODEL)
 OVERWRITE = Rules("txt", overwrite=True, model=MODEL)
 SKIP_ANY = Rules("txt", skip_captioned=True, model=MODEL)
+RECAPTION = Rules("txt", recaption=True, model=MODEL)
 PRINT_ONLY = Rules(None, model=MODEL)
 PRINT_SKIP_ANY = Rules(None, skip_captioned=True, model=MODEL)
 
@@ -57,6 +58,9 @@ CASES = [
      ReadStores(("embed", "xmp"))),
     ("skip captioned, embedded caption", SKIP_ANY, None, True,
      {"embed": "camera", "xmp": None, "txt": None}, "adopt:embed:camera"),
+    ("recaption: done before, a suggestion", RECAPTION, row(), True, {}, Caption(PHOTO, False)),
+    ("recaption: someone else's caption stays", RECAPTION, None, True, {"txt": "theirs"},
+     Caption(PHOTO, False)),
     ("print only", PRINT_ONLY, None, True, {}, Caption(PHOTO, False)),
     ("print only, skip captioned", PRINT_SKIP_ANY, None, True,
      {"embed": None, "xmp": "x", "txt": "t"}, Skip(PHOTO, "has_caption", "x", "xmp")),
@@ -85,7 +89,7 @@ def test_plan(rules, index_row, present, stored, expected) -> None:
 
 def test_each_store_is_asked_for_once() -> None:
     """Planning again with what was asked for always ends in a decision."""
-    for rules in (TXT, OVERWRITE, SKIP_ANY, PRINT_SKIP_ANY):
+    for rules in (TXT, OVERWRITE, SKIP_ANY, RECAPTION, PRINT_SKIP_ANY):
         for index_row in (None, row(), row("pending"), row(model="old")):
             stored: dict = {}
             asked: list[str] = []
