@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QMessageBox,
     QPushButton,
     QSpinBox,
+    QSplitter,
     QTextBrowser,
     QTreeView,
     QVBoxLayout,
@@ -59,13 +60,16 @@ EXPORT_FILTERS: dict[ExportFormat, str] = {  # what the save dialog lists for ea
     "jsonl": "JSON Lines files (*.jsonl)",
     "hf": "JSON Lines files (*.jsonl)",
 }
-FILE_DIALOG_SIZE = (860, 520)  # room for the name, size, type and date columns
+FILE_DIALOG_SIZE = (900, 540)  # room for the name, size, type and date columns
+FILE_DIALOG_PLACES = 170  # width of the list of places (Computer, home) in Qt's own dialog
 
 
 def file_dialog(parent: QWidget | None, title: str, start: Path) -> QFileDialog:
     """A file dialog big enough to read; where Qt draws its own, columns fit their contents."""
     dialog = QFileDialog(parent, title, str(start))
     dialog.resize(*FILE_DIALOG_SIZE)
+    for splitter in dialog.findChildren(QSplitter):  # the places beside the files, readable
+        splitter.setSizes([FILE_DIALOG_PLACES, FILE_DIALOG_SIZE[0] - FILE_DIALOG_PLACES])
     for view in dialog.findChildren(QTreeView):  # Qt's own dialog, not the desktop's
         header = view.header()
         header.setStretchLastSection(False)
