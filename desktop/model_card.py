@@ -5,14 +5,24 @@ from __future__ import annotations
 import html
 import json
 import logging
-import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from safetensors import SafetensorError, safe_open  # the Rust reader only: torch stays unloaded
+
 log = logging.getLogger(__name__)
 
-MAX_HEADER_BYTES = 50_000_000  # safetensors' own limit on the JSON header
+SCORE_NAMES = {  # the evaluation's keys as the papers write them
+    "Bleu_1": "BLEU-1",
+    "Bleu_2": "BLEU-2",
+    "Bleu_3": "BLEU-3",
+    "Bleu_4": "BLEU-4",
+    "METEOR": "METEOR",
+    "ROUGE_L": "ROUGE-L",
+    "CIDEr": "CIDEr-D",
+    "SPICE": "SPICE",
+}
 
 APP_LICENCE = "GPL-3.0-or-later"
 LIBRARY_LICENCES = (  # as the installed packages declare them
@@ -37,18 +47,14 @@ def read_model_card(path: Path) -> ModelCard:
     """The provenance stored in a PhotoScribe .safetensors file (its training data and scores)."""
     try:
         size = path.stat().st_size
-        with open(path, "rb") as file:
-            (length,) = struct.unpack("<Q", file.read(8))
-            if not 0 < length <= MAX_HEADER_BYTES:
-                raise ValueError("the file header is damaged")
-            header = json.loads(file.read(length))
-        metadata = header.get("__metadata__", {}) or {}
+        with safe_open(str(path), "numpy") as file:  # the header only; no tensor is read
+            metadata = file.metadata() or {}
         provenance = json.loads(metadata.get("provenance", "{}"))
         if not isinstance(provenance, dict):
             raise ValueError("the model description is damaged")
     except FileNotFoundError:
         return ModelCard(path, problem="no model file is installed")
-    except (OSError, ValueError, struct.error) as error:
+    except (OSError, ValueError, SafetensorError) as error:
         log.warning("Could not read the model card of %s: %s", path, error)
         return ModelCard(path, problem=f"the model file could not be read ({error})")
     return ModelCard(path, provenance, size)
@@ -56,7 +62,8 @@ def read_model_card(path: Path) -> ModelCard:
 
 def _scores_html(scores: dict[str, Any]) -> str:
     rows = "".join(
-        f"<tr><td>{html.escape(str(name))}</td><td align='right'>{_number(value)}</td></tr>"
+        f"<tr><td>{html.escape(SCORE_NAMES.get(str(name), str(name)))}</td>"
+        f"<td align='right'>{_number(value)}</td></tr>"
         for name, value in scores.items()
     )
     return f"<table cellspacing='0' cellpadding='2'>{rows}</table>"

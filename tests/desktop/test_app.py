@@ -16,7 +16,7 @@ import desktop.app
 import desktop.launcher
 from desktop.crash import ExceptionHandler, setup_logging
 from desktop.main_window import MainWindow
-from desktop.model_card import read_model_card
+from desktop.model_card import ModelCard, about_html, read_model_card
 from desktop.tasks import TaskPool
 
 REPO = Path(__file__).resolve().parents[2]
@@ -153,3 +153,10 @@ def test_the_photoscribe_command_opens_the_app_on_a_folder(monkeypatch, photo_di
     monkeypatch.setattr(sys, "argv", ["photoscribe"])
     assert desktop.launcher.main() == 0
     assert opened == [str(photo_dir), None]
+
+
+def test_the_model_cards_scores_are_named_as_papers_name_them(tmp_path):
+    card = ModelCard(tmp_path / "m.safetensors", {"dev": {"Bleu_4": 0.2441, "CIDEr": 0.569}})
+    page = about_html("1.0", card, "CPU")
+    assert "BLEU-4" in page and "CIDEr-D" in page and "0.244" in page
+    assert "Bleu_4" not in page
