@@ -176,3 +176,23 @@ def test_default_path_honours_the_environment(monkeypatch, tmp_path: Path) -> No
     monkeypatch.delenv("PHOTOSCRIBE_INDEX")
     assert default_index_path().name == "library.sqlite3"
     assert "PhotoScribe" in str(default_index_path())
+
+
+def test_two_spellings_of_one_photo_are_one_row(index_path: Path, tmp_path: Path) -> None:
+    """Regression: the index keyed photos by the path as given, so a relative path or a link
+    to the folder gave a second set of rows."""
+    real = tmp_path / "photos"
+    real.mkdir()
+    (real / "a.jpg").write_bytes(b"")
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    with LibraryIndex.open(index_path) as index:
+        index.put(done(link / "a.jpg", "a dog on the beach"))
+        index.commit()
+        index.put(done(real / "sub" / ".." / "a.jpg", "a cat on a sofa"))
+        index.commit()
+        assert index.count() == 1
+        row = index.lookup(link / "a.jpg")
+        assert row is not None and row.caption == "a cat on a sofa" and row.path == real / "a.jpg"
+    hits = search_library("cat", link, 10, index_path)
+    assert [hit.path for hit in hits] == [link / "a.jpg"], "spelled as the folder asked for"
