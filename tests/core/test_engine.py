@@ -495,3 +495,22 @@ def test_recaption_without_overwrite_reports_suggestions_and_keeps_captions(
     assert by_name["p01.jpg"].store == "txt" and (folder / "p01.txt").is_file()
     again, rec = run(captioner, index, (folder,), recaption=True)
     assert again.captioned == 3, "re-captioning captions every photo again"
+
+
+def test_each_photos_metadata_is_read_once(
+    captioner: Captioner, lib: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """Regression: with the embedded store and skip-captioned, exiv2 read each photo twice."""
+    from core.storage import EmbeddedStore
+
+    reads: list[Path] = []
+    real_read = EmbeddedStore.read
+
+    def counted(self, photo):
+        reads.append(photo)
+        return real_read(self, photo)
+
+    monkeypatch.setattr(EmbeddedStore, "read", counted)
+    summary, _ = run(captioner, tmp_path / "i", (lib,), store="embed", skip_captioned=True)
+    assert summary.captioned == 5
+    assert sorted(reads) == sorted(set(reads)) and len(reads) == 5, "once per photo"
