@@ -28,7 +28,7 @@ from core.engine.scan import Crashed, Failed, ScanEnd, Scanner, Todo
 from core.engine.upkeep import prune_missing, remove_stale_temp_files
 from core.engine.versions import caption_version
 from core.engine.writer import SaveOutcome, Writer
-from core.index import IndexEntry
+from core.index import IndexEntry, default_index_path
 from core.library import ScanProblem
 from core.storage import FileIdentity, SaveRequest
 
@@ -74,7 +74,7 @@ class LibraryEngine:
         if writer is not None:
             self.index_path = writer.index_path
         else:
-            self.index_path = Writer(index_path).index_path  # the default path, resolved once
+            self.index_path = Path(index_path) if index_path is not None else default_index_path()
         self.replace_damaged_index = replace_damaged_index
         self.lock_timeout = lock_timeout
 
