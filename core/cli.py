@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO, get_args
 
 from core import __version__
-from core.datatypes import DEVICE_CHOICES, EXPORT_FORMATS, STORE_KINDS, XMP_NAMES
+from core.datatypes import DEVICE_CHOICES, EXPORT_FORMATS, STORE_KINDS, XMP_NAMES, CaptionSettings
 
 if TYPE_CHECKING:  # only for annotations: the engine and its SQLite index load when used
     from core.engine import RunSummary
@@ -106,7 +106,7 @@ def _caption_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
     p.add_argument("--beam", type=int, default=3, help="beam size; 1 = greedy (default 3)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", type=int, default=CaptionSettings().batch_size)
     p.add_argument("--weights", type=Path, default=None, help="model file (default: shipped)")
     p.add_argument("--format", choices=OUTPUT_FORMATS, default="text", dest="fmt")
     p.add_argument(

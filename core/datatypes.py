@@ -39,7 +39,9 @@ def default_weights_path() -> Path:
 @dataclass(frozen=True)
 class CaptionSettings:
     beam_size: int = 3  # 1 = greedy
-    batch_size: int = 8  # photos per forward pass
+    # Photos per step. Beam search gets much cheaper per photo in large batches (29 -> 18 ms of
+    # CPU per photo from 8 to 32 on a 2-core Xeon); the encoder runs in chunks of ENCODER_BATCH.
+    batch_size: int = 32
     max_tokens: int = MAX_TOKENS  # incl. <start> and <end>
     length_penalty: float = 1.0  # final score = log-prob / length ** length_penalty
     n_candidates: int = 3  # alternative captions returned per photo (at most beam_size)

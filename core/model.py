@@ -200,28 +200,46 @@ class DecoderLayer(nn.Module):
             k = torch.cat([self_kv[0], k], dim=2)  # (B, H, T_past + 1, hd)
             v = torch.cat([self_kv[1], v], dim=2)
             x = x + self.drop(self.self_attn(h, (k, v)))
-        x = x + self.drop(self.cross_attn(self.ln2(x), memory_kv))
+        h = self.ln2(x)
+        N, T, C = h.shape
+        M = memory_kv[0].shape[0]
+        if M != N:
+            # N = M*g rows in groups of g that share one photo (beam search): the group's
+            # queries attend to that photo's keys together, so its memory is never copied.
+            y = self.cross_attn(h.reshape(M, (N // M) * T, C), memory_kv).reshape(N, T, C)
+        else:
+            y = self.cross_attn(h, memory_kv)
+        x = x + self.drop(y)
         x = x + self.ff(self.ln3(x))
         return x, (k, v)
 
 
 @dataclass
 class DecoderCache:
-    """Per-layer keys/values: cross-attention (fixed) and self-attention (grows one token a step)."""
+    """Per-layer keys/values: cross-attention (fixed) and self-attention (grows one token a step).
+
+    memory_kv may have fewer rows than the decoder: then each memory row serves a group of
+    consecutive decoder rows (the beams of one photo).
+    """
 
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]]
     self_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     length: int = 0
 
-    def reorder(self, index: torch.Tensor) -> DecoderCache:
-        """Select rows (beam search): every cached tensor is (B, H, T, hd)."""
+    def reorder(self, index: torch.Tensor, photos: torch.Tensor | None = None) -> DecoderCache:
+        """Select rows (beam search): self-attention rows by index; memory rows by photos when
+        given (beams share their photo's memory, so it changes only when photos finish)."""
 
-        def pick(kv: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-            return kv[0].index_select(0, index), kv[1].index_select(0, index)
+        def pick(
+            kv: tuple[torch.Tensor, torch.Tensor], rows: torch.Tensor
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            return kv[0].index_select(0, rows), kv[1].index_select(0, rows)  # (R, H, T, hd)
 
         return DecoderCache(
-            memory_kv=[pick(kv) for kv in self.memory_kv],
-            self_kv=None if self.self_kv is None else [pick(kv) for kv in self.self_kv],
+            memory_kv=self.memory_kv
+            if photos is None
+            else [pick(kv, photos) for kv in self.memory_kv],
+            self_kv=None if self.self_kv is None else [pick(kv, index) for kv in self.self_kv],
             length=self.length,
         )
 

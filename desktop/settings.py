@@ -10,7 +10,7 @@ from typing import Literal, get_args, get_origin
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from core.datatypes import DeviceChoice
+from core.datatypes import CaptionSettings, DeviceChoice
 from core.storage.base import StoreKind, XmpName
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class AppSettings:
     recursive: bool = False  # show and caption the photos in subfolders too
     device: DeviceChoice = "auto"  # where the model runs
     beam_size: int = 3  # 1 = greedy decoding; larger is slower and usually a little better
-    batch_size: int = 8  # photos per forward pass
+    batch_size: int = CaptionSettings().batch_size  # photos per step (see CaptionSettings)
     n_candidates: int = 3  # alternative captions offered per photo
     weights: str = ""  # model file; empty = the model shipped with PhotoScribe
     ask_before_writing_into_photos: bool = True  # the first write into photo files asks first

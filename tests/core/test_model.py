@@ -53,8 +53,12 @@ def test_cached_steps_equal_full_recompute(tiny_vocab) -> None:
 def test_cache_reorder_selects_rows(tiny_model: CaptionModel) -> None:
     memory = torch.randn(3, 49, 32)
     cache = tiny_model.start_cache(memory)
-    picked = cache.reorder(torch.tensor([2, 0]))
+    _, cache = tiny_model.step(torch.tensor([4, 5, 6]), cache)
+    picked = cache.reorder(torch.tensor([2, 0]), torch.tensor([2, 0]))
     torch.testing.assert_close(picked.memory_kv[0][0], cache.memory_kv[0][0][[2, 0]])
+    torch.testing.assert_close(picked.self_kv[0][0], cache.self_kv[0][0][[2, 0]])
+    beams_only = cache.reorder(torch.tensor([2, 0]))  # memory rows stay: they serve groups
+    assert beams_only.memory_kv[0][0] is cache.memory_kv[0][0]
 
 
 def test_tied_embeddings_share_storage(tiny_model: CaptionModel) -> None:
@@ -90,3 +94,23 @@ def test_config_round_trip() -> None:
     assert ModelConfig.from_dict(cfg.to_dict()) == cfg
     with pytest.raises(ValueError, match="unknown"):
         ModelConfig.from_dict({**cfg.to_dict(), "bogus": 1})
+
+
+def test_beams_sharing_a_photo_memory_equal_beams_with_copies(tiny_model) -> None:
+    """Grouped cross-attention (k beams per memory row) = attention to a copied memory."""
+    torch.manual_seed(0)
+    memory = tiny_model.encode_features(torch.randn(2, 49, 1280))  # (2, 49, C)
+    tokens = torch.randint(4, tiny_model.cfg.vocab_size, (6,))  # 3 beams per photo
+    shared = tiny_model.start_cache(memory)
+    copied = tiny_model.start_cache(memory.repeat_interleave(3, dim=0))
+    for _ in range(3):
+        a, shared = tiny_model.step(tokens, shared)
+        b, copied = tiny_model.step(tokens, copied)
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+        tokens = a.argmax(-1)
+    # Reordering beams, then dropping photo 0, keeps the two in step.
+    shared = shared.reorder(torch.tensor([5, 3, 4]), torch.tensor([1]))
+    copied = copied.reorder(torch.tensor([5, 3, 4]), torch.tensor([5, 3, 4]))
+    a, _ = tiny_model.step(tokens[[5, 3, 4]], shared)
+    b, _ = tiny_model.step(tokens[[5, 3, 4]], copied)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
