@@ -194,8 +194,9 @@ class Captioner:
             if weights is None and not path.is_file():
                 raise NoModelError(
                     path,
-                    "no trained caption model is installed; train one (see README, "
-                    '"Train your own model") or pass --weights FILE',
+                    "no trained caption model is installed; reinstall PhotoScribe, or train "
+                    'one (see README, "Train your own model")',
+                    cli_hint="(--weights FILE uses another model file.)",
                 )
             checkpoint = load_checkpoint(path)
         self.checkpoint = checkpoint
@@ -204,8 +205,9 @@ class Captioner:
         self.model = checkpoint.build_model().to(self.device)
         if self.model.backbone is None:
             raise NoModelError(checkpoint.path, "this model file has no image encoder")
-        # bf16 only for the convolutional encoder, where it is fast and does not change captions;
-        # the decoder's log-probabilities stay fp32 so beam search ranks exactly as in fp32.
+        # Reduced precision for the convolutional encoder only (bf16 on CPUs that have it, fp16
+        # on CUDA), where it is fast and does not change captions; the decoder's
+        # log-probabilities stay fp32 so beam search ranks exactly as in fp32.
         self.backbone_dtype = torch.float32
         if self.device.type == "cuda":
             self.backbone_dtype = torch.float16
