@@ -96,13 +96,13 @@ setup_venv() {
     if [ "$(uname -s)-$(uname -m)" = Linux-x86_64 ]; then
         # The torch/torchvision pair that imports together here (see README, "Install").
         echo "[1/2] torch 2.14.1 and torchvision 0.29.1 with NVIDIA's CUDA 13 libraries (they also run"
-        echo "      on the CPU): about 3 GB to download, 5.5 GB on disk; a few minutes."
+        echo "      on the CPU): about 3 GB to download, 5.4 GB on disk; a few minutes."
         "$venv/bin/python" -m pip install -q torch==2.14.1 torchvision==0.29.1
     else
         echo "[1/2] torch and torchvision: a few hundred MB to download."
     fi
     echo "[2/2] PhotoScribe (editable, from this folder) with PySide6 (Qt), Pillow, pi-heif, exiv2,"
-    echo "      numpy, safetensors and the test tools: about 400 MB on disk."
+    echo "      numpy, safetensors and the test tools: about 650 MB on disk."
     # PYTHONWARNINGS=ignore: setuptools' build backend prints a ten-line "Editable installation"
     # notice as a Python warning for every editable install, whatever the mode; it asks nothing
     # of the user. pip's own errors still show.

@@ -162,7 +162,9 @@ if [ "$archive" = 1 ] && head -c 1000000 dist/photoscribe/_internal/core/weights
     echo "build.sh: the app carries placeholder weights; no archive is made" >&2
     archive=0
 fi
-if [ "$archive" = 1 ]; then
+if [ "$archive" = 0 ]; then
+    bash packaging/pack.sh "$stage" none # the file list install.sh checks, without an archive
+else
     echo "== packing dist/$package.tar.$format"
     rm -f dist/"$package".tar.*
     packed="$(bash packaging/pack.sh "$stage" "$format")"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Packs an installable PhotoScribe folder (as build.sh stages it) into the archive users download.
-#   bash packaging/pack.sh FOLDER [zst|xz|gz]      (default zst)
+#   bash packaging/pack.sh FOLDER [zst|xz|gz|none]      (default zst; none: only SHA256SUMS)
 # Writes FOLDER/SHA256SUMS first (install.sh checks every file against it before it changes
 # anything), then FOLDER.tar.zst (or .tar.xz / .tar.gz) beside FOLDER, install.sh and the file
 # list first so that even a cut-off download unpacks them. `tar xf` unpacks all three formats
@@ -9,7 +9,7 @@
 # zst: zstd -T0 -6 --long=27 (all cores; a 128 MiB window, which unpacking needs as memory).
 set -euo pipefail
 
-folder="${1:?usage: pack.sh FOLDER [zst|xz|gz]}"
+folder="${1:?usage: pack.sh FOLDER [zst|xz|gz|none]}"
 format="${2:-zst}"
 folder="${folder%/}"
 [ -d "$folder" ] || {
@@ -20,6 +20,7 @@ case "$format" in
 zst) compress=(zstd -q -T0 -6 --long=27) ;;
 xz) compress=(xz -T0 -6) ;;
 gz) compress=(gzip -6) ;;
+none) compress=(true) ;;
 *)
     echo "pack.sh: unknown format $format (zst, xz or gz)" >&2
     exit 2
@@ -42,6 +43,7 @@ trap 'rm -f "$list" "$archive.tmp"' EXIT
     xargs -0 sha256sum --) >"$list"
 mv "$list" "$folder/SHA256SUMS"
 chmod 644 "$folder/SHA256SUMS"
+[ "$format" != none ] || exit 0
 
 # The order in the archive: the folder, its small files (install.sh, SHA256SUMS, ...), then the rest.
 list="$(mktemp)"

@@ -34,7 +34,7 @@ while [ "$#" -gt 0 ]; do
     --workdir) workdir="$(realpath -m "$2")" && shift ;;
     --out) out="$(realpath -m "$2")" && shift ;;
     -h | --help)
-        sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)

@@ -266,3 +266,14 @@ def test_too_little_disk_space_stops_the_install(package: Path, home: Path, tmp_
     )
     assert result.returncode == 1 and "not enough disk space" in result.stderr
     assert "0 MB are free" in result.stderr and everything_under(home) == before
+
+
+def test_a_folder_made_without_an_archive_installs(package: Path, home: Path) -> None:
+    """build.sh --no-archive still writes the file list, so its folder's install.sh works."""
+    (package / "SHA256SUMS").unlink()
+    for old in package.parent.glob("*.tar.*"):
+        old.unlink()
+    subprocess.run(["bash", str(PACKAGING / "pack.sh"), str(package), "none"], check=True)
+    assert (package / "SHA256SUMS").is_file() and not list(package.parent.glob("*.tar.*"))
+    run(package / "install.sh", home)
+    assert (home / ".local" / "lib" / "photoscribe" / "photoscribe").is_file()
