@@ -26,6 +26,7 @@ SUBCOMMANDS = ("caption", "search", "index", "export")
 OutputFormat = Literal["text", "jsonl"]
 OUTPUT_FORMATS: tuple[OutputFormat, ...] = get_args(OutputFormat)
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+CONFIDENCE_DIGITS = 3  # confidences are printed rounded to this many decimals
 
 
 class Progress:
@@ -84,6 +85,12 @@ redone and nothing is left half-written. Later runs over the same folders captio
 photos that are new or changed; the photos skipped are counted, not listed. The summary at
 the end (and --report FILE, as JSON) gives the numbers captioned, skipped and failed.
 
+Every caption comes with the model's confidence, a number from 0 (probably wrong) to 1
+(probably right); --format jsonl prints it. With --min-confidence C, only captions with a
+confidence of at least C are printed and saved; the others are listed on stderr as left for
+review (PATH: left for review (confidence X, below C): CAPTION) and counted in the summary,
+and the next run captions those photos again.
+
 The index is a database in your user data folder (or --index FILE, or $PHOTOSCRIBE_INDEX);
 it also makes `photoscribe search` work. It is never the only copy of a caption: the store
 you chose holds every one, and `photoscribe index` rebuilds the index from the stores.
@@ -128,6 +135,14 @@ def _caption_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--skip-captioned", action="store_true", help="skip photos with a caption in any store"
+    )
+    p.add_argument(
+        "--min-confidence",
+        type=float,
+        default=None,
+        metavar="C",
+        help="keep only captions the model is at least this sure of (0 to 1); list the others "
+        "on stderr for review",
     )
     p.add_argument(
         "--report", type=Path, default=None, metavar="FILE", help="also write the summary as JSON"
@@ -225,12 +240,31 @@ def _say(err: TextIO, text: str) -> None:
     err.flush()
 
 
-def _line(path: Path, caption: str | None, score: float | None, fmt: str) -> str:
+def rounded(confidence: float | None) -> float | None:
+    return round(confidence, CONFIDENCE_DIGITS) if confidence is not None else None
+
+
+def _line(
+    path: Path, caption: str | None, score: float | None, confidence: float | None, fmt: str
+) -> str:
     if fmt == "jsonl":
         return json.dumps(
-            {"path": str(path), "caption": caption, "score": score}, ensure_ascii=False
+            {
+                "path": str(path),
+                "caption": caption,
+                "score": score,
+                "confidence": rounded(confidence),
+            },
+            ensure_ascii=False,
         )
     return f"{path}\t{caption}"
+
+
+def review_line(path: Path, caption: str, confidence: float | None, least: float) -> str:
+    """The stderr line for a caption left for review (one line, whatever the caption holds)."""
+    sure = f"{confidence:.{CONFIDENCE_DIGITS}f}" if confidence is not None else "unknown"
+    text = " ".join(caption.split())
+    return f"{path}: left for review (confidence {sure}, below {least:g}): {text}"
 
 
 class CaptionOutput:
@@ -243,7 +277,13 @@ class CaptionOutput:
         self.progress = progress
 
     def __call__(self, event: object) -> None:
-        from core.engine import IndexReplaced, PhotoCaptioned, PhotoFailed, RunProgress
+        from core.engine import (
+            IndexReplaced,
+            PhotoCaptioned,
+            PhotoFailed,
+            PhotoForReview,
+            RunProgress,
+        )
         from core.library import ScanProblem
 
         if isinstance(event, RunProgress):
@@ -251,9 +291,15 @@ class CaptionOutput:
             return
         if isinstance(event, PhotoCaptioned):
             self.progress.clear()
-            self._print(_line(event.path, event.caption, event.score, self.fmt))
+            self._print(_line(event.path, event.caption, event.score, event.confidence, self.fmt))
             if event.message:
                 _say(self.err, f"{event.path}: {event.message}")
+        elif isinstance(event, PhotoForReview):
+            self.progress.clear()
+            _say(
+                self.err,
+                review_line(event.path, event.caption, event.confidence, event.min_confidence),
+            )
         elif isinstance(event, PhotoFailed):
             self.progress.clear()
             _say(self.err, event.reason)
@@ -303,9 +349,14 @@ def stop_on_signals(cancel: threading.Event, err: TextIO) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-def summary_text(summary: RunSummary, overwrite: bool) -> str:
+def summary_text(summary: RunSummary, overwrite: bool, min_confidence: float | None = None) -> str:
+    review = (
+        f"left for review {summary.for_review} (see above), "
+        if summary.for_review or min_confidence is not None
+        else ""
+    )
     text = (
-        f"photoscribe: captioned {summary.captioned}, skipped {summary.skipped}, "
+        f"photoscribe: captioned {summary.captioned}, {review}skipped {summary.skipped}, "
         f"failed {summary.failed} in {summary.seconds:.1f} s "
         f"({summary.images_per_second:.2f} images/s)"
     )
@@ -332,6 +383,10 @@ def run_caption(
     if args.beam < 1 or args.batch_size < 1:
         _say(err, "photoscribe: --beam and --batch-size must be at least 1")
         return EXIT_USAGE
+    least = args.min_confidence
+    if least is not None and not 0.0 <= least <= 1.0:  # also refuses nan
+        _say(err, f"photoscribe: --min-confidence must be between 0 and 1 (got {least:g})")
+        return EXIT_USAGE
     roots = tuple(Path(p) for p in args.paths)
     if missing := missing_paths(roots):
         return say_missing(err, missing)
@@ -351,6 +406,7 @@ def run_caption(
         overwrite=args.overwrite,
         skip_captioned=args.skip_captioned,
         settings=CaptionSettings(beam_size=args.beam, batch_size=args.batch_size),
+        min_confidence=least,
     )
     engine = LibraryEngine(captioner, index_path=args.index)
     progress = Progress(None, err)
@@ -368,7 +424,7 @@ def run_caption(
         _say(err, f"photoscribe: {exc.for_cli()}")
         return EXIT_FAILED
     progress.close()
-    _say(err, summary_text(summary, args.overwrite))
+    _say(err, summary_text(summary, args.overwrite, least))
     if args.report is not None:
         try:
             atomic_write(args.report, summary.to_json().encode("utf-8"))
@@ -414,6 +470,7 @@ def run_search(
                     "caption": hit.caption,
                     "store": hit.store,
                     "rank": hit.rank,
+                    "confidence": rounded(hit.confidence),
                 },
                 ensure_ascii=False,
             )

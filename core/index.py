@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 INDEX_ENV = "PHOTOSCRIBE_INDEX"
 """Environment variable naming the index file (tests and portable installs use it)."""
 INDEX_FILE_NAME = "library.sqlite3"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""1: the first; 2: adds ``confidence`` (older rows keep NULL there)."""
 LOCK_TIMEOUT_S = 5.0
 """How long to wait for another program's write to the index before giving up."""
 
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS photos (
     store_path BLOB,                -- the sidecar, or the photo itself
     model TEXT,                     -- the model that wrote the caption; NULL when not known
     error TEXT,                     -- why it failed, for status 'failed'
-    updated REAL NOT NULL           -- seconds since the epoch
+    updated REAL NOT NULL,          -- seconds since the epoch
+    confidence REAL                 -- the model's confidence in [0, 1]; NULL: typed or unknown
 );
 """
 _FTS_SCHEMA = """
@@ -65,14 +67,15 @@ END;
 """
 _UPSERT = """
 INSERT INTO photos (path, size, mtime_ns, status, caption, store, store_path, model, error,
-                    updated)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    updated, confidence)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (path) DO UPDATE SET
     size = excluded.size, mtime_ns = excluded.mtime_ns, status = excluded.status,
     caption = excluded.caption, store = excluded.store, store_path = excluded.store_path,
-    model = excluded.model, error = excluded.error, updated = excluded.updated
+    model = excluded.model, error = excluded.error, updated = excluded.updated,
+    confidence = excluded.confidence
 """
-_COLUMNS = "path, size, mtime_ns, status, caption, store, store_path, model, error, updated"
+_BASE_COLUMNS = "path, size, mtime_ns, status, caption, store, store_path, model, error, updated"
 
 # Words too common in captions to narrow a search ("a dog on the beach").
 STOP_WORDS = frozenset(
@@ -103,6 +106,7 @@ class IndexEntry:
     model: str | None = None
     error: str | None = None
     updated: float = 0.0
+    confidence: float | None = None  # the model's, in [0, 1]; None: typed by a person, or unknown
 
     def same_file(self, size: int, mtime_ns: int) -> bool:
         """True when the photo on disk still has the size and mtime this row recorded."""
@@ -118,6 +122,7 @@ class SearchHit:
     store: StoreKind | None
     rank: float  # lower is better (SQLite's bm25 is negative for good matches)
     store_path: Path | None = None  # the file holding the caption, when the index knows it
+    confidence: float | None = None  # the model's confidence in the caption, when known
 
 
 def resolved(path: Path) -> Path:
@@ -153,11 +158,22 @@ class LibraryIndex:
     or a photo, so a damaged index can be thrown away and rebuilt (see core.engine.rebuild).
     """
 
-    def __init__(self, path: Path, conn: sqlite3.Connection, readonly: bool, fts: bool) -> None:
+    def __init__(
+        self,
+        path: Path,
+        conn: sqlite3.Connection,
+        readonly: bool,
+        fts: bool,
+        has_confidence: bool = True,
+    ) -> None:
         self.path = path
         self._conn = conn
         self.readonly = readonly
         self.fts = fts  # False when this SQLite lacks FTS5: search falls back to LIKE
+        # A reader cannot add the column to an index made before confidences were kept: its
+        # rows read as confidence unknown until a writer opens (and upgrades) the file.
+        self._confidence = "confidence" if has_confidence else "NULL"
+        self._columns = f"{_BASE_COLUMNS}, {self._confidence}"
         self._queued: list[tuple] = []
         self._forget: list[bytes] = []
 
@@ -200,11 +216,15 @@ class LibraryIndex:
             raise LibraryIndexError(path, f"cannot open the library index ({error}).") from error
         try:
             fts = cls._prepare(path, conn, readonly)
+            has_confidence = "confidence" in _photo_columns(conn)
+        except sqlite3.Error as error:
+            conn.close()
+            raise _translate(path, error) from error
         except BaseException:
             conn.close()
             raise
         log.info("Opened library index %s%s", path, " (read-only)" if readonly else "")
-        return cls(path, conn, readonly, fts)
+        return cls(path, conn, readonly, fts, has_confidence)
 
     @staticmethod
     def _prepare(path: Path, conn: sqlite3.Connection, readonly: bool) -> bool:
@@ -233,8 +253,7 @@ class LibraryIndex:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise IndexDamagedError(path, f"the library index is damaged ({check}).")
-            # BEGIN IMMEDIATE takes the write lock, which also proves nobody else holds it.
-            _script(conn, "BEGIN IMMEDIATE;" + _SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
+            _create_or_upgrade(conn)
             return _try_fts(conn)
         except sqlite3.Error as error:
             raise _translate(path, error) from error
@@ -263,17 +282,17 @@ class LibraryIndex:
     # ---------------------------------------------------------------- reading
 
     def lookup(self, photo: Path) -> IndexEntry | None:
-        row = self._query(f"SELECT {_COLUMNS} FROM photos WHERE path = ?", (path_key(photo),))
+        row = self._query(f"SELECT {self._columns} FROM photos WHERE path = ?", (path_key(photo),))
         found = row.fetchone()
         return _entry(found) if found else None
 
     def entries(self, status: RowStatus | None = None) -> Iterator[IndexEntry]:
         """Every row (optionally of one status), streamed in path order."""
         if status is None:
-            cursor = self._query(f"SELECT {_COLUMNS} FROM photos ORDER BY path")
+            cursor = self._query(f"SELECT {self._columns} FROM photos ORDER BY path")
         else:
             cursor = self._query(
-                f"SELECT {_COLUMNS} FROM photos WHERE status = ? ORDER BY path", (status,)
+                f"SELECT {self._columns} FROM photos WHERE status = ? ORDER BY path", (status,)
             )
         while rows := self._fetch(cursor):
             yield from (_entry(row) for row in rows)
@@ -282,7 +301,7 @@ class LibraryIndex:
         """The rows for photos inside ``folder`` at any depth, streamed in path order."""
         low, high = folder_range(folder)
         cursor = self._query(
-            f"SELECT {_COLUMNS} FROM photos WHERE path >= ? AND path < ? ORDER BY path",
+            f"SELECT {self._columns} FROM photos WHERE path >= ? AND path < ? ORDER BY path",
             (low, high),
         )
         while rows := self._fetch(cursor):
@@ -309,6 +328,7 @@ class LibraryIndex:
                 entry.model,
                 entry.error,
                 entry.updated or time.time(),
+                entry.confidence,
             )
         )
 
@@ -373,7 +393,8 @@ class LibraryIndex:
         self, match: str, low: bytes, high: bytes, limit: int, exclude: Sequence[str]
     ) -> list[SearchHit]:
         cursor = self._query(
-            "SELECT p.path, p.caption, p.store, bm25(captions_fts) AS rank, p.store_path "
+            "SELECT p.path, p.caption, p.store, bm25(captions_fts) AS rank, p.store_path, "
+            f"p.{self._confidence} "
             "FROM captions_fts JOIN photos AS p ON p.id = captions_fts.rowid "
             "WHERE captions_fts MATCH ? AND p.path >= ? AND p.path < ? AND p.status = 'done' "
             "ORDER BY rank, p.path LIMIT ?",
@@ -381,11 +402,13 @@ class LibraryIndex:
         )
         skip = set(exclude)
         hits = []
-        for key, caption, store, rank, store_path in cursor.fetchall():
+        for key, caption, store, rank, store_path, confidence in cursor.fetchall():
             path = _path(key)
             assert path is not None
             if str(path) not in skip:
-                hits.append(SearchHit(path, caption, store, float(rank), _path(store_path)))
+                hits.append(
+                    SearchHit(path, caption, store, float(rank), _path(store_path), confidence)
+                )
         return hits[:limit]
 
     def _search_like(
@@ -395,13 +418,14 @@ class LibraryIndex:
         where = " AND ".join("lower(caption) LIKE ? ESCAPE '\\'" for _ in terms)
         args = [f"%{_like_escape(t)}%" for t in terms]
         cursor = self._query(
-            f"SELECT path, caption, store, store_path FROM photos WHERE status = 'done' AND {where} "
+            f"SELECT path, caption, store, store_path, {self._confidence} FROM photos "
+            f"WHERE status = 'done' AND {where} "
             "AND path >= ? AND path < ? ORDER BY length(caption), path LIMIT ?",
             (*args, low, high, limit),
         )
         return [
-            SearchHit(Path(os.fsdecode(k)), c, s, float(i), _path(sp))
-            for i, (k, c, s, sp) in enumerate(cursor.fetchall())
+            SearchHit(Path(os.fsdecode(k)), c, s, float(i), _path(sp), conf)
+            for i, (k, c, s, sp, conf) in enumerate(cursor.fetchall())
         ]
 
     # ---------------------------------------------------------------- helpers
@@ -500,6 +524,31 @@ def _script(conn: sqlite3.Connection, script: str) -> None:
         raise
 
 
+def _photo_columns(conn: sqlite3.Connection) -> set[str]:
+    return {row[1] for row in conn.execute("PRAGMA table_info(photos)")}
+
+
+def _create_or_upgrade(conn: sqlite3.Connection) -> None:
+    """Create the table, or bring an older index up to SCHEMA_VERSION, in one transaction.
+
+    BEGIN IMMEDIATE takes the write lock, which also proves nobody else holds it, and makes
+    the column check and the change one step even when two programs open the file at once.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        conn.execute(_SCHEMA)
+        if "confidence" not in _photo_columns(conn):  # made by schema version 1
+            conn.execute("ALTER TABLE photos ADD COLUMN confidence REAL")
+            log.info("Library index upgraded: captions' confidences are kept from now on")
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        raise
+
+
 def _try_fts(conn: sqlite3.Connection) -> bool:
     try:
         _script(conn, "BEGIN IMMEDIATE;" + _FTS_SCHEMA)
@@ -515,11 +564,11 @@ def _try_fts(conn: sqlite3.Connection) -> bool:
 
 
 def _entry(row: tuple) -> IndexEntry:
-    key, size, mtime_ns, status, caption, store, store_path, model, error, updated = row
+    key, size, mtime_ns, status, caption, store, store_path, model, error, updated, conf = row
     path = _path(key)
     assert path is not None
     return IndexEntry(
-        path, size, mtime_ns, status, caption, store, _path(store_path), model, error, updated
+        path, size, mtime_ns, status, caption, store, _path(store_path), model, error, updated, conf
     )
 
 

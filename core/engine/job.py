@@ -32,9 +32,14 @@ class LibraryJob:
     # and the new one is reported as a suggestion (PhotoCaptioned with store None).
     recaption: bool = False
     settings: CaptionSettings = field(default_factory=CaptionSettings)
+    # Keep only captions the model is at least this sure of (a confidence in [0, 1]); the
+    # others are neither saved nor reported as captioned, but as PhotoForReview. None: keep all.
+    min_confidence: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "roots", tuple(Path(r) for r in self.roots))
+        if self.min_confidence is not None and not 0.0 <= self.min_confidence <= 1.0:
+            raise ValueError("the minimum confidence must be between 0 and 1")
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,19 @@ class PhotoSkipped:
     reason: SkipReason
     caption: str | None = None
     store: StoreKind | None = None
+    confidence: float | None = None  # the model's confidence in ``caption``, when the index knows
+
+
+@dataclass(frozen=True)
+class PhotoForReview:
+    """A photo captioned with less confidence than the job's ``min_confidence``: the caption
+    was not saved (nor recorded in the index), so a person can look at it; the next run of the
+    same job captions the photo again."""
+
+    path: Path
+    caption: str
+    confidence: float | None  # None: the model gave none, which counts as too low
+    min_confidence: float
 
 
 @dataclass(frozen=True)
@@ -82,7 +100,7 @@ class PhotoFailed:
 class RunProgress:
     """Counts so far; ``total`` is None until the background count of the photos has finished."""
 
-    done: int  # captioned + skipped + failed
+    done: int  # captioned + skipped + failed + left for review
     total: int | None
     captioned: int
     skipped: int
@@ -101,7 +119,13 @@ class IndexReplaced:
 
 
 EngineEvent = (
-    PhotoCaptioned | PhotoSkipped | PhotoFailed | ScanProblem | RunProgress | IndexReplaced
+    PhotoCaptioned
+    | PhotoSkipped
+    | PhotoFailed
+    | PhotoForReview
+    | ScanProblem
+    | RunProgress
+    | IndexReplaced
 )
 EventHandler = Callable[[EngineEvent], None]
 
@@ -124,6 +148,7 @@ class RunSummary:
     store: StoreKind | None
     index_path: Path | None
     model: str
+    for_review: int = 0  # captioned below the job's min_confidence, so not kept (PhotoForReview)
 
     @property
     def images_per_second(self) -> float:
@@ -133,6 +158,7 @@ class RunSummary:
         """A JSON-ready dict (paths as strings, undecodable bytes escaped)."""
         return {
             "captioned": self.captioned,
+            "left_for_review": self.for_review,
             "skipped": self.skipped,
             "failed": self.failed,
             "failures": [{"path": _text(f.path), "reason": f.reason} for f in self.failures],

@@ -65,6 +65,7 @@ class Skip:
     caption: str | None
     store: StoreKind | None
     record: IndexEntry | None = None
+    confidence: float | None = None  # the model's confidence in ``caption``, when the index knows
 
 
 Decision = Caption | Skip | ReadStores
@@ -90,12 +91,12 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
         if rules.recaption and not rules.overwrite:
             return Caption(path, overwrite=False)  # a suggestion; the caption stored stays
         if not rules.overwrite:
-            return Skip(path, "done", row.caption, row.store)
+            return Skip(path, "done", row.caption, row.store, confidence=row.confidence)
         if row.model == rules.model:
             if target not in stored:
                 return ReadStores((target,))
             if stored[target] == row.caption:
-                return Skip(path, "done", row.caption, row.store)
+                return Skip(path, "done", row.caption, row.store, confidence=row.confidence)
         return Caption(path, overwrite=True)
     if rules.skip_captioned:
         if missing := _missing(stored, STORE_ORDER):
@@ -122,14 +123,17 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
 
 def adopt(facts: PhotoFacts, caption: str, store: StoreKind) -> Skip:
     """Skip a photo whose caption was found in ``store``, recording it in the index."""
-    return Skip(facts.path, "has_caption", caption, store, adopted_row(facts, caption, store))
+    record = adopted_row(facts, caption, store)
+    return Skip(facts.path, "has_caption", caption, store, record, record.confidence)
 
 
 def adopted_row(facts: PhotoFacts, caption: str, store: StoreKind) -> IndexEntry:
-    """The index row for a caption found in a store; the model is kept only when the row
-    already held this very caption (then this model wrote it)."""
+    """The index row for a caption found in a store; the model and its confidence are kept
+    only when the row already held this very caption (then this model wrote it)."""
     row = facts.row
-    model = row.model if row is not None and row.caption == caption else None
+    same = row is not None and row.caption == caption
+    model = row.model if same and row is not None else None
+    confidence = row.confidence if same and row is not None else None
     return IndexEntry(
         facts.path,
         facts.identity.size,
@@ -139,6 +143,7 @@ def adopted_row(facts: PhotoFacts, caption: str, store: StoreKind) -> IndexEntry
         store,
         None,
         model,
+        confidence=confidence,
     )
 
 

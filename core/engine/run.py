@@ -18,6 +18,7 @@ from core.engine.job import (
     LibraryJob,
     PhotoCaptioned,
     PhotoFailed,
+    PhotoForReview,
     PhotoSkipped,
     RunProgress,
     RunSummary,
@@ -124,7 +125,7 @@ class _Run:
         self.model = caption_version(engine.captioner, job.settings)
         self.rules = Rules(job.store, job.overwrite, job.skip_captioned, job.recaption, self.model)
         self.saving: deque[tuple[Future[list[SaveOutcome]], dict[Path, CaptionResult]]] = deque()
-        self.captioned = self.skipped = self.failed = 0
+        self.captioned = self.skipped = self.failed = self.for_review = 0
         self.failures: list[PhotoFailed] = []
         self.problems: list[ScanProblem] = []
         self.t0 = time.monotonic()
@@ -174,6 +175,7 @@ class _Run:
             self.job.store,
             self.engine.index_path if writer is not None else None,
             self.model,
+            self.for_review,
         )
 
     def _loop(self, scanner: Scanner, batches: Batches[Todo]) -> bool:
@@ -198,7 +200,9 @@ class _Run:
                 self.skipped += 1
                 if item.record is not None and self.writer is not None:
                     self.writer.record(item.record)
-                self.emit(PhotoSkipped(item.path, item.reason, item.caption, item.store))
+                self.emit(
+                    PhotoSkipped(item.path, item.reason, item.caption, item.store, item.confidence)
+                )
             elif isinstance(item, Failed):
                 self._failed(item.path, item.reason, item.identity)
             elif item.kind == "folder":
@@ -223,6 +227,12 @@ class _Run:
                 self._failed(
                     path, f"{path}: the model gave no caption for this photo.", todo.identity
                 )
+            elif self._too_unsure(result):
+                self.for_review += 1
+                assert self.job.min_confidence is not None
+                self.emit(
+                    PhotoForReview(path, result.caption, result.confidence, self.job.min_confidence)
+                )
             elif self.job.store is None:
                 self.captioned += 1
                 self.emit(
@@ -246,6 +256,7 @@ class _Run:
                         todo.overwrite or self.job.overwrite,  # --overwrite: stores agree
                         todo.identity,
                         self.model,
+                        result.confidence,
                     )
                 )
                 results[path] = result
@@ -253,6 +264,13 @@ class _Run:
             self.saving.append((self.writer.save_batch(requests), results))
         self._wait_for_saves(everything=False)
         self._progress(scanner)
+
+    def _too_unsure(self, result: CaptionResult) -> bool:
+        """Below the job's minimum confidence (an unknown confidence is below any minimum)."""
+        least = self.job.min_confidence
+        if least is None:
+            return False
+        return result.confidence is None or result.confidence < least
 
     def _wait_for_saves(self, *, everything: bool) -> None:
         """Report the batches the writer has saved; wait when too many are still saving."""
@@ -330,7 +348,7 @@ class _Run:
         elapsed = now - self.t0
         self.emit(
             RunProgress(
-                self.captioned + self.skipped + self.failed,
+                self.captioned + self.skipped + self.failed + self.for_review,
                 scanner.total,
                 self.captioned,
                 self.skipped,

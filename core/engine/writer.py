@@ -390,6 +390,7 @@ def _row(
         result.store if result is not None else request.store,
         result.path if result is not None else None,
         request.model,
+        confidence=request.confidence,
     )
 
 

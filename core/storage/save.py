@@ -34,6 +34,7 @@ class SaveRequest:
     overwrite: bool = False  # replace a different caption (and bring other stores up to date)
     expected: FileIdentity | None = None  # the photo when its caption was read or made
     model: str | None = None  # the model that wrote it (recorded in the index); None: typed
+    confidence: float | None = None  # the model's confidence (recorded in the index); None: typed
 
 
 def make_store(kind: StoreKind, xmp_name: XmpName = "photo.jpg.xmp") -> CaptionStore:

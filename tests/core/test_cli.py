@@ -564,3 +564,67 @@ def test_help_explains_resume_and_the_index(capsys) -> None:
     assert "continues" in out and "index" in out and "--report" in out
     assert run(capsys, "search", "--help")[0] == 0
     assert run(capsys, "index", "--help")[0] == 0
+
+
+# ---------------------------------------------------------------- confidence (issue 10)
+
+
+def test_jsonl_lines_carry_the_confidence_rounded(
+    capsys, tiny_checkpoint: Path, photo_dir: Path
+) -> None:
+    code, out, _ = run(
+        capsys, "caption", str(photo_dir), "--weights", str(tiny_checkpoint), "--format", "jsonl"
+    )
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == 3
+    for rec in records:
+        assert isinstance(rec["confidence"], float) and 0.0 <= rec["confidence"] <= 1.0
+        assert rec["confidence"] == round(rec["confidence"], 3)
+
+
+def test_min_confidence_saves_the_sure_captions_and_lists_the_rest_for_review(
+    capsys, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    photos = small_photos(tmp_path / "lib", 3)
+    report = tmp_path / "report.json"
+    base = ["caption", str(tmp_path / "lib"), "--write", "txt", "--weights", str(tiny_checkpoint)]
+    base += ["--beam", "1"]
+    # The tiny model is unsure of everything: a minimum of 1 leaves every caption for review.
+    code, out, err = run(capsys, *base, "--min-confidence", "1", "--report", str(report))
+    assert code == 0, err
+    assert out == "", "stdout lists only the captions kept"
+    review = [line for line in err.splitlines() if "left for review" in line and "\t" not in line]
+    review = [line for line in review if not line.startswith("photoscribe:")]
+    assert len(review) == 3
+    for line, photo in zip(review, photos, strict=True):
+        assert line.startswith(f"{photo}: left for review (confidence 0.")
+        assert "below 1): " in line and line.split("): ", 1)[1].strip()
+    assert "captioned 0, left for review 3 (see above), skipped 0, failed 0" in err
+    assert json.loads(report.read_text())["left_for_review"] == 3
+    assert not any(p.with_suffix(".txt").exists() for p in photos)
+
+    code, out, err = run(capsys, *base, "--min-confidence", "0", "--format", "jsonl")
+    assert code == 0, err
+    assert len(out.splitlines()) == 3 and "left for review 0" in err
+    assert all(p.with_suffix(".txt").exists() for p in photos)
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.5", "nan", "sure"])
+def test_min_confidence_outside_0_to_1_is_a_usage_error(capsys, value: str, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "caption", str(tmp_path), f"--min-confidence={value}")
+    assert code == 2 and out == ""
+    assert "--min-confidence" in err
+
+
+def test_search_jsonl_carries_the_confidence(capsys, tiny_checkpoint: Path, tmp_path: Path) -> None:
+    small_photos(tmp_path / "lib", 1)
+    code, out, _ = run(
+        capsys, "caption", str(tmp_path / "lib"), "--write", "txt", "--format", "jsonl",
+        "--beam", "1", "--weights", str(tiny_checkpoint),
+    )  # fmt: skip
+    assert code == 0
+    made = json.loads(out)
+    word = made["caption"].split()[-1]
+    code, out, _ = run(capsys, "search", word, "--format", "jsonl")
+    assert code == 0 and json.loads(out)["confidence"] == made["confidence"]

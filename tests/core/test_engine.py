@@ -19,6 +19,7 @@ from core.engine import (
     LibraryJob,
     PhotoCaptioned,
     PhotoFailed,
+    PhotoForReview,
     PhotoSkipped,
     RunProgress,
     RunSummary,
@@ -514,3 +515,66 @@ def test_each_photos_metadata_is_read_once(
     summary, _ = run(captioner, tmp_path / "i", (lib,), store="embed", skip_captioned=True)
     assert summary.captioned == 5
     assert sorted(reads) == sorted(set(reads)) and len(reads) == 5, "once per photo"
+
+
+def test_the_index_keeps_each_captions_confidence(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    _, rec = run(captioner, index, (lib / "b",))
+    made = {e.path: e.confidence for e in rec.of(PhotoCaptioned)}
+    assert len(made) == 2 and all(c is not None for c in made.values())
+    with LibraryIndex.open(index, readonly=True) as db:
+        assert {p: db.lookup(p).confidence for p in made} == made
+    _, again = run(captioner, index, (lib / "b",))
+    assert {e.path: e.confidence for e in again.of(PhotoSkipped)} == made
+
+
+class Unsure:
+    """The test captioner, whose confidences are taken in turn from a list (the tiny model is
+    equally unsure of every photo)."""
+
+    def __init__(self, captioner: Captioner, confidences: list[float]) -> None:
+        self._captioner = captioner
+        self._next = iter(confidences)
+
+    def confidence(self, candidates: object) -> float:
+        return next(self._next)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._captioner, name)
+
+
+def test_min_confidence_keeps_only_the_captions_the_model_is_sure_of(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    index = tmp_path / "index.sqlite3"
+    unsure = Unsure(captioner, [0.9, 0.2, 0.7, 0.1, 0.5])
+    summary, rec = run(unsure, index, (lib,), min_confidence=0.5)  # type: ignore[arg-type]
+
+    kept = {e.path: e.confidence for e in rec.of(PhotoCaptioned)}
+    held = {e.path: e for e in rec.of(PhotoForReview)}
+    assert sorted(kept.values()) == [0.5, 0.7, 0.9], "at or above the minimum is kept"
+    assert sorted(e.confidence for e in held.values()) == [0.1, 0.2]
+    for path, event in held.items():
+        assert event.min_confidence == 0.5 and event.caption
+        assert not path.with_suffix(".txt").exists(), "a doubtful caption is not saved"
+    assert all(p.with_suffix(".txt").exists() for p in kept)
+    assert (summary.captioned, summary.for_review, summary.failed) == (3, 2, 0)
+    assert summary.to_dict()["left_for_review"] == 2
+    assert rec.of(RunProgress)[-1].done == 5
+    with LibraryIndex.open(index, readonly=True) as db:
+        assert all(db.lookup(p) is None for p in held), "nor recorded: the next run tries again"
+        assert {p: db.lookup(p).confidence for p in kept} == kept
+
+    again, rec2 = run(Unsure(captioner, [0.3, 0.6]), index, (lib,), min_confidence=0.5)  # type: ignore[arg-type]
+    assert (again.skipped, again.for_review, again.captioned) == (3, 1, 1)
+    assert {e.path for e in rec2.of(PhotoForReview)} | {
+        e.path for e in rec2.of(PhotoCaptioned)
+    } == set(held)
+
+
+def test_min_confidence_must_be_between_0_and_1(lib: Path) -> None:
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="between 0 and 1"):
+            LibraryJob(roots=(lib,), min_confidence=bad)

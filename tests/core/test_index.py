@@ -196,3 +196,75 @@ def test_two_spellings_of_one_photo_are_one_row(index_path: Path, tmp_path: Path
         assert row is not None and row.caption == "a cat on a sofa" and row.path == real / "a.jpg"
     hits = search_library("cat", link, 10, index_path)
     assert [hit.path for hit in hits] == [link / "a.jpg"], "spelled as the folder asked for"
+
+
+# ---------------------------------------------------------------- confidence (issue 10)
+
+V1_SCHEMA = """
+CREATE TABLE photos (
+    id INTEGER PRIMARY KEY, path BLOB NOT NULL UNIQUE, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'pending', 'failed')),
+    caption TEXT, store TEXT, store_path BLOB, model TEXT, error TEXT, updated REAL NOT NULL
+);
+PRAGMA user_version = 1;
+"""
+
+
+def make_v1_index(path: Path, photo: Path, caption: str) -> None:
+    """An index file as PhotoScribe wrote it before captions had a confidence."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path)
+    conn.executescript(V1_SCHEMA)
+    conn.execute(
+        "INSERT INTO photos (path, size, mtime_ns, status, caption, store, store_path, model, "
+        "error, updated) VALUES (?, 10, 20, 'done', ?, 'txt', NULL, 'm1', NULL, 1.0)",
+        (os.fsencode(photo.resolve()), caption),
+    )
+    conn.commit()
+    conn.close()
+
+
+def test_confidence_round_trips_and_search_carries_it(index_path: Path, tmp_path: Path) -> None:
+    sure, typed = tmp_path / "sure.jpg", tmp_path / "typed.jpg"
+    for photo in (sure, typed):
+        photo.write_bytes(b"x")
+    with LibraryIndex.open(index_path) as index:
+        index.put(IndexEntry(sure, 10, 20, "done", "a dog on a beach", "txt", confidence=0.625))
+        index.put(done(typed, "my dog on the beach"))  # typed by a person: no confidence
+        index.commit()
+        assert index.lookup(sure).confidence == 0.625
+        assert index.lookup(typed).confidence is None
+        hits = {hit.path.name: hit.confidence for hit in index.search("dog beach")}
+    assert hits == {"sure.jpg": 0.625, "typed.jpg": None}
+    found = {hit.path.name: hit.confidence for hit in search_library("dog", index_path=index_path)}
+    assert found == {"sure.jpg": 0.625, "typed.jpg": None}
+
+
+def test_an_index_made_before_confidences_is_upgraded_and_keeps_its_rows(
+    index_path: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old.jpg"
+    old.write_bytes(b"x")
+    make_v1_index(index_path, old, "a cat on a sofa")
+
+    # A reader cannot change the file: it works, and reads the confidence as unknown.
+    with LibraryIndex.open(index_path, readonly=True) as reader:
+        row = reader.lookup(old)
+        assert row is not None and row.caption == "a cat on a sofa" and row.confidence is None
+    assert [h.confidence for h in search_library("cat", index_path=index_path)] == [None]
+
+    with LibraryIndex.open(index_path) as index:
+        row = index.lookup(old)
+        assert row is not None and row.caption == "a cat on a sofa" and row.confidence is None
+        new = tmp_path / "new.jpg"
+        index.put(IndexEntry(new, 1, 2, "done", "a cat asleep", "txt", confidence=0.4))
+        index.commit()
+        assert index.lookup(new).confidence == 0.4
+    conn = sqlite3.connect(index_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert "confidence" in {r[1] for r in conn.execute("PRAGMA table_info(photos)")}
+    conn.close()
+    with LibraryIndex.open(index_path) as again:  # opening an upgraded file changes nothing
+        assert again.lookup(old).caption == "a cat on a sofa"
+        assert again.lookup(tmp_path / "new.jpg").confidence == 0.4

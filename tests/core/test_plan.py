@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,3 +101,21 @@ def test_each_store_is_asked_for_once() -> None:
                 stored.update({kind: None for kind in decision.kinds})
                 decision = plan(PhotoFacts(PHOTO, NOW, index_row, True, stored), rules)
             assert set(asked) <= set(STORE_ORDER)
+
+
+def test_the_confidence_recorded_with_a_caption_stays_with_it() -> None:
+    """A skip reports the confidence the index holds; a caption adopted from a store keeps it
+    only when it is the very caption the index recorded it for."""
+    sure = replace(row(), confidence=0.3)
+    skip = plan(PhotoFacts(PHOTO, NOW, sure), TXT)
+    assert isinstance(skip, Skip) and skip.confidence == 0.3
+
+    pending = replace(row(status="pending"), confidence=0.3)
+    adopted = plan(PhotoFacts(PHOTO, NOW, pending, stored={"txt": "ours"}), TXT)
+    assert isinstance(adopted, Skip) and adopted.record is not None
+    assert adopted.confidence == adopted.record.confidence == 0.3
+
+    other = replace(row(caption="someone else's"), confidence=0.3, size=1)  # photo changed
+    found = plan(PhotoFacts(PHOTO, NOW, other, stored={"txt": "typed by hand"}), TXT)
+    assert isinstance(found, Skip) and found.record is not None
+    assert found.confidence is None and found.record.confidence is None
