@@ -22,6 +22,18 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--web", type=Path, default=None, help="img2dataset folder (<key>.jpg + .txt + .json)"
     )
+    _add_coco_dev_arg(p)
+
+
+def _add_coco_dev_arg(p: argparse.ArgumentParser) -> None:
+    from training.data import COCO_DEV_FILE
+
+    p.add_argument(
+        "--coco-dev",
+        type=Path,
+        default=COCO_DEV_FILE,
+        help="ids of the COCO photos held out as the everyday dev split (default: %(default)s)",
+    )
     p.add_argument("--backbone", type=Path, required=True, help="converted B0 (.safetensors)")
     p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="feature cache folder")
 
@@ -31,7 +43,7 @@ def _prepare(args: argparse.Namespace):
     from training.data import Corpus
     from training.features import FeatureCache, encoder_key, load_encoder
 
-    data = Corpus.load(args.data, args.coco, args.web)
+    data = Corpus.load(args.data, args.coco, args.web, args.coco_dev)
     encoder = load_encoder(args.backbone)
     examples = data.all_examples
     cache = FeatureCache.open(args.cache, encoder_key(encoder), [e.name for e in examples])
@@ -264,6 +276,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--samples", type=int, default=5)
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--min-refs", type=int, default=3, help="photos with fewer captions sit out")
+    p.add_argument(
+        "--style", default=None, help="caption style the model asks for by default (a set's name)"
+    )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_scst)
@@ -278,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("evaluate", help="caption every dev split's photos and score them")
     p.add_argument("--data", type=Path, default=Path("../shared/flickr8k"), help="Flickr8k folder")
     p.add_argument("--coco", type=Path, default=None, help="COCO captions folder (everyday dev)")
+    _add_coco_dev_arg(p)
     p.add_argument("--weights", type=Path, default=None, help="default: the shipped model")
     p.add_argument("--beam", type=int, default=3)
     p.add_argument("--batch-size", type=int, default=16)

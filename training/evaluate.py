@@ -51,7 +51,7 @@ def evaluate_split(
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    corpus = Corpus.load(args.data, args.coco)
+    corpus = Corpus.load(args.data, args.coco, coco_dev_file=args.coco_dev)
     captioner = Captioner(args.weights, device=args.device)
     if args.style is not None:
         captioner.style = args.style

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import time
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -105,6 +106,8 @@ def run_scst(
     ckpt = load_checkpoint(args.init)
     vocab = ckpt.vocab
     model = ckpt.build_model().to(device).eval()  # no dropout: samples and log-probs must agree
+    if args.style is not None:  # the caption style the app asks for, scored and saved with it
+        model.cfg = replace(model.cfg, style=args.style if args.style in vocab.styles else "")
     base = evaluate_splits(model, vocab, dev, 3)
     best = float(base["mean"]["CIDEr"])
     log.info("SCST from %s: dev CIDEr-D %s", args.init, json.dumps(base))

@@ -25,12 +25,24 @@ SCREENSHOT = HERE / "screenshots" / "main_window.png"
 README_SCREENSHOT = RESOURCES / "screenshot.png"
 
 
-def test_screenshot_of_the_main_window_with_the_sample_photos(qtbot, make_window, env):
-    """The shipped model captions the samples, so the picture shows what users really get."""
-    folder = prepare_samples(env.data_dir)
+def test_screenshot_of_the_main_window_with_the_sample_photos(
+    qtbot, make_window, env, tmp_path, monkeypatch
+):
+    """The shipped model captions the samples, so the picture shows what users really get.
+
+    The photos sit in a folder a user would have (~/Pictures/Everyday of a fresh home), so the
+    folder tree shows what it shows a user, not a test's temporary folder."""
+    home = tmp_path / "home"
+    folder = home / "Pictures" / "Everyday"
+    folder.mkdir(parents=True)
+    (home / "Documents").mkdir()
+    (home / "Pictures" / "Holidays").mkdir()
+    for photo in sorted(prepare_samples(env.data_dir).glob("*.jpg")):
+        shutil.copy2(photo, folder / photo.name)
+    monkeypatch.setenv("HOME", str(home))
     window = make_window(weights=DEFAULT_WEIGHTS)
     window.resize(QSize(1280, 800))
-    window.open_samples()
+    window.open_folder(folder)
     qtbot.waitUntil(
         lambda: window.photos.rowCount() == 5 and all(p.loaded for p in window.photos.photos()),
         timeout=20_000,

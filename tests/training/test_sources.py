@@ -142,3 +142,91 @@ def test_dev_rule_is_fixed_and_the_committed_list_follows_it() -> None:
     assert len(committed) == 500 and len(set(committed)) == 500
     # The committed ids are the rule's choice among themselves plus any id it ranked lower.
     assert coco_dev_rule(committed) == committed
+
+
+def test_all_three_layouts_run_through_fit_and_scst(
+    tmp_path: Path, tiny_flickr: Path, tiny_coco: Path, tiny_web: Path
+) -> None:
+    """features + fit + scst from the command line on Flickr8k, COCO and web folders at once:
+    style tokens for every set, the default style chosen, damaged photos skipped and counted."""
+    from safetensors.torch import save_file
+
+    from core.checkpoint import load_checkpoint
+    from core.model import build_efficientnet_b0
+    from training.__main__ import main
+
+    backbone = tmp_path / "b0.safetensors"
+    save_file(
+        {k: v.contiguous() for k, v in build_efficientnet_b0().state_dict().items()}, str(backbone)
+    )
+    (tiny_web / "00000" / "002.jpg").write_bytes(b"\xff\xd8\xff\xe0 truncated")  # damaged
+    dev_file = tmp_path / "coco_dev.txt"
+    dev_file.write_text("2\n")
+    data = ["--data", str(tiny_flickr), "--coco", str(tiny_coco), "--web", str(tiny_web)]
+    data += ["--coco-dev", str(dev_file)]
+    data += ["--backbone", str(backbone), "--cache", str(tmp_path / "cache")]
+    assert (
+        main(
+            [
+                "fit",
+                *data,
+                "--out",
+                str(tmp_path / "run"),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "10",
+                "--d-model",
+                "32",
+                "--heads",
+                "2",
+                "--decoder-layers",
+                "1",
+                "--eval-from",
+                "1",
+                "--min-count",
+                "1",
+                "--weights",
+                "flickr8k=1,coco=2,cc3m=0.5",
+                "--style",
+                "coco",
+            ]
+        )
+        == 0
+    )
+    best = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert best.vocab.styles == ("cc3m", "coco", "flickr8k")
+    assert best.config.style == "coco"
+    assert set(best.provenance["dev"]) == {"flickr8k", "coco", "mean"}
+    assert best.provenance["data"]["cc3m"].endswith(": 2 photos")  # 3 read, 1 damaged
+    assert (
+        main(
+            [
+                "scst",
+                *data,
+                "--init",
+                str(tmp_path / "run" / "best.safetensors"),
+                "--out",
+                str(tmp_path / "run"),
+                "--minutes",
+                "0.05",
+                "--eval-every",
+                "1",
+                "--photos-per-step",
+                "2",
+                "--samples",
+                "2",
+                "--min-refs",
+                "2",
+                "--style",
+                "flickr8k",
+            ]
+        )
+        == 0
+    )
+    history = json.loads((tmp_path / "run" / "scst_history.json").read_text())
+    assert history["history"] and "mean" in history["history"][0]
+    if (tmp_path / "run" / "scst_best.safetensors").exists():
+        assert load_checkpoint(tmp_path / "run" / "scst_best.safetensors").config.style == (
+            "flickr8k"
+        )
