@@ -439,22 +439,28 @@ def stack_on_device(
     """
     import torch  # here, not at the top: keeps torch out of the app's start-up path
 
+    device = torch.device(device)
+    jpegs = [i for i, item in enumerate(items) if isinstance(item, EncodedJpeg)]
+    if not jpegs:  # the CPU's case: the workers decoded everything
+        decoded_ahead = [item for item in items if not isinstance(item, EncodedJpeg)]
+        if decoded_ahead:
+            return torch.stack(decoded_ahead).to(device, non_blocking=True), []
+        return torch.empty(0, 3, IMAGE_SIZE, IMAGE_SIZE, dtype=torch.uint8, device=device), []
+
     # torchvision 0.29 deprecates its image codecs in favour of TorchCodec, which is not a
     # dependency; the warning would come with every batch.
     warnings.filterwarnings("ignore", "The image decoding", DeprecationWarning, "torchvision")
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    device = torch.device(device)
     out: list[torch.Tensor | None] = [None] * len(items)
     failed: list[tuple[int, ImageError]] = []
-    jpegs = [i for i, item in enumerate(items) if isinstance(item, EncodedJpeg)]
     for i, item in enumerate(items):
         if not isinstance(item, EncodedJpeg):
             out[i] = item.to(device, non_blocking=True)
     encoded = [torch.frombuffer(bytearray(items[i].data), dtype=torch.uint8) for i in jpegs]
     try:
         decoded: list[torch.Tensor | None] = list(
-            decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device) if encoded else []
+            decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device)
         )
     except RuntimeError:  # one bad file fails the whole call: find it
         decoded = []

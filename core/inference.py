@@ -27,7 +27,7 @@ from core.datatypes import (
 )
 from core.devices import cpu_supports_bf16, describe_device, pick_device
 from core.errors import NoModelError, PhotoScribeError
-from core.images import load_for_model, normalize_batch
+from core.images import normalize_batch, read_for_device, stack_on_device
 from core.model import CaptionModel, DecoderCache
 from core.vocab import Vocab, style_token
 
@@ -294,7 +294,8 @@ class Captioner:
                         p = Path(next(path_iter))
                     except StopIteration:
                         return
-                    pending.append((p, pool.submit(load_for_model, p)))
+                    # On CUDA a JPEG comes back as its bytes, decoded below with its batch.
+                    pending.append((p, pool.submit(read_for_device, p, self.device)))
 
             try:
                 fill()
@@ -314,10 +315,17 @@ class Captioner:
                             log.exception("unexpected error decoding %s", p)
                             yield CaptionResult(p, error=f"{p}: unexpected error ({exc})")
                         fill()
-                    if not batch_imgs:
+                    # JPEGs are decoded on the GPU here in one call (see core.images); a file
+                    # no decoder can read is reported and left out of the batch.
+                    images, failed = stack_on_device(batch_imgs, self.device)
+                    for i, exc in failed:
+                        yield CaptionResult(batch_paths[i], error=str(exc))
+                    dropped = {i for i, _ in failed}
+                    batch_paths = [p for i, p in enumerate(batch_paths) if i not in dropped]
+                    if not batch_paths:
                         continue
                     try:
-                        cands = self.caption_tensors(torch.stack(batch_imgs), settings, cancel)
+                        cands = self.caption_tensors(images, settings, cancel)
                     except Cancelled:
                         return
                     for p, c in zip(batch_paths, cands, strict=True):

@@ -239,7 +239,7 @@ def test_decompression_bomb(tmp_path: Path) -> None:
     assert "bomb.png" in str(info.value)
 
 
-# ---------------------------------------------------------------- HEIC thumbnails (real phone files)
+# ---------------------------------------------------------------- HEIC thumbnails (phone files)
 
 # name, the embedded thumbnail's size (upright), the full image's size (upright)
 PHONE_HEICS_WITH_THUMBNAIL = [
@@ -485,3 +485,30 @@ def test_device_batch_leaves_out_what_no_decoder_can_read(tmp_path: Path) -> Non
     batch, failed = stack_on_device([fake, gpu_decodable_jpeg(good), load_for_model(good)], "cpu")
     assert batch.shape == (2, 3, 224, 224)
     assert [i for i, _ in failed] == [0] and "gone.jpg" in str(failed[0][1])
+
+
+def test_captioner_reports_a_batch_member_no_decoder_reads(
+    tmp_path: Path, tiny_checkpoint, monkeypatch
+) -> None:
+    """The CUDA path of caption_paths, run on the CPU: JPEGs reach the batch as bytes."""
+    import core.inference
+
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"p{i}.jpg")
+        textured_image(64, 48, seed=i).save(paths[-1], quality=90)
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff" + b"\x17" * 64 + b"\xff\xd9")
+
+    def as_bytes(path, device):
+        data = Path(path).read_bytes()
+        return EncodedJpeg(Path(path), data, 1)  # what read_for_device gives on CUDA
+
+    monkeypatch.setattr(core.inference, "read_for_device", as_bytes)
+    captioner = Captioner(tiny_checkpoint, device="cpu")
+    order = [paths[0], bad, paths[1], paths[2]]
+    results = list(captioner.caption_paths(order, CaptionSettings(beam_size=1, batch_size=4)))
+    assert {r.path for r in results} == set(order)
+    errors = [r for r in results if not r.ok]
+    assert [r.path for r in errors] == [bad] and "bad.jpg" in errors[0].error
+    assert all(r.caption for r in results if r.ok)
