@@ -36,6 +36,7 @@ class Commands:
     recursive: QAction
     recaption: QAction
     uncaptioned: QAction
+    least_sure: QAction
     find: QAction
     about: QAction
 
@@ -105,6 +106,9 @@ def create_commands(window: QWidget) -> Commands:
                        True),
         uncaptioned=make("Only &Uncaptioned Photos", ("Ctrl+U",), Icon.SP_FileDialogListView,
                          "Show only photos without a saved caption", True, "Uncaptioned"),
+        least_sure=make("&Least Sure First", ("Ctrl+L",), None,
+                        "Sort the photos by the model's confidence, captions to check first",
+                        True),
         find=make("&Find in Captions", (Key.Find,), None, "Search the captions"),
         about=make("&About PhotoScribe", (), Icon.SP_MessageBoxInformation,
                    "Version, model card and licences"),
@@ -123,7 +127,7 @@ def build_menus(bar: QMenuBar, c: Commands, problems: QAction) -> None:
     _add(caption_menu, c.caption_selected, c.caption_folder, c.cancel, None)
     _add(caption_menu, c.recursive, c.recaption)
     view_menu = bar.addMenu("&View")
-    _add(view_menu, c.uncaptioned, c.find, None, problems)
+    _add(view_menu, c.uncaptioned, c.least_sure, c.find, None, problems)
     help_menu = bar.addMenu("&Help")
     _add(help_menu, c.about)
 

@@ -235,15 +235,18 @@ class BatchRunner(QObject):
                 store=event.store,
                 loaded=True,
                 identity=event.identity or photo.identity,
+                confidence=event.confidence,
             )
             if not editing:
-                photo = replace(photo, draft=None, typed=False)
+                photo = replace(photo, draft=None, typed=False, draft_confidence=None)
             self.photos.put(photo)
             return
         if self._cancelling:
             return  # a suggestion of a cancelled batch: dropped like any result after cancel
         if not editing:  # else keep the user's text; the new caption is offered beside it
-            photo = replace(photo, draft=event.caption, typed=False)
+            photo = replace(
+                photo, draft=event.caption, typed=False, draft_confidence=event.confidence
+            )
         self.photos.put(photo)
 
     def _photo_skipped(self, event: PhotoSkipped) -> None:
@@ -254,7 +257,13 @@ class BatchRunner(QObject):
         # "has_caption" was just read from the stores; "done" comes from the index, which is
         # only news when the stores have not been read yet.
         if event.caption is not None and (event.reason == "has_caption" or not photo.loaded):
-            photo = replace(photo, caption=event.caption, store=event.store, loaded=True)
+            photo = replace(
+                photo,
+                caption=event.caption,
+                store=event.store,
+                loaded=True,
+                confidence=event.confidence,
+            )
         self.photos.put(photo)
 
     def _photo_failed(self, event: PhotoFailed) -> None:

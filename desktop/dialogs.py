@@ -158,6 +158,16 @@ class SettingsDialog(QDialog):
         self.candidates.setRange(1, MAX_CANDIDATES)
         self.candidates.setValue(settings.n_candidates)
         form.addRow("Suggestions per photo:", self.candidates)
+        self.review_below = QSpinBox(self)
+        self.review_below.setRange(0, 100)
+        self.review_below.setSuffix("%")
+        self.review_below.setSpecialValueText("Never")
+        self.review_below.setValue(round(settings.review_below * 100))
+        self.review_below.setToolTip(
+            "Captions the model is less sure of than this are marked “Check this” in the grid "
+            "and beside the caption; View ▸ Least Sure First puts them first"
+        )
+        form.addRow("Mark “Check this” below:", self.review_below)
 
         self.weights = QLineEdit(settings.weights, self)
         self.weights.setPlaceholderText("The model shipped with PhotoScribe")
@@ -191,6 +201,7 @@ class SettingsDialog(QDialog):
         self.beam.setValue(settings.beam_size)
         self.batch.setValue(settings.batch_size)
         self.candidates.setValue(settings.n_candidates)
+        self.review_below.setValue(round(settings.review_below * 100))
         self.weights.setText(settings.weights)
 
     def _browse_weights(self) -> None:
@@ -199,6 +210,13 @@ class SettingsDialog(QDialog):
         )
         if name:
             self.weights.setText(name)
+
+    def _review_below(self) -> float:
+        """The threshold chosen; one set more finely (in the settings file) stays as it is
+        unless the user changed it here."""
+        initial = self._initial.review_below
+        percent = self.review_below.value()
+        return initial if percent == round(initial * 100) else percent / 100
 
     def result_settings(self) -> AppSettings:
         return self._initial.with_changes(
@@ -210,6 +228,7 @@ class SettingsDialog(QDialog):
             beam_size=self.beam.value(),
             batch_size=self.batch.value(),
             n_candidates=self.candidates.value(),
+            review_below=self._review_below(),
             weights=self.weights.text().strip(),
         )
 

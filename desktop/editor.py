@@ -91,6 +91,7 @@ class Editor(QObject):
 
     @Slot(QModelIndex, QModelIndex)
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        self.panel.review_below = self.photos.review_below
         photo: Photo | None = current.data(PHOTO_ROLE) if current.isValid() else None
         if photo is not None and photo.path != self.panel.path:
             self.panel.show_photo(photo)
@@ -139,6 +140,7 @@ class Editor(QObject):
             return  # only a thumbnail arrived
         path = self.panel.path
         if path is not None and top.row() <= self.photos.index_of(path).row() <= bottom.row():
+            self.panel.review_below = self.photos.review_below  # Settings may have changed it
             self.panel.refresh(self.photos.photo(path))
             self.changed.emit()
 

@@ -31,7 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.photos import PHOTO_ROLE, THUMBNAIL_BOX, Photo, PhotoListModel, Status
+from desktop.photos import CHECK_ROLE, PHOTO_ROLE, THUMBNAIL_BOX, Photo, PhotoListModel, Status
 
 PADDING = 8
 CAPTION_LINES = 3
@@ -44,6 +44,9 @@ BADGE_COLOURS = {
     Status.SAVING: QColor("#2f7fd0"),
     Status.ERROR: QColor("#d0342c"),
 }
+CHECK_COLOUR = QColor("#9a5b00")  # dark amber: white text on it stays readable
+CHECK_TEXT = "? Check"  # the grid's "check this" mark: words, not only a colour
+
 BADGE_TEXT = {
     Status.SAVED: "✓",
     Status.UNSAVED: "●",
@@ -136,6 +139,8 @@ class PhotoDelegate(QStyledItemDelegate):
             painter.setFont(bold)
             painter.setPen(Qt.GlobalColor.white)
             painter.drawText(badge, Qt.AlignmentFlag.AlignCenter, BADGE_TEXT[status])
+        if index.data(CHECK_ROLE):
+            draw_check_mark(painter, picture, option.font)
 
         text_rect = QRect(
             option.rect.x() + PADDING,
@@ -154,6 +159,26 @@ class PhotoDelegate(QStyledItemDelegate):
         painter.setFont(font)
         draw_wrapped(painter, text_rect, text, font, CAPTION_LINES)
         painter.restore()
+
+
+def draw_check_mark(painter: QPainter, picture: QRect, base: QFont) -> None:
+    """The "check this" mark: a labelled tag at the picture's top left corner."""
+    font = QFont(base)
+    font.setBold(True)
+    font.setPointSizeF(max(base.pointSizeF() - 2, 6))
+    metrics = QFontMetrics(font)
+    tag = QRectF(
+        picture.left() + 4,
+        picture.top() + 4,
+        metrics.horizontalAdvance(CHECK_TEXT) + 10,
+        max(metrics.height() + 2, BADGE),
+    )
+    painter.setPen(QColor(255, 255, 255, 220))
+    painter.setBrush(CHECK_COLOUR)
+    painter.drawRoundedRect(tag, tag.height() / 2, tag.height() / 2)
+    painter.setFont(font)
+    painter.setPen(Qt.GlobalColor.white)
+    painter.drawText(tag, Qt.AlignmentFlag.AlignCenter, CHECK_TEXT)
 
 
 def _placeholder(index: QModelIndex | QPersistentModelIndex, photo: Photo) -> str:

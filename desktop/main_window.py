@@ -166,6 +166,7 @@ class MainWindow(QMainWindow):
         c.recaption.toggled.connect(self.set_recaption)
         c.uncaptioned.toggled.connect(self.filter.set_uncaptioned_only)
         c.uncaptioned.toggled.connect(self._update_empty_text)
+        c.least_sure.toggled.connect(self.filter.set_least_sure_first)
         self.search.textChanged.connect(self._update_empty_text)
         c.undo.setEnabled(False)
         c.redo.setEnabled(False)

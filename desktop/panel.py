@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.photos import STORED_IN, Photo, Status
+from desktop.photos import DEFAULT_REVIEW_BELOW, STORED_IN, Photo, Status, check_note
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,7 @@ class CaptionPanel(QWidget):
         super().__init__(parent)
         self._path: Path | None = None
         self._programmatic = False
+        self.review_below = DEFAULT_REVIEW_BELOW  # the Settings threshold for "check this"
 
         self.preview = PreviewLabel(self)
         self.preview.set_image(None, "Select a photo to see it here.")
@@ -197,6 +198,10 @@ class CaptionPanel(QWidget):
             self.status.setText(f"{status.value.capitalize()}…")
         else:
             self.status.setText("")
+        if note := check_note(photo, self.review_below):
+            mark = f"<b style='color:#9a5b00'>{html.escape(note)}</b>"
+            text = self.status.text()
+            self.status.setText(f"{text}<br>{mark}" if text else mark)
         self._set_candidates(tuple((c.caption, c.score) for c in photo.candidates))
 
     def set_preview(self, path: Path, image: QImage | None, message: str = "") -> None:

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 PHOTO_ROLE = Qt.ItemDataRole.UserRole + 1  # the Photo itself
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 2  # its Status
+CHECK_ROLE = Qt.ItemDataRole.UserRole + 3  # its "check this" note, or None (see check_note)
+
+DEFAULT_REVIEW_BELOW = 0.5  # as AppSettings.review_below
 
 THUMBNAIL_BOX = QSize(168, 126)  # thumbnails are scaled to fit this box in the grid
 PIXMAP_CACHE_SIZE = 800  # decoded thumbnails kept in memory; the rest come from the disk cache
@@ -78,6 +81,11 @@ class Photo:
     working: bool = False  # queued for captioning in the current batch
     saving: bool = False  # a write is queued or running
     error: str | None = None  # the last problem with this photo, readable
+    # The model's confidence (0 to 1) in ``caption``; None when a person wrote it, or unknown.
+    confidence: float | None = None
+    # The model's confidence in a generated ``draft``. Kept while the user edits that draft,
+    # so that the row keeps its place in a least-sure-first grid; it no longer marks the text.
+    draft_confidence: float | None = None
 
     @property
     def text(self) -> str:
@@ -93,6 +101,35 @@ class Photo:
     @property
     def has_caption(self) -> bool:
         return self.caption is not None
+
+    @property
+    def shown_confidence(self) -> float | None:
+        """The model's confidence in the text shown; None when the user typed it or picked it
+        (the user's own), or when it is not known."""
+        if self.draft is not None:
+            return None if self.typed else self.draft_confidence
+        return self.confidence
+
+    @property
+    def review_confidence(self) -> float | None:
+        """What a least-sure-first order goes by: the model's confidence in what it made for
+        this photo, unchanged while the user edits it (so the row stays where it is)."""
+        if self.draft is not None and self.draft_confidence is not None:
+            return self.draft_confidence
+        return self.confidence
+
+    def confidence_of(self, text: str) -> float | None:
+        """The model's confidence in ``text`` when it is exactly what the model made (saving
+        it keeps the mark); None for anything the user wrote."""
+        text = text.strip()
+        if self.draft is not None:
+            return self.shown_confidence if text == self.draft.strip() else None
+        return self.confidence if text == (self.caption or "").strip() else None
+
+    def needs_check(self, review_below: float) -> bool:
+        """The model made the text shown and was less sure of it than ``review_below``."""
+        sure = self.shown_confidence
+        return sure is not None and sure < review_below and bool(self.text.strip())
 
     @property
     def status(self) -> Status:
@@ -121,6 +158,21 @@ class PhotoListModel(QAbstractListModel):
         self._thumbs: OrderedDict[Path, QPixmap] = OrderedDict()
         self._broken: set[Path] = set()
         self.device_pixel_ratio = 1.0  # of the screen the grid is on: thumbnails stay sharp
+        self._review_below = DEFAULT_REVIEW_BELOW
+
+    @property
+    def review_below(self) -> float:
+        """Captions the model is less sure of than this are marked "check this"."""
+        return self._review_below
+
+    def set_review_below(self, value: float) -> None:
+        if value != self._review_below:
+            self._review_below = value
+            if self._photos:
+                self.dataChanged.emit(self.index(0, 0), self.index(len(self._photos) - 1, 0))
+
+    def check_note(self, photo: Photo) -> str | None:
+        return check_note(photo, self._review_below)
 
     # ---------------------------------------------------------------- Qt model interface
 
@@ -135,6 +187,8 @@ class PhotoListModel(QAbstractListModel):
             return photo
         if role == STATUS_ROLE:
             return photo.status
+        if role == CHECK_ROLE:
+            return self.check_note(photo)
         if role == Qt.ItemDataRole.DisplayRole:
             return photo.text or photo.path.name
         if role == Qt.ItemDataRole.DecorationRole:
@@ -143,6 +197,8 @@ class PhotoListModel(QAbstractListModel):
             lines = [str(photo.path)]
             if photo.text:
                 lines.append(photo.text)
+            if note := self.check_note(photo):
+                lines.append(note)
             if photo.error:
                 lines.append(f"Problem: {photo.error}")
             elif photo.store:
@@ -223,8 +279,35 @@ class PhotoListModel(QAbstractListModel):
             self.dataChanged.emit(index, index, [Qt.ItemDataRole.DecorationRole])
 
 
+def percent(confidence: float) -> str:
+    return f"{round(confidence * 100)}%"
+
+
+def check_note(photo: Photo, review_below: float) -> str | None:
+    """ "Check this: ..." for a caption the model was unsure of, else None."""
+    if not photo.needs_check(review_below):
+        return None
+    sure = photo.shown_confidence
+    assert sure is not None
+    return (
+        f"Check this: the model was unsure of this caption (confidence {percent(sure)}, "
+        f"below the {percent(review_below)} set in Settings)."
+    )
+
+
+def review_key(photo: Photo) -> tuple[int, float]:
+    """Least sure first: captions whose confidence is known, lowest first; then captions of
+    unknown confidence (the user's own, other programs', older ones); photos without a caption
+    last, since there is nothing to check."""
+    sure = photo.review_confidence
+    if sure is not None and photo.text.strip():
+        return (0, sure)
+    return (1, 0.0) if photo.text.strip() else (2, 0.0)
+
+
 class PhotoFilter(QSortFilterProxyModel):
-    """Shows only uncaptioned photos and/or those that match the search.
+    """Shows only uncaptioned photos and/or those that match the search; in folder order, or
+    least sure first.
 
     A photo matches when its text (unsaved edits included) contains the search text, or when
     the library index found it for the search (which also matches other word forms).
@@ -235,6 +318,27 @@ class PhotoFilter(QSortFilterProxyModel):
         self._uncaptioned_only = False
         self._search = ""
         self._matches: frozenset[Path] = frozenset()
+        self._least_sure_first = False
+
+    @property
+    def least_sure_first(self) -> bool:
+        return self._least_sure_first
+
+    def set_least_sure_first(self, enabled: bool) -> None:
+        """Sort by review_key (ties in folder order), or back to the folder's order."""
+        if enabled != self._least_sure_first:
+            self._least_sure_first = enabled
+            self.sort(0 if enabled else -1)
+
+    def lessThan(
+        self,
+        left: QModelIndex | QPersistentModelIndex,
+        right: QModelIndex | QPersistentModelIndex,
+    ) -> bool:
+        model = self.sourceModel()
+        assert isinstance(model, PhotoListModel), "PhotoFilter sorts a PhotoListModel"
+        a, b = model.photo_at(left.row()), model.photo_at(right.row())
+        return (review_key(a), left.row()) < (review_key(b), right.row())
 
     @property
     def uncaptioned_only(self) -> bool:

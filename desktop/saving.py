@@ -93,6 +93,9 @@ class Saver(QObject):
             settings.xmp_name,
             overwrite=True,
             expected=photo.identity,
+            # Kept (in the index too) only for the model's own text, saved as it made it: a
+            # caption the user wrote or changed is theirs, never marked "check this".
+            confidence=photo.confidence_of(text),
         )
         self.writer.save(request)
         self._in_flight[photo.path] += 1
@@ -143,9 +146,11 @@ class Saver(QObject):
                 loaded=True,
                 error=None,
                 identity=outcome.identity or photo.identity,
+                confidence=request.confidence,
             )
             if photo.draft is not None and photo.draft.strip() == text:
-                saved = replace(saved, draft=None, typed=False)  # nothing typed since
+                # nothing typed since
+                saved = replace(saved, draft=None, typed=False, draft_confidence=None)
             self.photos.put(saved)
             return
         error = outcome.error or f"{path}: could not be saved"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from core.index import default_index_path
+from core.errors import LibraryIndexError
+from core.index import LibraryIndex, default_index_path
 from core.library import find_photos
 from core.storage import (
     FileIdentity,
@@ -45,7 +46,8 @@ LOOKUP_CHUNK = 64  # stored captions found are handed to the GUI thread this man
 
 __all__ = ["FolderSession", "lookup_captions", "plural"]
 
-CaptionFound = tuple[Path, StoredCaption | None, FileIdentity | None, str | None]
+# A photo, its stored caption, its identity, a problem reading it, the caption's confidence.
+CaptionFound = tuple[Path, StoredCaption | None, FileIdentity | None, str | None, float | None]
 
 
 def lookup_captions(
@@ -53,26 +55,63 @@ def lookup_captions(
     xmp_name: XmpName,
     cancel: threading.Event,
     deliver: Callable[[list[CaptionFound]], None],
+    index_path: Path | None = None,
 ) -> None:
-    """On a worker thread: each photo's stored caption and identity, delivered in chunks."""
+    """On a worker thread: each photo's stored caption and identity, delivered in chunks.
+
+    With ``index_path``, also the model's confidence in each caption, from the library index,
+    when the index recorded one for this very caption (a caption changed since by hand or by
+    another program has none).
+    """
     stores = all_stores(xmp_name)
+    index = _open_reader(index_path) if index_path is not None else None
     chunk: list[CaptionFound] = []
     last = time.monotonic()
-    for path in paths:
-        if cancel.is_set():
-            return
-        try:
-            identity = FileIdentity.of(path)
-            found = read_caption_any(path, stores)
-            chunk.append((path, found, identity, None))
-        except StorageError as error:
-            chunk.append((path, None, None, str(error)))
-        now = time.monotonic()
-        if len(chunk) >= LOOKUP_CHUNK or now - last > 0.1:
+    try:
+        for path in paths:
+            if cancel.is_set():
+                return
+            try:
+                identity = FileIdentity.of(path)
+                found = read_caption_any(path, stores)
+                sure = _confidence(index, path, found) if index is not None else None
+                chunk.append((path, found, identity, None, sure))
+            except StorageError as error:
+                chunk.append((path, None, None, str(error), None))
+            now = time.monotonic()
+            if len(chunk) >= LOOKUP_CHUNK or now - last > 0.1:
+                deliver(chunk)
+                chunk, last = [], now
+        if chunk and not cancel.is_set():
             deliver(chunk)
-            chunk, last = [], now
-    if chunk and not cancel.is_set():
-        deliver(chunk)
+    finally:
+        if index is not None:
+            index.close()
+
+
+def _open_reader(index_path: Path) -> LibraryIndex | None:
+    """A read-only connection, or None when there is no index (yet) or it cannot be read: the
+    captions then show without their confidence."""
+    if not index_path.is_file():
+        return None
+    try:
+        return LibraryIndex.open(index_path, readonly=True)
+    except LibraryIndexError as error:
+        log.info("Captions shown without their confidence: %s", error)
+        return None
+
+
+def _confidence(index: LibraryIndex, path: Path, found: StoredCaption | None) -> float | None:
+    if found is None:
+        return None
+    try:
+        row = index.lookup(path)
+    except LibraryIndexError as error:
+        log.debug("No confidence for %s: %s", path, error)
+        return None
+    if row is None or row.status != "done" or row.caption is None:
+        return None
+    return row.confidence if row.caption.strip() == found.caption.strip() else None
 
 
 class FolderSession(QObject):
@@ -100,9 +139,9 @@ class FolderSession(QObject):
     ) -> None:
         super().__init__(parent)
         self.env = env
-        self.settings = settings  # replaced by the window when the user changes settings
         self.folder: Path | None = None
         self.photos = PhotoListModel(self)
+        self.settings = settings  # replaced by the window when the user changes settings
         self.photos.device_pixel_ratio = device_pixel_ratio
         self.library = TaskPool("library", 1, self)
         self.thumbnails = ThumbnailLoader(
@@ -138,6 +177,15 @@ class FolderSession(QObject):
         self.batches.photos_finished.connect(self.photos_finished)
         self.batches.batch_total_changed.connect(self.batch_total_changed)
         self.batches.batch_finished.connect(self.batch_finished)
+
+    @property
+    def settings(self) -> AppSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, settings: AppSettings) -> None:
+        self._settings = settings
+        self.photos.set_review_below(settings.review_below)
 
     # ================================================================ listing
 
@@ -184,12 +232,13 @@ class FolderSession(QObject):
             self.settings.xmp_name,
             self._scan_cancel,
             lambda chunk: self.library.post(lambda c: self._captions_found(generation, c), chunk),
+            self.index_path,
         )
 
     def _captions_found(self, generation: int, chunk: list[CaptionFound]) -> None:
         if generation != self._generation:
             return
-        for path, found, identity, error in chunk:
+        for path, found, identity, error, confidence in chunk:
             photo = self.photos.photo(path)
             if photo is None or photo.loaded:
                 continue  # captioned meanwhile: the batch knows better
@@ -205,6 +254,7 @@ class FolderSession(QObject):
                         caption=found.caption if found else None,
                         store=found.store if found else None,
                         identity=photo.identity or identity,
+                        confidence=confidence,
                     )
                 )
 
@@ -226,7 +276,9 @@ class FolderSession(QObject):
         photo = self.photos.photo(path)
         if photo is None:
             return None
-        return self.photos.put(replace(photo, draft=None, typed=False, error=None))
+        return self.photos.put(
+            replace(photo, draft=None, typed=False, error=None, draft_confidence=None)
+        )
 
     def save(self, photo: Photo, text: str) -> None:
         """Queue a write of ``text`` (a snapshot) to the store chosen in Settings."""

@@ -39,6 +39,9 @@ class AppSettings:
     n_candidates: int = 3  # alternative captions offered per photo
     weights: str = ""  # model file; empty = the model shipped with PhotoScribe
     ask_before_writing_into_photos: bool = True  # the first write into photo files asks first
+    # Generated captions the model is less sure of than this (a confidence from 0 to 1) are
+    # marked "check this"; 0 marks none.
+    review_below: float = 0.5
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -51,6 +54,8 @@ class AppSettings:
             raise ValueError(f"batch size must be between 1 and {MAX_BATCH}")
         if not 1 <= self.n_candidates <= MAX_CANDIDATES:
             raise ValueError(f"the number of candidates must be between 1 and {MAX_CANDIDATES}")
+        if not 0.0 <= self.review_below <= 1.0:  # also refuses nan
+            raise ValueError("the confidence below which captions are marked must be 0 to 1")
 
     def with_changes(self, **changes: object) -> AppSettings:
         return replace(self, **changes)
@@ -80,6 +85,10 @@ def _coerce(name: str, raw: object) -> object:
         if isinstance(raw, bool):
             raise ValueError(f"not a number: {raw!r}")
         return int(str(raw).strip())
+    if hint is float:
+        if isinstance(raw, bool):
+            raise ValueError(f"not a number: {raw!r}")
+        return float(str(raw).strip())
     return str(raw)
 
 

@@ -24,6 +24,7 @@ CHANGED = AppSettings(
     n_candidates=2,
     weights="/models/mine.safetensors",
     ask_before_writing_into_photos=False,
+    review_below=0.35,
 )
 
 
