@@ -1,0 +1,169 @@
+"""Say when unsure: "check this" marks, least-sure-first order and the threshold in Settings."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+
+from core.index import LibraryIndex, default_index_path
+from desktop.captioning import ModelChoice
+from desktop.dialogs import SettingsDialog
+from desktop.photos import CHECK_ROLE, PHOTO_ROLE, Photo, PhotoFilter, PhotoListModel
+from desktop.settings import AppSettings, SettingsStore
+from tests.desktop.conftest import cpu_captioner, open_and_wait, wait_idle
+
+P = Path("/photos")
+
+
+def model_of(*photos: Photo) -> PhotoListModel:
+    model = PhotoListModel()
+    model.set_photos([p.path for p in photos])
+    for photo in photos:
+        model.put(photo)
+    return model
+
+
+def check(model: PhotoListModel, path: Path) -> str | None:
+    return model.data(model.index_of(path), CHECK_ROLE)
+
+
+# ---------------------------------------------------------------- the mark
+
+
+def test_a_generated_caption_below_the_threshold_is_marked_in_words(qtbot) -> None:
+    unsure = Photo(P / "a.jpg", "a dog in the snow", "txt", loaded=True, confidence=0.23)
+    sure = Photo(P / "b.jpg", "a cat on a sofa", "txt", loaded=True, confidence=0.81)
+    unknown = Photo(P / "c.jpg", "written elsewhere", "xmp", loaded=True)
+    model = model_of(unsure, sure, unknown)
+
+    note = check(model, unsure.path)
+    assert note is not None and note.startswith("Check this") and "23%" in note and "50%" in note
+    assert note in model.data(model.index_of(unsure.path), Qt.ItemDataRole.ToolTipRole)
+    assert check(model, sure.path) is None and check(model, unknown.path) is None
+
+    changed = []
+    model.dataChanged.connect(lambda *args: changed.append(args))
+    model.set_review_below(0.2)
+    assert changed, "the grid repaints its marks"
+    assert check(model, unsure.path) is None
+    model.set_review_below(0.9)
+    assert check(model, sure.path) is not None
+
+
+def test_the_users_own_caption_is_never_marked(qtbot) -> None:
+    stored = Photo(P / "a.jpg", "a dog in the snow", "txt", loaded=True, confidence=0.2)
+    typing = replace(stored, draft="my cat Tom in the snow", typed=True)
+    model = model_of(typing)
+    assert check(model, typing.path) is None, "editing a doubtful caption makes it the user's"
+    assert typing.confidence_of("my cat Tom in the snow") is None, "saved without confidence"
+
+    suggestion = Photo(P / "b.jpg", loaded=True, draft="a dog", draft_confidence=0.3)
+    assert suggestion.needs_check(0.5) and suggestion.confidence_of(" a dog ") == 0.3
+    picked = replace(suggestion, draft="a black dog", typed=True)
+    assert not picked.needs_check(0.5) and picked.confidence_of("a black dog") is None
+    assert stored.confidence_of("a dog in the snow") == 0.2, "saved as made: still the model's"
+
+
+# ---------------------------------------------------------------- least sure first
+
+
+def test_least_sure_first_puts_known_low_confidences_first(qtbot) -> None:
+    photos = [
+        Photo(P / "a.jpg", "sure", "txt", loaded=True, confidence=0.8),
+        Photo(P / "b.jpg", "typed by hand", "txt", loaded=True),
+        Photo(P / "c.jpg", "unsure", "txt", loaded=True, confidence=0.2),
+        Photo(P / "d.jpg", loaded=True),  # no caption: nothing to check
+        Photo(P / "e.jpg", "so-so", "txt", loaded=True, confidence=0.5),
+        Photo(P / "f.jpg", loaded=True, draft="a suggestion", draft_confidence=0.35),
+    ]
+    model = model_of(*photos)
+    proxy = PhotoFilter()
+    proxy.setSourceModel(model)
+
+    def order() -> list[str]:
+        return [proxy.index(r, 0).data(PHOTO_ROLE).path.name for r in range(proxy.rowCount())]
+
+    assert order() == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"]
+    proxy.set_least_sure_first(True)
+    assert order() == ["c.jpg", "f.jpg", "e.jpg", "a.jpg", "b.jpg", "d.jpg"]
+
+    # Editing a doubtful caption takes its mark away but not its place in the review order.
+    model.put(replace(photos[2], draft="a snowy owl", typed=True))
+    assert check(model, photos[2].path) is None
+    assert order()[0] == "c.jpg"
+    proxy.set_least_sure_first(False)
+    assert order() == ["a.jpg", "b.jpg", "c.jpg", "d.jpg", "e.jpg", "f.jpg"]
+
+
+# ---------------------------------------------------------------- in the window
+
+
+def unsure_captioner(confidences: list[float]):
+    """The tiny model, with the confidence of each photo captioned taken in turn."""
+    values = iter(confidences)
+
+    def make(choice: ModelChoice):
+        captioner = cpu_captioner(choice)
+        captioner.confidence = lambda candidates: next(values)  # type: ignore[method-assign]
+        return captioner
+
+    return make
+
+
+def test_captioning_marks_the_doubtful_captions_and_a_reopened_folder_keeps_the_marks(
+    qtbot, make_window, photo_dir
+) -> None:
+    window = make_window(captioner_factory=unsure_captioner([0.2, 0.9, 0.3]))
+    open_and_wait(qtbot, window, photo_dir)
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window)
+    photos = window.photos
+    sure = {p.path.name: p.confidence for p in photos.photos()}
+    assert sorted(sure.values()) == [0.2, 0.3, 0.9]
+    marked = {p.path.name for p in photos.photos() if check(photos, p.path)}
+    assert marked == {n for n, c in sure.items() if c < 0.5}
+
+    # The grid sorted least sure first (View menu), and the panel says "Check this".
+    window.commands.least_sure.trigger()
+    names = [
+        window.filter.index(r, 0).data(PHOTO_ROLE).path.name
+        for r in range(window.filter.rowCount())
+    ]
+    assert names == sorted(sure, key=lambda n: sure[n])
+    window.editor.select_first()
+    first = photo_dir / names[0]
+    assert window.panel.path == first and "Check this" in window.panel.status.text()
+
+    # The user rewrites the first caption: it is theirs now, and saved without a confidence.
+    window.panel.editor.setPlainText("my neighbour's garden")
+    assert check(photos, first) is None and "Check this" not in window.panel.status.text()
+    assert window.editor.save_current()
+    wait_idle(qtbot, window)
+    with LibraryIndex.open(default_index_path(), readonly=True) as index:
+        assert index.lookup(first).confidence is None
+        second = photo_dir / names[1]
+        assert index.lookup(second).confidence == sure[names[1]]
+
+    # Reopened, the captions keep the marks the index knows of; the user's own has none.
+    window.reload_folder()
+    open_and_wait(qtbot, window, photo_dir)
+    assert {p.path.name for p in photos.photos() if check(photos, p.path)} == {names[1]}
+    assert photos.photo(first).caption == "my neighbour's garden"
+
+    # The threshold comes from Settings, and is kept with them.
+    window.apply_settings(window.settings.with_changes(review_below=0.25))
+    assert not any(check(photos, p.path) for p in photos.photos())
+    assert SettingsStore(window.env.settings_path).load().review_below == 0.25
+
+
+def test_the_threshold_is_in_the_settings_dialog(qtbot) -> None:
+    dialog = SettingsDialog(AppSettings(review_below=0.375), ("cpu",), None)
+    qtbot.addWidget(dialog)
+    assert dialog.review_below.value() == 38
+    assert dialog.result_settings().review_below == 0.375, "left alone, kept exactly"
+    dialog.review_below.setValue(20)
+    assert dialog.result_settings() == AppSettings(review_below=0.2)
+    dialog.review_below.setValue(0)
+    assert dialog.review_below.text() == "Never"
