@@ -23,6 +23,8 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         "--web", type=Path, default=None, help="img2dataset folder (<key>.jpg + .txt + .json)"
     )
     _add_coco_dev_arg(p)
+    p.add_argument("--backbone", type=Path, required=True, help="converted B0 (.safetensors)")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="feature cache folder")
 
 
 def _add_coco_dev_arg(p: argparse.ArgumentParser) -> None:
@@ -34,8 +36,6 @@ def _add_coco_dev_arg(p: argparse.ArgumentParser) -> None:
         default=COCO_DEV_FILE,
         help="ids of the COCO photos held out as the everyday dev split (default: %(default)s)",
     )
-    p.add_argument("--backbone", type=Path, required=True, help="converted B0 (.safetensors)")
-    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help="feature cache folder")
 
 
 def _prepare(args: argparse.Namespace):
