@@ -8,21 +8,39 @@ from dataclasses import dataclass
 
 from core.datatypes import Candidate
 
-FEATURES = ("score", "margin", "min_token_logp")
+FEATURES = ("score", "margin", "min_token_logp", "words", "agreement", "blank_score")
 """What the confidence is computed from, per photo: the best caption's length-normalised
-log-probability, how far it is ahead of the next different caption, and the log-probability of
-its least likely word."""
+log-probability, how far it is ahead of the next different caption, the log-probability of its
+least likely word, its length in words, and how much the other candidates agree with it (the
+share of its words they also use: beams that wander off in different directions are a sign the
+model does not know what it sees), and its log-probability for a blank image (a caption the model
+would write for any photo is a generic one)."""
 
 MARGIN_CAP = 2.0  # a lone candidate (greedy decoding) counts as this far ahead
 
 
-def confidence_features(candidates: Sequence[Candidate]) -> tuple[float, float, float]:
+def _agreement(best: str, others: Sequence[Candidate]) -> float:
+    """Mean share of the best caption's distinct words that each other candidate also uses."""
+    words = set(best.split())
+    if not others or not words:
+        return 1.0
+    return sum(len(words & set(c.caption.split())) / len(words) for c in others) / len(others)
+
+
+def confidence_features(candidates: Sequence[Candidate]) -> tuple[float, ...]:
     """The FEATURES of a photo's candidates (best first)."""
     if not candidates:
-        return (-10.0, 0.0, -10.0)
+        return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0)
     best = candidates[0]
     margin = best.score - candidates[1].score if len(candidates) > 1 else MARGIN_CAP
-    return (best.score, min(margin, MARGIN_CAP), max(best.min_token_logp, -10.0))
+    return (
+        best.score,
+        min(margin, MARGIN_CAP),
+        max(best.min_token_logp, -10.0),
+        float(len(best.caption.split())),
+        _agreement(best.caption, candidates[1:]),
+        max(best.blank_score, -10.0),
+    )
 
 
 @dataclass(frozen=True)
@@ -65,4 +83,4 @@ class Calibration:
 
 # Before a model is calibrated: the length-normalised log-probability alone, mapped so that a
 # typical confident caption (-0.4 per word) reads about 0.7 and a doubtful one (-1.2) about 0.2.
-UNCALIBRATED = Calibration((2.2, 0.0, 0.0), 1.7)
+UNCALIBRATED = Calibration((2.2, 0.0, 0.0, 0.0, 0.0, 0.0), 1.7)

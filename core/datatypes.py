@@ -58,6 +58,9 @@ class Candidate:
     caption: str
     score: float  # length-normalised log-probability (0 is certain)
     min_token_logp: float = 0.0  # log-probability of the caption's least likely word
+    # Mean log-probability per word of the same caption for a blank image: high for a generic
+    # caption the model would give whatever it saw (one of the confidence's signals).
+    blank_score: float = 0.0
 
 
 @dataclass(frozen=True)

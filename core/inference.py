@@ -10,7 +10,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -161,7 +161,38 @@ def beam_search(
                 seen.add(text)
                 cands.append(Candidate(text, float(score), float(hyp.min_logp)))
         results.append(cands[: max(1, min(settings.n_candidates, k))])
-    return results
+    return with_blank_scores(model, vocab, results, prefix)
+
+
+def with_blank_scores(
+    model: CaptionModel, vocab: Vocab, results: list[list[Candidate]], prefix: list[int]
+) -> list[list[Candidate]]:
+    """Each candidate's mean log-probability per word (and <end>) given a blank image: one
+    teacher-forced pass over all candidates, so the confidence can tell a caption that fits this
+    photo from one the model would write for any photo."""
+    flat = [c for cands in results for c in cands]
+    if not flat:
+        return results
+    device = next(model.parameters()).device
+    seqs = [prefix + [vocab.stoi[w] for w in c.caption.split()] + [vocab.end_id] for c in flat]
+    T = max(len(q) for q in seqs)
+    tokens = torch.full((len(seqs), T), vocab.pad_id, dtype=torch.long, device=device)
+    for i, q in enumerate(seqs):
+        tokens[i, : len(q)] = torch.tensor(q, device=device)
+    blank = model.encode_features(
+        torch.zeros(1, model.cfg.n_image_tokens, model.cfg.feature_dim, device=device)
+    )  # (1, 49, C)
+    logits = model.decode(
+        tokens[:, :-1], blank, photo_index=torch.zeros(len(seqs), dtype=torch.long, device=device)
+    )
+    logp = torch.log_softmax(logits.float(), dim=-1).gather(2, tokens[:, 1:, None])[
+        ..., 0
+    ]  # (N, T-1)
+    mask = tokens[:, 1:] != vocab.pad_id
+    mask[:, : len(prefix) - 1] = False  # forced style token: not the caption's own
+    scores = ((logp * mask).sum(1) / mask.sum(1)).tolist()
+    it = iter(scores)
+    return [[replace(c, blank_score=float(next(it))) for c in cands] for cands in results]
 
 
 def load_calibration(checkpoint: Checkpoint) -> Calibration:

@@ -143,7 +143,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
             "auroc": {k: v["auroc_cross_validated"] for k, v in report["splits"].items()},
         },
     }
-    dtype = next(iter(ckpt.state_dict.values())).dtype
+    dtype = next(t.dtype for t in ckpt.state_dict.values() if t.is_floating_point())
     save_checkpoint(args.out, model, ckpt.vocab, provenance, dtype=dtype)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")

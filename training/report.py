@@ -33,7 +33,8 @@ def write_report(run: Path, out: Path | None = None) -> Path:
         ("dev_Bleu_4", "BLEU-4"),
         ("dev_ROUGE_L", "ROUGE-L"),
     ):
-        ax2.plot([h["epoch"] for h in evald], [h[key] for h in evald], marker="o", label=label)
+        if evald and key in evald[0]:  # mixed training keeps only the mean CIDEr-D unprefixed
+            ax2.plot([h["epoch"] for h in evald], [h[key] for h in evald], marker="o", label=label)
     splits = sorted(
         k[4:-6] for k in (evald[0] if evald else {}) if k.endswith("_CIDEr") and k != "dev_CIDEr"
     )

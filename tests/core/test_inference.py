@@ -221,5 +221,37 @@ def test_results_carry_a_confidence_that_follows_the_model_probabilities(
     sure = [Candidate("a dog", -0.2, -0.5), Candidate("a cat", -1.5, -3.0)]
     unsure = [Candidate("a dog", -1.4, -4.0), Candidate("a cat", -1.45, -4.0)]
     assert UNCALIBRATED.confidence(sure) > UNCALIBRATED.confidence(unsure)
-    cal = Calibration((1.0, 2.0, 0.5), 0.3)
+    cal = Calibration((1.0, 2.0, 0.5, 0.1, 1.0, -0.5), 0.3)
     assert Calibration.from_dict(cal.to_dict()) == cal
+
+
+def test_confidence_features_see_beams_that_disagree() -> None:
+    from core.confidence import confidence_features
+    from core.datatypes import Candidate
+
+    agree = [Candidate("a cat on a sofa", -0.5, -1.0), Candidate("a cat on a bed", -0.6, -1.0)]
+    wander = [Candidate("a cat on a sofa", -0.5, -1.0), Candidate("two men ride bikes", -0.6, -1.0)]
+    fa, fw = confidence_features(agree), confidence_features(wander)
+    assert fa[:4] == fw[:4] == (-0.5, pytest.approx(0.1), -1.0, 5.0)
+    assert fa[4] == pytest.approx(3 / 4) and fw[4] == 0.0  # "a", "cat", "on" of a, cat, on, sofa
+    assert confidence_features([Candidate("a dog", -0.3, -0.4, -2.5)])[1:] == (
+        2.0,
+        -0.4,
+        2.0,
+        1.0,
+        -2.5,
+    )
+
+
+def test_blank_score_is_the_captions_log_probability_for_a_blank_image(captioner) -> None:
+    """The blank score of each candidate equals a direct teacher-forced computation."""
+    images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    model, vocab = captioner.model, captioner.vocab
+    for cands in captioner.caption_tensors(images, CaptionSettings(beam_size=3, n_candidates=3)):
+        for c in cands:
+            seq = [vocab.start_id] + [vocab.stoi[w] for w in c.caption.split()] + [vocab.end_id]
+            blank = model.encode_features(torch.zeros(1, 49, 1280))
+            with torch.inference_mode():
+                logp = torch.log_softmax(model.decode(torch.tensor([seq[:-1]]), blank)[0], -1)
+            want = float(logp[torch.arange(len(seq) - 1), torch.tensor(seq[1:])].mean())
+            assert c.blank_score == pytest.approx(want, abs=1e-4)

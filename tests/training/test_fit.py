@@ -209,7 +209,7 @@ def test_evaluate_writes_scores_json(
     made = json.loads(examples.read_text())["flickr8k"]
     assert set(made) == {"1005_abc.jpg", "1006_abc.jpg"}
     for m in made.values():
-        assert 0.0 <= m["confidence"] <= 1.0 and m["cider"] >= 0.0 and len(m["features"]) == 3
+        assert 0.0 <= m["confidence"] <= 1.0 and m["cider"] >= 0.0 and len(m["features"]) == 6
 
 
 def test_report_png_and_json(tmp_path: Path) -> None:

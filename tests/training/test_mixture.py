@@ -88,7 +88,7 @@ def test_calibration_fit_separates_and_is_written_into_the_model(
             good = rng.random() < 0.6
             score = rng.normal(-0.5 if good else -1.1, 0.25)
             made[f"{split}{i}"] = {
-                "features": [score, abs(rng.normal(0.3, 0.2)), score * 3],
+                "features": [score, abs(rng.normal(0.3, 0.2)), score * 3, 9.0, 0.7, -2.0],
                 "cider": 0.8 if good else 0.05,
             }
         examples[split] = made
@@ -124,4 +124,8 @@ def test_calibration_fit_separates_and_is_written_into_the_model(
     assert (tmp_path / "conf.png").stat().st_size > 1000
     ckpt = load_checkpoint(out)
     assert ckpt.provenance["confidence"]["weights"] == pytest.approx(list(cal.weights))
+    before = load_checkpoint(tiny_checkpoint).state_dict
+    for name, tensor in ckpt.state_dict.items():  # the weights themselves are untouched
+        assert tensor.dtype == before[name].dtype
+        torch.testing.assert_close(tensor, before[name], atol=0, rtol=0)
     assert Captioner(out, device="cpu").calibration == cal
