@@ -255,3 +255,16 @@ def test_blank_score_is_the_captions_log_probability_for_a_blank_image(captioner
                 logp = torch.log_softmax(model.decode(torch.tensor([seq[:-1]]), blank)[0], -1)
             want = float(logp[torch.arange(len(seq) - 1), torch.tensor(seq[1:])].mean())
             assert c.blank_score == pytest.approx(want, abs=1e-4)
+
+
+def test_device_description_reads_right_for_one_thread() -> None:
+    from core.devices import describe_device
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert describe_device(torch.device("cpu")) == "CPU (1 thread)"
+        torch.set_num_threads(2)
+        assert describe_device(torch.device("cpu")) == "CPU (2 threads)"
+    finally:
+        torch.set_num_threads(before)
