@@ -18,14 +18,18 @@ import platformdirs
 
 from core.datatypes import StoreKind
 from core.errors import IndexDamagedError, IndexLockedError, LibraryIndexError
+from core.index_schema import (
+    SCHEMA_VERSION,
+    create_or_upgrade,
+    photo_columns,
+    try_fts,
+)
 
 log = logging.getLogger(__name__)
 
 INDEX_ENV = "PHOTOSCRIBE_INDEX"
 """Environment variable naming the index file (tests and portable installs use it)."""
 INDEX_FILE_NAME = "library.sqlite3"
-SCHEMA_VERSION = 2
-"""1: the first; 2: adds ``confidence`` (older rows keep NULL there)."""
 LOCK_TIMEOUT_S = 5.0
 """How long to wait for another program's write to the index before giving up."""
 
@@ -33,38 +37,6 @@ RowStatus = Literal["done", "pending", "failed"]
 """done: the caption is in its store; pending: about to be written to the store (a run that
 stops here left it unknown whether the write happened); failed: see ``error``."""
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS photos (
-    id INTEGER PRIMARY KEY,
-    path BLOB NOT NULL UNIQUE,      -- os.fsencode(resolved absolute path): any name round-trips
-    size INTEGER NOT NULL,          -- the photo's size and mtime when its row was written
-    mtime_ns INTEGER NOT NULL,
-    status TEXT NOT NULL CHECK (status IN ('done', 'pending', 'failed')),
-    caption TEXT,
-    store TEXT,                     -- "txt", "xmp" or "embed": where the caption is kept
-    store_path BLOB,                -- the sidecar, or the photo itself
-    model TEXT,                     -- the model that wrote the caption; NULL when not known
-    error TEXT,                     -- why it failed, for status 'failed'
-    updated REAL NOT NULL,          -- seconds since the epoch
-    confidence REAL                 -- the model's confidence in [0, 1]; NULL: typed or unknown
-);
-"""
-_FTS_SCHEMA = """
-CREATE VIRTUAL TABLE IF NOT EXISTS captions_fts
-    USING fts5(caption, tokenize = 'porter unicode61 remove_diacritics 2');
-CREATE TRIGGER IF NOT EXISTS photos_fts_insert AFTER INSERT ON photos BEGIN
-    INSERT INTO captions_fts(rowid, caption)
-        SELECT new.id, new.caption WHERE new.status = 'done' AND new.caption IS NOT NULL;
-END;
-CREATE TRIGGER IF NOT EXISTS photos_fts_update AFTER UPDATE ON photos BEGIN
-    DELETE FROM captions_fts WHERE rowid = old.id;
-    INSERT INTO captions_fts(rowid, caption)
-        SELECT new.id, new.caption WHERE new.status = 'done' AND new.caption IS NOT NULL;
-END;
-CREATE TRIGGER IF NOT EXISTS photos_fts_delete AFTER DELETE ON photos BEGIN
-    DELETE FROM captions_fts WHERE rowid = old.id;
-END;
-"""
 _UPSERT = """
 INSERT INTO photos (path, size, mtime_ns, status, caption, store, store_path, model, error,
                     updated, confidence)
@@ -216,7 +188,7 @@ class LibraryIndex:
             raise LibraryIndexError(path, f"cannot open the library index ({error}).") from error
         try:
             fts = cls._prepare(path, conn, readonly)
-            has_confidence = "confidence" in _photo_columns(conn)
+            has_confidence = "confidence" in photo_columns(conn)
         except sqlite3.Error as error:
             conn.close()
             raise _translate(path, error) from error
@@ -253,8 +225,8 @@ class LibraryIndex:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise IndexDamagedError(path, f"the library index is damaged ({check}).")
-            _create_or_upgrade(conn)
-            return _try_fts(conn)
+            create_or_upgrade(conn)
+            return try_fts(conn)
         except sqlite3.Error as error:
             raise _translate(path, error) from error
 
@@ -511,56 +483,6 @@ def move_aside(path: Path) -> Path:
         ) from error
     log.warning("Moved damaged library index %s to %s", path, target)
     return target
-
-
-def _script(conn: sqlite3.Connection, script: str) -> None:
-    """Run ``script`` (which opens a transaction) and commit it, or roll it all back."""
-    try:
-        conn.executescript(script + "COMMIT;")
-    except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise
-
-
-def _photo_columns(conn: sqlite3.Connection) -> set[str]:
-    return {row[1] for row in conn.execute("PRAGMA table_info(photos)")}
-
-
-def _create_or_upgrade(conn: sqlite3.Connection) -> None:
-    """Create the table, or bring an older index up to SCHEMA_VERSION, in one transaction.
-
-    BEGIN IMMEDIATE takes the write lock, which also proves nobody else holds it, and makes
-    the column check and the change one step even when two programs open the file at once.
-    """
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        conn.execute(_SCHEMA)
-        if "confidence" not in _photo_columns(conn):  # made by schema version 1
-            conn.execute("ALTER TABLE photos ADD COLUMN confidence REAL")
-            log.info("Library index upgraded: captions' confidences are kept from now on")
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                conn.execute("ROLLBACK")
-        raise
-
-
-def _try_fts(conn: sqlite3.Connection) -> bool:
-    try:
-        _script(conn, "BEGIN IMMEDIATE;" + _FTS_SCHEMA)
-    except sqlite3.OperationalError as error:
-        if "fts5" not in str(error).lower():
-            raise
-        log.warning(
-            "This Python's SQLite has no FTS5 full-text search; searching captions by "
-            "substring instead (slower, simpler ranking)."
-        )
-        return False
-    return True
 
 
 def _entry(row: tuple) -> IndexEntry:
