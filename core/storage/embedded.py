@@ -31,7 +31,7 @@ from core.storage.metadata import (
     exiv2_reason,
     iptc_caption,
     metadata_snapshot,
-    open_image,
+    open_metadata,
     set_iptc_caption,
     set_xmp_caption,
     xmp_caption,
@@ -102,7 +102,7 @@ class EmbeddedStore:
     def _read_embedded(self, photo: Path) -> str | None:
         data, _ = read_bytes(photo)
         with exiv2_calls() as messages:
-            image = open_image(photo, data, messages)
+            image = open_metadata(photo, data, messages)
             return embedded_caption(image)
 
     def write(
@@ -159,7 +159,7 @@ class EmbeddedStore:
         messages: list[logging.LogRecord],
     ) -> tuple[bytes | None, str]:
         """The photo's new bytes (None when already up to date) and a message."""
-        image = open_image(photo, data, messages)
+        image = open_metadata(photo, data, messages)
         kind = _WRITABLE_TYPES.get(image.imageType())
         if kind is None:
             raise UnsupportedFormatError(
@@ -218,7 +218,7 @@ class EmbeddedStore:
             if messages:
                 problem = f"exiv2 reported: {messages[0].getMessage()}"
             else:
-                image = open_image(photo, new_data, messages)
+                image = open_metadata(photo, new_data, messages)
                 found = [exif_caption(image), xmp_caption(image)]
                 if has_iptc:
                     found.append(iptc_caption(image))

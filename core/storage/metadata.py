@@ -66,7 +66,7 @@ def exiv2_calls() -> Iterator[list[logging.LogRecord]]:
             _EXIV2_LOGGER.removeHandler(collector)
 
 
-def open_image(path: Path, data: bytes, messages: list[logging.LogRecord]) -> exiv2.Image:
+def open_metadata(path: Path, data: bytes, messages: list[logging.LogRecord]) -> exiv2.Image:
     """An exiv2 image over ``data`` (the bytes of ``path``) with its metadata read.
 
     Works on memory rather than the file name, so names that are not valid UTF-8 (or not

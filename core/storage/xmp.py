@@ -29,7 +29,7 @@ from core.storage.metadata import (
     encode_xmp_sidecar,
     exiv2_calls,
     image_type,
-    open_image,
+    open_metadata,
     set_xmp_caption,
     xmp_caption_from,
 )
@@ -61,7 +61,7 @@ def parse_sidecar(sidecar: Path, data: bytes) -> exiv2.XmpData:
                 "this XMP sidecar is damaged or is not XMP; fix it or move it away, then "
                 "try again.",
             )
-        image = open_image(sidecar, data, messages)
+        image = open_metadata(sidecar, data, messages)
         # Copy out: the XmpData belongs to the image and would go with it.
         xmp = exiv2.XmpData()
         for datum in image.xmpData():
