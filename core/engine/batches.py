@@ -16,6 +16,7 @@ if TYPE_CHECKING:  # torch: loaded by the run on the thread that owns the model
     import torch
 
     from core.engine.scan import Todo
+    from core.images import EncodedJpeg
     from core.inference import Captioner
 
 log = logging.getLogger(__name__)
@@ -37,13 +38,14 @@ class Batches(Generic[T]):
     ) -> None:
         # Imported here, not at the top: the app imports the engine at start-up, and torch,
         # numpy and the image decoders load only when a run starts.
-        import torch
-
-        from core.images import load_for_model
+        from core.images import read_for_device, stack_on_device
         from core.inference import Cancelled
 
-        self._torch = torch
-        self._load = load_for_model
+        # On CUDA the workers only read JPEG bytes and the batch is decoded on the GPU; on other
+        # devices they decode to the model's input size (core.images.read_for_device).
+        self._device = getattr(captioner, "device", "cpu")
+        self._load = lambda path: read_for_device(path, self._device)
+        self._stack = stack_on_device
         self._cancelled = Cancelled
         self.captioner = captioner
         self.settings = settings
@@ -72,7 +74,7 @@ class Batches(Generic[T]):
         """The next batch's results, oldest photos first; None when cancelled."""
         done: list[tuple[T, CaptionResult]] = []
         items: list[T] = []
-        images: list[torch.Tensor] = []
+        images: list[torch.Tensor | EncodedJpeg] = []  # what read_for_device gave
         while self._pending and len(images) < self.settings.batch_size:
             item, future = self._pending.popleft()
             path = item.path
@@ -90,10 +92,15 @@ class Batches(Generic[T]):
             return None
         if not images:
             return done
+        batch, failed = self._stack(images, self._device)
+        for i, error in failed:  # read, but no decoder could make a picture of it
+            done.append((items[i], CaptionResult(items[i].path, error=str(error))))
+        dropped = {i for i, _ in failed}
+        items = [item for i, item in enumerate(items) if i not in dropped]
+        if not items:
+            return done
         try:
-            candidates = self.captioner.caption_tensors(
-                self._torch.stack(images), self.settings, self.cancel
-            )
+            candidates = self.captioner.caption_tensors(batch, self.settings, self.cancel)
         except self._cancelled:
             return None
         for item, found in zip(items, candidates, strict=True):
