@@ -29,7 +29,7 @@ from core.devices import cpu_supports_bf16, describe_device, pick_device
 from core.errors import NoModelError, PhotoScribeError
 from core.images import normalize_batch, read_for_device, stack_on_device
 from core.model import CaptionModel, DecoderCache
-from core.vocab import Vocab, style_token
+from core.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -87,9 +87,7 @@ def beam_search(
     active = list(range(B))  # images still decoding; cache rows are active x k
     token = torch.full((B * k,), prefix[-1], dtype=torch.long, device=device)
     alpha = settings.length_penalty
-    banned = [vocab.pad_id, vocab.start_id, vocab.unk_id]  # never "<unk>" in a caption
-    banned += [vocab.stoi[style_token(s)] for s in vocab.styles]
-    banned_t = torch.tensor(banned, dtype=torch.long, device=device)
+    banned_t = torch.tensor(vocab.not_words, dtype=torch.long, device=device)
     for step in range(max_steps):
         if cancel is not None and cancel.is_set():
             raise Cancelled

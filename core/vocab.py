@@ -76,6 +76,12 @@ class Vocab:
         """The caption styles this vocabulary has a token for (e.g. "coco", "flickr8k")."""
         return tuple(self.itos[i][7:-1] for i in sorted(self._style_ids))  # type: ignore[attr-defined]
 
+    @property
+    def not_words(self) -> list[int]:
+        """Ids that are never a word of a caption: <pad>, <start>, <unk> and the style tokens
+        (beam search and the training sampler both rule them out)."""
+        return [self.pad_id, self.start_id, self.unk_id, *sorted(self._style_ids)]  # type: ignore[attr-defined]
+
     def prefix(self, style: str | None = None) -> list[int]:
         """The tokens every caption starts with: <start>, then the style's token if asked for."""
         if not style:

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.devices import autocast, pick_device
 from core.model import CaptionModel
-from core.vocab import Vocab, style_token, tokenize
+from core.vocab import Vocab, tokenize
 from training.cider import CiderD
 from training.data import Example
 from training.fit import DevSplits, evaluate_splits
@@ -51,10 +51,7 @@ def sample_captions(
     token = pre[:, -1]
     done = torch.zeros_like(token, dtype=torch.bool)
     out = []
-    # The same tokens beam search never offers: a sample must be a caption the app could give.
-    banned = [vocab.pad_id, vocab.start_id, vocab.unk_id] + [
-        vocab.stoi[style_token(s)] for s in vocab.styles
-    ]
+    banned = vocab.not_words  # as in beam search: a sample must be a caption the app could give
     for _ in range(max_len - pre.shape[1]):
         logp, cache = model.step(token, cache)  # (B*n, V)
         logp[:, banned] = -float("inf")

@@ -77,3 +77,11 @@ def test_unknown_style_is_refused() -> None:
     with pytest.raises(ValueError, match="no caption style"):
         v.prefix("cc3m")
     assert v.prefix(None) == [v.start_id] and v.prefix("") == [v.start_id]
+
+
+def test_not_words_are_the_specials_and_styles_a_caption_never_holds() -> None:
+    v = Vocab.build(["a dog"], min_count=1, styles=["coco", "cc3m"])
+    assert sorted(v.not_words) == sorted(
+        [v.pad_id, v.start_id, v.unk_id, v.stoi["<style:coco>"], v.stoi["<style:cc3m>"]]
+    )
+    assert v.end_id not in v.not_words and v.stoi["dog"] not in v.not_words
