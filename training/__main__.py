@@ -1,5 +1,5 @@
 """`python -m training SUBCOMMAND`: backbone, features, fit, scst, export, evaluate, calibrate,
-report."""
+report, tune-encoder."""
 
 from __future__ import annotations
 
@@ -218,6 +218,12 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_tune(args: argparse.Namespace) -> int:
+    from training.tune import run_tune
+
+    return run_tune(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -319,6 +325,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--out", type=Path, default=None)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser(
+        "tune-encoder", help="measure whether fine-tuning the encoder's last stages pays (A/B)"
+    )
+    _add_data_args(p)
+    from training import tune
+
+    tune.add_arguments(p)
+    p.set_defaults(func=cmd_tune)
     return parser
 
 

@@ -64,22 +64,32 @@ def load_example(example: Example | Path) -> torch.Tensor:
 
 
 class FeatureCache:
-    """features.f16: (N, 2, 49, 1280) fp16 memmap; [:, 0] the photo, [:, 1] the mirrored photo."""
+    """features.f16: (N, 2, 49, dim) fp16 memmap; [:, 0] the photo, [:, 1] the mirrored photo.
 
-    def __init__(self, directory: Path, names: Sequence[str]) -> None:
+    dim is 1280 for the whole encoder; an earlier stage's output (for fine-tuning the last
+    stages, training.tune) has fewer channels."""
+
+    def __init__(self, directory: Path, names: Sequence[str], dim: int = FEATURE_DIM) -> None:
         self.directory = directory
         self.names = list(names)
         self.index = {n: i for i, n in enumerate(self.names)}
-        self.shape = (len(self.names), 2, N_TOKENS, FEATURE_DIM)
+        self.shape = (len(self.names), 2, N_TOKENS, dim)
         self.data_path = directory / "features.f16"
         self.meta_path = directory / "index.json"
 
     @classmethod
-    def open(cls, root: str | Path, key: str, names: Sequence[str]) -> FeatureCache:
+    def open(
+        cls,
+        root: str | Path,
+        key: str,
+        names: Sequence[str],
+        dim: int = FEATURE_DIM,
+        prefix: str = "b0",
+    ) -> FeatureCache:
         """The cache for this encoder key and photo list (created empty if new)."""
         names = sorted(names)
         digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
-        cache = cls(Path(root) / f"b0-{key}-{digest}", names)
+        cache = cls(Path(root) / f"{prefix}-{key}-{digest}", names, dim)
         cache.directory.mkdir(parents=True, exist_ok=True)
         if not cache.meta_path.exists():
             _atomic_json(cache.meta_path, {"key": key, "names": names, "done": 0})
@@ -138,10 +148,10 @@ class FeatureCache:
                 both = torch.cat([images, images.flip(dims=[3])])  # (2b, 3, H, W): photo, mirror
                 x = normalize_batch(both).contiguous(memory_format=torch.channels_last)
                 with amp:
-                    f = encoder(x).float()  # (2b, 1280, 7, 7)
-                f = f.flatten(2).transpose(1, 2)  # (2b, 49, 1280)
+                    f = encoder(x).float()  # (2b, dim, 7, 7)
+                f = f.flatten(2).transpose(1, 2)  # (2b, 49, dim)
                 b = len(names)
-                f = torch.stack([f[:b], f[b:]], dim=1)  # (b, 2, 49, 1280)
+                f = torch.stack([f[:b], f[b:]], dim=1)  # (b, 2, 49, dim)
                 f[[i for i, n in enumerate(names) if n in bad]] = 0.0
                 mm[lo : lo + b] = f.to(torch.float16).numpy()
                 mm.flush()

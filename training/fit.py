@@ -257,6 +257,19 @@ def evaluate_splits(
     return {**scores, "mean": {"CIDEr": float(np.mean([v["CIDEr"] for v in scores.values()]))}}
 
 
+def through(head: torch.nn.Module | None, dev: DevSplits) -> DevSplits:
+    """Dev features passed through the encoder's last stages (as they are now), if any."""
+    if head is None:
+        return dev
+    device = next(head.parameters()).device
+    out = {}
+    with torch.inference_mode():
+        for name, (ex, f) in dev.items():
+            parts = [head(f[i : i + 100].to(device).float()).cpu() for i in range(0, len(f), 100)]
+            out[name] = (ex, torch.cat(parts))
+    return out
+
+
 def init_from(model: CaptionModel, vocab: Vocab, init: Path) -> None:
     """Start from a trained checkpoint: every tensor of the same shape is copied; word
     embeddings are copied word by word, so a larger vocabulary keeps what the old one knew."""
@@ -292,11 +305,16 @@ def train(
     provenance: dict | None = None,
     max_steps: int | None = None,
     init: Path | None = None,
+    head: torch.nn.Module | None = None,
+    head_lr: float = 0.0,
 ) -> dict:
     """Train with AdamW; checkpoint every epoch; keep the best by mean dev CIDEr-D as
     best.safetensors.
 
     features: (P, 2, 49, 1280) fp16, [:, 1] the mirrored photo. Returns the history.
+    head: the encoder's last stages, when features (P, 2, 49, C) are an earlier stage's output
+    (training.tune): trained with head_lr (on the same schedule), frozen if head_lr is 0. Its
+    weights are not part of the checkpoints or the resumable state.
     """
     device = pick_device(cfg.device)
     dd = init_distributed(device)
@@ -307,6 +325,12 @@ def train(
         init_from(model, vocab, init)
     model.to(device)
     opt = model.configure_optimizers(cfg.lr, cfg.weight_decay)
+    tune_head = head is not None and head_lr > 0
+    if head is not None:
+        head.to(device).eval().requires_grad_(tune_head)
+        if tune_head:
+            params = list(head.parameters())
+            opt.add_param_group({"params": params, "weight_decay": 0.0, "scale": head_lr / cfg.lr})
     out_dir.mkdir(parents=True, exist_ok=True)
     state_path = out_dir / "last_state.safetensors"
     history: list[dict] = []
@@ -356,8 +380,11 @@ def train(
             seq = seq[:, : int(length)].to(device)
             inp, tgt = seq[:, :-1], seq[:, 1:]
             for g in opt.param_groups:
-                g["lr"] = lr_at(step, total_steps, cfg)
+                g["lr"] = lr_at(step, total_steps, cfg) * g.get("scale", 1.0)
             with amp:
+                if head is not None:
+                    with torch.set_grad_enabled(tune_head):
+                        feats = head(feats)
                 logits, _ = ddp_model(
                     feats, inp, photo_index=torch.from_numpy(photo_index).to(device)
                 )
@@ -371,6 +398,8 @@ def train(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            if tune_head:
+                torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
             loss_sum += float(loss_tok.detach()) / float(n_tok)
@@ -389,7 +418,9 @@ def train(
         if dd.main:
             if dev and epoch + 1 >= cfg.eval_from:
                 t_eval = time.perf_counter()
-                scores = evaluate_splits(model, vocab, dev, cfg.eval_beam, cfg.eval_style or None)
+                scores = evaluate_splits(
+                    model, vocab, through(head, dev), cfg.eval_beam, cfg.eval_style or None
+                )
                 for split, sc in scores.items():
                     prefix = "dev_" if split == "mean" or len(dev) == 1 else f"dev_{split}_"
                     record.update({f"{prefix}{k}": v for k, v in sc.items()})
