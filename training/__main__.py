@@ -309,6 +309,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--examples", type=Path, default=None, help="write every caption, confidence and score"
     )
+    p.add_argument(
+        "--photos",
+        type=Path,
+        default=None,
+        help="also caption this folder's photos (no references; e.g. desktop/resources/samples)",
+    )
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("calibrate", help="fit the confidence on `evaluate --examples` output")

@@ -6,9 +6,11 @@ import argparse
 import json
 import logging
 import time
+from pathlib import Path
 
 from core.confidence import confidence_features
 from core.inference import Captioner, CaptionSettings
+from core.library import find_photos
 from training.data import Corpus, Example
 from training.metrics import auroc, score_captions
 
@@ -50,6 +52,22 @@ def evaluate_split(
     return scores, made
 
 
+def caption_folder(
+    folder: Path, captioner: Captioner, settings: CaptionSettings
+) -> dict[str, dict]:
+    """Captions of photos with no references (e.g. the app's sample photos), by file name."""
+    photos = sorted(find_photos(folder))
+    out: dict[str, dict] = {}
+    for r in captioner.caption_paths(photos, settings):
+        out[r.path.name] = (
+            {"caption": r.caption, "confidence": round(r.confidence, 3)}
+            if r.ok
+            else {"error": str(r.error)}
+        )
+        log.info("%s: %s", r.path.name, out[r.path.name])
+    return out
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     corpus = Corpus.load(args.data, args.coco, coco_dev_file=args.coco_dev)
     captioner = Captioner(args.weights, device=args.device)
@@ -69,7 +87,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             continue
         log.info("scoring the %s dev split (%d photos)", name, len(split))
         result[name], examples[name] = evaluate_split(list(split), captioner, settings)
-    text = json.dumps(result, indent=1)
+    if args.photos is not None:
+        result["photos"] = caption_folder(args.photos, captioner, settings)
+    text = json.dumps(result, indent=1, ensure_ascii=False)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")

@@ -174,9 +174,12 @@ def test_export_loads_in_the_app_and_captions(tmp_path: Path, photo_dir: Path) -
 
 
 def test_evaluate_writes_scores_json(
-    tmp_path: Path, tiny_flickr: Path, tiny_checkpoint: Path
+    tmp_path: Path, tiny_flickr: Path, tiny_checkpoint: Path, photo_dir: Path
 ) -> None:
+    """Both dev splits' scores, per-photo examples, and captions of a folder with no references."""
     out, examples = tmp_path / "scores.json", tmp_path / "examples.json"
+    (photo_dir / "notes.txt").write_text("not a photo")
+    (photo_dir / "broken.jpg").write_bytes(b"\xff\xd8 not really a JPEG")
     proc = subprocess.run(
         [
             sys.executable,
@@ -193,6 +196,8 @@ def test_evaluate_writes_scores_json(
             str(out),
             "--examples",
             str(examples),
+            "--photos",
+            str(photo_dir),
         ],
         capture_output=True,
         text=True,
@@ -210,6 +215,11 @@ def test_evaluate_writes_scores_json(
     assert set(made) == {"1005_abc.jpg", "1006_abc.jpg"}
     for m in made.values():
         assert 0.0 <= m["confidence"] <= 1.0 and m["cider"] >= 0.0 and len(m["features"]) == 6
+    photos = scores["photos"]
+    assert "notes.txt" not in photos and "broken.jpg" in photos
+    assert "broken.jpg" in photos["broken.jpg"]["error"]
+    good = {n: p for n, p in photos.items() if n != "broken.jpg"}
+    assert len(good) == 3 and all(p["caption"] and 0 <= p["confidence"] <= 1 for p in good.values())
 
 
 def test_report_png_and_json(tmp_path: Path) -> None:
