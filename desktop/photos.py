@@ -23,7 +23,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QImage, QPixmap
 
 from core.datatypes import Candidate
-from core.storage import FileIdentity, StoreKind
+from core.storage import STORE_NAMES, FileIdentity, StoreKind
 from desktop.thumbnails import fit
 
 log = logging.getLogger(__name__)
@@ -58,12 +58,8 @@ class Status(Enum):
     ERROR = "error"
 
 
-# Where a caption is, as the end of "Caption stored ...", so that every store reads right.
-STORED_IN = {
-    "txt": "in the text sidecar",
-    "xmp": "in the XMP sidecar",
-    "embed": "in the photo's embedded metadata",
-}
+# Where a caption is, as the end of "Caption stored ...", named as core names the stores.
+STORED_IN = {kind: f"in the {name}" for kind, name in STORE_NAMES.items()}
 
 
 @dataclass(frozen=True)
