@@ -67,15 +67,6 @@ def cmd_features(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_features(cache, names: list[str]):
-    import numpy as np
-    import torch
-
-    mm = cache.memmap("r")
-    rows = [cache.index[n] for n in names]
-    return torch.from_numpy(np.ascontiguousarray(mm[rows]))  # (P, 2, 49, 1280) fp16
-
-
 def _parse_weights(text: str) -> tuple[tuple[str, float], ...]:
     """ "flickr8k=1,coco=2,cc3m=0.5" -> (("flickr8k", 1.0), ...)."""
     from training.data import SOURCES
@@ -91,7 +82,7 @@ def _parse_weights(text: str) -> tuple[tuple[str, float], ...]:
 
 def _dev_splits(data, cache):
     return {
-        name: (list(ex), _load_features(cache, [e.name for e in ex])[:, 0])
+        name: (list(ex), cache.load([e.name for e in ex])[:, 0])
         for name, ex in data.dev.items()
         if ex
     }
@@ -117,7 +108,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     log.info("vocabulary: %d words, styles %s", len(vocab), list(vocab.styles))
     style = args.style if args.style in vocab.styles else ""
     train_names = [e.name for e in data.train]
-    features = _load_features(cache, train_names)
+    features = cache.load(train_names)
     train_data = CaptionData.build(
         list(data.train), vocab, {n: i for i, n in enumerate(train_names)}
     )
@@ -188,7 +179,7 @@ def cmd_scst(args: argparse.Namespace) -> int:
     data, cache = _prepare(args)
     # Photos with several references: one reference makes a poor CIDEr-D reward.
     train = [e for e in data.train if len(e.captions) >= args.min_refs]
-    features = _load_features(cache, [e.name for e in train])[:, 0]
+    features = cache.load([e.name for e in train])[:, 0]
     return run_scst(args, train, features, _dev_splits(data, cache))
 
 

@@ -117,6 +117,11 @@ class FeatureCache:
             del mm
         return np.memmap(self.data_path, dtype=np.float16, mode=mode, shape=self.shape)
 
+    def load(self, names: Sequence[str]) -> torch.Tensor:
+        """(len(names), 2, 49, dim) fp16 of these photos, in memory."""
+        mm = self.memmap("r")
+        return torch.from_numpy(np.ascontiguousarray(mm[[self.index[n] for n in names]]))
+
     def fill(
         self,
         encoder: torch.nn.Module,

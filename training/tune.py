@@ -18,11 +18,10 @@ import logging
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
-from core.checkpoint import load_checkpoint
+from core.checkpoint import Checkpoint, load_checkpoint
 from training.data import Corpus, Example
 from training.features import FeatureCache, encoder_key, load_encoder
 from training.fit import CaptionData, DevSplits, TrainConfig, evaluate_splits, through, train
@@ -86,11 +85,6 @@ def cache_earlier_stage(
     return cache, set(cache.bad)
 
 
-def _features(cache: FeatureCache, names: list[str]) -> torch.Tensor:
-    mm = cache.memmap("r")
-    return torch.from_numpy(np.ascontiguousarray(mm[[cache.index[n] for n in names]]))
-
-
 def weights_for_steps(
     data: CaptionData, steps: int, batch_size: int
 ) -> tuple[tuple[str, float], ...]:
@@ -103,6 +97,7 @@ def weights_for_steps(
 def run_arm(
     name: str,
     args: argparse.Namespace,
+    ckpt: Checkpoint,
     features: torch.Tensor,
     data: CaptionData,
     dev: DevSplits,
@@ -115,7 +110,6 @@ def run_arm(
     if done.exists():
         log.info("arm %s: already done (%s)", name, done)
         return json.loads(done.read_text())
-    ckpt = load_checkpoint(args.init)
     cfg = TrainConfig(
         epochs=1,
         batch_size=args.batch_size,
@@ -178,15 +172,13 @@ def run_tune(args: argparse.Namespace) -> int:
     train_ex = [e for e in data.train if e.source in sets]
     ckpt = load_checkpoint(args.init)
     names = [e.name for e in train_ex]
-    features = _features(cache, names)
+    features = cache.load(names)
     captions = CaptionData.build(train_ex, ckpt.vocab, {n: i for i, n in enumerate(names)})
-    dev = {
-        k: (list(v), _features(cache, [e.name for e in v])[:, 0]) for k, v in data.dev.items() if v
-    }
+    dev = {k: (list(v), cache.load([e.name for e in v])[:, 0]) for k, v in data.dev.items() if v}
     start = evaluate_splits(ckpt.build_model(), ckpt.vocab, through(LastStages(upper), dev), 3)
     arms = {
-        "frozen": run_arm("frozen", args, features, captions, dev, upper, 0.0),
-        "tuned": run_arm("tuned", args, features, captions, dev, upper, args.head_lr),
+        "frozen": run_arm("frozen", args, ckpt, features, captions, dev, upper, 0.0),
+        "tuned": run_arm("tuned", args, ckpt, features, captions, dev, upper, args.head_lr),
     }
     report = {
         "question": "does fine-tuning the encoder's last stages (features.7-8) pay on the dev splits?",
