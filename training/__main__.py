@@ -134,11 +134,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
         seed=args.seed,
         eval_from=args.eval_from,
         weights=weights,
+        repeat_rare=args.repeat_rare,
         device=args.device,
     )
     provenance = {
         "data": _data_provenance(data),
         "sampling_weights": dict(weights),
+        "repeat_rare_words": args.repeat_rare,
         "encoder": "TF-Hub efficientnet/b0/classification/1 (Apache-2.0), frozen",
         "stage": "cross-entropy",
         "initialised_from": str(args.init) if args.init else None,
@@ -252,6 +254,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--weights",
         default="flickr8k=1,coco=2,cc3m=1",
         help="per-set sampling weights: times each caption is drawn per epoch",
+    )
+    p.add_argument(
+        "--repeat-rare",
+        type=float,
+        default=0.0,
+        metavar="T",
+        help="draw captions with rare words more often: a word in a fraction f of the captions "
+        "repeats its captions sqrt(T/f) times (at most 4); 0 = off",
     )
     p.add_argument(
         "--style",

@@ -42,6 +42,7 @@ class TrainConfig:
     eval_beam: int = 3
     eval_style: str = ""  # caption style asked for when scoring dev ("" = the model's default)
     weights: tuple[tuple[str, float], ...] = ()  # per-set sampling weights (see epoch_order)
+    repeat_rare: float = 0.0  # repeat-factor threshold t for rare words (see repeat_factors)
     device: str = "auto"
     amp: bool = True  # bf16 autocast where it is fast (core.devices.autocast)
 
@@ -80,23 +81,57 @@ class CaptionData:
         return {s: int((self.source == i).sum()) for i, s in enumerate(SOURCES)}
 
 
+def repeat_factors(
+    data: CaptionData, vocab: Vocab, threshold: float, cap: float = 4.0
+) -> np.ndarray:
+    """Repeat-factor sampling (Gupta et al., LVIS, 2019) applied to caption words.
+
+    A word found in a fraction f of the training captions gets r = max(1, sqrt(threshold / f));
+    each caption is drawn r times as often, r being that of its rarest word (at most cap).
+    Captions naming rare things (an astronaut, a rocket, a galaxy) are then seen often enough
+    to be learnt, while common captions keep r = 1. threshold 0 turns it off (all ones).
+    """
+    n = len(data.source)
+    if threshold <= 0 or n == 0:
+        return np.ones(n)
+    plain = data.tokens[:, 0].numpy()
+    present = np.zeros((n, len(vocab)), dtype=bool)
+    present[np.arange(n)[:, None], plain] = True
+    present[:, vocab.not_words + [vocab.end_id]] = False
+    freq = present.sum(0) / n
+    r_word = np.maximum(1.0, np.sqrt(threshold / np.maximum(freq, 1e-12)))
+    r = np.where(present, r_word[None, :], 1.0).max(1)
+    return np.minimum(r, cap)
+
+
 def epoch_order(
-    data: CaptionData, seed: int, epoch: int, weights: dict[str, float] | None = None
+    data: CaptionData,
+    seed: int,
+    epoch: int,
+    weights: dict[str, float] | None = None,
+    repeat: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Caption indices for one epoch and mirror choices, the same on every process and on resume.
 
     weights: per set, how many times each of its captions is drawn per epoch on average
     (2.0 = every caption twice, 0.5 = a random half); sets not named count 1.0.
+    repeat: per caption, a further factor (repeat_factors); the product is drawn as its whole
+    part plus one more time with the fractional part's probability.
     """
     rng = np.random.default_rng([seed, epoch])
     picked = []
     for i, s in enumerate(SOURCES):
         idx = np.flatnonzero(data.source == i)
         w = (weights or {}).get(s, 1.0)
-        whole, frac = int(w), w - int(w)
-        picked += [idx] * whole
-        if frac > 0:
-            picked.append(idx[rng.random(len(idx)) < frac])
+        if repeat is None:
+            whole, frac = int(w), w - int(w)
+            picked += [idx] * whole
+            if frac > 0:
+                picked.append(idx[rng.random(len(idx)) < frac])
+        else:
+            times = w * repeat[idx]
+            times = np.floor(times).astype(np.int64) + (rng.random(len(idx)) < times % 1)
+            picked.append(np.repeat(idx, times))
     order = rng.permutation(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
     return order, rng.random(len(order)) < 0.5
 
@@ -348,9 +383,20 @@ def train(
     if dd.world > 1:
         ddp_model = torch.nn.parallel.DistributedDataParallel(model)
     weights = dict(cfg.weights)
+    repeat = repeat_factors(train_data, vocab, cfg.repeat_rare) if cfg.repeat_rare > 0 else None
+    if repeat is not None:
+        log.info(
+            "rare words: %d of %d captions repeated (mean factor %.2f, threshold %g)",
+            int((repeat > 1).sum()),
+            len(repeat),
+            float(repeat.mean()),
+            cfg.repeat_rare,
+        )
     assert cfg.batch_size % dd.world == 0, "batch size must divide by the number of processes"
     local = cfg.batch_size // dd.world
-    steps_per_epoch = len(epoch_order(train_data, cfg.seed, 0, weights)[0]) // cfg.batch_size
+    steps_per_epoch = (
+        len(epoch_order(train_data, cfg.seed, 0, weights, repeat)[0]) // cfg.batch_size
+    )
     total_steps = steps_per_epoch * cfg.epochs
     amp = autocast(device, cfg.amp)
     log.info("training captions per set: %s; sampling weights %s", train_data.counts(), weights)
@@ -358,10 +404,11 @@ def train(
         t_epoch = time.perf_counter()
         torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout; makes resume at an epoch exact
         model.train()
-        order, mirror = epoch_order(train_data, cfg.seed, epoch, weights)
+        order, mirror = epoch_order(train_data, cfg.seed, epoch, weights, repeat)
         bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}") if dd.main else None
         loss_sum, loss_n = 0.0, 0
-        for b in range(steps_per_epoch):
+        # With repeat factors an epoch's length varies by a few captions: never a short batch.
+        for b in range(min(steps_per_epoch, len(order) // cfg.batch_size)):
             if max_steps is not None and step >= max_steps:
                 break
             lo = b * cfg.batch_size + dd.rank * local

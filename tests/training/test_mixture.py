@@ -15,7 +15,13 @@ from core.model import CaptionModel, ModelConfig
 from core.vocab import Vocab
 from training.calibrate import calibrate
 from training.data import Example
-from training.fit import CaptionData, config_with_vocab, epoch_order, init_from
+from training.fit import (
+    CaptionData,
+    config_with_vocab,
+    epoch_order,
+    init_from,
+    repeat_factors,
+)
 from training.metrics import auroc
 
 
@@ -49,6 +55,27 @@ def test_sampling_weights_set_how_often_each_set_is_drawn() -> None:
     np.testing.assert_array_equal(order, again)  # same on resume and on every process
     other, _ = epoch_order(data, seed=1, epoch=1, weights={"flickr8k": 2.0, "cc3m": 0.25})
     assert not np.array_equal(order[:50], other[:50])
+
+
+def test_captions_with_rare_words_are_repeated() -> None:
+    # 100 captions: "a dog runs" 96 times, "a rocket" 4 times (f = 0.04).
+    ex = [Example(f"d{i}.jpg", Path("x"), ("a dog runs",), "flickr8k") for i in range(96)]
+    ex += [Example(f"r{i}.jpg", Path("x"), ("a rocket",), "cc3m") for i in range(4)]
+    vocab = Vocab.build((c for e in ex for c in e.captions), min_count=1, styles=["cc3m"])
+    data = CaptionData.build(ex, vocab, {e.name: i for i, e in enumerate(ex)})
+    np.testing.assert_array_equal(repeat_factors(data, vocab, 0.0), np.ones(100))
+    r = repeat_factors(data, vocab, threshold=0.16)
+    assert r[:96] == pytest.approx(1.0)  # "a", "dog", "runs" are common (f >= 0.16)
+    assert r[96:] == pytest.approx(2.0)  # sqrt(0.16 / 0.04): the style token does not count
+    assert repeat_factors(data, vocab, threshold=1.0, cap=4.0)[96:] == pytest.approx(4.0)
+    order, _ = epoch_order(data, seed=1, epoch=0, repeat=r)
+    assert (order >= 96).sum() == 8 and (order < 96).sum() == 96
+    # With set weights the two multiply; fractions are drawn at random, the same every time.
+    order, _ = epoch_order(data, 1, 0, {"flickr8k": 0.5, "cc3m": 1.5}, r)
+    assert (order >= 96).sum() == 12
+    assert 30 < (order < 96).sum() < 66
+    again, _ = epoch_order(data, 1, 0, {"flickr8k": 0.5, "cc3m": 1.5}, r)
+    np.testing.assert_array_equal(order, again)
 
 
 def test_warm_start_keeps_what_the_old_model_knew(tmp_path: Path) -> None:

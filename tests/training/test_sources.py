@@ -188,6 +188,8 @@ def test_all_three_layouts_run_through_fit_and_scst(
                 "1",
                 "--weights",
                 "flickr8k=1,coco=2,cc3m=0.5",
+                "--repeat-rare",
+                "0.5",
                 "--style",
                 "coco",
             ]
@@ -199,6 +201,7 @@ def test_all_three_layouts_run_through_fit_and_scst(
     assert best.config.style == "coco"
     assert set(best.provenance["dev"]) == {"flickr8k", "coco", "mean"}
     assert best.provenance["data"]["cc3m"].endswith(": 2 photos")  # 3 read, 1 damaged
+    assert best.provenance["repeat_rare_words"] == 0.5
     assert (
         main(
             [
