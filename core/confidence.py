@@ -16,7 +16,11 @@ share of its words they also use: beams that wander off in different directions 
 model does not know what it sees), and its log-probability for a blank image (a caption the model
 would write for any photo is a generic one)."""
 
-MARGIN_CAP = 2.0  # a lone candidate (greedy decoding) counts as this far ahead
+MARGIN_CAP = 2.0  # no caption counts as further ahead than this
+LONE = (MARGIN_CAP, 1.0)
+"""Margin and agreement of a lone candidate (greedy decoding) when the calibration does not say:
+a calibration fitted on beam search instead uses their dev-split means (Calibration.lone), since
+a greedy caption tells nothing about either."""
 
 
 def _agreement(best: str, others: Sequence[Candidate]) -> float:
@@ -27,18 +31,25 @@ def _agreement(best: str, others: Sequence[Candidate]) -> float:
     return sum(len(words & set(c.caption.split())) / len(words) for c in others) / len(others)
 
 
-def confidence_features(candidates: Sequence[Candidate]) -> tuple[float, ...]:
-    """The FEATURES of a photo's candidates (best first)."""
+def confidence_features(
+    candidates: Sequence[Candidate], lone: tuple[float, float] = LONE
+) -> tuple[float, ...]:
+    """The FEATURES of a photo's candidates (best first); lone: the margin and agreement to use
+    when there is only one candidate."""
     if not candidates:
         return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0)
     best = candidates[0]
-    margin = best.score - candidates[1].score if len(candidates) > 1 else MARGIN_CAP
+    if len(candidates) > 1:
+        margin = min(best.score - candidates[1].score, MARGIN_CAP)
+        agreement = _agreement(best.caption, candidates[1:])
+    else:
+        margin, agreement = lone
     return (
         best.score,
-        min(margin, MARGIN_CAP),
+        margin,
         max(best.min_token_logp, -10.0),
         float(len(best.caption.split())),
-        _agreement(best.caption, candidates[1:]),
+        agreement,
         max(best.blank_score, -10.0),
     )
 
@@ -51,6 +62,7 @@ class Calibration:
     weights: tuple[float, ...]
     bias: float
     threshold: float = 0.2  # the per-photo CIDEr-D that separates good from poor captions
+    lone: tuple[float, float] = LONE  # margin and agreement assumed for a lone candidate
 
     def __post_init__(self) -> None:
         assert len(self.weights) == len(FEATURES), f"expected {len(FEATURES)} weights"
@@ -58,7 +70,8 @@ class Calibration:
     def confidence(self, candidates: Sequence[Candidate]) -> float:
         """A number in [0, 1]: the estimated chance that the best caption is a good one."""
         z = self.bias + sum(
-            w * f for w, f in zip(self.weights, confidence_features(candidates), strict=True)
+            w * f
+            for w, f in zip(self.weights, confidence_features(candidates, self.lone), strict=True)
         )
         return 1.0 / (1.0 + math.exp(-max(min(z, 40.0), -40.0)))
 
@@ -68,6 +81,7 @@ class Calibration:
             "weights": list(self.weights),
             "bias": self.bias,
             "threshold": self.threshold,
+            "lone_candidate": list(self.lone),
         }
 
     @classmethod
@@ -78,6 +92,7 @@ class Calibration:
             tuple(float(w) for w in data["weights"]),
             float(data["bias"]),
             float(data.get("threshold", 0.2)),
+            tuple(float(v) for v in data.get("lone_candidate", LONE)),  # type: ignore[arg-type]
         )
 
 

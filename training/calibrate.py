@@ -75,7 +75,11 @@ def calibrate(
             split_of.append(split)
     X, Y, S = np.array(x, dtype=np.float64), np.array(y, dtype=np.float64), np.array(split_of)
     w = fit_logistic(X, Y)
-    cal = Calibration(tuple(float(v) for v in w[:-1]), float(w[-1]), threshold)
+    # Beam search gives every photo a margin and an agreement; for greedy decoding's lone
+    # caption the calibration assumes their means, not a value it never saw.
+    i_margin, i_agree = FEATURES.index("margin"), FEATURES.index("agreement")
+    lone = (float(X[:, i_margin].mean()), float(X[:, i_agree].mean()))
+    cal = Calibration(tuple(float(v) for v in w[:-1]), float(w[-1]), threshold, lone)
     cv = cross_validated(X, Y)
     fitted = _predict(w, X)
     report: dict = {"threshold_cider": threshold, "features": list(FEATURES), "splits": {}}

@@ -221,8 +221,24 @@ def test_results_carry_a_confidence_that_follows_the_model_probabilities(
     sure = [Candidate("a dog", -0.2, -0.5), Candidate("a cat", -1.5, -3.0)]
     unsure = [Candidate("a dog", -1.4, -4.0), Candidate("a cat", -1.45, -4.0)]
     assert UNCALIBRATED.confidence(sure) > UNCALIBRATED.confidence(unsure)
-    cal = Calibration((1.0, 2.0, 0.5, 0.1, 1.0, -0.5), 0.3)
+    cal = Calibration((1.0, 2.0, 0.5, 0.1, 1.0, -0.5), 0.3, lone=(0.25, 0.6))
     assert Calibration.from_dict(cal.to_dict()) == cal
+    old = cal.to_dict()
+    del old["lone_candidate"]  # a model calibrated before lone_candidate was stored
+    assert Calibration.from_dict(old).lone == (2.0, 1.0)
+
+
+def test_a_lone_greedy_caption_is_scored_with_the_calibrations_typical_margin() -> None:
+    """Greedy decoding has no second caption: margin and agreement are not measured, so the
+    calibration's dev means stand in (not a margin it never saw, which sent confidence to 0)."""
+    from core.confidence import Calibration
+    from core.datatypes import Candidate
+
+    cal = Calibration((4.9, -5.0, 0.0, 0.0, -0.3, -0.3), 4.6, lone=(0.2, 0.8))
+    best = Candidate("a cup of coffee on a table", -0.6, -1.6, -3.8)
+    typical = [best, Candidate("a cup of coffee on a wooden table", -0.8, -1.6, -3.9)]
+    assert cal.confidence([best]) == pytest.approx(cal.confidence(typical), abs=0.02)
+    assert cal.confidence([best]) > 0.5
 
 
 def test_confidence_features_see_beams_that_disagree() -> None:

@@ -120,6 +120,9 @@ def test_calibration_fit_separates_and_is_written_into_the_model(
             }
         examples[split] = made
     cal, report = calibrate(examples)
+    # Greedy decoding's lone caption is given the dev photos' mean margin and agreement.
+    margins = [m["features"][1] for made in examples.values() for m in made.values()]
+    assert cal.lone == pytest.approx((np.mean(margins), 0.7))
     for split in ("flickr8k", "coco"):
         assert report["splits"][split]["auroc_cross_validated"] > 0.8
     assert sum(r["photos"] for r in report["reliability"]) == 600
