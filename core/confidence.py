@@ -8,13 +8,22 @@ from dataclasses import dataclass
 
 from core.datatypes import Candidate
 
-FEATURES = ("score", "margin", "min_token_logp", "words", "agreement", "blank_score")
+FEATURES = (
+    "score",
+    "margin",
+    "min_token_logp",
+    "words",
+    "agreement",
+    "blank_score",
+    "max_entropy",
+)
 """What the confidence is computed from, per photo: the best caption's length-normalised
 log-probability, how far it is ahead of the next different caption, the log-probability of its
 least likely word, its length in words, and how much the other candidates agree with it (the
 share of its words they also use: beams that wander off in different directions are a sign the
-model does not know what it sees), and its log-probability for a blank image (a caption the model
-would write for any photo is a generic one)."""
+model does not know what it sees), its log-probability for a blank image (a caption the model
+would write for any photo is a generic one), and the highest entropy of the next-word distribution
+along it (where the model hesitated most among many words)."""
 
 MARGIN_CAP = 2.0  # no caption counts as further ahead than this
 LONE = (MARGIN_CAP, 1.0)
@@ -37,7 +46,7 @@ def confidence_features(
     """The FEATURES of a photo's candidates (best first); lone: the margin and agreement to use
     when there is only one candidate."""
     if not candidates:
-        return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0)
+        return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0, 10.0)
     best = candidates[0]
     if len(candidates) > 1:
         margin = min(best.score - candidates[1].score, MARGIN_CAP)
@@ -51,6 +60,7 @@ def confidence_features(
         float(len(best.caption.split())),
         agreement,
         max(best.blank_score, -10.0),
+        min(best.max_entropy, 10.0),
     )
 
 
@@ -86,10 +96,13 @@ class Calibration:
 
     @classmethod
     def from_dict(cls, data: dict) -> Calibration:
-        if list(data.get("features", [])) != list(FEATURES):
-            raise ValueError(f"calibration is for features {data.get('features')}, not {FEATURES}")
+        """Also reads a calibration made before later FEATURES were added (they weigh 0)."""
+        names = list(data.get("features", []))
+        if not names or names != list(FEATURES[: len(names)]):
+            raise ValueError(f"calibration is for features {names}, not {FEATURES}")
+        weights = [float(w) for w in data["weights"]]
         return cls(
-            tuple(float(w) for w in data["weights"]),
+            tuple(weights + [0.0] * (len(FEATURES) - len(weights))),
             float(data["bias"]),
             float(data.get("threshold", 0.2)),
             tuple(float(v) for v in data.get("lone_candidate", LONE)),  # type: ignore[arg-type]
@@ -98,4 +111,4 @@ class Calibration:
 
 # Before a model is calibrated: the length-normalised log-probability alone, mapped so that a
 # typical confident caption (-0.4 per word) reads about 0.7 and a doubtful one (-1.2) about 0.2.
-UNCALIBRATED = Calibration((2.2, 0.0, 0.0, 0.0, 0.0, 0.0), 1.7)
+UNCALIBRATED = Calibration((2.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 1.7)

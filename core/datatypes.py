@@ -61,6 +61,9 @@ class Candidate:
     # Mean log-probability per word of the same caption for a blank image: high for a generic
     # caption the model would give whatever it saw (one of the confidence's signals).
     blank_score: float = 0.0
+    # The highest entropy (nats) of the model's next-word distribution along the caption: where
+    # it hesitated most between many words (one of the confidence's signals).
+    max_entropy: float = 0.0
 
 
 @dataclass(frozen=True)

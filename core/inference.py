@@ -59,6 +59,7 @@ class _Hyp:
     tokens: list[int] = field(default_factory=list)
     logp: float = 0.0
     min_logp: float = 0.0  # of the least likely token so far
+    max_entropy: float = 0.0  # of the next-token distribution, over the steps so far
 
 
 @torch.inference_mode()
@@ -92,6 +93,7 @@ def beam_search(
         if cancel is not None and cancel.is_set():
             raise Cancelled
         logp, cache = model.step(token, cache)  # (A*k, V)
+        entropy = (-(logp.exp() * logp.clamp_min(-1e4)).sum(1)).tolist()
         logp.index_fill_(1, banned_t, -math.inf)
         if step == max_steps - 1:  # out of room: only <end> may follow
             end_only = torch.full_like(logp, -math.inf)
@@ -115,7 +117,12 @@ def beam_search(
                     break
                 j, tok = divmod(idx, V)
                 parent = beams[img][j]
-                hyp = _Hyp(parent.tokens + [tok], score, min(parent.min_logp, score - parent.logp))
+                hyp = _Hyp(
+                    parent.tokens + [tok],
+                    score,
+                    min(parent.min_logp, score - parent.logp),
+                    max(parent.max_entropy, entropy[row * k + j]),
+                )
                 if tok == vocab.end_id:
                     finished[img].append((score / (len(hyp.tokens) ** alpha), hyp))
                 else:
@@ -157,7 +164,9 @@ def beam_search(
             text = vocab.decode(hyp.tokens)
             if text and text not in seen:
                 seen.add(text)
-                cands.append(Candidate(text, float(score), float(hyp.min_logp)))
+                cands.append(
+                    Candidate(text, float(score), float(hyp.min_logp), 0.0, hyp.max_entropy)
+                )
         results.append(cands[: max(1, min(settings.n_candidates, k))])
     return with_blank_scores(model, vocab, results, prefix)
 

@@ -221,11 +221,15 @@ def test_results_carry_a_confidence_that_follows_the_model_probabilities(
     sure = [Candidate("a dog", -0.2, -0.5), Candidate("a cat", -1.5, -3.0)]
     unsure = [Candidate("a dog", -1.4, -4.0), Candidate("a cat", -1.45, -4.0)]
     assert UNCALIBRATED.confidence(sure) > UNCALIBRATED.confidence(unsure)
-    cal = Calibration((1.0, 2.0, 0.5, 0.1, 1.0, -0.5), 0.3, lone=(0.25, 0.6))
+    cal = Calibration((1.0, 2.0, 0.5, 0.1, 1.0, -0.5, -0.2), 0.3, lone=(0.25, 0.6))
     assert Calibration.from_dict(cal.to_dict()) == cal
     old = cal.to_dict()
     del old["lone_candidate"]  # a model calibrated before lone_candidate was stored
     assert Calibration.from_dict(old).lone == (2.0, 1.0)
+    old["features"], old["weights"] = old["features"][:6], old["weights"][:6]  # no max_entropy
+    assert Calibration.from_dict(old).weights == cal.weights[:6] + (0.0,)
+    with pytest.raises(ValueError):
+        Calibration.from_dict({**old, "features": ["score", "something else"]})
 
 
 def test_a_lone_greedy_caption_is_scored_with_the_calibrations_typical_margin() -> None:
@@ -234,7 +238,7 @@ def test_a_lone_greedy_caption_is_scored_with_the_calibrations_typical_margin() 
     from core.confidence import Calibration
     from core.datatypes import Candidate
 
-    cal = Calibration((4.9, -5.0, 0.0, 0.0, -0.3, -0.3), 4.6, lone=(0.2, 0.8))
+    cal = Calibration((4.9, -5.0, 0.0, 0.0, -0.3, -0.3, -0.1), 4.6, lone=(0.2, 0.8))
     best = Candidate("a cup of coffee on a table", -0.6, -1.6, -3.8)
     typical = [best, Candidate("a cup of coffee on a wooden table", -0.8, -1.6, -3.9)]
     assert cal.confidence([best]) == pytest.approx(cal.confidence(typical), abs=0.02)
@@ -250,12 +254,13 @@ def test_confidence_features_see_beams_that_disagree() -> None:
     fa, fw = confidence_features(agree), confidence_features(wander)
     assert fa[:4] == fw[:4] == (-0.5, pytest.approx(0.1), -1.0, 5.0)
     assert fa[4] == pytest.approx(3 / 4) and fw[4] == 0.0  # "a", "cat", "on" of a, cat, on, sofa
-    assert confidence_features([Candidate("a dog", -0.3, -0.4, -2.5)])[1:] == (
+    assert confidence_features([Candidate("a dog", -0.3, -0.4, -2.5, 1.5)])[1:] == (
         2.0,
         -0.4,
         2.0,
         1.0,
         -2.5,
+        1.5,
     )
 
 
@@ -271,6 +276,24 @@ def test_blank_score_is_the_captions_log_probability_for_a_blank_image(captioner
                 logp = torch.log_softmax(model.decode(torch.tensor([seq[:-1]]), blank)[0], -1)
             want = float(logp[torch.arange(len(seq) - 1), torch.tensor(seq[1:])].mean())
             assert c.blank_score == pytest.approx(want, abs=1e-4)
+
+
+def test_max_entropy_is_the_highest_next_word_entropy_along_the_caption(captioner) -> None:
+    """Each candidate's max_entropy equals a teacher-forced computation on the same photo."""
+    images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    model, vocab = captioner.model, captioner.vocab
+    memory = captioner.encode(images)
+    results = captioner.beam_search(memory, CaptionSettings(beam_size=3, n_candidates=3))
+    prefix = vocab.prefix(captioner.style or model.cfg.style)
+    for i, cands in enumerate(results):
+        for c in cands:
+            seq = prefix + [vocab.stoi[w] for w in c.caption.split()] + [vocab.end_id]
+            with torch.inference_mode():
+                logits = model.decode(torch.tensor([seq[:-1]]), memory[i : i + 1])[0]
+            logp = torch.log_softmax(logits.float(), -1)[len(prefix) - 1 :]
+            want = float((-(logp.exp() * logp).sum(-1)).max())
+            assert c.max_entropy > 0
+            assert c.max_entropy == pytest.approx(want, abs=1e-3)
 
 
 def test_device_description_reads_right_for_one_thread() -> None:

@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from core.checkpoint import load_checkpoint
+from core.confidence import FEATURES
 from core.inference import Captioner, CaptionSettings
 from core.model import ModelConfig
 from core.vocab import Vocab
@@ -214,7 +215,11 @@ def test_evaluate_writes_scores_json(
     made = json.loads(examples.read_text())["flickr8k"]
     assert set(made) == {"1005_abc.jpg", "1006_abc.jpg"}
     for m in made.values():
-        assert 0.0 <= m["confidence"] <= 1.0 and m["cider"] >= 0.0 and len(m["features"]) == 6
+        assert (
+            0.0 <= m["confidence"] <= 1.0
+            and m["cider"] >= 0.0
+            and len(m["features"]) == len(FEATURES)
+        )
     photos = scores["photos"]
     assert "notes.txt" not in photos and "broken.jpg" in photos
     assert "broken.jpg" in photos["broken.jpg"]["error"]
