@@ -16,6 +16,7 @@ FEATURES = (
     "agreement",
     "blank_score",
     "max_entropy",
+    "inactive_channels",
 )
 """What the confidence is computed from, per photo: the best caption's length-normalised
 log-probability, how far it is ahead of the next different caption, the log-probability of its
@@ -23,7 +24,8 @@ least likely word, its length in words, and how much the other candidates agree 
 share of its words they also use: beams that wander off in different directions are a sign the
 model does not know what it sees), its log-probability for a blank image (a caption the model
 would write for any photo is a generic one), and the highest entropy of the next-word distribution
-along it (where the model hesitated most among many words)."""
+along it (where the model hesitated most among many words); and, of the photo itself, the share of
+the image encoder's channels that stay off (a busy scene lights up many, and is harder)."""
 
 MARGIN_CAP = 2.0  # no caption counts as further ahead than this
 LONE = (MARGIN_CAP, 1.0)
@@ -46,7 +48,7 @@ def confidence_features(
     """The FEATURES of a photo's candidates (best first); lone: the margin and agreement to use
     when there is only one candidate."""
     if not candidates:
-        return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0, 10.0)
+        return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0, 10.0, 0.0)
     best = candidates[0]
     if len(candidates) > 1:
         margin = min(best.score - candidates[1].score, MARGIN_CAP)
@@ -61,6 +63,7 @@ def confidence_features(
         agreement,
         max(best.blank_score, -10.0),
         min(best.max_entropy, 10.0),
+        best.inactive_channels,
     )
 
 
@@ -111,4 +114,4 @@ class Calibration:
 
 # Before a model is calibrated: the length-normalised log-probability alone, mapped so that a
 # typical confident caption (-0.4 per word) reads about 0.7 and a doubtful one (-1.2) about 0.2.
-UNCALIBRATED = Calibration((2.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 1.7)
+UNCALIBRATED = Calibration((2.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 1.7)

@@ -274,15 +274,23 @@ class Captioner:
     @torch.inference_mode()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, 224, 224) uint8 -> (B, 49, d_model) fp32 memory, ENCODER_BATCH at a time."""
-        out = []
+        return self.encode_with_stats(images)[0]
+
+    @torch.inference_mode()
+    def encode_with_stats(self, images: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
+        """The memory, and per photo the share of the encoder's channels that stay off (their
+        mean activation over the photo is below 0; a confidence signal)."""
+        out, inactive = [], []
         for lo in range(0, images.shape[0], ENCODER_BATCH):
             x = normalize_batch(images[lo : lo + ENCODER_BATCH].to(self.device, non_blocking=True))
             if self.device.type in ("cpu", "cuda"):
                 x = x.contiguous(memory_format=torch.channels_last)
             with self._autocast():
                 feats = self.model.backbone_features(x)  # (b, 1280, 7, 7)
-            out.append(self.model.encode_features(feats.float()))  # (b, 49, C)
-        return torch.cat(out)
+            feats = feats.float()
+            inactive += (feats.mean((2, 3)) < 0).float().mean(1).tolist()
+            out.append(self.model.encode_features(feats))  # (b, 49, C)
+        return torch.cat(out), inactive
 
     @torch.inference_mode()
     def caption_tensors(
@@ -292,8 +300,12 @@ class Captioner:
         cancel: threading.Event | None = None,
     ) -> list[list[Candidate]]:
         """(B, 3, 224, 224) uint8 -> per image, candidates best first."""
-        memory = self.encode(images)
-        return self.beam_search(memory, settings, cancel)
+        memory, inactive = self.encode_with_stats(images)
+        found = self.beam_search(memory, settings, cancel)
+        return [
+            [replace(c, inactive_channels=off) for c in cands]
+            for cands, off in zip(found, inactive, strict=True)
+        ]
 
     def beam_search(
         self,

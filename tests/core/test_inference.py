@@ -221,13 +221,13 @@ def test_results_carry_a_confidence_that_follows_the_model_probabilities(
     sure = [Candidate("a dog", -0.2, -0.5), Candidate("a cat", -1.5, -3.0)]
     unsure = [Candidate("a dog", -1.4, -4.0), Candidate("a cat", -1.45, -4.0)]
     assert UNCALIBRATED.confidence(sure) > UNCALIBRATED.confidence(unsure)
-    cal = Calibration((1.0, 2.0, 0.5, 0.1, 1.0, -0.5, -0.2), 0.3, lone=(0.25, 0.6))
+    cal = Calibration((1.0, 2.0, 0.5, 0.1, 1.0, -0.5, -0.2, 3.0), 0.3, lone=(0.25, 0.6))
     assert Calibration.from_dict(cal.to_dict()) == cal
     old = cal.to_dict()
     del old["lone_candidate"]  # a model calibrated before lone_candidate was stored
     assert Calibration.from_dict(old).lone == (2.0, 1.0)
     old["features"], old["weights"] = old["features"][:6], old["weights"][:6]  # no max_entropy
-    assert Calibration.from_dict(old).weights == cal.weights[:6] + (0.0,)
+    assert Calibration.from_dict(old).weights == cal.weights[:6] + (0.0, 0.0)
     with pytest.raises(ValueError):
         Calibration.from_dict({**old, "features": ["score", "something else"]})
 
@@ -238,7 +238,7 @@ def test_a_lone_greedy_caption_is_scored_with_the_calibrations_typical_margin() 
     from core.confidence import Calibration
     from core.datatypes import Candidate
 
-    cal = Calibration((4.9, -5.0, 0.0, 0.0, -0.3, -0.3, -0.1), 4.6, lone=(0.2, 0.8))
+    cal = Calibration((4.9, -5.0, 0.0, 0.0, -0.3, -0.3, -0.1, 2.0), 4.6, lone=(0.2, 0.8))
     best = Candidate("a cup of coffee on a table", -0.6, -1.6, -3.8)
     typical = [best, Candidate("a cup of coffee on a wooden table", -0.8, -1.6, -3.9)]
     assert cal.confidence([best]) == pytest.approx(cal.confidence(typical), abs=0.02)
@@ -254,13 +254,14 @@ def test_confidence_features_see_beams_that_disagree() -> None:
     fa, fw = confidence_features(agree), confidence_features(wander)
     assert fa[:4] == fw[:4] == (-0.5, pytest.approx(0.1), -1.0, 5.0)
     assert fa[4] == pytest.approx(3 / 4) and fw[4] == 0.0  # "a", "cat", "on" of a, cat, on, sofa
-    assert confidence_features([Candidate("a dog", -0.3, -0.4, -2.5, 1.5)])[1:] == (
+    assert confidence_features([Candidate("a dog", -0.3, -0.4, -2.5, 1.5, 0.4)])[1:] == (
         2.0,
         -0.4,
         2.0,
         1.0,
         -2.5,
         1.5,
+        0.4,
     )
 
 
@@ -294,6 +295,22 @@ def test_max_entropy_is_the_highest_next_word_entropy_along_the_caption(captione
             want = float((-(logp.exp() * logp).sum(-1)).max())
             assert c.max_entropy > 0
             assert c.max_entropy == pytest.approx(want, abs=1e-3)
+
+
+def test_inactive_channels_is_the_share_of_encoder_channels_off_over_the_photo(
+    captioner,
+) -> None:
+    from core.images import normalize_batch
+
+    images = torch.randint(0, 256, (3, 3, 224, 224), dtype=torch.uint8)
+    images[2] = 0  # a black photo
+    results = captioner.caption_tensors(images, CaptionSettings(beam_size=2, n_candidates=2))
+    with torch.inference_mode():
+        feats = captioner.model.backbone_features(normalize_batch(images)).float()
+    want = (feats.mean((2, 3)) < 0).float().mean(1)
+    for cands, w in zip(results, want.tolist(), strict=True):
+        assert cands and all(c.inactive_channels == pytest.approx(w, abs=0.01) for c in cands)
+    assert 0.0 < want.min() and want.max() < 1.0
 
 
 def test_device_description_reads_right_for_one_thread() -> None:

@@ -115,7 +115,7 @@ def test_calibration_fit_separates_and_is_written_into_the_model(
             good = rng.random() < 0.6
             score = rng.normal(-0.5 if good else -1.1, 0.25)
             made[f"{split}{i}"] = {
-                "features": [score, abs(rng.normal(0.3, 0.2)), score * 3, 9.0, 0.7, -2.0, 2.5],
+                "features": [score, abs(rng.normal(0.3, 0.2)), score * 3, 9.0, 0.7, -2.0, 2.5, 0.3],
                 "cider": 0.8 if good else 0.05,
             }
         examples[split] = made
