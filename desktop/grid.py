@@ -259,15 +259,16 @@ class PhotoGrid(QListView):
         super().__init__(parent)
         self._empty_text = ""
         # List mode wrapping left to right looks like icon mode, but with uniform item sizes it
-        # lays out 10,000 rows without asking each one its size; batches keep the GUI responsive.
+        # lays out 10,000 rows without asking each one its size (about 13 ms), in one pass: in
+        # batched mode any dataChanged (a thumbnail arriving) restarts the layout from the first
+        # batch and clamps the scroll bar to it, pulling a user scrolled far down back to the top.
         self.setViewMode(QListView.ViewMode.ListMode)
         self.setFlow(QListView.Flow.LeftToRight)
         self.setWrapping(True)
         self.setResizeMode(QListView.ResizeMode.Adjust)
         self.setMovement(QListView.Movement.Static)
         self.setUniformItemSizes(True)
-        self.setLayoutMode(QListView.LayoutMode.Batched)
-        self.setBatchSize(500)
+        self.setLayoutMode(QListView.LayoutMode.SinglePass)
         self.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.setVerticalScrollMode(QAbstractItemView.ScrollMode.ScrollPerPixel)
         self.setMouseTracking(True)

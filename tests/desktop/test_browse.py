@@ -3,41 +3,16 @@
 from __future__ import annotations
 
 import os
-import time
+import threading
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QTimer, QUrl
+from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from desktop.samples import BUNDLED_SAMPLES, bundled_sample_photos
 from desktop.thumbnails import ThumbnailCache, ThumbnailKey, load_thumbnail
 from tests.desktop.conftest import DATA, copy_photos, open_and_wait
 from tests.imagegen import textured_image
-
-
-class GapMeter:
-    """Records the longest time between ticks of a 10 ms timer: how long the GUI thread stalled."""
-
-    def __init__(self) -> None:
-        self.worst = 0.0
-        self._last: float | None = None
-        self.timer = QTimer()
-        self.timer.setInterval(10)
-        self.timer.timeout.connect(self._tick)
-
-    def _tick(self) -> None:
-        now = time.perf_counter()
-        if self._last is not None:
-            self.worst = max(self.worst, now - self._last)
-        self._last = now
-
-    def start(self) -> None:
-        self._last = None
-        self.timer.start()
-
-    def stop(self) -> float:
-        self.timer.stop()
-        return self.worst
 
 
 def test_open_folder_lists_photos_and_thumbnails_arrive(qtbot, window, photo_dir, env):
@@ -102,31 +77,65 @@ def test_a_broken_photo_gets_a_placeholder_not_an_endless_retry(qtbot, window, p
     qtbot.waitUntil(lambda: window.photos.is_broken(broken), timeout=10_000)
 
 
-def test_ten_thousand_photos_open_at_once_and_scroll_smoothly(qtbot, window, tmp_path):
+def record_decoding_threads(monkeypatch) -> list[threading.Thread]:
+    """Note the thread of every photo decode (thumbnails, previews and the model's input)."""
+    import core.images
+
+    threads: list[threading.Thread] = []
+    real = core.images.open_image
+
+    def noted(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(core.images, "open_image", noted)
+    return threads
+
+
+def test_ten_thousand_photos_are_listed_and_only_those_shown_are_decoded(
+    qtbot, window, tmp_path, monkeypatch
+):
+    """How fast they list and how smoothly they scroll: ``python -m tests.benchmarks.gui``."""
     folder = tmp_path / "many"
     source = tmp_path / "source"
     source.mkdir()
     textured_image(96, 72, seed=1).save(source / "a.jpg", quality=70)
-    copy_photos(source, folder, 10_000)
-    meter = GapMeter()
-    meter.start()
-    started = time.perf_counter()
+    photos = copy_photos(source, folder, 10_000)
+    decodes = record_decoding_threads(monkeypatch)
     window.open_folder(folder)
-    qtbot.waitUntil(lambda: window.photos.rowCount() == 10_000, timeout=20_000)
-    listed = time.perf_counter() - started
+    qtbot.waitUntil(lambda: window.photos.rowCount() == 10_000, timeout=60_000)
+    assert [p.path for p in window.photos.photos()] == photos
+    assert window.filter.rowCount() == 10_000, "every one of them is in the grid"
     bar = window.grid.verticalScrollBar()
+    assert bar.maximum() > 0
     for step in range(1, 21):  # scroll from top to bottom in 20 jumps
         bar.setValue(bar.maximum() * step // 20)
         qtbot.wait(30)
-    qtbot.waitUntil(lambda: window.session.thumbnails.idle, timeout=20_000)
-    worst = meter.stop()
-    print(f"\n10,000 photos listed in {listed:.2f} s; worst event-loop gap {worst * 1000:.0f} ms")
-    assert listed < 10
-    # Generous: a GUI thread that decoded or captioned would stall for many seconds, while a
-    # busy CI machine can stretch a healthy tick to a few hundred ms. The number is reported.
-    assert worst < 2.0
-    # Only what was on screen was decoded, not all 10,000.
-    assert len(list(window.env.cache_dir.rglob("*.jpg"))) < 2_000
+    qtbot.waitUntil(lambda: window.session.thumbnails.idle, timeout=60_000)
+    # Only what was on screen was decoded, not all 10,000, and none of it by the GUI thread.
+    assert 0 < len(list(window.env.cache_dir.rglob("*.jpg"))) < 2_000
+    assert 0 < len(decodes) < 2_000
+    assert threading.main_thread() not in decodes, "the GUI thread decoded a photo"
+
+
+def test_the_grid_stays_scrolled_to_the_bottom_while_thumbnails_arrive(qtbot, window, tmp_path):
+    """A regression guard: laid out in batches, the grid jumped back to row ~500 whenever a
+    thumbnail arrived (Qt restarts a batched layout on every dataChanged)."""
+    source = tmp_path / "source"
+    source.mkdir()
+    textured_image(96, 72, seed=1).save(source / "a.jpg", quality=70)
+    photos = copy_photos(source, tmp_path / "many", 2_000)
+    open_and_wait(qtbot, window, tmp_path / "many", timeout=60_000)
+    qtbot.waitUntil(lambda: window.session.thumbnails.idle, timeout=60_000)
+    bar = window.grid.verticalScrollBar()
+    bar.setValue(bar.maximum())
+    qtbot.wait(200)  # the rows now on screen ask for their thumbnails
+    qtbot.waitUntil(lambda: window.session.thumbnails.idle, timeout=60_000)
+    qtbot.wait(100)
+    assert bar.value() == bar.maximum() > 0
+    last = window.filter.mapFromSource(window.photos.index_of(photos[-1]))
+    assert window.grid.viewport().rect().intersects(window.grid.visualRect(last)), "on screen"
+    qtbot.waitUntil(lambda: window.photos.has_thumbnail(photos[-1]), timeout=10_000)
 
 
 def test_start_without_a_folder_offers_the_sample_photos(qtbot, window):

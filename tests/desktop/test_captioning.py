@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import pytest
-from PySide6.QtCore import QItemSelection, QItemSelectionModel, QTimer
+from PySide6.QtCore import QItemSelection, QItemSelectionModel
 
 import core.datatypes
 from core.engine import LibraryJob, PhotoCaptioned, PhotoSkipped, RunProgress, rebuild_index
@@ -18,7 +17,7 @@ from desktop.photos import Status
 from desktop.settings import AppSettings
 from desktop.writer import CaptionWriter
 from tests.desktop.conftest import copy_photos, fast_captioner, open_and_wait, wait_idle
-from tests.desktop.test_browse import GapMeter
+from tests.desktop.test_browse import record_decoding_threads
 from tests.imagegen import textured_image
 
 
@@ -142,60 +141,73 @@ def many_photos(tmp_path) -> Path:
     return folder
 
 
-def test_cancel_stops_a_batch_within_a_second(qtbot, make_window, many_photos):
+def test_cancel_stops_a_batch_part_way_and_nothing_more_arrives(qtbot, make_window, many_photos):
+    """How long cancelling takes is measured by ``python -m tests.benchmarks.gui``."""
     window = make_window(captioner_factory=fast_captioner)
     window.apply_settings(AppSettings(batch_size=4))
     open_and_wait(qtbot, window, many_photos, timeout=30_000)
     window.commands.caption_folder.trigger()
     qtbot.waitUntil(lambda: window.progress.meter.done >= 8, timeout=60_000)
-    started = time.perf_counter()
     window.commands.cancel.trigger()
     assert window.progress.cancel_button.text() == "Cancelling…"
-    qtbot.waitUntil(lambda: not window.batch_running, timeout=10_000)
-    took = time.perf_counter() - started
-    print(f"\ncancel took {took * 1000:.0f} ms")
+    qtbot.waitUntil(lambda: not window.batch_running, timeout=30_000)
     wait_idle(qtbot, window)
     saved = len(list(many_photos.glob("*.txt")))
     qtbot.wait(300)
     assert len(list(many_photos.glob("*.txt"))) == saved, "nothing more arrives after cancel"
     assert 0 < saved < 1000
-    assert took < 1.0
+    assert not window.progress.isVisible()
+    assert not any(p.working or p.saving for p in window.photos.photos())
     assert "Cancelled" in window.statusBar().currentMessage()
     assert no_temp_files(many_photos)
 
 
-def test_event_loop_never_blocks_during_a_1000_photo_batch(qtbot, make_window, many_photos):
-    """The issue's budget is 100 ms; measured and printed here, asserted with headroom."""
-    window = make_window(captioner_factory=fast_captioner)
+def test_a_1000_photo_batch_does_no_heavy_work_on_the_gui_thread(
+    qtbot, make_window, many_photos, monkeypatch
+):
+    """Loading the model, decoding, captioning and saving all run off the GUI thread, so its
+    event loop stays free; how long its longest stall is, is measured by
+    ``python -m tests.benchmarks.gui``."""
+    import core.engine.writer as writer_module
+
+    threads: dict[str, list[threading.Thread]] = {"load": [], "caption": [], "save": []}
+
+    def noted_captioner(choice: ModelChoice):
+        threads["load"].append(threading.current_thread())
+        captioner = fast_captioner(choice)
+        real = captioner.caption_tensors
+
+        def caption_tensors(*args, **kwargs):
+            threads["caption"].append(threading.current_thread())
+            return real(*args, **kwargs)
+
+        captioner.caption_tensors = caption_tensors
+        return captioner
+
+    real_save = writer_module.save_caption
+
+    def noted_save(request):
+        threads["save"].append(threading.current_thread())
+        return real_save(request)
+
+    monkeypatch.setattr(writer_module, "save_caption", noted_save)
+    threads["decode"] = record_decoding_threads(monkeypatch)
+    window = make_window(captioner_factory=noted_captioner)
     open_and_wait(qtbot, window, many_photos, timeout=30_000)
-    gaps: list[float] = []
-    last = [time.perf_counter()]
-
-    def tick() -> None:
-        now = time.perf_counter()
-        gaps.append(now - last[0])
-        last[0] = now
-
-    timer = QTimer()
-    timer.setInterval(10)
-    timer.timeout.connect(tick)
-    timer.start()
-    started = time.perf_counter()
-    last[0] = started
     window.commands.caption_folder.trigger()
-    wait_idle(qtbot, window, timeout=170_000)
-    timer.stop()
-    took = time.perf_counter() - started
-    worst = max(gaps)
-    over = sum(1 for g in gaps if g > 0.1)
-    print(
-        f"\n1000 photos in {took:.1f} s ({1000 / took:.0f}/s); worst event-loop gap "
-        f"{worst * 1000:.0f} ms; {over} of {len(gaps)} ticks over 100 ms"
-    )
+    assert window.batch_running, "the batch runs in the background: trigger() has returned"
+    wait_idle(qtbot, window, timeout=300_000)
+
     assert len(list(many_photos.glob("*.txt"))) == 1000
-    # Generous: a GUI thread that decoded or captioned would stall for many seconds, while a
-    # busy CI machine can stretch a healthy tick to a few hundred ms. The number is reported.
-    assert worst < 2.0
+    assert all(p.status is Status.SAVED for p in window.photos.photos())
+    assert "Captioned 1000 photos" in window.statusBar().currentMessage()
+    assert len(threads["load"]) == 1
+    assert len(threads["caption"]) >= 1000 // AppSettings().batch_size
+    assert len(threads["decode"]) >= 1000
+    assert len(threads["save"]) == 1000
+    main = threading.main_thread()
+    for work, ran_on in threads.items():
+        assert main not in ran_on, f"the GUI thread did some of the work: {work}"
 
 
 def test_quitting_during_a_batch_leaves_no_half_written_file(qtbot, make_window, many_photos):
@@ -360,7 +372,10 @@ def test_the_writer_reports_each_save_and_refuses_after_closing(qtbot, photo_dir
 
 
 def test_a_second_run_over_a_big_folder_sends_its_skips_in_bunches(qtbot, make_window, tmp_path):
-    """Thousands of photos done before are skipped within seconds; the GUI gets a few signals."""
+    """Thousands of photos done before are skipped; the GUI gets a few signals, not thousands.
+
+    The longest event-loop stall during such a run is measured by ``python -m tests.benchmarks.gui``.
+    """
     source = tmp_path / "source"
     source.mkdir()
     textured_image(96, 72, seed=1).save(source / "a.jpg", quality=70)
@@ -378,13 +393,9 @@ def test_a_second_run_over_a_big_folder_sends_its_skips_in_bunches(qtbot, make_w
     window.session.captioning.events_arrived.connect(
         lambda events: bunches.append(len(events.events))
     )
-    meter = GapMeter()
-    meter.start()
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window, timeout=120_000)
-    worst = meter.stop()
-    print(f"\n{sum(bunches)} events in {len(bunches)} signals; worst gap {worst * 1000:.0f} ms")
+    # Each signal carries many events: the event loop is never flooded with one per photo.
     assert sum(bunches) >= 5003 and len(bunches) < 200
-    assert worst < 2.0  # generous, as elsewhere: a flooded event loop stalls for far longer
     assert "Captioned 3 photos, 5000 skipped" in window.statusBar().currentMessage()
     assert all(window.photos.photo(p).status is Status.SAVED for p in new)
