@@ -93,7 +93,7 @@ def beam_search(
         if cancel is not None and cancel.is_set():
             raise Cancelled
         logp, cache = model.step(token, cache)  # (A*k, V)
-        entropy = (-(logp.exp() * logp.clamp_min(-1e4)).sum(1)).tolist()
+        entropy = (-(logp.exp() * logp).nansum(1)).tolist()  # 0 * -inf counts 0
         logp.index_fill_(1, banned_t, -math.inf)
         if step == max_steps - 1:  # out of room: only <end> may follow
             end_only = torch.full_like(logp, -math.inf)
