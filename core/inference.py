@@ -165,7 +165,7 @@ def beam_search(
             if text and text not in seen:
                 seen.add(text)
                 cands.append(
-                    Candidate(text, float(score), float(hyp.min_logp), 0.0, hyp.max_entropy)
+                    Candidate(text, float(score), float(hyp.min_logp), max_entropy=hyp.max_entropy)
                 )
         results.append(cands[: max(1, min(settings.n_candidates, k))])
     return with_blank_scores(model, vocab, results, prefix)
@@ -288,9 +288,9 @@ class Captioner:
             with self._autocast():
                 feats = self.model.backbone_features(x)  # (b, 1280, 7, 7)
             feats = feats.float()
-            inactive += (feats.mean((2, 3)) < 0).float().mean(1).tolist()
+            inactive.append((feats.mean((2, 3)) < 0).float().mean(1))
             out.append(self.model.encode_features(feats))  # (b, 49, C)
-        return torch.cat(out), inactive
+        return torch.cat(out), torch.cat(inactive).tolist()
 
     @torch.inference_mode()
     def caption_tensors(

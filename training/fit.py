@@ -94,13 +94,17 @@ def repeat_factors(
     n = len(data.source)
     if threshold <= 0 or n == 0:
         return np.ones(n)
-    plain = data.tokens[:, 0].numpy()
-    present = np.zeros((n, len(vocab)), dtype=bool)
-    present[np.arange(n)[:, None], plain] = True
-    present[:, vocab.not_words + [vocab.end_id]] = False
-    freq = present.sum(0) / n
+    plain = data.tokens[:, 0].numpy()  # (n, T)
+    rows = np.repeat(np.arange(n), plain.shape[1])
+    words = plain.ravel()
+    keep = ~np.isin(words, vocab.not_words + [vocab.end_id])
+    # Each (caption, word) pair once: a word's frequency counts the captions that have it.
+    pairs = np.unique(rows[keep] * len(vocab) + words[keep])
+    row, word = np.divmod(pairs, len(vocab))
+    freq = np.bincount(word, minlength=len(vocab)) / n
     r_word = np.maximum(1.0, np.sqrt(threshold / np.maximum(freq, 1e-12)))
-    r = np.where(present, r_word[None, :], 1.0).max(1)
+    r = np.ones(n)
+    np.maximum.at(r, row, r_word[word])
     return np.minimum(r, cap)
 
 
@@ -122,16 +126,11 @@ def epoch_order(
     picked = []
     for i, s in enumerate(SOURCES):
         idx = np.flatnonzero(data.source == i)
-        w = (weights or {}).get(s, 1.0)
-        if repeat is None:
-            whole, frac = int(w), w - int(w)
-            picked += [idx] * whole
-            if frac > 0:
-                picked.append(idx[rng.random(len(idx)) < frac])
-        else:
-            times = w * repeat[idx]
-            times = np.floor(times).astype(np.int64) + (rng.random(len(idx)) < times % 1)
-            picked.append(np.repeat(idx, times))
+        times = (weights or {}).get(s, 1.0) * (np.ones(len(idx)) if repeat is None else repeat[idx])
+        whole = np.floor(times)
+        if (times > whole).any():
+            whole += rng.random(len(idx)) < times - whole
+        picked.append(np.repeat(idx, whole.astype(np.int64)))
     order = rng.permutation(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
     return order, rng.random(len(order)) < 0.5
 

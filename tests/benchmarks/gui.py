@@ -85,10 +85,6 @@ class GapMeter:
             "ticks_over_100_ms": sum(1 for g in self.gaps if g > 0.1),
         }
 
-    @property
-    def worst(self) -> float:
-        return max(self.gaps, default=0.0)
-
 
 def spin(seconds: float) -> None:
     """Run the Qt event loop for ``seconds``, as pytest-qt's qtbot.wait does.
@@ -127,6 +123,18 @@ def idle(window) -> bool:
         and session.writer.pending == 0
         and not any(p.saving or p.working for p in window.photos.photos())
     )
+
+
+def caption_folder_measured(window, timeout: float, what: str) -> tuple[float, dict]:
+    """Trigger Caption Folder and wait for the run to end, watching the event loop: its seconds
+    and the gap summary (GapMeter)."""
+    meter = GapMeter()
+    meter.start()
+    started = time.perf_counter()
+    window.commands.caption_folder.trigger()
+    wait_until(lambda: idle(window), timeout, what)
+    took = time.perf_counter() - started
+    return took, meter.stop()
 
 
 def tiny_checkpoint(folder: Path) -> Path:
@@ -242,7 +250,8 @@ class Bench:
             "while_listing": listing,
             "while_scrolling": scrolling,
             # The furthest row at the top of the grid while scrolling, and whether the last
-            # row was on screen at the end (see the xfail test in tests/desktop/test_browse.py).
+            # row was on screen at the end (see test_the_grid_stays_scrolled_to_the_bottom_... in
+            # tests/desktop/test_browse.py).
             "scroll_top_row_reached": rows_reached,
             "scroll_ended_on_last_row": last_on_screen,
             "thumbnails_decoded": decoded,
@@ -251,17 +260,11 @@ class Bench:
     def batch(self, count: int) -> dict:
         folder = small_photos(self.home / "batch", count, 4, 128, 96)
         window = self.window("batch")
-        meter = GapMeter()
         try:
             window.open_folder(folder)
             wait_until(lambda: all_loaded(window), 120, "stored captions looked up")
             loads_before = len(self.model_load_s)
-            meter.start()
-            started = time.perf_counter()
-            window.commands.caption_folder.trigger()
-            wait_until(lambda: idle(window), 3600, "the batch")
-            took = time.perf_counter() - started
-            gaps = meter.stop()
+            took, gaps = caption_folder_measured(window, 3600, "the batch")
             saved = len(list(folder.glob("*.txt")))
         finally:
             window.shutdown()
@@ -319,7 +322,6 @@ class Bench:
         for i in range(3):
             textured_image(96, 72, seed=10 + i).save(folder / f"new{i}.jpg", quality=70)
         window = self.window("second")
-        meter = GapMeter()
         bunches: list[int] = []
         try:
             window.open_folder(folder)
@@ -327,12 +329,7 @@ class Bench:
             window.session.captioning.events_arrived.connect(
                 lambda events: bunches.append(len(events.events))
             )
-            meter.start()
-            started = time.perf_counter()
-            window.commands.caption_folder.trigger()
-            wait_until(lambda: idle(window), 600, "the second run")
-            took = time.perf_counter() - started
-            gaps = meter.stop()
+            took, gaps = caption_folder_measured(window, 600, "the second run")
             message = window.statusBar().currentMessage()
         finally:
             window.shutdown()
