@@ -11,11 +11,12 @@
 #   --mirror   the Debian mirror (default: the first one in apt's sources, else deb.debian.org)
 #   --suite    the Debian release to bootstrap (default: bookworm)
 #   --keep     leave the root file system in place (its path is printed) instead of removing it
-#   --workdir  where to make it (default: build/fresh-system; needs about 11 GB free)
+#   --workdir  where to make it (default: build/fresh-system; needs twice the unpacked app plus
+#              1 GB free, about 10 GB: the root, the unpacked archive and its installed copy)
 #   --out      also write the report as JSON (default: build/fresh_system.json)
 # Needs root (debootstrap, chroot, mount, unshare) and the network for the Debian packages only;
 # the downloaded packages are kept in build/debootstrap-cache for the next run. Exit 0 when every
-# step passed.
+# step passed, 3 when the work dir has too little free space for it (nothing was made), else 1.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -34,7 +35,7 @@ while [ "$#" -gt 0 ]; do
     --workdir) workdir="$(realpath -m "$2")" && shift ;;
     --out) out="$(realpath -m "$2")" && shift ;;
     -h | --help)
-        sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -87,6 +88,18 @@ steps=()  # "name seconds status" lines for the report
 record() { steps+=("$1 $2 $3"); printf '   %-12s %6s s  %s\n' "$1" "$2" "$3"; }
 
 mkdir -p "$workdir" "$here/build/debootstrap-cache" "$(dirname "$out")"
+
+# Room for it, checked before anything is made: the Debian root (about 0.5 GB, 1 GB allowed), the
+# unpacked archive in the tester's home and the copy install.sh makes of it.
+free_kb() { df -Pk "$1" | awk 'NR == 2 { print $4 }'; }
+unpacked_kb="$(tar -tvf "$archive" | awk '{ s += $3 } END { printf "%d", s / 1024 }')"
+need_kb=$((2 * unpacked_kb + 1024 * 1024))
+if [ "$(free_kb "$workdir")" -lt "$need_kb" ]; then
+    echo "test_fresh_system.sh: $workdir has $(($(free_kb "$workdir") / 1024)) MB free;" \
+        "the test needs $((need_kb / 1024)) MB (the archive unpacks to $((unpacked_kb / 1024)) MB," \
+        "installed once more, and about 1 GB of Debian)" >&2
+    exit 3
+fi
 root="$(mktemp -d "$workdir/root.XXXXXX")"
 chmod 755 "$root" # it becomes /, which every user must be able to enter
 mounts=()
@@ -115,6 +128,14 @@ t="$(now)"
 if ! debootstrap --variant=minbase --include="$include" --cache-dir="$here/build/debootstrap-cache" \
     "$suite" "$root" "$mirror" >"$workdir/debootstrap.log" 2>&1; then
     tail -n 20 "$workdir/debootstrap.log" >&2
+    # dpkg's own messages (why a package would not unpack) are in the root's log, which goes
+    # with the root: show them, and the free space, first.
+    if [ -f "$root/debootstrap/debootstrap.log" ]; then
+        cp "$root/debootstrap/debootstrap.log" "$workdir/debootstrap-inside.log"
+        echo "-- the end of $workdir/debootstrap-inside.log:" >&2
+        tail -n 30 "$workdir/debootstrap-inside.log" >&2
+    fi
+    echo "-- free space: $(($(free_kb "$workdir") / 1024)) MB in $workdir" >&2
     fail "debootstrap failed (log: $workdir/debootstrap.log)"
 fi
 record debootstrap "$(seconds "$t" "$(now)")" "ok, $(du -sh --one-file-system "$root" | cut -f1) root file system"
