@@ -6,15 +6,14 @@ import logging
 import math
 import threading
 import time
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import torch
 
+from core.batches import Batches
 from core.checkpoint import Checkpoint, load_checkpoint
 from core.confidence import UNCALIBRATED, Calibration
 from core.datatypes import (
@@ -26,8 +25,8 @@ from core.datatypes import (
     default_weights_path,
 )
 from core.devices import cpu_supports_bf16, describe_device, pick_device
-from core.errors import NoModelError, PhotoScribeError
-from core.images import normalize_batch, read_for_device, stack_on_device
+from core.errors import NoModelError
+from core.images import normalize_batch
 from core.model import CaptionModel, DecoderCache
 from core.vocab import Vocab
 
@@ -326,73 +325,45 @@ class Captioner:
         paths: Iterable[str | Path],
         settings: CaptionSettings = CaptionSettings(),
         cancel: threading.Event | None = None,
-        on_batch: Callable[[int], None] | None = None,
     ) -> Iterator[CaptionResult]:
         """Caption photos in order, decoding ahead on a thread pool; bad files give error results.
 
         paths may be a lazy iterable (a folder scan still running); only a bounded window of
-        decoded images is held in memory. Stops quietly when cancel is set.
+        decoded images is held in memory (core.batches, as in a library run). Stops quietly when
+        cancel is set.
         """
-        window = settings.batch_size * 2 + self.decode_workers
-        path_iter = iter(paths)
-        pending: deque[tuple[Path, Future]] = deque()
-        with ThreadPoolExecutor(self.decode_workers, thread_name_prefix="decode") as pool:
-
-            def fill() -> None:
-                while len(pending) < window:
-                    try:
-                        p = Path(next(path_iter))
-                    except StopIteration:
-                        return
-                    # On CUDA a JPEG comes back as its bytes, decoded below with its batch.
-                    pending.append((p, pool.submit(read_for_device, p, self.device)))
-
-            try:
-                fill()
-                while pending:
-                    if cancel is not None and cancel.is_set():
-                        return
-                    batch_paths: list[Path] = []
-                    batch_imgs: list[torch.Tensor] = []
-                    while pending and len(batch_imgs) < settings.batch_size:
-                        p, fut = pending.popleft()
-                        try:
-                            batch_imgs.append(fut.result())
-                            batch_paths.append(p)
-                        except PhotoScribeError as exc:
-                            yield CaptionResult(p, error=str(exc))
-                        except Exception as exc:  # noqa: BLE001 - one bad file never stops a batch
-                            log.exception("unexpected error decoding %s", p)
-                            yield CaptionResult(p, error=f"{p}: unexpected error ({exc})")
-                        fill()
-                    # JPEGs are decoded on the GPU here in one call (see core.images); a file
-                    # no decoder can read is reported and left out of the batch.
-                    images, failed = stack_on_device(batch_imgs, self.device)
-                    for i, exc in failed:
-                        yield CaptionResult(batch_paths[i], error=str(exc))
-                    dropped = {i for i, _ in failed}
-                    batch_paths = [p for i, p in enumerate(batch_paths) if i not in dropped]
-                    if not batch_paths:
-                        continue
-                    try:
-                        cands = self.caption_tensors(images, settings, cancel)
-                    except Cancelled:
-                        return
-                    for p, c in zip(batch_paths, cands, strict=True):
-                        best = c[0] if c else Candidate("", -math.inf)
-                        yield CaptionResult(
-                            p, best.caption, best.score, tuple(c), confidence=self.confidence(c)
-                        )
-                    if on_batch is not None:
-                        on_batch(len(batch_paths))
-            finally:
-                for _, fut in pending:
-                    fut.cancel()
+        batches: Batches[_Photo] = Batches(self, settings, cancel or threading.Event())
+        try:
+            for p in paths:
+                batches.add(_Photo(Path(p)))
+                if batches.full and not (yield from _results(batches.take())):
+                    return
+            while batches:
+                if not (yield from _results(batches.take())):
+                    return
+        finally:
+            batches.close()
 
     def caption_file(
         self, path: str | Path, settings: CaptionSettings = CaptionSettings()
     ) -> CaptionResult:
         return next(iter(self.caption_paths([path], settings)))
+
+
+@dataclass(frozen=True)
+class _Photo:
+    path: Path
+
+
+def _results(
+    done: list[tuple[_Photo, CaptionResult]] | None,
+) -> Generator[CaptionResult, None, bool]:
+    """Yield a batch's results; False when the batch was cancelled (``Batches.take`` gave None)."""
+    if done is None:
+        return False
+    for _, result in done:
+        yield result
+    return True
 
 
 def warm_up(captioner: Captioner) -> float:

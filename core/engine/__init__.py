@@ -2,9 +2,8 @@
 
 - ``plan``: what to do with each photo, decided from its index row and stored captions (pure).
 - ``scan``: the scan and count threads that gather those facts and plan each photo.
-- ``batches``: photos decoded ahead and captioned a batch at a time.
-- ``run``: ``LibraryEngine``, whose loop pulls planned photos and finished batches and hands
-  each batch's saves to the writer.
+- ``run``: ``LibraryEngine``, whose loop pulls planned photos and finished batches
+  (``core.batches``) and hands each batch's saves to the writer.
 - ``writer``: the one writer thread per process, which saves and owns the index connection.
 - ``rebuild``: the index rebuilt from the stores; ``upkeep``: what the run and rebuild share.
 """

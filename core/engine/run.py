@@ -11,8 +11,8 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from core.batches import Batches
 from core.datatypes import CaptionResult
-from core.engine.batches import Batches
 from core.engine.job import (
     EventHandler,
     LibraryJob,

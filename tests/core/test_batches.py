@@ -9,8 +9,8 @@ from pathlib import Path
 import torch
 
 import core.images
+from core.batches import Batches
 from core.datatypes import CaptionSettings
-from core.engine.batches import Batches
 from core.errors import ImageError
 from core.inference import Captioner
 from tests.imagegen import textured_image

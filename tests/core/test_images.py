@@ -491,7 +491,7 @@ def test_captioner_reports_a_batch_member_no_decoder_reads(
     tmp_path: Path, tiny_checkpoint, monkeypatch
 ) -> None:
     """The CUDA path of caption_paths, run on the CPU: JPEGs reach the batch as bytes."""
-    import core.inference
+    import core.images
 
     paths = []
     for i in range(3):
@@ -500,15 +500,18 @@ def test_captioner_reports_a_batch_member_no_decoder_reads(
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff" + b"\x17" * 64 + b"\xff\xd9")
 
+    read: list[Path] = []
+
     def as_bytes(path, device):
+        read.append(Path(path))
         data = Path(path).read_bytes()
         return EncodedJpeg(Path(path), data, 1)  # what read_for_device gives on CUDA
 
-    monkeypatch.setattr(core.inference, "read_for_device", as_bytes)
+    monkeypatch.setattr(core.images, "read_for_device", as_bytes)
     captioner = Captioner(tiny_checkpoint, device="cpu")
     order = [paths[0], bad, paths[1], paths[2]]
     results = list(captioner.caption_paths(order, CaptionSettings(beam_size=1, batch_size=4)))
-    assert {r.path for r in results} == set(order)
+    assert {r.path for r in results} == set(order) and sorted(read) == sorted(order)
     errors = [r for r in results if not r.ok]
     assert [r.path for r in errors] == [bad] and "bad.jpg" in errors[0].error
     assert all(r.caption for r in results if r.ok)

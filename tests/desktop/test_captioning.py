@@ -246,7 +246,7 @@ def test_no_model_installed_gives_a_clear_message(
 
 def count_captioned(monkeypatch, calls: list[Path]) -> None:
     """Note in ``calls`` every photo the model captions (each batch the engine takes)."""
-    import core.engine.batches as batches
+    import core.batches as batches
 
     take = batches.Batches.take
 

@@ -1,4 +1,8 @@
-"""Photos decoded ahead on a thread pool and captioned a batch at a time, when asked for."""
+"""Photos decoded ahead on a thread pool and captioned a batch at a time, when asked for.
+
+The one decode-ahead loop: ``Captioner.caption_paths`` (the command line's single photos,
+evaluation, benchmarks) and the library engine's run both caption through ``Batches``.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,8 @@ import math
 import threading
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TYPE_CHECKING, Generic, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from core.datatypes import Candidate, CaptionResult, CaptionSettings
 from core.errors import PhotoScribeError
@@ -15,13 +20,20 @@ from core.errors import PhotoScribeError
 if TYPE_CHECKING:  # torch: loaded by the run on the thread that owns the model
     import torch
 
-    from core.engine.scan import Todo
     from core.images import EncodedJpeg
     from core.inference import Captioner
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T", bound="Todo")
+
+class HasPath(Protocol):
+    """What is captioned: a photo's path, with whatever the caller keeps beside it."""
+
+    @property
+    def path(self) -> Path: ...
+
+
+T = TypeVar("T", bound=HasPath)
 
 
 class Batches(Generic[T]):
@@ -37,7 +49,8 @@ class Batches(Generic[T]):
         self, captioner: Captioner, settings: CaptionSettings, cancel: threading.Event
     ) -> None:
         # Imported here, not at the top: the app imports the engine at start-up, and torch,
-        # numpy and the image decoders load only when a run starts.
+        # numpy and the image decoders load only when a run starts (core.inference imports this
+        # module too).
         from core.images import read_for_device, stack_on_device
         from core.inference import Cancelled
 
