@@ -9,6 +9,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -170,14 +171,21 @@ def init_distributed(device: torch.device) -> Dist:
 
 
 def save_train_state(
-    path: Path, model: CaptionModel, opt: torch.optim.Optimizer, meta: dict
+    path: Path,
+    model: CaptionModel,
+    opt: torch.optim.Optimizer,
+    meta: dict,
+    head: torch.nn.Module | None = None,
 ) -> None:
-    """Model + AdamW moments as safetensors (no pickle), scalars in the metadata; atomic."""
+    """Model (and a tuned encoder head) + AdamW moments as safetensors (no pickle), scalars in
+    the metadata; atomic."""
     tensors = {f"model.{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
     if model.cfg.tie_embeddings:
         tensors.pop("model.lm_head.weight", None)
+    if head is not None:
+        tensors.update({f"head.{k}": v.detach().contiguous() for k, v in head.state_dict().items()})
     steps = {}
-    for name, p in model.named_parameters():
+    for name, p in _trained_parameters(model, head):
         st = opt.state.get(p)
         if st:
             tensors[f"opt.{name}.exp_avg"] = st["exp_avg"].contiguous()
@@ -190,7 +198,12 @@ def save_train_state(
     os.replace(tmp, path)
 
 
-def load_train_state(path: Path, model: CaptionModel, opt: torch.optim.Optimizer) -> dict:
+def load_train_state(
+    path: Path,
+    model: CaptionModel,
+    opt: torch.optim.Optimizer,
+    head: torch.nn.Module | None = None,
+) -> dict:
     from safetensors import safe_open
 
     with safe_open(str(path), "pt") as f:
@@ -200,14 +213,30 @@ def load_train_state(path: Path, model: CaptionModel, opt: torch.optim.Optimizer
     if model.cfg.tie_embeddings:
         state["lm_head.weight"] = state["token_emb.weight"]
     model.load_state_dict(state)
-    for name, p in model.named_parameters():
+    if head is not None:
+        head_state = {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}
+        if not head_state:
+            raise ValueError(f"{path} holds no encoder head to resume the tuned one from")
+        head.load_state_dict(head_state)
+    for name, p in _trained_parameters(model, head):
         if f"opt.{name}.exp_avg" in tensors:
+            device = p.device
             opt.state[p] = {
                 "step": torch.tensor(meta["opt_steps"][name]),
-                "exp_avg": tensors[f"opt.{name}.exp_avg"],
-                "exp_avg_sq": tensors[f"opt.{name}.exp_avg_sq"],
+                "exp_avg": tensors[f"opt.{name}.exp_avg"].to(device),
+                "exp_avg_sq": tensors[f"opt.{name}.exp_avg_sq"].to(device),
             }
     return meta
+
+
+def _trained_parameters(
+    model: CaptionModel, head: torch.nn.Module | None
+) -> Iterator[tuple[str, torch.nn.Parameter]]:
+    """The optimizer's parameters by name: the model's as they were, the head's as head.*."""
+    yield from model.named_parameters()
+    if head is not None:
+        for name, p in head.named_parameters():
+            yield f"head.{name}", p
 
 
 # --------------------------------------------------------------------------- evaluation on features
@@ -347,8 +376,8 @@ def train(
 
     features: (P, 2, 49, 1280) fp16, [:, 1] the mirrored photo. Returns the history.
     head: the encoder's last stages, when features (P, 2, 49, C) are an earlier stage's output
-    (training.tune): trained with head_lr (on the same schedule), frozen if head_lr is 0. Its
-    weights are not part of the checkpoints or the resumable state.
+    (training.tune): trained with head_lr (on the same schedule), frozen if head_lr is 0. A tuned
+    head's weights and moments are part of the resumable state, not of the checkpoints.
     """
     device = pick_device(cfg.device)
     dd = init_distributed(device)
@@ -370,7 +399,7 @@ def train(
     history: list[dict] = []
     start_epoch, step, best = 0, 0, -1.0
     if resume and state_path.exists():
-        meta = load_train_state(state_path, model, opt)
+        meta = load_train_state(state_path, model, opt, head if tune_head else None)
         start_epoch, step, best, history = (
             meta["epoch"],
             meta["step"],
@@ -498,6 +527,7 @@ def train(
                     "model_config": model_cfg.to_dict(),
                     "train_config": asdict(cfg),
                 },
+                head if tune_head else None,
             )
             save_checkpoint(out_dir / "last.safetensors", model, vocab, provenance)
             (out_dir / "history.json").write_text(json.dumps(history, indent=1))

@@ -82,6 +82,36 @@ def test_resume_continues_exactly(tmp_path: Path) -> None:
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
 
 
+def test_resume_continues_exactly_with_a_tuned_encoder_head(tmp_path: Path) -> None:
+    """training.tune's arms: the head's weights and moments resume with the model's."""
+    _, vocab, feats, data, cfg = synthetic()
+    stage = feats[..., :16].clone()  # an earlier stage's output, 16 channels
+
+    def head() -> torch.nn.Module:
+        torch.manual_seed(1)
+        return torch.nn.Linear(16, 1280)
+
+    tc = TrainConfig(epochs=3, batch_size=20, warmup_steps=2, lr=1e-3, eval_from=99)
+    tuned = dict(head_lr=5e-4)
+    straight_head = head()
+    straight = train(cfg, tc, vocab, stage, data, None, tmp_path / "a", head=straight_head, **tuned)
+    train(cfg, tc, vocab, stage, data, None, tmp_path / "b", max_steps=3, head=head(), **tuned)
+    resumed_head = head()  # as a new process builds it: the initial weights
+    resumed = train(
+        cfg, tc, vocab, stage, data, None, tmp_path / "b", resume=True, head=resumed_head, **tuned
+    )
+    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert not torch.equal(resumed_head.weight, head().weight), "the head was trained"
+    for name, a in straight_head.state_dict().items():
+        torch.testing.assert_close(a, resumed_head.state_dict()[name], atol=0, rtol=0, msg=name)
+    for (name, a), b in zip(
+        straight["model"].state_dict().items(),
+        resumed["model"].state_dict().values(),
+        strict=True,
+    ):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
+
+
 def test_best_checkpoint_selected_by_dev_cider(tmp_path: Path) -> None:
     examples, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=2, batch_size=20, warmup_steps=2, lr=3e-3, eval_from=1)
