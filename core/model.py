@@ -8,7 +8,6 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
-from torchvision.models import efficientnet_b0
 
 FEATURE_GRID = 7  # efficientnet_b0.features gives a 7x7 map at 224x224
 
@@ -88,9 +87,135 @@ def use_tf_same_padding(module: nn.Module) -> int:
     return swapped
 
 
+def conv_bn(
+    c_in: int, c_out: int, kernel: int, stride: int = 1, groups: int = 1, act: bool = True
+) -> nn.Sequential:
+    """Conv (no bias) + batch norm (+ SiLU): torchvision's Conv2dNormActivation, same keys."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(c_in, c_out, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+        nn.BatchNorm2d(c_out),
+    ]
+    if act:
+        layers.append(nn.SiLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class SqueezeExcitation(nn.Module):
+    """Channel attention: each channel scaled by a gate computed from the whole map's mean."""
+
+    def __init__(self, channels: int, squeeze: int) -> None:
+        super().__init__()
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.fc1 = nn.Conv2d(channels, squeeze, 1)
+        self.fc2 = nn.Conv2d(squeeze, channels, 1)
+        self.activation = nn.SiLU(inplace=True)
+        self.scale_activation = nn.Sigmoid()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.fc2(self.activation(self.fc1(self.avgpool(x))))  # (B, C, 1, 1)
+        return self.scale_activation(gate) * x
+
+
+class MBConv(nn.Module):
+    """Inverted residual block: expand 1x1, depthwise kxk, squeeze-excite, project 1x1."""
+
+    def __init__(
+        self, c_in: int, c_out: int, expand: int, kernel: int, stride: int, drop_path: float
+    ) -> None:
+        super().__init__()
+        hidden = c_in * expand
+        layers: list[nn.Module] = [conv_bn(c_in, hidden, 1)] if expand != 1 else []
+        layers += [
+            conv_bn(hidden, hidden, kernel, stride, groups=hidden),
+            SqueezeExcitation(hidden, max(1, c_in // 4)),
+            conv_bn(hidden, c_out, 1, act=False),
+        ]
+        self.block = nn.Sequential(*layers)
+        self.drop_path = drop_path  # stochastic depth: the share of rows whose block is dropped
+        self.residual = stride == 1 and c_in == c_out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = self.block(x)
+        if not self.residual:
+            return out
+        if self.training and self.drop_path > 0:
+            keep = 1.0 - self.drop_path
+            mask = torch.empty((x.shape[0], 1, 1, 1), dtype=x.dtype, device=x.device)
+            out = out * mask.bernoulli_(keep).div_(keep)  # (B, 1, 1, 1) per-photo keep mask
+        return out + x
+
+
+# (expand ratio, kernel, stride, channels in, channels out, blocks) per stage of B0
+EFFICIENTNET_B0_STAGES = (
+    (1, 3, 1, 32, 16, 1),
+    (6, 3, 2, 16, 24, 2),
+    (6, 5, 2, 24, 40, 2),
+    (6, 3, 2, 40, 80, 3),
+    (6, 5, 1, 80, 112, 3),
+    (6, 5, 2, 112, 192, 4),
+    (6, 3, 1, 192, 320, 1),
+)
+
+
+class EfficientNetB0(nn.Module):
+    """EfficientNet-B0 (Tan & Le, 2019) with torchvision's module layout and state-dict keys.
+
+    Defined here rather than imported from torchvision, whose import costs the app about
+    1.2 s (it pulls in torch._dynamo) before the first caption. features: (B, 3, 224, 224) ->
+    (B, 1280, 7, 7); the classifier is used only by training (ImageNet labels of the converted
+    weights).
+    """
+
+    def __init__(
+        self, num_classes: int = 1000, dropout: float = 0.2, drop_path: float = 0.2
+    ) -> None:
+        super().__init__()
+        layers: list[nn.Module] = [conv_bn(3, 32, 3, stride=2)]
+        total = sum(stage[-1] for stage in EFFICIENTNET_B0_STAGES)
+        index = 0
+        for expand, kernel, stride, c_in, c_out, blocks in EFFICIENTNET_B0_STAGES:
+            stage = []
+            for i in range(blocks):
+                first = i == 0
+                stage.append(
+                    MBConv(
+                        c_in if first else c_out,
+                        c_out,
+                        expand,
+                        kernel,
+                        stride if first else 1,
+                        drop_path * index / total,
+                    )
+                )
+                index += 1
+            layers.append(nn.Sequential(*stage))
+        layers.append(conv_bn(320, 1280, 1))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(
+            nn.Dropout(p=dropout, inplace=True), nn.Linear(1280, num_classes)
+        )
+        for m in self.modules():  # torchvision's initialisation, in the same order
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x)).flatten(1)  # (B, 1280)
+        return self.classifier(x)  # (B, num_classes)
+
+
 def build_efficientnet_b0(tf_padding: bool = True) -> nn.Module:
-    """torchvision's efficientnet_b0 (random weights), with TF padding on its stride-2 convs."""
-    net = efficientnet_b0(weights=None)
+    """EfficientNet-B0 (random weights), with TF padding on its stride-2 convs."""
+    net = EfficientNetB0()
     if tf_padding:
         swapped = use_tf_same_padding(net)
         assert swapped == 5, f"expected 5 stride-2 convs in efficientnet_b0, found {swapped}"

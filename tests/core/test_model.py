@@ -1,12 +1,15 @@
-"""The caption network: shapes, the key/value cache and TF padding."""
+"""The caption network: shapes, the key/value cache, TF padding and the EfficientNet-B0 encoder."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from core.model import CaptionModel, Conv2dSame, ModelConfig, build_efficientnet_b0
+from core.model import CaptionModel, Conv2dSame, EfficientNetB0, ModelConfig, build_efficientnet_b0
 from tests.conftest import tiny_config
 
 
@@ -72,6 +75,49 @@ def test_backbone_has_five_tf_padded_convs_and_torchvision_keys() -> None:
     same = [m for m in net.modules() if isinstance(m, Conv2dSame)]
     assert len(same) == 5
     assert net.state_dict().keys() == torchvision.models.efficientnet_b0().state_dict().keys()
+
+
+def test_our_efficientnet_b0_is_torchvisions_to_the_bit() -> None:
+    """Same modules in the same order: same keys, same seeded weights, same outputs (also in
+    training, stochastic depth and dropout drawn from the same random numbers)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    theirs = torchvision.models.efficientnet_b0()
+    torch.manual_seed(0)
+    ours = EfficientNetB0()
+    assert list(ours.state_dict()) == list(theirs.state_dict())
+    for key, value in theirs.state_dict().items():
+        assert torch.equal(ours.state_dict()[key], value), key
+    x = torch.randn(2, 3, 224, 224)
+    for training in (False, True):
+        theirs.train(training)
+        ours.train(training)
+        torch.manual_seed(1)
+        expected = theirs(x)
+        torch.manual_seed(1)
+        torch.testing.assert_close(ours(x), expected, atol=0, rtol=0)
+
+
+def test_captioning_does_not_import_torchvision(tmp_path, tiny_checkpoint) -> None:
+    """torchvision's import (about 1.2 s, it pulls in torch._dynamo) stays out of the path to a
+    caption on the CPU; it is needed only for GPU JPEG decoding."""
+    from tests.imagegen import textured_image
+
+    photo = tmp_path / "p.jpg"
+    textured_image(96, 64, seed=0).save(photo)
+    code = (
+        "import sys\n"
+        "from core.inference import Captioner\n"
+        f"r = Captioner({str(tiny_checkpoint)!r}, device='cpu').caption_file({str(photo)!r})\n"
+        "assert r.ok, r.error\n"
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] == 'torchvision'"
+        " or m == 'torch._dynamo'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    assert out.stdout.strip() == "[]", out.stdout
 
 
 @pytest.mark.parametrize("kernel", [3, 5])
