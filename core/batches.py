@@ -1,7 +1,8 @@
 """Photos decoded ahead on a thread pool and captioned a batch at a time, when asked for.
 
-The one decode-ahead loop: ``Captioner.caption_paths`` (the command line's single photos,
-evaluation, benchmarks) and the library engine's run both caption through ``Batches``.
+The one decode-ahead loop: the library engine's run (the app and `photoscribe caption`) and
+``Captioner.caption_paths`` (``--self-test``, evaluation, benchmarks) both caption through
+``Batches``.
 """
 
 from __future__ import annotations
@@ -84,11 +85,14 @@ class Batches(Generic[T]):
         self._pending.append((item, self._pool.submit(self._load, item.path)))
 
     def take(self) -> list[tuple[T, CaptionResult]] | None:
-        """The next batch's results, oldest photos first; None when cancelled."""
+        """The next batch's results: files no decoder reads first, then the captions, each in
+        the order added; None when cancelled."""
         done: list[tuple[T, CaptionResult]] = []
         items: list[T] = []
         images: list[torch.Tensor | EncodedJpeg] = []  # what read_for_device gave
         while self._pending and len(images) < self.settings.batch_size:
+            if self.cancel.is_set():  # before waiting on another decode
+                return None
             item, future = self._pending.popleft()
             path = item.path
             try:

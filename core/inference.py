@@ -326,19 +326,27 @@ class Captioner:
         settings: CaptionSettings = CaptionSettings(),
         cancel: threading.Event | None = None,
     ) -> Iterator[CaptionResult]:
-        """Caption photos in order, decoding ahead on a thread pool; bad files give error results.
+        """Caption photos a batch at a time, decoding ahead on a thread pool.
 
-        paths may be a lazy iterable (a folder scan still running); only a bounded window of
-        decoded images is held in memory (core.batches, as in a library run). Stops quietly when
-        cancel is set.
+        Results come in the paths' order, except that a file no decoder reads gives its error
+        result when its batch is assembled, before that batch's captions. paths may be a lazy
+        iterable (a folder scan still running); only a bounded window of decoded images is held
+        in memory (core.batches, as in a library run). Stops quietly when cancel is set: no
+        further path is taken and no further decode started.
         """
-        batches: Batches[_Photo] = Batches(self, settings, cancel or threading.Event())
+        cancel = cancel or threading.Event()
+        batches: Batches[_Photo] = Batches(self, settings, cancel)
         try:
-            for p in paths:
+            remaining = iter(paths)
+            while not cancel.is_set():  # before taking another path from a scan
+                try:
+                    p = next(remaining)
+                except StopIteration:
+                    break
                 batches.add(_Photo(Path(p)))
                 if batches.full and not (yield from _results(batches.take())):
                     return
-            while batches:
+            while batches and not cancel.is_set():
                 if not (yield from _results(batches.take())):
                     return
         finally:

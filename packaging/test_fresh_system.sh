@@ -16,7 +16,8 @@
 #   --out      also write the report as JSON (default: build/fresh_system.json)
 # Needs root (debootstrap, chroot, mount, unshare) and the network for the Debian packages only;
 # the downloaded packages are kept in build/debootstrap-cache for the next run. Exit 0 when every
-# step passed, 3 when the work dir has too little free space for it (nothing was made), else 1.
+# step passed, 3 when the work dir has too little free space for it (nothing was made), 2 for a
+# wrong option, else 1.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -35,7 +36,7 @@ while [ "$#" -gt 0 ]; do
     --workdir) workdir="$(realpath -m "$2")" && shift ;;
     --out) out="$(realpath -m "$2")" && shift ;;
     -h | --help)
-        sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+        sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
         exit 0
         ;;
     -*)
@@ -51,6 +52,13 @@ fail() {
     echo "test_fresh_system.sh: $*" >&2
     exit 1
 }
+# The exit status: 0 passed, 3 only when the work dir had too little room (CI skips then), and
+# 1 for every other failure, whatever status the command that failed under set -e had.
+no_room=0
+final_status() {
+    if [ "$1" = 0 ]; then echo 0; elif [ "$no_room" = 1 ]; then echo 3; else echo 1; fi
+}
+trap 'exit "$(final_status $?)"' EXIT
 [ "$(id -u)" = 0 ] || fail "needs root (debootstrap, chroot and mount): sudo bash $0"
 if [ -z "$archive" ]; then
     archive="$(ls -t dist/photoscribe-*-linux-*.tar.* 2>/dev/null | head -n 1 || true)"
@@ -98,6 +106,7 @@ if [ "$(free_kb "$workdir")" -lt "$need_kb" ]; then
     echo "test_fresh_system.sh: $workdir has $(($(free_kb "$workdir") / 1024)) MB free;" \
         "the test needs $((need_kb / 1024)) MB (the archive unpacks to $((unpacked_kb / 1024)) MB," \
         "installed once more, and about 1 GB of Debian)" >&2
+    no_room=1
     exit 3
 fi
 root="$(mktemp -d "$workdir/root.XXXXXX")"
@@ -114,7 +123,7 @@ cleanup() {
         rm -rf --one-file-system "$root"
         echo "== removed $root in $(seconds "$t" "$(now)") s"
     fi
-    exit "$status"
+    exit "$(final_status "$status")"
 }
 trap cleanup EXIT
 mount_in() { # mount_in ARGS... TARGET: mount inside the root, undone by cleanup

@@ -213,11 +213,11 @@ def load_train_state(
     if model.cfg.tie_embeddings:
         state["lm_head.weight"] = state["token_emb.weight"]
     model.load_state_dict(state)
-    if head is not None:
-        head_state = {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}
-        if not head_state:
-            raise ValueError(f"{path} holds no encoder head to resume the tuned one from")
+    head_state = {k[5:]: v for k, v in tensors.items() if k.startswith("head.")}
+    if head is not None and head_state:
         head.load_state_dict(head_state)
+    elif head is not None and any(p.requires_grad for p in head.parameters()):
+        raise ValueError(f"{path} holds no encoder head to resume the tuned one from")
     for name, p in _trained_parameters(model, head):
         if f"opt.{name}.exp_avg" in tensors:
             device = p.device
@@ -376,8 +376,8 @@ def train(
 
     features: (P, 2, 49, 1280) fp16, [:, 1] the mirrored photo. Returns the history.
     head: the encoder's last stages, when features (P, 2, 49, C) are an earlier stage's output
-    (training.tune): trained with head_lr (on the same schedule), frozen if head_lr is 0. A tuned
-    head's weights and moments are part of the resumable state, not of the checkpoints.
+    (training.tune): trained with head_lr (on the same schedule), frozen if head_lr is 0. Its
+    weights (and a tuned head's moments) are part of the resumable state, not of the checkpoints.
     """
     device = pick_device(cfg.device)
     dd = init_distributed(device)
@@ -399,7 +399,7 @@ def train(
     history: list[dict] = []
     start_epoch, step, best = 0, 0, -1.0
     if resume and state_path.exists():
-        meta = load_train_state(state_path, model, opt, head if tune_head else None)
+        meta = load_train_state(state_path, model, opt, head)
         start_epoch, step, best, history = (
             meta["epoch"],
             meta["step"],
@@ -527,7 +527,7 @@ def train(
                     "model_config": model_cfg.to_dict(),
                     "train_config": asdict(cfg),
                 },
-                head if tune_head else None,
+                head,
             )
             save_checkpoint(out_dir / "last.safetensors", model, vocab, provenance)
             (out_dir / "history.json").write_text(json.dumps(history, indent=1))

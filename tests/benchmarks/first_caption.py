@@ -13,7 +13,8 @@ one warm-up run):
   10 ms timer on the GUI thread meanwhile (the inference thread imports torch and loads the
   model then, on the first Caption of the session).
 - command line: the wall time of `photoscribe caption --device cpu PHOTO` on one sample photo,
-  from launch to exit (Python, torch and the model loaded, one caption printed).
+  from launch to exit (Python, torch and the model loaded, one caption printed), with its
+  library index in a temporary folder too.
 """
 
 from __future__ import annotations
@@ -51,7 +52,10 @@ def window_run() -> dict:
     for photo in SAMPLES.glob("*.jpg"):
         shutil.copy(photo, folder / photo.name)
     env = AppEnvironment(
-        settings_path=home / "settings.ini", cache_dir=home / "cache", data_dir=home / "data"
+        settings_path=home / "settings.ini",
+        cache_dir=home / "cache",
+        data_dir=home / "data",
+        index_path=home / "library.sqlite3",  # never the user's own library index
     )
     window = MainWindow(env, FakePrompts())
     window.resize(1280, 800)
@@ -158,6 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     load_before = load_average()
     scratch = Path(tempfile.mkdtemp(prefix="photoscribe-bench-"))
+    env["PHOTOSCRIBE_INDEX"] = str(scratch / "library.sqlite3")  # not the user's own index
     try:
         photo = scratch / "coffee.jpg"
         shutil.copy(SAMPLES / "coffee.jpg", photo)

@@ -52,3 +52,29 @@ def test_batches_read_for_the_captioners_device_and_drop_what_fails_to_stack(
     assert seen == [torch.device("cpu")] * 3
     assert not done[paths[1]].ok and "p1.jpg" in done[paths[1]].error
     assert done[paths[0]].ok and done[paths[2]].ok and done[paths[0]].confidence is not None
+
+
+def test_a_cancelled_take_waits_for_no_decode(tiny_checkpoint: Path, tmp_path: Path) -> None:
+    """take() looks at the cancel before each decode it would wait for: with every decode
+    still running it returns None at once."""
+    photo = tmp_path / "p.jpg"
+    textured_image(96, 64, seed=0).save(photo)
+    release = threading.Event()  # lets the decodes finish; set by take's end or a watchdog
+    watchdog = threading.Timer(30, release.set)
+    watchdog.start()
+    cancel = threading.Event()
+    batches: Batches[Item] = Batches(
+        Captioner(tiny_checkpoint, device="cpu"), CaptionSettings(batch_size=3), cancel
+    )
+    real_load = batches._load
+    batches._load = lambda path: release.wait() and real_load(path)
+    try:
+        for _ in range(3):
+            batches.add(Item(photo))
+        cancel.set()
+        assert batches.take() is None
+        assert not release.is_set(), "take waited for a decode after the cancel"
+    finally:
+        release.set()
+        watchdog.cancel()
+        batches.close()

@@ -106,6 +106,31 @@ def test_cancel_stops_between_batches(captioner: Captioner, tmp_path: Path) -> N
     assert 1 <= len(seen) <= 2
 
 
+def test_cancel_takes_no_further_path_and_starts_no_further_decode(
+    captioner: Captioner, tmp_path: Path
+) -> None:
+    """A regression: after the first batch's results, a cancelled run went on filling its
+    decode window (16 more paths taken from a folder scan, 10 decodes started) before it
+    looked at the cancel."""
+    photo = tmp_path / "p.png"
+    textured_image(64, 64, seed=0).save(photo)
+    pulled: list[int] = []
+
+    def scan():
+        for i in range(200):
+            pulled.append(i)
+            yield photo
+
+    cancel = threading.Event()
+    it = captioner.caption_paths(scan(), CaptionSettings(batch_size=16), cancel)
+    assert next(it).ok
+    cancel.set()
+    taken_at_cancel = len(pulled)
+    rest = list(it)
+    assert len(pulled) == taken_at_cancel
+    assert len(rest) <= 15  # at most the rest of the batch already captioned
+
+
 def test_cancel_stops_inside_decoding(captioner: Captioner) -> None:
     from core.inference import Cancelled
 
