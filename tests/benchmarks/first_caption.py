@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -30,6 +29,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from tests.benchmarks.report import load_average, machine, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "desktop" / "resources" / "samples"
@@ -140,10 +141,6 @@ def command_line_run(photo: Path, env: dict[str, str]) -> float:
     return round(seconds, 3)
 
 
-def load_average() -> list[float] | None:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
@@ -184,20 +181,14 @@ def main(argv: list[str] | None = None) -> int:
             "runs_s": command_line,
             "median_s": statistics.median(command_line),
         },
-        "machine": {
-            "system": f"{platform.system()} {platform.release()}",
-            "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "qt_platform": env.get("QT_QPA_PLATFORM", "(display)"),
-            "load_average_before": load_before,
-            "load_average_after": load_average(),
-        },
+        "machine": machine(
+            torch=torch.__version__,
+            qt_platform=env.get("QT_QPA_PLATFORM", "(display)"),
+            load_average_before=load_before,
+            load_average_after=load_average(),
+        ),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    write_report(args.out, report)
     return 0
 
 

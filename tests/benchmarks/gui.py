@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -38,6 +37,8 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
+
+from tests.benchmarks.report import load_average, machine
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "core" / "weights" / "photoscribe-b0.safetensors"
@@ -345,10 +346,6 @@ class Bench:
         }
 
 
-def load_average() -> list[float] | None:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--photos", type=int, default=1000, help="photos in the batch measured")
@@ -418,16 +415,12 @@ def main(argv: list[str] | None = None) -> int:
         },
         **results,
         "total_s": round(time.perf_counter() - started, 1),
-        "machine": {
-            "system": f"{platform.system()} {platform.release()}",
-            "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "pyside6": PySide6.__version__,
-            "torch": torch.__version__,
-            "load_average_before": load_before,
-            "load_average_after": load_average(),
-        },
+        "machine": machine(
+            pyside6=PySide6.__version__,
+            torch=torch.__version__,
+            load_average_before=load_before,
+            load_average_after=load_average(),
+        ),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1) + "\n")

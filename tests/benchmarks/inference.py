@@ -15,7 +15,6 @@ a descheduled peer), so the report records the load average before and after.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import resource
@@ -36,6 +35,7 @@ from core.images import (
     stack_on_device,
 )
 from core.inference import Captioner, CaptionSettings
+from tests.benchmarks.report import load_average, write_report
 from tests.imagegen import textured_image
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -133,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("runs/bench_inference.json"))
     args = ap.parse_args(argv)
 
-    load_before = os.getloadavg() if hasattr(os, "getloadavg") else None
+    load_before = load_average()
     jpegs = make_photos(args.photos_dir, args.images)
     heics = copies(HEIC_WITH_THUMBNAIL, args.photos_dir / "heic", args.images)
     bare = without_thumbnail(HEIC_WITH_THUMBNAIL)
@@ -239,10 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             "device": captioner.device_name,
             "encoder_dtype": str(captioner.backbone_dtype),
             "niceness": os.nice(0),
-            "load_average_before": [round(x, 2) for x in load_before] if load_before else None,
-            "load_average_after": (
-                [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
-            ),
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
         },
         "beam": args.beam,
         "batch_size": args.batch_size,
@@ -266,9 +264,7 @@ def main(argv: list[str] | None = None) -> int:
         "encoder_batch_ms_median": round(statistics.median(enc_walls) * 1000, 1),
         "peak_rss_mb": round(peak_rss_mb(), 1),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1))
-    print(json.dumps(report, indent=1))
+    write_report(args.out, report)
     return 0
 
 

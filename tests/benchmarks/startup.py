@@ -15,12 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from tests.benchmarks.report import load_average, machine, write_report
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGED = ROOT / "dist" / "photoscribe" / "photoscribe"
@@ -42,10 +43,6 @@ def launch(app: Path, env: dict[str, str]) -> dict[str, float]:
         "exit_s": round(ended - started, 3),
         "platform": report["platform"],
     }
-
-
-def load_average() -> list[float] | None:
-    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,16 +69,9 @@ def main(argv: list[str] | None = None) -> int:
         "window_s_max": max(windows),
         "exit_s_median": statistics.median(r["exit_s"] for r in runs),
         "target_window_s": 3.0,
-        "machine": {
-            "system": f"{platform.system()} {platform.release()}",
-            "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_average_before": load_before,
-        },
+        "machine": machine(load_average_before=load_before),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
-    print(json.dumps(report, indent=1))
+    write_report(args.out, report)
     return 0
 
 

@@ -1,0 +1,31 @@
+"""What every benchmark report shares: the machine it ran on, the load around it, the JSON file."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+
+
+def load_average() -> list[float] | None:
+    """The 1, 5 and 15 minute load averages (None where the system has none)."""
+    return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+
+
+def machine(**extra: object) -> dict:
+    """The machine a report was measured on, with the benchmark's own fields after."""
+    return {
+        "system": f"{platform.system()} {platform.release()}",
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        **extra,
+    }
+
+
+def write_report(out: Path, report: dict) -> None:
+    """Write the report as JSON (its folder made if need be) and print it."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report, indent=1))
