@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -344,11 +344,10 @@ class Captioner:
                 except StopIteration:
                     break
                 batches.add(_Photo(Path(p)))
-                if batches.full and not (yield from _results(batches.take())):
-                    return
+                if batches.full:  # take() gives None only once cancelled: the loop then ends
+                    yield from (result for _, result in batches.take() or ())
             while batches and not cancel.is_set():
-                if not (yield from _results(batches.take())):
-                    return
+                yield from (result for _, result in batches.take() or ())
         finally:
             batches.close()
 
@@ -361,17 +360,6 @@ class Captioner:
 @dataclass(frozen=True)
 class _Photo:
     path: Path
-
-
-def _results(
-    done: list[tuple[_Photo, CaptionResult]] | None,
-) -> Generator[CaptionResult, None, bool]:
-    """Yield a batch's results; False when the batch was cancelled (``Batches.take`` gave None)."""
-    if done is None:
-        return False
-    for _, result in done:
-        yield result
-    return True
 
 
 def warm_up(captioner: Captioner) -> float:
