@@ -16,7 +16,15 @@ from typing import TYPE_CHECKING, Literal, TextIO, get_args
 from core import __version__
 from core.console import CaptionOutput, Progress, rounded
 from core.console import say as _say
-from core.datatypes import DEVICE_CHOICES, EXPORT_FORMATS, STORE_KINDS, XMP_NAMES, CaptionSettings
+from core.datatypes import (
+    DEVICE_CHOICES,
+    EXPORT_FORMATS,
+    PRECISION_ENV,
+    PRECISIONS,
+    STORE_KINDS,
+    XMP_NAMES,
+    CaptionSettings,
+)
 
 if TYPE_CHECKING:  # only for annotations: the engine and its SQLite index load when used
     from core.engine import RunSummary
@@ -67,6 +75,14 @@ def _caption_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-r", "--recursive", action="store_true", help="include subfolders")
     p.add_argument("--beam", type=int, default=3, help="beam size; 1 = greedy (default 3)")
     p.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
+    p.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default=None,
+        help=f"the image encoder's arithmetic: fp32 (the default, or ${PRECISION_ENV}) gives the same "
+        "captions on every computer; auto uses the device's fastest reduced precision (bf16 on "
+        "CPUs that have it, fp16 on CUDA), whose captions can differ between kinds of CPU",
+    )
     p.add_argument("--batch-size", type=int, default=CaptionSettings().batch_size)
     p.add_argument("--weights", type=Path, default=None, help="model file (default: shipped)")
     p.add_argument("--format", choices=OUTPUT_FORMATS, default="text", dest="fmt")
@@ -257,11 +273,11 @@ def run_caption(
     if missing := missing_paths(roots):
         return say_missing(err, missing)
     try:
-        captioner = Captioner(args.weights, device=args.device)
+        captioner = Captioner(args.weights, device=args.device, precision=args.precision)
     except PhotoScribeError as exc:  # a bad model file, none installed
         _say(err, f"photoscribe: {exc.for_cli()}")
         return EXIT_USAGE
-    except ValueError as exc:  # an unavailable device
+    except ValueError as exc:  # an unavailable device, a bad $PHOTOSCRIBE_PRECISION
         _say(err, f"photoscribe: {exc}")
         return EXIT_USAGE
     job = LibraryJob(

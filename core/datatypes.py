@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -25,6 +26,27 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 DeviceChoice = Literal["auto", "cpu", "cuda", "mps"]
 DEVICE_CHOICES: tuple[DeviceChoice, ...] = get_args(DeviceChoice)
 """The devices a user may ask for; "auto" picks CUDA, then MPS, then the CPU."""
+
+Precision = Literal["fp32", "auto", "bf16"]
+PRECISIONS: tuple[Precision, ...] = get_args(Precision)
+"""The image encoder's arithmetic. "fp32", the default, gives the same captions on every
+computer; "auto" takes the fastest reduced precision the device has (fp16 on CUDA, bf16 on CPUs
+with AVX512-BF16 or AMX), whose rounding differs between kinds of CPU; "bf16" asks for bf16."""
+PRECISION_ENV = "PHOTOSCRIBE_PRECISION"
+"""Environment variable that sets the default precision (tests, CI and benchmarks use it)."""
+
+
+def default_precision() -> Precision:
+    """The precision used where none is chosen: $PHOTOSCRIBE_PRECISION, else "fp32"."""
+    value = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if not value:
+        return "fp32"
+    if value not in PRECISIONS:
+        raise ValueError(
+            f"{PRECISION_ENV}={value!r} is not a precision; choose one of {', '.join(PRECISIONS)}"
+        )
+    return value  # type: ignore[return-value]  # checked against PRECISIONS above
+
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "photoscribe-b0.safetensors"

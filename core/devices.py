@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from core.datatypes import DEVICE_CHOICES
+from core.datatypes import DEVICE_CHOICES, Precision
 
 log = logging.getLogger(__name__)
 
@@ -18,6 +18,7 @@ __all__ = [
     "available_devices",
     "cpu_supports_bf16",
     "describe_device",
+    "encoder_dtype",
     "pick_device",
 ]
 
@@ -54,6 +55,28 @@ def cpu_supports_bf16() -> bool:
     except OSError:
         return False
     return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def encoder_dtype(device: torch.device, precision: Precision) -> torch.dtype:
+    """The dtype the image encoder runs in for a precision choice (core.datatypes.Precision).
+
+    "fp32" everywhere by default: bf16 kernels round differently on AMX and on AVX512-BF16, which
+    changed one caption in six between two kinds of CPU. "auto" keeps the old fast path (fp16
+    on CUDA, bf16 on CPUs that have it natively, fp32 elsewhere).
+    """
+    if precision == "fp32":
+        return torch.float32
+    if precision == "bf16":
+        if device.type == "cpu" and not cpu_supports_bf16():
+            log.warning("this CPU has no bf16 instructions: bf16 is emulated here, and slow")
+        return torch.bfloat16
+    if precision != "auto":
+        raise ValueError(f"unknown precision {precision!r}")
+    if device.type == "cuda":
+        return torch.float16
+    if device.type == "cpu" and cpu_supports_bf16():
+        return torch.bfloat16
+    return torch.float32
 
 
 def autocast(device: torch.device, enabled: bool = True) -> torch.autocast:

@@ -117,6 +117,7 @@ def load_model(weights: Path | None, device: str) -> tuple[str, Captioner]:
     captioner = Captioner(weights, device=device)
     detail = (
         f"{path} ({path.stat().st_size / 1e6:.1f} MB) on {captioner.device_name}, "
+        f"precision {captioner.precision}, "
         f"loaded in {time.perf_counter() - t:.1f} s"
     )
     if PLACEHOLDER_MARK in str(captioner.checkpoint.provenance.get("data", "")):

@@ -158,7 +158,9 @@ class BatchRunner(QObject):
                 n_candidates=min(s.n_candidates, s.beam_size),
             ),
         )
-        started = self.captioning.start(job, ModelChoice(chosen_weights(self.env, s), s.device))
+        started = self.captioning.start(
+            job, ModelChoice(chosen_weights(self.env, s), s.device, s.precision)
+        )
         self._job_id = started.job_id
         self._cancelling = False
         self.batches_started += 1

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
 
-from core.datatypes import DeviceChoice
+from core.datatypes import DeviceChoice, Precision
 from core.engine import (
     EngineEvent,
     LibraryEngine,
@@ -33,10 +33,12 @@ POLL_MS = 50  # how often the GUI thread collects skips and progress while a job
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """Which model file to load, on which device; a different choice reloads the model."""
+    """Which model file to load, on which device, in which precision; a different choice
+    reloads the model."""
 
     weights: Path | None = None  # None: the model shipped with PhotoScribe
     device: DeviceChoice = "auto"
+    precision: Precision | None = None  # None: the default (core.datatypes.default_precision)
 
 
 @dataclass(frozen=True)
@@ -101,7 +103,7 @@ def load_captioner(choice: ModelChoice) -> Captioner:
     """The default factory: the real Captioner (imports torch, so only on the inference thread)."""
     from core.inference import Captioner  # torch: kept off the GUI thread and out of start-up
 
-    return Captioner(choice.weights, device=choice.device)
+    return Captioner(choice.weights, device=choice.device, precision=choice.precision)
 
 
 class InferenceWorker(QObject):

@@ -28,7 +28,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from core.datatypes import DEVICE_CHOICES
+from core.datatypes import DEVICE_CHOICES, PRECISIONS
 from core.export import HF_METADATA_NAME, ExportFormat
 from desktop.originals import WriteIntoPhotosChoice, ask_write_into_photos
 from desktop.settings import MAX_BATCH, MAX_BEAM, MAX_CANDIDATES, AppSettings
@@ -48,6 +48,11 @@ XMP_NAME_CHOICES = (
 )
 DEVICE_LABELS = {"auto": "Automatic (best available)", "cpu": "CPU", "cuda": "CUDA (NVIDIA GPU)"}
 DEVICE_LABELS["mps"] = "MPS (Apple GPU)"
+PRECISION_LABELS = {
+    "fp32": "Exact (fp32): the same captions on every computer",
+    "auto": "Fastest for this device (bf16 or fp16)",
+    "bf16": "bf16",
+}
 EXPORT_CHOICES: tuple[tuple[ExportFormat, str, str], ...] = (
     ("csv", "CSV spreadsheet (file_name, caption, store)", "captions.csv"),
     ("json", "JSON array", "captions.json"),
@@ -144,6 +149,16 @@ class SettingsDialog(QDialog):
         available = ", ".join(d.upper() for d in devices) if devices else "checking…"
         form.addRow("", QLabel(f"Available on this computer: {available}", self))
 
+        self.precision = QComboBox(self)
+        for key in PRECISIONS:
+            self.precision.addItem(PRECISION_LABELS[key], key)
+        self.precision.setCurrentIndex(self.precision.findData(settings.precision))
+        self.precision.setToolTip(
+            "Reduced precision is about 10% faster on CPUs with bf16 instructions, but its "
+            "captions differ for about one photo in six between kinds of CPU"
+        )
+        form.addRow("Precision:", self.precision)
+
         self.beam = QSpinBox(self)
         self.beam.setRange(1, MAX_BEAM)
         self.beam.setValue(settings.beam_size)
@@ -198,6 +213,7 @@ class SettingsDialog(QDialog):
         self.overwrite.setChecked(settings.overwrite)
         self.autosave.setChecked(settings.autosave)
         self.device.setCurrentIndex(self.device.findData(settings.device))
+        self.precision.setCurrentIndex(self.precision.findData(settings.precision))
         self.beam.setValue(settings.beam_size)
         self.batch.setValue(settings.batch_size)
         self.candidates.setValue(settings.n_candidates)
@@ -225,6 +241,7 @@ class SettingsDialog(QDialog):
             overwrite=self.overwrite.isChecked(),
             autosave=self.autosave.isChecked(),
             device=self.device.currentData(),
+            precision=self.precision.currentData(),
             beam_size=self.beam.value(),
             batch_size=self.batch.value(),
             n_candidates=self.candidates.value(),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import typing
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from core.datatypes import CaptionSettings, DeviceChoice
+from core.datatypes import CaptionSettings, DeviceChoice, Precision, default_precision
 from core.storage.base import StoreKind, XmpName
 
 log = logging.getLogger(__name__)
@@ -34,6 +34,9 @@ class AppSettings:
     recaption: bool = False  # also caption photos that already have a caption
     recursive: bool = False  # show and caption the photos in subfolders too
     device: DeviceChoice = "auto"  # where the model runs
+    # The image encoder's arithmetic: "fp32" (the same captions on every computer) unless
+    # $PHOTOSCRIBE_PRECISION says otherwise; "auto" and "bf16" are faster on some CPUs.
+    precision: Precision = field(default_factory=lambda: _default_precision())
     beam_size: int = 3  # 1 = greedy decoding; larger is slower and usually a little better
     batch_size: int = CaptionSettings().batch_size  # photos per step (see CaptionSettings)
     n_candidates: int = 3  # alternative captions offered per photo
@@ -59,6 +62,14 @@ class AppSettings:
 
     def with_changes(self, **changes: object) -> AppSettings:
         return replace(self, **changes)
+
+
+def _default_precision() -> Precision:
+    try:
+        return default_precision()
+    except ValueError as error:  # a mistyped $PHOTOSCRIBE_PRECISION must not stop the app
+        log.warning("%s; using fp32", error)
+        return "fp32"
 
 
 _HINTS = typing.get_type_hints(AppSettings)

@@ -122,7 +122,7 @@ def test_choices_come_from_the_types() -> None:
     from typing import get_args
 
     from core.cli import build_parser
-    from core.datatypes import DeviceChoice, ExportFormat, StoreKind, XmpName
+    from core.datatypes import DeviceChoice, ExportFormat, Precision, StoreKind, XmpName
 
     def choices(command: str, option: str) -> tuple:
         sub = next(a for a in build_parser()._actions if a.dest == "command").choices[command]
@@ -130,6 +130,7 @@ def test_choices_come_from_the_types() -> None:
 
     assert choices("caption", "--write") == ("none", *get_args(StoreKind))
     assert choices("caption", "--device") == get_args(DeviceChoice)
+    assert choices("caption", "--precision") == get_args(Precision)
     assert choices("caption", "--xmp-name") == choices("index", "--xmp-name") == get_args(XmpName)
     assert choices("export", "--format") == get_args(ExportFormat)
 
@@ -146,6 +147,23 @@ def test_choices_come_from_the_types() -> None:
 def test_usage_errors_exit_2(capsys, args: list[str]) -> None:
     code, _, _ = run(capsys, *args)
     assert code == 2
+
+
+def test_precision_option_and_environment(
+    capsys, monkeypatch, tiny_checkpoint: Path, photo_dir: Path
+) -> None:
+    photo = str(photo_dir / "photo0.jpg")
+    weights = ["--weights", str(tiny_checkpoint), "--beam", "1"]
+    code, fp32, _ = run(capsys, "caption", photo, *weights)
+    assert code == 0
+    code, bf16, _ = run(capsys, "caption", photo, *weights, "--precision", "bf16")
+    assert code == 0 and bf16.startswith(photo)
+    monkeypatch.setenv("PHOTOSCRIBE_PRECISION", "fp8")
+    code, out, err = run(capsys, "caption", photo, *weights)
+    assert code == 2 and out == ""
+    assert "PHOTOSCRIBE_PRECISION='fp8' is not a precision" in err
+    code, out, _ = run(capsys, "caption", photo, *weights, "--precision", "fp32")
+    assert code == 0 and out == fp32  # the option wins over the environment
 
 
 def test_bad_weights_file_exits_2_with_message(capsys, tmp_path: Path, photo_dir: Path) -> None:

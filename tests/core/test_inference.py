@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 from pathlib import Path
@@ -10,9 +11,11 @@ import pytest
 import torch
 
 from core.checkpoint import load_checkpoint
+from core.datatypes import PRECISION_ENV
 from core.devices import available_devices, pick_device
 from core.errors import NoModelError
 from core.inference import Captioner, CaptionSettings
+from core.model import fold_batch_norms
 from tests.imagegen import textured_image
 
 
@@ -155,14 +158,61 @@ def test_lazy_path_iterables_are_consumed_in_a_bounded_window(
     assert len(pulled) < 20  # never reads the whole scan ahead
 
 
-def test_fp32_and_fast_encoder_give_the_same_captions(tiny_checkpoint: Path, photo_dir) -> None:
-    fast = Captioner(tiny_checkpoint, device="cpu")
-    exact = Captioner(tiny_checkpoint, device="cpu")
-    exact.backbone_dtype = torch.float32
+def test_default_precision_is_fp32_whatever_the_cpu(
+    tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.devices
+
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
+    for has_bf16 in (True, False):  # an AMX or AVX512-BF16 CPU, and one without bf16
+        monkeypatch.setattr(core.devices, "cpu_supports_bf16", lambda h=has_bf16: h)
+        captioner = Captioner(tiny_checkpoint, device="cpu")
+        assert captioner.precision == "fp32"
+        assert captioner.backbone_dtype == torch.float32
+        auto = Captioner(tiny_checkpoint, device="cpu", precision="auto")
+        assert auto.backbone_dtype == (torch.bfloat16 if has_bf16 else torch.float32)
+    assert Captioner(tiny_checkpoint, device="cpu", precision="bf16").backbone_dtype == (
+        torch.bfloat16
+    )
+
+
+def test_precision_environment_variable(tiny_checkpoint: Path, monkeypatch) -> None:
+    monkeypatch.setenv(PRECISION_ENV, "bf16")
+    assert Captioner(tiny_checkpoint, device="cpu").backbone_dtype == torch.bfloat16
+    # A choice made in the call wins over the environment.
+    assert Captioner(tiny_checkpoint, device="cpu", precision="fp32").precision == "fp32"
+    monkeypatch.setenv(PRECISION_ENV, "half")
+    with pytest.raises(ValueError, match=f"{PRECISION_ENV}='half' is not a precision"):
+        Captioner(tiny_checkpoint, device="cpu")
+
+
+def test_folded_batch_norms_give_the_same_features(tiny_checkpoint: Path) -> None:
+    checkpoint = load_checkpoint(tiny_checkpoint)
+    plain = checkpoint.build_model().backbone
+    with torch.no_grad():  # batch norms that do something: random statistics
+        for m in plain.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.2, 0.2)
+    folded = copy.deepcopy(plain)
+    n_bn = sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.modules())
+    assert fold_batch_norms(folded) == n_bn > 40
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    x = torch.randn(2, 3, 224, 224)
+    with torch.inference_mode():
+        want, got = plain(x), folded(x)
+    assert torch.allclose(got, want, rtol=1e-4, atol=1e-4 * want.abs().max().item())
+
+
+def test_fp32_and_bf16_captioners_both_caption(tiny_checkpoint: Path, photo_dir) -> None:
     paths = sorted(photo_dir.glob("*.jpg"))
-    assert [r.caption for r in fast.caption_paths(paths)] == [
-        r.caption for r in exact.caption_paths(paths)
-    ]
+    for precision in ("fp32", "bf16"):
+        results = list(
+            Captioner(tiny_checkpoint, device="cpu", precision=precision).caption_paths(paths)
+        )
+        assert [r.path for r in results] == paths and all(r.ok and r.caption for r in results)
 
 
 def test_missing_default_model_says_no_model_installed(monkeypatch, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import os
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent
 
 from desktop.samples import BUNDLED_SAMPLES, bundled_sample_photos
@@ -92,6 +92,13 @@ def record_decoding_threads(monkeypatch) -> list[threading.Thread]:
     return threads
 
 
+def photo_at_top(window) -> Path:
+    """The photo in the grid's top-left cell as it is scrolled now."""
+    index = window.grid.indexAt(QPoint(4, 4))
+    assert index.isValid(), "no photo at the top of the grid"
+    return window.photos.photo_at(window.filter.mapToSource(index).row()).path
+
+
 def test_ten_thousand_photos_are_listed_and_only_those_shown_are_decoded(
     qtbot, window, tmp_path, monkeypatch
 ):
@@ -110,7 +117,8 @@ def test_ten_thousand_photos_are_listed_and_only_those_shown_are_decoded(
     assert bar.maximum() > 0
     for step in range(1, 21):  # scroll from top to bottom in 20 jumps
         bar.setValue(bar.maximum() * step // 20)
-        qtbot.wait(30)
+        top = photo_at_top(window)  # shown at this position: its thumbnail is asked for
+        qtbot.waitUntil(lambda top=top: window.photos.has_thumbnail(top), timeout=60_000)
     qtbot.waitUntil(lambda: window.session.thumbnails.idle, timeout=60_000)
     # Only what was on screen was decoded, not all 10,000, and none of it by the GUI thread.
     assert 0 < len(list(window.env.cache_dir.rglob("*.jpg"))) < 2_000
@@ -129,13 +137,12 @@ def test_the_grid_stays_scrolled_to_the_bottom_while_thumbnails_arrive(qtbot, wi
     qtbot.waitUntil(lambda: window.session.thumbnails.idle, timeout=60_000)
     bar = window.grid.verticalScrollBar()
     bar.setValue(bar.maximum())
-    qtbot.wait(200)  # the rows now on screen ask for their thumbnails
+    # The rows now on screen ask for their thumbnails; each one arriving used to move the grid.
+    qtbot.waitUntil(lambda: window.photos.has_thumbnail(photos[-1]), timeout=60_000)
     qtbot.waitUntil(lambda: window.session.thumbnails.idle, timeout=60_000)
-    qtbot.wait(100)
     assert bar.value() == bar.maximum() > 0
     last = window.filter.mapFromSource(window.photos.index_of(photos[-1]))
     assert window.grid.viewport().rect().intersects(window.grid.visualRect(last)), "on screen"
-    qtbot.waitUntil(lambda: window.photos.has_thumbnail(photos[-1]), timeout=10_000)
 
 
 def test_start_without_a_folder_offers_the_sample_photos(qtbot, window):

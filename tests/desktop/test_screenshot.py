@@ -59,7 +59,8 @@ def test_screenshot_of_the_main_window_with_the_sample_photos(
         ),
         timeout=20_000,
     )
-    qtbot.wait(300)  # let the counts in the status bar settle
+    # The counts in the status bar settle last.
+    qtbot.waitUntil(lambda: window.counts_label.text() == "5 photos, 5 captioned", timeout=20_000)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert window.grab().save(str(SCREENSHOT), "PNG")
     image = QImage(str(SCREENSHOT))
