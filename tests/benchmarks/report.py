@@ -13,11 +13,34 @@ def load_average() -> list[float] | None:
     return [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
 
 
+def cpu_model() -> str:
+    """The CPU's model name and its bf16 instructions (they change reduced-precision results)."""
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in info.splitlines()
+            if line.startswith("model name")
+        ),
+        platform.machine(),
+    )
+    flags = set(next((line for line in info.splitlines() if line.startswith("flags")), "").split())
+    bf16 = [
+        label
+        for flag, label in (("amx_bf16", "AMX"), ("avx512_bf16", "AVX512-BF16"))
+        if flag in flags
+    ]
+    return f"{name} ({', '.join(bf16) if bf16 else 'no bf16 instructions'})"
+
+
 def machine(**extra: object) -> dict:
     """The machine a report was measured on, with the benchmark's own fields after."""
     return {
         "system": f"{platform.system()} {platform.release()}",
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
         **extra,
