@@ -269,9 +269,14 @@ def run_caption(
     if least is not None and not 0.0 <= least <= 1.0:  # also refuses nan
         _say(err, f"photoscribe: --min-confidence must be between 0 and 1 (got {least:g})")
         return EXIT_USAGE
-    roots = tuple(Path(p) for p in args.paths)
-    if missing := missing_paths(roots):
-        return say_missing(err, missing)
+    # A path that is not there is reported and the others are captioned (exit 1, as for a
+    # photo that fails); only when none is left is there nothing to do.
+    missing = missing_paths([Path(p) for p in args.paths])
+    for path in missing:
+        _say(err, f"photoscribe: {path}: no such file or folder")
+    roots = tuple(Path(p) for p in args.paths if Path(p) not in missing)
+    if not roots:
+        return EXIT_FAILED
     try:
         captioner = Captioner(args.weights, device=args.device, precision=args.precision)
     except PhotoScribeError as exc:  # a bad model file, none installed
@@ -320,7 +325,7 @@ def run_caption(
             + ("; run the same command again to continue" if job.store else ""),
         )
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if summary.failed else EXIT_OK
+    return EXIT_FAILED if summary.failed or missing else EXIT_OK
 
 
 def run_search(

@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
@@ -73,6 +74,7 @@ def export_captions(
 def _records(
     folder: Path, recursive: bool, stores: list[CaptionStore]
 ) -> Iterator[tuple[str, StoredCaption]]:
+    folder = Path(os.path.abspath(folder))  # as the scan names its photos: "." works too
     for photo in find_photos(folder, recursive):
         relative = photo.relative_to(folder).as_posix()
         try:

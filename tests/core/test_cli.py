@@ -83,26 +83,41 @@ def test_some_failed_exits_1_and_names_the_file(
 @pytest.mark.parametrize(
     "command",
     [
-        ["caption", "{missing}"],
-        ["caption", "{here}", "{missing}", "--write", "txt"],
         ["index", "{missing}"],
         ["export", "{missing}", "--format", "csv"],
         ["search", "dog", "{missing}"],
     ],
-    ids=["caption", "caption-write", "index", "export", "search"],
+    ids=["index", "export", "search"],
 )
-def test_a_missing_path_is_one_usage_error_for_every_command(
-    capsys, tiny_checkpoint: Path, photo_dir: Path, tmp_path: Path, command: list[str]
+def test_a_missing_folder_is_one_usage_error_for_the_folder_commands(
+    capsys, photo_dir: Path, tmp_path: Path, command: list[str]
 ) -> None:
-    """Regression: caption said "file not found" (exit 1), export "not a folder" (exit 2)."""
+    """Regression: export said "not a folder" (exit 2) where index said something else."""
     missing = tmp_path / "nope"
     args = [a.format(missing=missing, here=photo_dir) for a in command]
-    if args[0] == "caption":
-        args += ["--weights", str(tiny_checkpoint)]
     code, out, err = run(capsys, *args)
     assert code == 2 and out == ""
     assert err.strip() == f"photoscribe: {missing}: no such file or folder"
-    assert not list(photo_dir.glob("*.txt")), "nothing is captioned when a path is wrong"
+
+
+def test_caption_reports_missing_paths_and_captions_the_rest(
+    capsys, tiny_checkpoint: Path, photo_dir: Path, tmp_path: Path
+) -> None:
+    """A regression guard: `caption missing.jpg good.jpg` exited 2 and captioned nothing."""
+    missing, also = tmp_path / "missing.jpg", tmp_path / "gone"
+    good = photo_dir / "photo0.jpg"
+    weights = ["--weights", str(tiny_checkpoint), "--beam", "1"]
+    code, out, err = run(
+        capsys, "caption", str(missing), str(good), str(also), "--write", "txt", *weights
+    )
+    assert code == 1, "some paths failed: exit 1, not a usage error"
+    assert out.startswith(f"{good}\t") and len(out.splitlines()) == 1
+    assert f"photoscribe: {missing}: no such file or folder" in err
+    assert f"photoscribe: {also}: no such file or folder" in err
+    assert good.with_suffix(".txt").is_file()
+    code, out, err = run(capsys, "caption", str(missing), *weights)
+    assert code == 1 and out == ""
+    assert f"photoscribe: {missing}: no such file or folder" in err
 
 
 def test_recursive_flag(capsys, tiny_checkpoint: Path, photo_dir: Path) -> None:

@@ -86,6 +86,25 @@ def test_hf_imagefolder_metadata(library: Path) -> None:
         assert (library / row["file_name"]).is_file()
 
 
+@pytest.mark.parametrize("where", ["folder itself", "parent"])
+def test_a_relative_folder_exports_as_an_absolute_one(
+    library: Path, tmp_path: Path, monkeypatch, where: str
+) -> None:
+    """A regression guard: `cd Pictures && photoscribe export . --format csv` crashed in
+    relative_to (ValueError) and wrote nothing."""
+    want = io.StringIO(newline="")
+    export_captions(library, recursive=True, fmt="csv", out=want)
+    if where == "parent":
+        monkeypatch.chdir(library.parent)
+        folder = Path(library.name)
+    else:
+        monkeypatch.chdir(library)
+        folder = Path(".")
+    got = io.StringIO(newline="")
+    assert export_captions(folder, recursive=True, fmt="csv", out=got) == 4
+    assert got.getvalue() == want.getvalue()
+
+
 def test_stream_output_and_store_choice(library: Path) -> None:
     stream = io.StringIO(newline="")
     count = export_captions(
