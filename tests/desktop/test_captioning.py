@@ -430,3 +430,36 @@ def test_a_second_run_over_a_big_folder_sends_its_skips_in_bunches(qtbot, make_w
     assert sum(bunches) >= 5003 and len(bunches) < 200
     assert "Captioned 3 photos, 5000 skipped" in window.statusBar().currentMessage()
     assert all(window.photos.photo(p).status is Status.SAVED for p in new)
+
+
+def test_the_app_saves_the_captions_the_command_line_prints(
+    qtbot, window, tmp_path, tiny_checkpoint, capsys
+):
+    """The same photos and settings give the same captions and confidences in the app and on
+    the command line, whatever batches the photos met (issue: batch-dependent numerics)."""
+    import json
+
+    from core.cli import main as cli_main
+
+    folder = tmp_path / "ten"
+    folder.mkdir()
+    for i in range(10):
+        textured_image(160, 120, seed=40 + i).save(folder / f"p{i}.jpg", quality=85)
+    window.apply_settings(AppSettings(batch_size=4))
+    open_and_wait(qtbot, window, folder)
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window)
+    app = {p.path: (p.caption, p.confidence) for p in window.photos.photos()}
+    for batch in ("4", "32", "3"):
+        code = cli_main(
+            ["caption", str(folder), "--weights", str(tiny_checkpoint), "--format", "jsonl"]
+            + ["--batch-size", batch]
+        )
+        out = capsys.readouterr().out
+        assert code == 0
+        rows = [json.loads(line) for line in out.splitlines()]
+        cli = {Path(r["path"]): (r["caption"], r["confidence"]) for r in rows}
+        assert cli.keys() == app.keys()
+        for path, (caption, confidence) in cli.items():
+            assert caption == app[path][0], (batch, path)
+            assert abs(confidence - app[path][1]) < 1e-3, (batch, path)
