@@ -463,3 +463,18 @@ def test_the_app_saves_the_captions_the_command_line_prints(
         for path, (caption, confidence) in cli.items():
             assert caption == app[path][0], (batch, path)
             assert abs(confidence - app[path][1]) < 1e-3, (batch, path)
+
+
+def test_the_precision_setting_reaches_the_model(qtbot, make_window, photo_dir):
+    chosen: list[ModelChoice] = []
+
+    def factory(choice: ModelChoice):
+        chosen.append(choice)
+        return fast_captioner(choice)
+
+    window = make_window(captioner_factory=factory)
+    window.apply_settings(AppSettings(precision="bf16"))
+    open_and_wait(qtbot, window, photo_dir)
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window)
+    assert [c.precision for c in chosen] == ["bf16"]

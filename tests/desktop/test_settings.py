@@ -7,6 +7,7 @@ from dataclasses import fields
 import pytest
 from PySide6.QtCore import QSize
 
+from core.datatypes import PRECISION_ENV
 from desktop.dialogs import SettingsDialog
 from desktop.settings import AppSettings, SettingsStore
 from tests.desktop.conftest import open_and_wait
@@ -19,6 +20,7 @@ CHANGED = AppSettings(
     recaption=True,
     recursive=True,
     device="cpu",
+    precision="bf16",
     beam_size=5,
     batch_size=4,
     n_candidates=2,
@@ -26,6 +28,12 @@ CHANGED = AppSettings(
     ask_before_writing_into_photos=False,
     review_below=0.35,
 )
+
+
+@pytest.fixture(autouse=True)
+def _default_precision(monkeypatch):
+    """The defaults these tests compare with are a user's: no $PHOTOSCRIBE_PRECISION."""
+    monkeypatch.delenv(PRECISION_ENV, raising=False)
 
 
 def test_every_setting_differs_from_its_default_in_the_round_trip_fixture():
@@ -80,6 +88,27 @@ def test_settings_and_window_survive_a_restart(qtbot, make_window, photo_dir, pr
     # Window state lives apart from the user's choices.
     text = second.env.settings_path.read_text()
     assert "[settings]" in text and "[window]" in text
+
+
+def test_precision_defaults_to_fp32_or_the_environment(monkeypatch, tmp_path):
+    assert AppSettings().precision == "fp32"
+    monkeypatch.setenv(PRECISION_ENV, "auto")
+    assert AppSettings().precision == "auto"
+    assert SettingsStore(tmp_path / "new.ini").load().precision == "auto"
+    monkeypatch.setenv(PRECISION_ENV, "fp8")  # a mistyped value never stops the app
+    assert AppSettings().precision == "fp32"
+    path = tmp_path / "chosen.ini"
+    SettingsStore(path).save(AppSettings(precision="bf16"))
+    assert SettingsStore(path).load().precision == "bf16", "a choice made wins"
+
+
+def test_settings_dialog_edits_the_precision(qtbot):
+    dialog = SettingsDialog(AppSettings(), ("cpu",), None)
+    qtbot.addWidget(dialog)
+    assert dialog.precision.currentData() == "fp32"
+    dialog.precision.setCurrentIndex(dialog.precision.findData("auto"))
+    assert dialog.result_settings() == AppSettings(precision="auto")
+    assert "every computer" in dialog.precision.itemText(dialog.precision.findData("fp32"))
 
 
 def test_settings_dialog_edits_a_copy(qtbot):
