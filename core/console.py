@@ -28,17 +28,16 @@ class Progress:
         if not self.enabled:
             return
         elapsed = max(time.perf_counter() - self.t0, 1e-9)
+        per_second = done / elapsed  # skipped photos go fast: the ETA uses all photos done
+        # Nothing measured yet: a rate of 0.0 and an ETA of 0 s would both be wrong.
+        speed = f"{rate:.1f} img/s" if rate > 0 else "starting…"
         if total:
-            per_second = done / elapsed  # skipped photos go fast: the ETA uses all photos done
-            eta = (total - done) / per_second if per_second > 0 else 0.0
+            eta = f" ETA {(total - done) / per_second:.0f}s" if done and per_second > 0 else ""
             width = 24
             filled = int(width * min(done, total) / total)
-            line = (
-                f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} "
-                f"{rate:.1f} img/s ETA {eta:.0f}s"
-            )
+            line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {speed}{eta}"
         else:
-            line = f"{done} done (still counting), {rate:.1f} img/s"
+            line = f"{done} done (still counting), {speed}"
         self.stream.write("\r\033[K" + line)
         self.stream.flush()
         self.shown = True
