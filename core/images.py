@@ -19,6 +19,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from core.datatypes import IMAGE_SIZE
 from core.errors import ImageError
 from core.library import RAW_EXTENSIONS
+from core.sniff import describe_non_image, read_head
 from core.storage.metadata import exiv2_calls, exiv2_reason
 
 if TYPE_CHECKING:
@@ -115,7 +116,7 @@ def open_image(
             path, "the image is too large to decode safely (decompression bomb)"
         ) from exc
     except UnidentifiedImageError as exc:
-        raise ImageError(path, "not an image, or an image format PhotoScribe cannot read") from exc
+        raise ImageError(path, describe_non_image(read_head(path))) from exc
     except PermissionError as exc:
         raise ImageError(path, "permission denied; check the file's permissions") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

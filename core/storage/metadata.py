@@ -16,6 +16,7 @@ from core.errors import (
     StorageError,
     UnsupportedFormatError,
 )
+from core.sniff import describe_non_image
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +75,10 @@ def open_metadata(path: Path, data: bytes, messages: list[logging.LogRecord]) ->
     does not recognise and CorruptMetadataError when the metadata cannot be read completely.
     """
     if image_type(data) == exiv2.ImageType.none:
-        raise UnsupportedFormatError(
-            path, "this is not a photo format PhotoScribe can read metadata from (or it is empty)."
-        )
+        reason = describe_non_image(data[:512])
+        if reason.startswith("not an image, or"):  # an image, perhaps, of a format exiv2 lacks
+            reason = "this is not a photo format PhotoScribe can read metadata from"
+        raise UnsupportedFormatError(path, f"{reason}.")
     try:
         image = exiv2.ImageFactory.open(data)
         image.readMetadata()

@@ -190,7 +190,10 @@ def test_zero_byte_file(tmp_path: Path) -> None:
 def test_not_an_image(tmp_path: Path) -> None:
     path = tmp_path / "notes.jpg"
     path.write_text("shopping list: milk, eggs")
-    with pytest.raises(ImageError, match="not an image"):
+    with pytest.raises(ImageError, match=r"not an image \(it looks like text\)"):
+        open_image(path)
+    path.write_bytes(b"<!DOCTYPE html><html><body>a saved web page</body></html>")
+    with pytest.raises(ImageError, match=r"not an image \(it looks like a web page\)"):
         open_image(path)
 
 

@@ -337,19 +337,26 @@ def test_vanished_photo(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("as_name", "content"),
+    ("as_name", "content", "says"),
     [
-        ("notes.jpg", b"this is not a photo at all\n"),
-        ("empty.png", b""),
-        ("notes.txt", b"hello"),
+        ("notes.jpg", b"this is not a photo at all\n", "not an image (it looks like text)"),
+        ("empty.png", b"", "the file is empty (0 bytes)"),
+        ("notes.txt", b"hello", "only stores captions for photos"),
+        ("report.jpg", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n", "not an image (it looks like a PDF"),
+        ("odd.jpg", bytes(range(256)), "not a photo format PhotoScribe can read metadata from"),
     ],
 )
-def test_unsupported_files(tmp_path: Path, as_name: str, content: bytes) -> None:
+def test_unsupported_files_say_what_is_wrong(
+    tmp_path: Path, as_name: str, content: bytes, says: str
+) -> None:
+    """A regression guard: an empty file and a text file were both "not a photo format
+    PhotoScribe can read metadata from (or it is empty)"."""
     photo = tmp_path / as_name
     photo.write_bytes(content)
     with pytest.raises(UnsupportedFormatError) as caught:
         make_store("embed").write(photo, "a cat")
     assert caught.value.path == photo
+    assert says in str(caught.value)
     assert photo.read_bytes() == content
 
 
