@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import TextIO
 
+from core.datatypes import CHECK_BELOW
+
 CONFIDENCE_DIGITS = 3  # confidences are printed rounded to this many decimals
 
 
@@ -76,6 +78,8 @@ def caption_line(
                 "caption": caption,
                 "score": score,
                 "confidence": rounded(confidence),
+                # What the app marks "Check this" at its default threshold.
+                "check": confidence is not None and confidence < CHECK_BELOW,
             },
             ensure_ascii=False,
         )

@@ -48,6 +48,10 @@ def default_precision() -> Precision:
     return value  # type: ignore[return-value]  # checked against PRECISIONS above
 
 
+CHECK_BELOW = 0.5
+"""The default confidence below which a caption is marked "Check this" (the app's Settings can
+change it; `photoscribe caption --format jsonl` prints "check" by it)."""
+
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "photoscribe-b0.safetensors"
 """The model that ships with PhotoScribe (absent from a source checkout until one is trained)."""

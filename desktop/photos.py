@@ -22,7 +22,7 @@ from PySide6.QtCore import (
 )
 from PySide6.QtGui import QImage, QPixmap
 
-from core.datatypes import Candidate
+from core.datatypes import CHECK_BELOW, Candidate
 from core.storage import STORE_NAMES, FileIdentity, StoreKind
 from desktop.thumbnails import fit
 
@@ -32,7 +32,7 @@ PHOTO_ROLE = Qt.ItemDataRole.UserRole + 1  # the Photo itself
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 2  # its Status
 CHECK_ROLE = Qt.ItemDataRole.UserRole + 3  # its "check this" note, or None (see check_note)
 
-DEFAULT_REVIEW_BELOW = 0.5  # as AppSettings.review_below
+DEFAULT_REVIEW_BELOW = CHECK_BELOW  # as AppSettings.review_below
 
 THUMBNAIL_BOX = QSize(168, 126)  # thumbnails are scaled to fit this box in the grid
 PIXMAP_CACHE_SIZE = 800  # decoded thumbnails kept in memory; the rest come from the disk cache

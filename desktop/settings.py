@@ -10,7 +10,7 @@ from typing import Literal, get_args, get_origin
 
 from PySide6.QtCore import QByteArray, QSettings
 
-from core.datatypes import CaptionSettings, DeviceChoice, Precision, default_precision
+from core.datatypes import CHECK_BELOW, CaptionSettings, DeviceChoice, Precision, default_precision
 from core.storage.base import StoreKind, XmpName
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class AppSettings:
     ask_before_writing_into_photos: bool = True  # the first write into photo files asks first
     # Generated captions the model is less sure of than this (a confidence from 0 to 1) are
     # marked "check this"; 0 marks none.
-    review_below: float = 0.5
+    review_below: float = CHECK_BELOW
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -8,11 +8,13 @@ import signal
 import subprocess
 import sys
 import threading
+from functools import partial
 from pathlib import Path
 
 import pytest
 
 from core.cli import main
+from core.datatypes import CHECK_BELOW
 
 
 @pytest.fixture(autouse=True)
@@ -614,6 +616,16 @@ def test_jsonl_lines_carry_the_confidence_rounded(
     for rec in records:
         assert isinstance(rec["confidence"], float) and 0.0 <= rec["confidence"] <= 1.0
         assert rec["confidence"] == round(rec["confidence"], 3)
+        assert rec["check"] is (rec["confidence"] < CHECK_BELOW)
+
+
+def test_jsonl_check_is_below_the_default_threshold() -> None:
+    from core.console import caption_line
+
+    line = partial(caption_line, Path("a.jpg"), "a cat", -0.5, fmt="jsonl")
+    assert json.loads(line(confidence=CHECK_BELOW - 0.01))["check"] is True
+    assert json.loads(line(confidence=CHECK_BELOW))["check"] is False
+    assert json.loads(line(confidence=None))["check"] is False
 
 
 def test_min_confidence_saves_the_sure_captions_and_lists_the_rest_for_review(

@@ -7,7 +7,7 @@ from dataclasses import fields
 import pytest
 from PySide6.QtCore import QSize
 
-from core.datatypes import PRECISION_ENV
+from core.datatypes import CHECK_BELOW, PRECISION_ENV
 from desktop.dialogs import SettingsDialog
 from desktop.settings import AppSettings, SettingsStore
 from tests.desktop.conftest import open_and_wait
@@ -88,6 +88,10 @@ def test_settings_and_window_survive_a_restart(qtbot, make_window, photo_dir, pr
     # Window state lives apart from the user's choices.
     text = second.env.settings_path.read_text()
     assert "[settings]" in text and "[window]" in text
+
+
+def test_the_app_marks_by_the_threshold_the_command_line_prints_check_by():
+    assert AppSettings().review_below == CHECK_BELOW
 
 
 def test_precision_defaults_to_fp32_or_the_environment(monkeypatch, tmp_path):
