@@ -94,6 +94,7 @@ class PhotoFailed:
     path: Path
     reason: str
     caption: str | None = None  # the caption when it was made but could not be saved
+    problem: str | None = None  # a failed save's kind (core.errors class name), for summaries
 
 
 @dataclass(frozen=True)

@@ -304,7 +304,13 @@ class _Run:
             self.skipped += 1
             self.emit(PhotoSkipped(path, "has_caption"))
         elif outcome.result is None:
-            self._failed(path, outcome.error or f"{path}: not saved", None, caption=result.caption)
+            self._failed(
+                path,
+                outcome.error or f"{path}: not saved",
+                None,
+                caption=result.caption,
+                problem=outcome.problem,
+            )
         else:
             saved = outcome.result
             self.captioned += 1
@@ -328,11 +334,12 @@ class _Run:
         reason: str,
         identity: FileIdentity | None,
         caption: str | None = None,
+        problem: str | None = None,
     ) -> None:
         """Count and report a failure; with ``identity``, also record it in the index (a
         failed save is recorded by the writer, so it comes without one)."""
         self.failed += 1
-        failure = PhotoFailed(path, reason, caption)
+        failure = PhotoFailed(path, reason, caption, problem)
         self.failures.append(failure)
         if self.writer is not None and identity is not None:
             self.writer.record(

@@ -108,6 +108,10 @@ def prune_missing(index: LibraryIndex, roots: Iterable[Path], recursive: bool) -
         ]
         for path in gone:
             index.forget(path)
+        # A caption kept unsaved goes with its photo (it was for that photo alone).
+        for kept in index.unsaved_entries(root):
+            if (recursive or kept.path.parent == root) and not os.path.lexists(kept.path):
+                index.drop_unsaved(kept.path)
         if gone:
             log.info("Forgot %d photos no longer under %s", len(gone), root)
     index.commit()
