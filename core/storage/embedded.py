@@ -219,9 +219,9 @@ class EmbeddedStore:
                 problem = f"exiv2 reported: {messages[0].getMessage()}"
             else:
                 image = open_metadata(photo, new_data, messages)
-                found = [exif_caption(image), xmp_caption(image)]
+                found = [exif_caption(image, raw=True), xmp_caption(image, raw=True)]
                 if has_iptc:
-                    found.append(iptc_caption(image))
+                    found.append(iptc_caption(image, raw=True))
                 if any(f != text for f in found):
                     problem = "the caption did not read back the same"
                 elif metadata_snapshot(image, _CAPTION_KEYS) != before:

@@ -16,6 +16,7 @@ from core.errors import (
     StorageError,
     UnsupportedFormatError,
 )
+from core.storage.placeholders import camera_tokens, is_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -23,22 +24,11 @@ EXIF_KEY = "Exif.Image.ImageDescription"
 XMP_KEY = "Xmp.dc.description"
 IPTC_KEY = "Iptc.Application2.Caption"
 IPTC_CHARSET_KEY = "Iptc.Envelope.CharacterSet"
+MAKE_KEY = "Exif.Image.Make"
+MODEL_KEY = "Exif.Image.Model"
 IPTC_UTF8 = "\x1b%G"  # ISO 2022 escape sequence for UTF-8 (IPTC IIM 1:90)
 IPTC_MAX_BYTES = 2000  # IIM limit for Caption-Abstract
 _LATIN1_CHARSETS = {"", "\x1b-A", "\x1b.A"}  # no marker, ISO 8859-1 as G1 or G2
-
-# Cameras fill ImageDescription with their name or blanks; that is not a caption.
-_CAMERA_PLACEHOLDERS = {
-    "",
-    "digital camera",
-    "olympus digital camera",
-    "sony dsc",
-    "konica minolta digital camera",
-    "minolta digital camera",
-    "samsung digital camera",
-    "kodak digital still camera",
-    "default",
-}
 
 # The XMP toolkit and exiv2's log handler are process-wide; one caller at a time.
 _LOCK = threading.RLock()
@@ -136,14 +126,27 @@ def _clean(value: str) -> str | None:
     return text or None
 
 
-def exif_caption(image: exiv2.Image) -> str | None:
+def camera_of(image: exiv2.Image) -> frozenset[str]:
+    """The words of the photo's own camera make and model (EXIF Make, Model)."""
+    exif = image.exifData()
+    make = exif[MAKE_KEY].toString() if MAKE_KEY in exif else None
+    model = exif[MODEL_KEY].toString() if MODEL_KEY in exif else None
+    return camera_tokens(make, model)
+
+
+def _described(image: exiv2.Image, text: str | None, raw: bool) -> str | None:
+    """``text``, or None when it is camera junk (core.storage.placeholders) and not ``raw``."""
+    if raw or text is None:
+        return text
+    return None if is_placeholder(text, camera_of(image)) else text
+
+
+def exif_caption(image: exiv2.Image, *, raw: bool = False) -> str | None:
+    """ImageDescription; camera junk counts as none unless ``raw``."""
     exif = image.exifData()
     if EXIF_KEY not in exif:
         return None
-    text = _clean(legacy_text(exif[EXIF_KEY].toString()))
-    if text is None or text.lower() in _CAMERA_PLACEHOLDERS:
-        return None
-    return text
+    return _described(image, _clean(legacy_text(exif[EXIF_KEY].toString())), raw)
 
 
 def xmp_caption_from(xmp: exiv2.XmpData) -> str | None:
@@ -159,24 +162,27 @@ def xmp_caption_from(xmp: exiv2.XmpData) -> str | None:
     return _clean(text)
 
 
-def xmp_caption(image: exiv2.Image) -> str | None:
-    return xmp_caption_from(image.xmpData())
+def xmp_caption(image: exiv2.Image, *, raw: bool = False) -> str | None:
+    """Embedded dc:description; camera junk counts as none unless ``raw``."""
+    return _described(image, xmp_caption_from(image.xmpData()), raw)
 
 
 def iptc_utf8_declared(iptc: exiv2.IptcData) -> bool:
     return IPTC_CHARSET_KEY in iptc and iptc[IPTC_CHARSET_KEY].toString() == IPTC_UTF8
 
 
-def iptc_caption(image: exiv2.Image) -> str | None:
+def iptc_caption(image: exiv2.Image, *, raw: bool = False) -> str | None:
+    """Caption-Abstract; camera junk counts as none unless ``raw``."""
     iptc = image.iptcData()
     if IPTC_KEY not in iptc:
         return None
     value = iptc[IPTC_KEY].toString()
-    return _clean(value if iptc_utf8_declared(iptc) else legacy_text(value))
+    return _described(image, _clean(value if iptc_utf8_declared(iptc) else legacy_text(value)), raw)
 
 
 def embedded_caption(image: exiv2.Image) -> str | None:
-    """The caption in the Metadata Working Group's order: EXIF, then XMP, then IPTC."""
+    """The caption in the Metadata Working Group's order: EXIF, then XMP, then IPTC; text
+    that describes nothing (camera defaults, file names, numbers) counts as none."""
     return exif_caption(image) or xmp_caption(image) or iptc_caption(image)
 
 
