@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -56,12 +57,16 @@ def exiv2_calls() -> Iterator[list[logging.LogRecord]]:
             _EXIV2_LOGGER.removeHandler(collector)
 
 
-def open_metadata(path: Path, data: bytes, messages: list[logging.LogRecord]) -> exiv2.Image:
+def open_metadata(
+    path: Path, data: bytes, messages: list[logging.LogRecord], *, lenient: bool = False
+) -> exiv2.Image:
     """An exiv2 image over ``data`` (the bytes of ``path``) with its metadata read.
 
     Works on memory rather than the file name, so names that are not valid UTF-8 (or not
     in the Windows code page) are no problem. Raises UnsupportedFormatError for data exiv2
-    does not recognise and CorruptMetadataError when the metadata cannot be read completely.
+    does not recognise and CorruptMetadataError when the metadata cannot be read completely;
+    ``lenient`` accepts EXIF that exiv2 complains about (a damaged maker note: the fields it
+    could read are there, its complaints stay in ``messages``), never XMP it cannot decode.
     """
     if image_type(data) == exiv2.ImageType.none:
         raise UnsupportedFormatError(
@@ -77,6 +82,8 @@ def open_metadata(path: Path, data: bytes, messages: list[logging.LogRecord]) ->
             "it. Repair it with another tool, or save captions to sidecar files.",
         ) from None
     problems = [m for m in messages if m.levelno >= logging.ERROR or "XMP" in m.getMessage()]
+    if lenient:
+        problems = [m for m in problems if "XMP" in m.getMessage()]
     if problems or (image.xmpPacket().strip() and image.xmpData().empty()):
         detail = problems[0].getMessage() if problems else "XMP could not be decoded"
         raise CorruptMetadataError(
@@ -277,6 +284,30 @@ def metadata_snapshot(image: exiv2.Image, skip: set[str]) -> list[tuple[str, str
     return fields
 
 
+def preview_digests(image: exiv2.Image) -> list[str]:
+    """A fingerprint of each preview image the photo carries (maker notes hold most of them):
+    a write may move them in the file, never change them."""
+    manager = exiv2.PreviewManager(image)
+    digests = []
+    for properties in manager.getPreviewProperties():
+        preview = manager.getPreviewImage(properties)
+        with preview.data() as view:
+            digests.append(hashlib.sha256(bytes(view)).hexdigest())
+    return digests
+
+
+def encode_xmp_packet(path: Path, xmp: exiv2.XmpData) -> bytes:
+    """Serialise XMP as the packet inside a photo (wrapper and padding, as exiv2 writes it)."""
+    flags = exiv2.XmpParser.XmpFormatFlags
+    try:
+        code, packet = exiv2.XmpParser.encode(xmp, flags.useCompactFormat)
+    except exiv2.Exiv2Error as error:
+        raise StorageError(path, f"could not encode XMP ({exiv2_reason(error)}).") from None
+    if code != 0 or not packet:
+        raise StorageError(path, f"could not encode XMP (XMP toolkit error {code}).")
+    return packet.encode("utf-8")
+
+
 def _as_text(datum: object) -> str:
     try:
         return datum.toString()  # type: ignore[attr-defined]
@@ -284,8 +315,11 @@ def _as_text(datum: object) -> str:
         return "<unreadable>"
 
 
-_LAYOUT_WORDS = ("Offset", "ByteCounts", "JPEGInterchangeFormat", "IFDPointer")
+_LAYOUT_WORDS = ("Offset", "ByteCounts", "JPEGInterchangeFormat", "IFDPointer", "ImageStart")
+# Pointers to maker-note sub-directories: where they lie, not what they hold. What they
+# hold is compared field by field, and their previews by content (preview_digests).
 _LAYOUT_KEYS = {
+    "Exif.Nikon3.Preview",
     "Exif.Image.ExifTag",
     "Exif.Image.GPSTag",
     "Exif.Photo.InteroperabilityTag",
