@@ -11,6 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core.engine import SaveOutcome
+from core.engine.job import saved_where
 from core.storage import EMBED_EXTENSIONS, SaveRequest, StoreKind
 from desktop.photos import Photo, PhotoListModel
 from desktop.settings import AppSettings
@@ -169,6 +170,7 @@ class Saver(QObject):
         # Saves queued per photo: a row stays "saving" until the last of them has come back.
         self._in_flight: Counter[Path] = Counter()
         self._refused: list[Refused] = []  # failures not summarised yet
+        self._inside = self._beside = 0  # saves into photos since the last summary, by where
         self.closed = False  # quitting: failures are kept in the index, nothing is shown
         writer.written.connect(self._written)
 
@@ -225,7 +227,16 @@ class Saver(QObject):
         self._summarise_when_done()
 
     def _summarise_when_done(self) -> None:
-        if self._in_flight or not self._refused:
+        if self._in_flight:
+            return
+        if self._beside:
+            self.message_posted.emit(
+                f"Captions {saved_where(self._inside, self._beside)} (writing inside those "
+                "photos was not safe, or not possible).",
+                10000,
+            )
+        self._inside = self._beside = 0
+        if not self._refused:
             return
         refused, self._refused = self._refused, []
         if not self.closed:
@@ -256,6 +267,11 @@ class Saver(QObject):
         photo = self.photos.photo(path)
         if outcome.result is not None:
             result = outcome.result
+            if request.store == "embed":
+                if result.store == "embed":
+                    self._inside += 1
+                else:
+                    self._beside += 1
             if result.message:
                 self.message_posted.emit(f"{name}: {result.message}", 8000)
             else:

@@ -125,7 +125,7 @@ class _Run:
         self.model = caption_version(engine.captioner, job.settings)
         self.rules = Rules(job.store, job.overwrite, job.skip_captioned, job.recaption, self.model)
         self.saving: deque[tuple[Future[list[SaveOutcome]], dict[Path, CaptionResult]]] = deque()
-        self.captioned = self.skipped = self.failed = self.for_review = 0
+        self.captioned = self.skipped = self.failed = self.for_review = self.in_sidecars = 0
         self.failures: list[PhotoFailed] = []
         self.problems: list[ScanProblem] = []
         self.t0 = time.monotonic()
@@ -176,6 +176,7 @@ class _Run:
             self.engine.index_path if writer is not None else None,
             self.model,
             self.for_review,
+            self.in_sidecars,
         )
 
     def _loop(self, scanner: Scanner, batches: Batches[Todo]) -> bool:
@@ -314,6 +315,8 @@ class _Run:
         else:
             saved = outcome.result
             self.captioned += 1
+            if saved.store != self.job.store:  # into the photos was asked; beside them it went
+                self.in_sidecars += 1
             self.emit(
                 PhotoCaptioned(
                     path,

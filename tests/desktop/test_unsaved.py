@@ -9,6 +9,7 @@ from core.errors import ReadOnlyError, StorageError
 from core.index import LibraryIndex
 from core.storage import make_store
 from desktop.photos import Status
+from tests.core.test_damaged_metadata import damaged_folder
 from tests.desktop.conftest import open_and_wait, wait_idle
 from tests.desktop.test_editing import type_caption
 
@@ -130,3 +131,32 @@ def test_a_discarded_or_reverted_caption_is_not_kept(
     again = make_window()
     open_and_wait(qtbot, again, photo_dir)
     assert not again.photos.unsaved()
+
+
+def test_photos_with_damaged_metadata_are_captioned_into_sidecars(qtbot, window, tmp_path):
+    """Regression (issue 27, item 5): camera JPEGs whose maker notes exiv2 calls damaged were
+    never captioned in the app, even with XMP or text sidecars chosen."""
+    folder = damaged_folder(tmp_path)
+    window.apply_settings(window.settings.with_changes(store="xmp"))
+    open_and_wait(qtbot, window, folder)
+    assert not any(p.error for p in window.photos.photos()), "nothing to complain about"
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window)
+    for photo in window.photos.photos():
+        assert photo.status is Status.SAVED and photo.store == "xmp", photo.path.name
+        assert make_store("xmp").read(photo.path) == photo.caption
+
+
+def test_embedding_says_which_captions_went_beside_the_photos(qtbot, window, tmp_path):
+    folder = damaged_folder(tmp_path)
+    window.apply_settings(window.settings.with_changes(store="embed"))
+    open_and_wait(qtbot, window, folder)
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window)
+    stores = sorted(p.store for p in window.photos.photos())
+    assert stores == ["embed", "embed", "xmp", "xmp"]
+    qtbot.waitUntil(
+        lambda: (
+            "saved 2 inside the photos, 2 in XMP sidecars" in window.statusBar().currentMessage()
+        )
+    )
