@@ -49,6 +49,10 @@ class _Collector(logging.Handler):
 def exiv2_calls() -> Iterator[list[logging.LogRecord]]:
     """Serialise exiv2 use and collect the warnings and errors libexiv2 logs meanwhile."""
     with _LOCK:
+        if not _EXIV2_LOGGER.isEnabledFor(logging.WARNING):
+            # Its complaints decide whether a write is safe: never let a quieter logging
+            # set-up (root at ERROR) silence them.
+            _EXIV2_LOGGER.setLevel(logging.WARNING)
         collector = _Collector()
         _EXIV2_LOGGER.addHandler(collector)
         try:

@@ -21,7 +21,7 @@ _CAMERA_WORDS = frozenset(
     finepix fuji fujifilm gopro hasselblad huawei hewlett packard hp ixus ixy kenox kodak konica
     kyocera leica lg lumix mamiya medion minolta motorola mustek nikon nokia olympus oneplus optio
     panasonic pentax polaroid powershot praktica ricoh rollei samsung sanyo sigma sony techwin
-    toshiba traveler vivitar xiaomi yakumo camedia photosmart
+    toshiba traveler vivitar xiaomi yakumo camedia photosmart ge dcim
     digital camera cam still dsc dcf picture pic photo image img video action mobile phone
     imaging company corporation corp ltd co inc optical electric jpeg jpg exif default null none
     unknown untitled nil description caption no title file version

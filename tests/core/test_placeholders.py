@@ -34,6 +34,8 @@ CAMERA_JUNK = [
     "DCF 1.0",
     "null",
     "SONY DSC",
+    "GE DIGITAL CAMERA",
+    "DCIM\\100GOPRO\\GOPR0482.JPG",
     "img_0042.jpg",
     "P1010001",
     "   ",
