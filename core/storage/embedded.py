@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import exiv2
@@ -320,11 +320,11 @@ class EmbeddedStore:
         return new_data
 
 
+@dataclass(frozen=True)
 class _Unsafe:
     """Writing inside this photo is not safe; ``reason`` says why (for the user)."""
 
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
+    reason: str
 
 
 class _NotXmpOnly(Exception):

@@ -31,7 +31,7 @@ _CAMERA_WORDS = frozenset(
 # Numbering and file names cameras give pictures: DSC00019, IMG_1234, P1010001, _MG_1234.
 _FILE_PREFIX = re.compile(
     r"^(?:img|dsc|dscn|dscf|dcp|dscp|pict|cimg|imgp|sam|sdc|mvi|gopr|gp|pxl|hpim|kif|pdrm|dig|"
-    r"dji|mg|p|pano|photo|image|pic|picture|scan|vid|wp|cam|cimg|sdim|r|l|k|s)\d+[a-z]?$"
+    r"dji|mg|p|pano|photo|image|pic|picture|scan|vid|wp|cam|sdim|r|l|k|s)\d+[a-z]?$"
 )
 _PHOTO_FILE = re.compile(
     r"\b[\w\-]+\.(?:jpe?g|tiff?|png|heic|heif|dng|nef|cr2|cr3|arw|orf|rw2|raf|pef|srw)\b",
