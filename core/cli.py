@@ -242,6 +242,8 @@ def summary_text(summary: RunSummary, overwrite: bool, min_confidence: float | N
         f"failed {summary.failed} in {summary.seconds:.1f} s "
         f"({summary.images_per_second:.2f} images/s)"
     )
+    if where := summary.saved_where():
+        text += f"; {where} (writing inside those was not safe, or not possible)"
     if summary.skipped and summary.store is not None and not overwrite:
         text += (
             "; skipped photos already have a caption (--overwrite replaces those "

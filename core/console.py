@@ -132,7 +132,11 @@ class CaptionOutput:
             self.progress.clear()
             say(self.err, event.reason)
             if event.caption:  # made but not saved: stdout lists only saved captions
-                say(self.err, f"{event.path}: the caption that was not saved: {event.caption}")
+                say(
+                    self.err,
+                    f"{event.path}: the caption that was not saved (kept in the library index; "
+                    f"the app shows it to save elsewhere): {event.caption}",
+                )
         elif isinstance(event, ScanProblem):
             self.progress.clear()
             say(self.err, event.reason)

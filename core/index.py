@@ -47,6 +47,15 @@ ON CONFLICT (path) DO UPDATE SET
     model = excluded.model, error = excluded.error, updated = excluded.updated,
     confidence = excluded.confidence
 """
+_KEEP = """
+INSERT INTO unsaved (path, caption, typed, store, error, model, confidence, updated)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (path) DO UPDATE SET
+    caption = excluded.caption, typed = excluded.typed, store = excluded.store,
+    error = excluded.error, model = excluded.model, confidence = excluded.confidence,
+    updated = excluded.updated
+"""
+_UNSAVED_COLUMNS = "path, caption, typed, store, error, model, confidence, updated"
 _BASE_COLUMNS = "path, size, mtime_ns, status, caption, store, store_path, model, error, updated"
 
 # Words too common in captions to narrow a search ("a dog on the beach").
@@ -83,6 +92,21 @@ class IndexEntry:
     def same_file(self, size: int, mtime_ns: int) -> bool:
         """True when the photo on disk still has the size and mtime this row recorded."""
         return self.size == size and self.mtime_ns == mtime_ns
+
+
+@dataclass(frozen=True)
+class UnsavedCaption:
+    """A caption that could not be saved (refused, read-only, disk full), kept in the index
+    until it is saved somewhere or the user discards it: it exists nowhere else."""
+
+    path: Path
+    caption: str
+    typed: bool  # written or changed by a person (never replaced by a generated caption)
+    store: StoreKind | None = None  # where it was to be saved
+    error: str | None = None  # why it was not saved, readable
+    model: str | None = None
+    confidence: float | None = None
+    updated: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -137,6 +161,7 @@ class LibraryIndex:
         readonly: bool,
         fts: bool,
         has_confidence: bool = True,
+        has_unsaved: bool = True,
     ) -> None:
         self.path = path
         self._conn = conn
@@ -148,6 +173,9 @@ class LibraryIndex:
         self._columns = f"{_BASE_COLUMNS}, {self._confidence}"
         self._queued: list[tuple] = []
         self._forget: list[bytes] = []
+        # A reader of an index not yet upgraded to keep unsaved captions finds none.
+        self._has_unsaved = has_unsaved
+        self._unsaved_ops: list[tuple[str, tuple]] = []  # ("keep" | "drop", arguments), in order
 
     # ---------------------------------------------------------------- opening
 
@@ -189,6 +217,12 @@ class LibraryIndex:
         try:
             fts = cls._prepare(path, conn, readonly)
             has_confidence = "confidence" in photo_columns(conn)
+            has_unsaved = (
+                conn.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'unsaved'"
+                ).fetchone()
+                is not None
+            )
         except sqlite3.Error as error:
             conn.close()
             raise _translate(path, error) from error
@@ -196,7 +230,7 @@ class LibraryIndex:
             conn.close()
             raise
         log.info("Opened library index %s%s", path, " (read-only)" if readonly else "")
-        return cls(path, conn, readonly, fts, has_confidence)
+        return cls(path, conn, readonly, fts, has_confidence, has_unsaved)
 
     @staticmethod
     def _prepare(path: Path, conn: sqlite3.Connection, readonly: bool) -> bool:
@@ -236,8 +270,8 @@ class LibraryIndex:
         ``discard`` drops the queued changes instead, as a process killed now would.
         """
         if discard:
-            self._queued.clear()
-            self._forget.clear()
+            for queue in (self._queued, self._forget, self._unsaved_ops):
+                queue.clear()
         if not self.readonly:
             try:
                 self.commit()
@@ -284,7 +318,58 @@ class LibraryIndex:
             return self._query("SELECT count(*) FROM photos").fetchone()[0]
         return self._query("SELECT count(*) FROM photos WHERE status = ?", (status,)).fetchone()[0]
 
+    def unsaved(self, photo: Path) -> UnsavedCaption | None:
+        """The caption of ``photo`` that could not be saved, if one is kept."""
+        if not self._has_unsaved:
+            return None
+        cursor = self._query(
+            f"SELECT {_UNSAVED_COLUMNS} FROM unsaved WHERE path = ?", (path_key(photo),)
+        )
+        found = cursor.fetchone()
+        return _unsaved(found) if found else None
+
+    def unsaved_entries(self, folder: Path | None = None) -> list[UnsavedCaption]:
+        """Every caption kept unsaved (within ``folder``, at any depth, when given)."""
+        if not self._has_unsaved:
+            return []
+        if folder is None:
+            cursor = self._query(f"SELECT {_UNSAVED_COLUMNS} FROM unsaved ORDER BY path")
+        else:
+            cursor = self._query(
+                f"SELECT {_UNSAVED_COLUMNS} FROM unsaved WHERE path >= ? AND path < ? "
+                "ORDER BY path",
+                folder_range(folder),
+            )
+        return [_unsaved(row) for row in cursor.fetchall()]
+
+    def has_unsaved(self) -> bool:
+        if not self._has_unsaved:
+            return False
+        return self._query("SELECT 1 FROM unsaved LIMIT 1").fetchone() is not None
+
     # ---------------------------------------------------------------- writing
+
+    def keep_unsaved(self, entry: UnsavedCaption) -> None:
+        """Queue ``entry`` (replacing any caption kept for the photo) for the next commit."""
+        self._unsaved_ops.append(
+            (
+                "keep",
+                (
+                    path_key(entry.path),
+                    entry.caption,
+                    int(entry.typed),
+                    entry.store,
+                    entry.error,
+                    entry.model,
+                    entry.confidence,
+                    entry.updated or time.time(),
+                ),
+            )
+        )
+
+    def drop_unsaved(self, photo: Path) -> None:
+        """Queue the removal of the caption kept for ``photo`` (saved, or discarded)."""
+        self._unsaved_ops.append(("drop", (path_key(photo),)))
 
     def put(self, entry: IndexEntry) -> None:
         """Queue ``entry`` (replacing the photo's row) for the next commit."""
@@ -310,11 +395,11 @@ class LibraryIndex:
 
     @property
     def queued(self) -> int:
-        return len(self._queued) + len(self._forget)
+        return len(self._queued) + len(self._forget) + len(self._unsaved_ops)
 
     def commit(self) -> None:
         """Write everything queued in one transaction (all of it or, on failure, none)."""
-        if not self._queued and not self._forget:
+        if not self.queued:
             return
         try:
             self._conn.execute("BEGIN IMMEDIATE")
@@ -325,6 +410,12 @@ class LibraryIndex:
                     )
                 if self._queued:
                     self._conn.executemany(_UPSERT, self._queued)
+                # In the order queued: a caption kept, then saved, ends up dropped.
+                for kind, args in self._unsaved_ops:
+                    if kind == "drop":
+                        self._conn.execute("DELETE FROM unsaved WHERE path = ?", args)
+                    else:
+                        self._conn.execute(_KEEP, args)
                 self._conn.execute("COMMIT")
             except BaseException:
                 with contextlib.suppress(sqlite3.Error):
@@ -332,9 +423,9 @@ class LibraryIndex:
                 raise
         except sqlite3.Error as error:
             raise _translate(self.path, error) from error
-        log.debug("Index: committed %d rows", len(self._queued) + len(self._forget))
-        self._queued.clear()
-        self._forget.clear()
+        log.debug("Index: committed %d rows", self.queued)
+        for queue in (self._queued, self._forget, self._unsaved_ops):
+            queue.clear()
 
     # ---------------------------------------------------------------- search
 
@@ -492,6 +583,13 @@ def _entry(row: tuple) -> IndexEntry:
     return IndexEntry(
         path, size, mtime_ns, status, caption, store, _path(store_path), model, error, updated, conf
     )
+
+
+def _unsaved(row: tuple) -> UnsavedCaption:
+    key, caption, typed, store, error, model, confidence, updated = row
+    path = _path(key)
+    assert path is not None
+    return UnsavedCaption(path, caption, bool(typed), store, error, model, confidence, updated)
 
 
 def _like_escape(text: str) -> str:

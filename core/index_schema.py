@@ -8,8 +8,8 @@ import sqlite3
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 2
-"""1: the first; 2: adds ``confidence`` (older rows keep NULL there)."""
+SCHEMA_VERSION = 3
+"""1: the first; 2: adds ``confidence`` (older rows keep NULL there); 3: adds ``unsaved``."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS photos (
@@ -27,6 +27,19 @@ CREATE TABLE IF NOT EXISTS photos (
     confidence REAL                 -- the model's confidence in [0, 1]; NULL: typed or unknown
 );
 """
+_UNSAVED_SCHEMA = """
+CREATE TABLE IF NOT EXISTS unsaved (
+    path BLOB PRIMARY KEY,          -- as photos.path
+    caption TEXT NOT NULL,          -- a caption made or typed that could not be saved
+    typed INTEGER NOT NULL,         -- 1: written or changed by a person; 0: the model's
+    store TEXT,                     -- where it was to be saved
+    error TEXT,                     -- why it was not saved, readable
+    model TEXT,                     -- the model that made it; NULL when typed
+    confidence REAL,                -- the model's confidence; NULL when typed or unknown
+    updated REAL NOT NULL
+);
+"""
+"""Captions that exist nowhere else: kept until saved somewhere or discarded by the user."""
 _FTS_SCHEMA = """
 CREATE VIRTUAL TABLE IF NOT EXISTS captions_fts
     USING fts5(caption, tokenize = 'porter unicode61 remove_diacritics 2');
@@ -69,6 +82,7 @@ def create_or_upgrade(conn: sqlite3.Connection) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
         conn.execute(_SCHEMA)
+        conn.execute(_UNSAVED_SCHEMA)
         if "confidence" not in photo_columns(conn):  # made by schema version 1
             conn.execute("ALTER TABLE photos ADD COLUMN confidence REAL")
             log.info("Library index upgraded: captions' confidences are kept from now on")

@@ -24,7 +24,7 @@ from core.library import ScanProblem
 from desktop.captioning import CaptionService, JobEvents, JobSummary, ModelChoice
 from desktop.environment import AppEnvironment, chosen_weights
 from desktop.photos import PhotoListModel
-from desktop.saving import KEPT_NOTE, Saver
+from desktop.saving import KEPT_NOTE, Refused, Saver
 from desktop.settings import AppSettings
 from desktop.status import split_error
 
@@ -42,6 +42,7 @@ class BatchRunner(QObject):
     photos_finished = Signal(int, int)  # more photos of the batch done: captioned/failed, skipped
     batch_total_changed = Signal(int)  # the engine counted the photos the batch covers
     batch_finished = Signal(object)  # JobSummary, once the inference thread has really stopped
+    refused = Signal(object)  # list[Refused]: captions the batch made and could not save
 
     def __init__(
         self,
@@ -65,6 +66,7 @@ class BatchRunner(QObject):
         self.batches_started = 0  # counted when asked for, so waiting for one never starts early
         self.batches_finished = 0
         self.closed = False
+        self._refused: list[Refused] = []  # this batch's captions that could not be saved
         captioning.events_arrived.connect(self._events_arrived)
         captioning.job_finished.connect(self._job_finished)
 
@@ -163,6 +165,7 @@ class BatchRunner(QObject):
         )
         self._job_id = started.job_id
         self._cancelling = False
+        self._refused = []
         self.batches_started += 1
         for path in todo:
             self._mark(path, working=True, error=None)
@@ -271,6 +274,8 @@ class BatchRunner(QObject):
     def _photo_failed(self, event: PhotoFailed) -> None:
         path = event.path
         self.problem_found.emit(path, event.reason)
+        if event.caption:  # kept in the index by the writer; summed up when the batch ends
+            self._refused.append(Refused(path, event.reason, event.problem, self._settings().store))
         photo = self.photos.photo(path)
         if photo is None:
             return
@@ -297,6 +302,9 @@ class BatchRunner(QObject):
         self._cancelling = False
         self._clear_working()
         self.batch_finished.emit(summary)
+        refused, self._refused = self._refused, []
+        if refused and not self.closed:
+            self.refused.emit(refused)
 
     def _clear_working(self) -> None:
         for photo in list(self.photos.photos()):

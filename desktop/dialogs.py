@@ -31,11 +31,13 @@ from PySide6.QtWidgets import (
 from core.datatypes import DEVICE_CHOICES, PRECISIONS
 from core.export import HF_METADATA_NAME, ExportFormat
 from desktop.originals import WriteIntoPhotosChoice, ask_write_into_photos
+from desktop.saving import Refusals
 from desktop.settings import MAX_BATCH, MAX_BEAM, MAX_CANDIDATES, AppSettings
 
 log = logging.getLogger(__name__)
 
 UnsavedChoice = Literal["save", "discard", "cancel"]
+RefusalsChoice = Literal["sidecars", "keep"]
 
 STORE_CHOICES = (
     ("txt", "Text sidecar (photo.txt)"),
@@ -332,6 +334,22 @@ class Prompts:
         if answer == QMessageBox.StandardButton.Discard:
             return "discard"
         return "cancel"
+
+    def show_refusals(self, parent: QWidget, refusals: Refusals) -> RefusalsChoice:
+        """One box for every caption of a Save All (or a batch) that could not be saved."""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Warning)
+        box.setWindowTitle("Captions not saved")
+        box.setText(refusals.text())
+        box.setInformativeText(refusals.advice())
+        box.setDetailedText(refusals.details)
+        sidecars = None
+        if refusals.into_photos:
+            sidecars = box.addButton("Save as XMP Sidecars", QMessageBox.ButtonRole.AcceptRole)
+        keep = box.addButton("Keep Unsaved", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(sidecars or keep)
+        box.exec()
+        return "sidecars" if sidecars is not None and box.clickedButton() is sidecars else "keep"
 
     def ask_write_into_photos(self, parent: QWidget) -> WriteIntoPhotosChoice:
         return ask_write_into_photos(parent)

@@ -35,6 +35,7 @@ from desktop.model_card import about_html, read_model_card
 from desktop.panel import CaptionPanel
 from desktop.photos import PhotoFilter
 from desktop.samples import APP_ICON, prepare_samples
+from desktop.saving import Refusals
 from desktop.search import SearchBar
 from desktop.session import FolderSession, plural
 from desktop.settings import AppSettings, SettingsStore, WindowState
@@ -190,6 +191,7 @@ class MainWindow(QMainWindow):
         s = self.session
         s.listed.connect(self._listed)
         s.failed.connect(self._session_failed)
+        s.refused.connect(self._saves_refused)
         s.problem_found.connect(self._add_problem)
         s.message_posted.connect(self.status_line.show_message)
         s.batch_started.connect(self._batch_started)
@@ -363,8 +365,20 @@ class MainWindow(QMainWindow):
         if choice == "cancel":
             return False
         if choice == "save":
+            # Those that fail again stay in the library index (the writer keeps them).
             self.session.save_all()
+        else:
+            self.session.discard_unsaved([photo.path for photo in unsaved])
         return True
+
+    @Slot(object)
+    def _saves_refused(self, refusals: Refusals) -> None:
+        """One summary for a whole Save All or batch whose saves failed, never a box each."""
+        if self._shut_down:
+            return
+        choice = self.prompts.show_refusals(self, refusals)
+        if choice == "sidecars" and refusals.embedded:
+            self.session.saver.save_to_sidecars(refusals.embedded)
 
     # ================================================================ captioning
 
@@ -497,6 +511,8 @@ class MainWindow(QMainWindow):
         return handler
 
     def _session_failed(self, title: str, text: str) -> None:
+        if self._shut_down:
+            return
         if self._listing:  # the folder could not be listed
             self._listing = False
             self._update_empty_text()

@@ -185,9 +185,9 @@ class CaptionPanel(QWidget):
         self.title.setText(photo.path.name)
         self.title.setToolTip(str(photo.path))
         self.location.setText(where_stored(photo))
-        if not photo.typed and self.text() != photo.text:
-            # A caption arrived, was saved, or was kept after a failed save: nothing typed
-            # here to lose.
+        if self.text() != photo.text and (not photo.typed or self.text() == (photo.caption or "")):
+            # A caption arrived, was saved, or was kept after a failed save (also one typed
+            # before a restart, which the index kept): nothing typed here to lose.
             self._set_editor_text(photo.text)
         status = photo.status
         if status is Status.ERROR and photo.error:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
-from dataclasses import replace
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core.engine import SaveOutcome
+from core.engine.job import saved_where
 from core.storage import EMBED_EXTENSIONS, SaveRequest, StoreKind
 from desktop.photos import Photo, PhotoListModel
 from desktop.settings import AppSettings
@@ -20,8 +21,100 @@ from desktop.writer import CaptionWriter
 log = logging.getLogger(__name__)
 
 
-KEPT_NOTE = "The caption is kept: Ctrl+S tries again, or choose another place in Settings."
+KEPT_NOTE = (
+    "The caption is kept, also when PhotoScribe is closed: Ctrl+S tries again, or choose "
+    "another place in Settings; Revert discards it."
+)
 """Added to the reason a caption was not saved, on the photo (editor, grid tooltip)."""
+
+# Why saves fail, by core.errors class, as the end of "N captions: ...".
+_REASONS = {
+    "ReadOnlyError": "the photo or its folder is read-only",
+    "DiskFullError": "the disk is full",
+    "FileChangedError": "the photo was changed by another program since PhotoScribe read it",
+    "FileMissingError": "the photo is no longer there",
+    "InvalidCaptionError": "the caption is too long or holds characters metadata cannot hold",
+}
+_INSIDE = "PhotoScribe would not write inside the photo: it could not be done safely"
+_OTHER = "other problems (see the Problems panel)"
+
+
+@dataclass(frozen=True)
+class Refused:
+    """One caption that could not be saved, as the summary needs it."""
+
+    path: Path
+    error: str  # readable, names the file
+    problem: str | None  # core.errors class name, when known
+    store: StoreKind | None  # where it was to be saved
+
+
+@dataclass(frozen=True)
+class Refusals:
+    """Captions that could not be saved in one go (Save All, a batch): one summary for all."""
+
+    photos: tuple[Path, ...]
+    reasons: tuple[tuple[str, int], ...]  # (why, how many), most first
+    details: str  # one line per photo: its name and the reason
+    embedded: tuple[Path, ...]  # those that were to go inside the photos: sidecars can help
+
+    @property
+    def count(self) -> int:
+        return len(self.photos)
+
+    @property
+    def into_photos(self) -> bool:
+        return bool(self.embedded)
+
+    def text(self) -> str:
+        """The summary's main text: how many and why."""
+        head = f"{plural(self.count, 'caption')} could not be saved."
+        why = "; ".join(
+            f"{n}: {reason}" if self.count > 1 else reason for reason, n in self.reasons
+        )
+        return f"{head} Why: {why}."
+
+    def advice(self) -> str:
+        """What to do."""
+        ways = (
+            "Save them as XMP sidecar files beside the photos (the photos stay untouched), "
+            "or fix the problem and save again (Ctrl+Shift+S saves all)."
+            if self.into_photos
+            else "Fix the problem (or choose another place in Settings) and save again "
+            "(Ctrl+Shift+S saves all)."
+        )
+        return (
+            "They are kept, marked with a red “!”, also when PhotoScribe is closed, until they "
+            f"are saved or you revert them. {ways}"
+        )
+
+
+def summarise(refused: Sequence[Refused]) -> Refusals:
+    """Group refused saves by why they failed."""
+    reasons: Counter[str] = Counter()
+    for item in refused:
+        reasons[_reason(item)] += 1
+    details = "\n".join(
+        f"{item.path.name}: {split_error(item.path, item.error)}" for item in refused
+    )
+    return Refusals(
+        tuple(item.path for item in refused),
+        tuple(reasons.most_common()),
+        details,
+        tuple(item.path for item in refused if item.store == "embed"),
+    )
+
+
+def _reason(item: Refused) -> str:
+    if item.problem in _REASONS:
+        return _REASONS[item.problem]
+    if item.store == "embed" and item.problem in (
+        "StorageError",
+        "CorruptMetadataError",
+        "UnsupportedFormatError",
+    ):
+        return _INSIDE
+    return _OTHER
 
 
 def plural(n: int, word: str) -> str:
@@ -57,7 +150,7 @@ class Saver(QObject):
     fails keeps the caption as the photo's unsaved text, with the reason, so it is never lost.
     """
 
-    failed = Signal(str, str)  # title, readable message
+    refused = Signal(object)  # Refusals: saves that failed, once the saves in flight are back
     problem_found = Signal(object, str)  # path, message: for the Problems panel
     message_posted = Signal(str, int)  # status-bar text, how long to show it (ms)
 
@@ -76,20 +169,24 @@ class Saver(QObject):
         self.guard = guard
         # Saves queued per photo: a row stays "saving" until the last of them has come back.
         self._in_flight: Counter[Path] = Counter()
+        self._refused: list[Refused] = []  # failures not summarised yet
+        self._inside = self._beside = 0  # saves into photos since the last summary, by where
+        self.closed = False  # quitting: failures are kept in the index, nothing is shown
         writer.written.connect(self._written)
 
-    def save(self, photo: Photo, text: str) -> bool:
+    def save(self, photo: Photo, text: str, store: StoreKind | None = None) -> bool:
         """Queue a write of ``text`` (a snapshot, typed or picked by the user: it replaces the
-        caption stored) on the writer thread; False when the user would not have the photo
-        itself written to."""
+        caption stored) on the writer thread, to ``store`` or else the one chosen in Settings;
+        False when the user would not have the photo itself written to."""
         settings = self._settings()
-        if not self.guard.allows(settings.store, [photo.path]):
+        store = store or settings.store
+        if not self.guard.allows(store, [photo.path]):
             self._not_into_photos()
             return False
         request = SaveRequest(
             photo.path,
             text,
-            settings.store,
+            store,
             settings.xmp_name,
             overwrite=True,
             expected=photo.identity,
@@ -113,6 +210,38 @@ class Saver(QObject):
             self.message_posted.emit(f"Saving {plural(len(unsaved), 'caption')}…", 3000)
         return len(unsaved)
 
+    def save_to_sidecars(self, paths: Iterable[Path]) -> int:
+        """Save the unsaved captions of ``paths`` as XMP sidecars (the photos stay as they are)."""
+        count = 0
+        for path in paths:
+            photo = self.photos.photo(path)
+            if photo is not None and photo.unsaved:
+                count += self.save(photo, photo.draft or "", store="xmp")
+        if count:
+            self.message_posted.emit(f"Saving {plural(count, 'caption')} as XMP sidecars…", 3000)
+        return count
+
+    def report_refused(self, refused: Iterable[Refused]) -> None:
+        """Add failures (a batch's) to the next summary, shown once no save is in flight."""
+        self._refused.extend(refused)
+        self._summarise_when_done()
+
+    def _summarise_when_done(self) -> None:
+        if self._in_flight:
+            return
+        if self._beside:
+            self.message_posted.emit(
+                f"Captions {saved_where(self._inside, self._beside)} (writing inside those "
+                "photos was not safe, or not possible).",
+                10000,
+            )
+        self._inside = self._beside = 0
+        if not self._refused:
+            return
+        refused, self._refused = self._refused, []
+        if not self.closed:
+            self.refused.emit(summarise(refused))
+
     def _not_into_photos(self) -> None:
         self.message_posted.emit(
             "Not saved: the captions stay unsaved. To keep photos untouched, choose a sidecar "
@@ -122,6 +251,13 @@ class Saver(QObject):
 
     @Slot(object)
     def _written(self, outcome: SaveOutcome) -> None:
+        try:
+            self._show_outcome(outcome)
+        finally:
+            # One summary for every save that failed, once the saves in flight are back.
+            self._summarise_when_done()
+
+    def _show_outcome(self, outcome: SaveOutcome) -> None:
         request = outcome.request
         path, name = request.photo, request.photo.name
         self._in_flight[path] -= 1
@@ -131,6 +267,11 @@ class Saver(QObject):
         photo = self.photos.photo(path)
         if outcome.result is not None:
             result = outcome.result
+            if request.store == "embed":
+                if result.store == "embed":
+                    self._inside += 1
+                else:
+                    self._beside += 1
             if result.message:
                 self.message_posted.emit(f"{name}: {result.message}", 8000)
             else:
@@ -154,6 +295,8 @@ class Saver(QObject):
             self.photos.put(saved)
             return
         error = outcome.error or f"{path}: could not be saved"
+        if self.closed:
+            return  # quitting: the writer kept the caption in the index; nothing to show
         self.problem_found.emit(path, error)
         if photo is not None:
             reason = f"{split_error(path, error)} {KEPT_NOTE}"
@@ -161,4 +304,4 @@ class Saver(QObject):
             if photo.draft is None:  # the caption that failed stays, unsaved, to retry
                 kept = replace(kept, draft=request.caption, typed=True)
             self.photos.put(kept)
-        self.failed.emit("The caption was not saved", error)
+        self._refused.append(Refused(path, error, outcome.problem, request.store))

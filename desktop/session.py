@@ -19,7 +19,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from core.errors import LibraryIndexError
-from core.index import LibraryIndex, default_index_path
+from core.index import LibraryIndex, UnsavedCaption, default_index_path
 from core.library import find_photos
 from core.storage import (
     FileIdentity,
@@ -33,7 +33,7 @@ from desktop.batch import BatchRunner
 from desktop.captioning import CaptionService
 from desktop.environment import AppEnvironment
 from desktop.photos import Photo, PhotoListModel, thumbnail_pixels
-from desktop.saving import OriginalsGuard, Saver, plural
+from desktop.saving import KEPT_NOTE, OriginalsGuard, Saver, plural
 from desktop.settings import AppSettings
 from desktop.status import split_error
 from desktop.tasks import TaskPool
@@ -46,8 +46,16 @@ LOOKUP_CHUNK = 64  # stored captions found are handed to the GUI thread this man
 
 __all__ = ["FolderSession", "lookup_captions", "plural"]
 
-# A photo, its stored caption, its identity, a problem reading it, the caption's confidence.
-CaptionFound = tuple[Path, StoredCaption | None, FileIdentity | None, str | None, float | None]
+# A photo, its stored caption, its identity, a problem reading it, the caption's confidence,
+# and a caption kept in the index because it could not be saved.
+CaptionFound = tuple[
+    Path,
+    StoredCaption | None,
+    FileIdentity | None,
+    str | None,
+    float | None,
+    UnsavedCaption | None,
+]
 
 
 def lookup_captions(
@@ -61,7 +69,8 @@ def lookup_captions(
 
     With ``index_path``, also the model's confidence in each caption, from the library index,
     when the index recorded one for this very caption (a caption changed since by hand or by
-    another program has none).
+    another program has none), and the caption the index keeps for a photo because it could
+    not be saved.
     """
     stores = all_stores(xmp_name)
     index = _open_reader(index_path) if index_path is not None else None
@@ -71,13 +80,14 @@ def lookup_captions(
         for path in paths:
             if cancel.is_set():
                 return
+            kept = _kept(index, path) if index is not None else None
             try:
                 identity = FileIdentity.of(path)
                 found = read_caption_any(path, stores)
                 sure = _confidence(index, path, found) if index is not None else None
-                chunk.append((path, found, identity, None, sure))
+                chunk.append((path, found, identity, None, sure, kept))
             except StorageError as error:
-                chunk.append((path, None, None, str(error), None))
+                chunk.append((path, None, None, str(error), None, kept))
             now = time.monotonic()
             if len(chunk) >= LOOKUP_CHUNK or now - last > 0.1:
                 deliver(chunk)
@@ -101,6 +111,14 @@ def _open_reader(index_path: Path) -> LibraryIndex | None:
         return None
 
 
+def _kept(index: LibraryIndex, path: Path) -> UnsavedCaption | None:
+    try:
+        return index.unsaved(path)
+    except LibraryIndexError as error:
+        log.warning("Could not look up an unsaved caption of %s: %s", path, error)
+        return None
+
+
 def _confidence(index: LibraryIndex, path: Path, found: StoredCaption | None) -> float | None:
     if found is None:
         return None
@@ -114,11 +132,24 @@ def _confidence(index: LibraryIndex, path: Path, found: StoredCaption | None) ->
     return row.confidence if row.caption.strip() == found.caption.strip() else None
 
 
+def _with_kept(photo: Photo, kept: UnsavedCaption) -> Photo:
+    """The photo showing the caption the index kept because it could not be saved."""
+    reason = split_error(photo.path, kept.error or "it could not be saved.")
+    return replace(
+        photo,
+        draft=kept.caption,
+        typed=kept.typed,
+        draft_confidence=None if kept.typed else kept.confidence,
+        error=f"Not saved: {reason} {KEPT_NOTE}",
+    )
+
+
 class FolderSession(QObject):
     """The photos of one folder at a time, and every thread that works on them."""
 
     listed = Signal(object, int)  # folder, number of photos: the rows are in the model now
     failed = Signal(str, str)  # title, readable message: something the user must see
+    refused = Signal(object)  # desktop.saving.Refusals: captions that could not be saved
     problem_found = Signal(object, str)  # path, message: for the Problems panel
     message_posted = Signal(
         str, int
@@ -172,7 +203,8 @@ class FolderSession(QObject):
         for helper in (self.saver, self.batches):
             helper.problem_found.connect(self.problem_found)
             helper.message_posted.connect(self.message_posted)
-        self.saver.failed.connect(self.failed)
+        self.saver.refused.connect(self.refused)
+        self.batches.refused.connect(self.saver.report_refused)
         self.batches.batch_started.connect(self.batch_started)
         self.batches.photos_finished.connect(self.photos_finished)
         self.batches.batch_total_changed.connect(self.batch_total_changed)
@@ -238,25 +270,37 @@ class FolderSession(QObject):
     def _captions_found(self, generation: int, chunk: list[CaptionFound]) -> None:
         if generation != self._generation:
             return
-        for path, found, identity, error, confidence in chunk:
+        stale: list[Path] = []
+        for path, found, identity, error, confidence, kept in chunk:
             photo = self.photos.photo(path)
             if photo is None or photo.loaded:
                 continue  # captioned meanwhile: the batch knows better
             if error is not None:
                 # Shown on the photo (badge, tooltip, panel); the Problems panel is for what
                 # failed while captioning or saving, which will name this again if it matters.
-                self.photos.put(replace(photo, loaded=True, error=split_error(path, error)))
+                photo = replace(photo, loaded=True, error=split_error(path, error))
             else:
-                self.photos.put(
-                    replace(
-                        photo,
-                        loaded=True,
-                        caption=found.caption if found else None,
-                        store=found.store if found else None,
-                        identity=photo.identity or identity,
-                        confidence=confidence,
-                    )
+                photo = replace(
+                    photo,
+                    loaded=True,
+                    caption=found.caption if found else None,
+                    store=found.store if found else None,
+                    identity=photo.identity or identity,
+                    confidence=confidence,
                 )
+            if kept is not None and photo.draft is None:
+                if found is not None and found.caption.strip() == kept.caption.strip():
+                    stale.append(path)  # saved since (by another program?): nothing to keep
+                else:
+                    photo = _with_kept(photo, kept)
+            self.photos.put(photo)
+        if stale:
+            self.writer.core.discard_unsaved(stale)
+
+    def discard_unsaved(self, paths: list[Path]) -> None:
+        """The user discarded these photos' unsaved captions: the index forgets them too."""
+        if paths:
+            self.writer.core.discard_unsaved(paths)
 
     @Slot(object, str)
     def _thumbnail_failed(self, path: Path, reason: str) -> None:
@@ -276,6 +320,8 @@ class FolderSession(QObject):
         photo = self.photos.photo(path)
         if photo is None:
             return None
+        if photo.draft is not None:
+            self.discard_unsaved([path])
         return self.photos.put(
             replace(photo, draft=None, typed=False, error=None, draft_confidence=None)
         )
@@ -319,6 +365,7 @@ class FolderSession(QObject):
             return
         self._closed = True
         self.batches.closed = True
+        self.saver.closed = True  # what fails from now on is kept in the index, not shown
         if self._scan_cancel is not None:
             self._scan_cancel.set()
         self.captioning.shutdown()  # the step in progress finishes; nothing else starts

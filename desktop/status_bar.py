@@ -20,6 +20,8 @@ COUNTS_DELAY_MS = 200  # recounting waits this long, so rows changing quickly ar
 def batch_report(summary: JobSummary) -> str:
     """One sentence on what a finished batch did."""
     parts = [f"Captioned {plural(summary.captioned, 'photo')}"]
+    if summary.run is not None and (where := summary.run.saved_where()):
+        parts.append(where)
     if summary.failed:
         parts.append(f"{summary.failed} failed (see Problems)")
     if summary.skipped:

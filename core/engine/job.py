@@ -94,6 +94,7 @@ class PhotoFailed:
     path: Path
     reason: str
     caption: str | None = None  # the caption when it was made but could not be saved
+    problem: str | None = None  # a failed save's kind (core.errors class name), for summaries
 
 
 @dataclass(frozen=True)
@@ -149,10 +150,20 @@ class RunSummary:
     index_path: Path | None
     model: str
     for_review: int = 0  # captioned below the job's min_confidence, so not kept (PhotoForReview)
+    # Saving into the photos ("embed"): captions that went to an XMP sidecar instead (HEIC,
+    # RAW, and photos it was not safe to write inside).
+    in_sidecars: int = 0
 
     @property
     def images_per_second(self) -> float:
         return self.captioned / self.seconds if self.seconds > 0 else 0.0
+
+    def saved_where(self) -> str:
+        """ "saved 240 inside the photos, 8 in sidecars" when captions went into the photos and
+        some could not; empty otherwise."""
+        if self.store != "embed" or not self.in_sidecars:
+            return ""
+        return saved_where(self.captioned - self.in_sidecars, self.in_sidecars)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (paths as strings, undecodable bytes escaped)."""
@@ -171,10 +182,16 @@ class RunSummary:
             "store": self.store,
             "index": _text(self.index_path) if self.index_path else None,
             "model": self.model,
+            "saved_in_sidecars": self.in_sidecars,
         }
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), ensure_ascii=False, indent=2) + "\n"
+
+
+def saved_where(inside: int, beside: int) -> str:
+    """How many captions went inside the photos and how many into XMP sidecars."""
+    return f"saved {inside} inside the photos, {beside} in XMP sidecars"
 
 
 def _text(path: Path) -> str:

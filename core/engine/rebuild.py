@@ -79,7 +79,7 @@ def rebuild_index(
                 emit(found)
                 continue
             try:
-                stored = read_stores(found.path, STORE_ORDER, stores)
+                stored = read_stores(found.path, STORE_ORDER, stores, strict=True)
             except PhotoScribeError as error:
                 failed += 1
                 emit(PhotoFailed(found.path, str(error)))

@@ -125,7 +125,7 @@ class _Run:
         self.model = caption_version(engine.captioner, job.settings)
         self.rules = Rules(job.store, job.overwrite, job.skip_captioned, job.recaption, self.model)
         self.saving: deque[tuple[Future[list[SaveOutcome]], dict[Path, CaptionResult]]] = deque()
-        self.captioned = self.skipped = self.failed = self.for_review = 0
+        self.captioned = self.skipped = self.failed = self.for_review = self.in_sidecars = 0
         self.failures: list[PhotoFailed] = []
         self.problems: list[ScanProblem] = []
         self.t0 = time.monotonic()
@@ -176,6 +176,7 @@ class _Run:
             self.engine.index_path if writer is not None else None,
             self.model,
             self.for_review,
+            self.in_sidecars,
         )
 
     def _loop(self, scanner: Scanner, batches: Batches[Todo]) -> bool:
@@ -304,10 +305,18 @@ class _Run:
             self.skipped += 1
             self.emit(PhotoSkipped(path, "has_caption"))
         elif outcome.result is None:
-            self._failed(path, outcome.error or f"{path}: not saved", None, caption=result.caption)
+            self._failed(
+                path,
+                outcome.error or f"{path}: not saved",
+                None,
+                caption=result.caption,
+                problem=outcome.problem,
+            )
         else:
             saved = outcome.result
             self.captioned += 1
+            if saved.store != self.job.store:  # into the photos was asked; beside them it went
+                self.in_sidecars += 1
             self.emit(
                 PhotoCaptioned(
                     path,
@@ -328,11 +337,12 @@ class _Run:
         reason: str,
         identity: FileIdentity | None,
         caption: str | None = None,
+        problem: str | None = None,
     ) -> None:
         """Count and report a failure; with ``identity``, also record it in the index (a
         failed save is recorded by the writer, so it comes without one)."""
         self.failed += 1
-        failure = PhotoFailed(path, reason, caption)
+        failure = PhotoFailed(path, reason, caption, problem)
         self.failures.append(failure)
         if self.writer is not None and identity is not None:
             self.writer.record(

@@ -25,13 +25,16 @@ def read_stores(
     kinds: Iterable[StoreKind],
     stores: Mapping[StoreKind, CaptionStore],
     required: StoreKind | None = None,
+    *,
+    strict: bool = False,
 ) -> dict[StoreKind, str | None]:
     """What each of ``kinds`` holds for ``photo``; each store read once.
 
     A store that cannot be read is logged and counts as empty, except ``required`` (the store
     a run saves to: without knowing what it holds, saving could overwrite it), whose error is
-    raised; so is the first error when no store read has a caption. A missing photo raises
-    FileMissingError.
+    raised; with ``strict`` (rebuilding the index), so is the first error when no store read
+    has a caption. Without it, a photo whose own metadata cannot be read is captioned like one
+    without a caption when its captions go elsewhere. A missing photo raises FileMissingError.
     """
     if not photo.is_file():
         raise FileMissingError(
@@ -48,7 +51,7 @@ def read_stores(
             log.warning("Could not read the %s caption of %s: %s", kind, photo, error)
             first_error = first_error or error
             found[kind] = None
-    if first_error is not None and not any(c is not None for c in found.values()):
+    if strict and first_error is not None and not any(c is not None for c in found.values()):
         raise first_error
     return found
 
@@ -108,6 +111,10 @@ def prune_missing(index: LibraryIndex, roots: Iterable[Path], recursive: bool) -
         ]
         for path in gone:
             index.forget(path)
+        # A caption kept unsaved goes with its photo (it was for that photo alone).
+        for kept in index.unsaved_entries(root):
+            if (recursive or kept.path.parent == root) and not os.path.lexists(kept.path):
+                index.drop_unsaved(kept.path)
         if gone:
             log.info("Forgot %d photos no longer under %s", len(gone), root)
     index.commit()

@@ -26,7 +26,13 @@ from core.errors import (
     LibraryIndexError,
     StorageError,
 )
-from core.index import IndexEntry, LibraryIndex, default_index_path, move_aside
+from core.index import (
+    IndexEntry,
+    LibraryIndex,
+    UnsavedCaption,
+    default_index_path,
+    move_aside,
+)
 from core.storage import FileIdentity, SaveRequest, WriteResult, save_caption
 
 log = logging.getLogger(__name__)
@@ -46,6 +52,7 @@ class SaveOutcome:
     error: str | None = None  # readable, names the file
     exists: bool = False  # refused: another caption is stored and overwrite was off
     identity: FileIdentity | None = None  # the photo after the write
+    problem: str | None = None  # the error's kind (core.errors class name), for summaries
 
     @property
     def ok(self) -> bool:
@@ -130,6 +137,9 @@ class Writer:
             outcome = self._save(request)
             if outcome.ok and self.record_user_saves:
                 self._record_saved(outcome, immediately=True)
+            # The user chose this text: whatever was kept for the photo before is superseded
+            # when it is saved, and it is kept (it exists nowhere else) when it is not.
+            self._note_unsaved(outcome, superseded=True)
             return outcome
 
         return self._submit(work, on_done)
@@ -153,7 +163,10 @@ class Writer:
                     index.put(_row(request, identity, "pending"))
             self._commit()
             outcomes = [self._save(request) for request in requests]
+            kept_any = any(not o.ok and not o.exists for o in outcomes) or index.has_unsaved()
             for outcome in outcomes:
+                if kept_any:
+                    self._note_unsaved(outcome, superseded=False)
                 if outcome.ok:
                     self._record_saved(outcome, immediately=False)
                 elif outcome.exists:
@@ -175,6 +188,17 @@ class Writer:
             return outcomes
 
         return self._submit(work, on_done)
+
+    def discard_unsaved(self, photos: Sequence[Path]) -> Future[None]:
+        """Forget the captions kept unsaved for ``photos`` (the user discarded them)."""
+
+        def work() -> None:
+            index = self._open()
+            for photo in photos:
+                index.drop_unsaved(photo)
+            self._commit()
+
+        return self._submit(work, None)
 
     def record(self, entry: IndexEntry) -> None:
         """Queue a row for the index (committed with others soon)."""
@@ -335,13 +359,14 @@ class Writer:
         except CaptionExistsError as error:
             return SaveOutcome(request, error=str(error), exists=True)
         except StorageError as error:
-            return SaveOutcome(request, error=str(error))
+            return SaveOutcome(request, error=str(error), problem=type(error).__name__)
         except Exception as error:  # noqa: BLE001 - one bad file never stops the others
             log.exception("Unexpected error saving the caption of %s", request.photo)
             return SaveOutcome(
                 request,
                 error=f"{request.photo}: unexpected error while saving ({error}); the details "
                 "are in the log file.",
+                problem=type(error).__name__,
             )
         after = result.photo_identity
         if after is None:
@@ -352,6 +377,42 @@ class Writer:
         if expected is not None and after is not None and after != expected:
             self._successor[(request.photo, expected)] = after
         return SaveOutcome(request, result=result, identity=after)
+
+    def _note_unsaved(self, outcome: SaveOutcome, *, superseded: bool) -> None:
+        """Keep a caption that could not be saved in the index; forget one saved since.
+
+        A caption typed by a person is never replaced by a generated one, nor forgotten
+        because a generated one was saved (``superseded`` False: an engine save).
+        """
+        request = outcome.request
+        if outcome.exists:
+            return  # another caption is stored, which stays: nothing of ours is lost
+        try:
+            index = self._open()
+            held = None if superseded else index.unsaved(request.photo)
+            typed = request.model is None and request.confidence is None
+            text = request.caption.strip()
+            if outcome.ok:
+                if held is None or not held.typed or held.caption.strip() == text:
+                    index.drop_unsaved(request.photo)
+            elif text and (held is None or not held.typed or typed):
+                index.keep_unsaved(
+                    UnsavedCaption(
+                        request.photo,
+                        text,
+                        typed,
+                        request.store,
+                        outcome.error,
+                        request.model,
+                        request.confidence,
+                    )
+                )
+            if superseded:
+                self._commit()
+        except LibraryIndexError as error:
+            if not superseded:
+                raise
+            log.warning("Unsaved caption of %s not noted in the index: %s", request.photo, error)
 
     def _record_saved(self, outcome: SaveOutcome, *, immediately: bool) -> None:
         """Note a saved caption in the index; the caption is safe in its store anyway."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import exiv2
@@ -20,18 +20,21 @@ from core.storage.files import (
     ensure_writable,
     read_bytes,
 )
+from core.storage.jpeg_xmp import SegmentError, with_xmp_packet, without_xmp
 from core.storage.metadata import (
     EXIF_KEY,
     IPTC_CHARSET_KEY,
     IPTC_KEY,
     XMP_KEY,
     embedded_caption,
+    encode_xmp_packet,
     exif_caption,
     exiv2_calls,
     exiv2_reason,
     iptc_caption,
     metadata_snapshot,
     open_metadata,
+    preview_digests,
     set_iptc_caption,
     set_xmp_caption,
     xmp_caption,
@@ -102,7 +105,16 @@ class EmbeddedStore:
     def _read_embedded(self, photo: Path) -> str | None:
         data, _ = read_bytes(photo)
         with exiv2_calls() as messages:
-            image = open_metadata(photo, data, messages)
+            try:
+                # Fields exiv2 could read are read, whatever it says of a maker note.
+                image = open_metadata(photo, data, messages, lenient=True)
+            except CorruptMetadataError as error:
+                if _falls_back(photo):
+                    raise
+                # Nothing readable in there: a caption saved for it goes to the XMP sidecar
+                # (see write), so the photo is captioned like one without a caption.
+                log.info("No caption read from the damaged metadata of %s: %s", photo, error)
+                return None
             return embedded_caption(image)
 
     def write(
@@ -124,7 +136,10 @@ class EmbeddedStore:
         ensure_writable(real)
         data, identity = read_bytes(real, expected)
         with exiv2_calls() as messages:
-            new_data, message = self._embed(real, data, text, overwrite, messages)
+            embedded = self._embed(real, data, text, overwrite, messages)
+        if isinstance(embedded, _Unsafe):
+            return self._write_beside(photo, text, identity, overwrite, embedded.reason)
+        new_data, message = embedded
         if new_data is None:
             return WriteResult(photo, self.name, photo, message, False, identity)
 
@@ -150,6 +165,20 @@ class EmbeddedStore:
         )
         return replace(result, message=" ".join(p for p in (note, result.message) if p))
 
+    def _write_beside(
+        self, photo: Path, text: str, identity: FileIdentity, overwrite: bool, reason: str
+    ) -> WriteResult:
+        """The caption in the XMP sidecar, where writing inside the photo is not safe."""
+        log.warning(
+            "Not writing inside %s (%s): the caption goes to its XMP sidecar", photo, reason
+        )
+        result = self.sidecar.write(photo, text, expected=identity, overwrite=overwrite)
+        note = (
+            f"PhotoScribe could not write inside this photo safely ({reason}), so the caption "
+            f"is in the XMP sidecar '{display_name(result.path)}'; the photo was not changed."
+        )
+        return replace(result, message=" ".join(p for p in (note, result.message) if p))
+
     def _embed(
         self,
         photo: Path,
@@ -157,9 +186,13 @@ class EmbeddedStore:
         text: str,
         overwrite: bool,
         messages: list[logging.LogRecord],
-    ) -> tuple[bytes | None, str]:
-        """The photo's new bytes (None when already up to date) and a message."""
-        image = open_metadata(photo, data, messages)
+    ) -> tuple[bytes | None, str] | _Unsafe:
+        """The photo's new bytes (None when already up to date) and a message, or why writing
+        inside this photo is not safe."""
+        try:
+            image = open_metadata(photo, data, messages, lenient=True)
+        except CorruptMetadataError as error:
+            return _Unsafe(_reason_of(error))
         kind = _WRITABLE_TYPES.get(image.imageType())
         if kind is None:
             raise UnsupportedFormatError(
@@ -177,12 +210,38 @@ class EmbeddedStore:
         try:
             pixels_before = image_data_digest(data, kind)
         except NotRecognisedError as error:
-            raise UnsupportedFormatError(
-                photo,
-                f"PhotoScribe cannot check the image data of this {kind.upper()} ({error}), so "
-                "it will not write to it; save captions to sidecar files instead.",
-            ) from None
+            return _Unsafe(f"its image data could not be checked: {error}")
+        damage = [m.getMessage() for m in messages if m.levelno >= logging.ERROR]
+        if damage:
+            # exiv2 would write back only what it could read of the damaged part.
+            reason = f"exiv2 reported: {damage[0]}"
+        else:
+            written = self._rewrite(photo, image, data, kind, text, has_iptc, pixels_before)
+            if not isinstance(written, _Unsafe):
+                return written
+            reason = written.reason
+        if kind == "jpeg":
+            try:
+                return self._xmp_only(photo, data, image, text, has_iptc, pixels_before), ""
+            except _NotXmpOnly as error:
+                log.info("Only the XMP of %s could not be written either: %s", photo, error)
+        return _Unsafe(reason)
+
+    def _rewrite(
+        self,
+        photo: Path,
+        image: exiv2.Image,
+        data: bytes,
+        kind: str,
+        text: str,
+        has_iptc: bool,
+        pixels_before: str,
+    ) -> tuple[bytes, str] | _Unsafe:
+        """All three caption fields written by exiv2 (which lays the metadata out again),
+        checked: the caption reads back, every other field, every preview and the image data
+        are as they were."""
         before = metadata_snapshot(image, _CAPTION_KEYS)
+        previews = sorted(preview_digests(image))
         message = ""
         try:
             image.exifData()[EXIF_KEY] = text
@@ -193,50 +252,89 @@ class EmbeddedStore:
             with image.io().data() as buffer:
                 new_data = bytes(buffer)
         except exiv2.Exiv2Error as error:
-            raise StorageError(
-                photo,
-                f"could not write the metadata ({exiv2_reason(error)}); the photo was not "
-                "changed. Save captions to sidecar files instead.",
-            ) from None
-        self._verify(photo, new_data, kind, text, has_iptc, before, pixels_before, messages)
-        return new_data, message
-
-    def _verify(
-        self,
-        photo: Path,
-        new_data: bytes,
-        kind: str,
-        text: str,
-        has_iptc: bool,
-        before: list[tuple[str, str]],
-        pixels_before: str,
-        messages: list[logging.LogRecord],
-    ) -> None:
-        """Read the new bytes back; refuse to save them unless only the caption changed."""
-        problem = ""
-        try:
-            if messages:
-                problem = f"exiv2 reported: {messages[0].getMessage()}"
-            else:
-                image = open_metadata(photo, new_data, messages)
-                found = [exif_caption(image), xmp_caption(image)]
+            return _Unsafe(f"exiv2 could not write the metadata: {exiv2_reason(error)}")
+        except UnsupportedFormatError as error:
+            return _Unsafe(error.problem.split(";")[0])
+        with exiv2_calls() as messages:
+            problem = ""
+            try:
+                after = open_metadata(photo, new_data, messages, lenient=True)
+                found = [exif_caption(after, raw=True), xmp_caption(after, raw=True)]
                 if has_iptc:
-                    found.append(iptc_caption(image))
-                if any(f != text for f in found):
+                    found.append(iptc_caption(after, raw=True))
+                if any(m.levelno >= logging.ERROR for m in messages):
+                    problem = f"exiv2 reported: {messages[0].getMessage()}"
+                elif any(f != text for f in found):
                     problem = "the caption did not read back the same"
-                elif metadata_snapshot(image, _CAPTION_KEYS) != before:
+                elif metadata_snapshot(after, _CAPTION_KEYS) != before:
                     problem = "other metadata would have changed"
+                elif sorted(preview_digests(after)) != previews:
+                    problem = "a preview image inside the photo would have changed"
                 elif image_data_digest(new_data, kind) != pixels_before:
                     problem = "the image data would have changed"
-        except (StorageError, NotRecognisedError) as error:
-            problem = str(error)
+            except (StorageError, NotRecognisedError) as error:
+                problem = _reason_of(error)
         if problem:
-            log.warning("Refused to write %s: %s", photo, problem)
-            raise StorageError(
-                photo,
-                f"the metadata could not be written safely ({problem}); the photo was not "
-                f"changed. Save captions for '{display_name(photo)}' to a sidecar file instead.",
-            )
+            log.info("Rewriting the metadata of %s is not safe: %s", photo, problem)
+            return _Unsafe(problem)
+        return new_data, message
+
+    def _xmp_only(
+        self,
+        photo: Path,
+        data: bytes,
+        image: exiv2.Image,
+        text: str,
+        has_iptc: bool,
+        pixels_before: str,
+    ) -> bytes:
+        """The JPEG with only its XMP packet written (core.storage.jpeg_xmp): EXIF, maker
+        notes, previews, IPTC and image data stay byte for byte as they are. Only when no
+        other field holds a different caption, which would then disagree with the new one."""
+        others = [exif_caption(image)] + ([iptc_caption(image)] if has_iptc else [])
+        if any(other not in (None, text) for other in others):
+            raise _NotXmpOnly("its EXIF or IPTC holds another caption that would stay")
+        before = metadata_snapshot(image, _CAPTION_KEYS)
+        xmp = exiv2.XmpData()
+        for datum in image.xmpData():
+            xmp.add(datum)
+        try:
+            set_xmp_caption(xmp, text)
+            new_data = with_xmp_packet(data, encode_xmp_packet(photo, xmp))
+        except (SegmentError, StorageError) as error:
+            raise _NotXmpOnly(str(error)) from None
+        with exiv2_calls() as messages:
+            try:
+                after = open_metadata(photo, new_data, messages, lenient=True)
+            except StorageError as error:
+                raise _NotXmpOnly(_reason_of(error)) from None
+            if without_xmp(new_data) != without_xmp(data):
+                raise _NotXmpOnly("bytes outside the XMP segment would have changed")
+            if xmp_caption(after, raw=True) != text:
+                raise _NotXmpOnly("the caption did not read back the same")
+            if metadata_snapshot(after, _CAPTION_KEYS) != before:
+                raise _NotXmpOnly("other XMP properties would have changed")
+            if image_data_digest(new_data, "jpeg") != pixels_before:
+                raise _NotXmpOnly("the image data would have changed")
+        log.info("Wrote only the XMP of %s; the rest of the file is as it was", photo)
+        return new_data
+
+
+@dataclass(frozen=True)
+class _Unsafe:
+    """Writing inside this photo is not safe; ``reason`` says why (for the user)."""
+
+    reason: str
+
+
+class _NotXmpOnly(Exception):
+    """Writing only the XMP packet is not possible or not safe for this photo."""
+
+
+def _reason_of(error: Exception) -> str:
+    """A StorageError's problem without its advice ("...; PhotoScribe will not write...")."""
+    problem = error.problem if isinstance(error, StorageError) else str(error)
+    return problem.split(";")[0].rstrip(".")
 
 
 def _falls_back(photo: Path) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,7 @@ from core.errors import (
     UnsupportedFormatError,
 )
 from core.sniff import describe_non_image
+from core.storage.placeholders import camera_tokens, is_placeholder
 
 log = logging.getLogger(__name__)
 
@@ -24,22 +26,11 @@ EXIF_KEY = "Exif.Image.ImageDescription"
 XMP_KEY = "Xmp.dc.description"
 IPTC_KEY = "Iptc.Application2.Caption"
 IPTC_CHARSET_KEY = "Iptc.Envelope.CharacterSet"
+MAKE_KEY = "Exif.Image.Make"
+MODEL_KEY = "Exif.Image.Model"
 IPTC_UTF8 = "\x1b%G"  # ISO 2022 escape sequence for UTF-8 (IPTC IIM 1:90)
 IPTC_MAX_BYTES = 2000  # IIM limit for Caption-Abstract
 _LATIN1_CHARSETS = {"", "\x1b-A", "\x1b.A"}  # no marker, ISO 8859-1 as G1 or G2
-
-# Cameras fill ImageDescription with their name or blanks; that is not a caption.
-_CAMERA_PLACEHOLDERS = {
-    "",
-    "digital camera",
-    "olympus digital camera",
-    "sony dsc",
-    "konica minolta digital camera",
-    "minolta digital camera",
-    "samsung digital camera",
-    "kodak digital still camera",
-    "default",
-}
 
 # The XMP toolkit and exiv2's log handler are process-wide; one caller at a time.
 _LOCK = threading.RLock()
@@ -59,6 +50,10 @@ class _Collector(logging.Handler):
 def exiv2_calls() -> Iterator[list[logging.LogRecord]]:
     """Serialise exiv2 use and collect the warnings and errors libexiv2 logs meanwhile."""
     with _LOCK:
+        if not _EXIV2_LOGGER.isEnabledFor(logging.WARNING):
+            # Its complaints decide whether a write is safe: never let a quieter logging
+            # set-up (root at ERROR) silence them.
+            _EXIV2_LOGGER.setLevel(logging.WARNING)
         collector = _Collector()
         _EXIV2_LOGGER.addHandler(collector)
         try:
@@ -67,12 +62,16 @@ def exiv2_calls() -> Iterator[list[logging.LogRecord]]:
             _EXIV2_LOGGER.removeHandler(collector)
 
 
-def open_metadata(path: Path, data: bytes, messages: list[logging.LogRecord]) -> exiv2.Image:
+def open_metadata(
+    path: Path, data: bytes, messages: list[logging.LogRecord], *, lenient: bool = False
+) -> exiv2.Image:
     """An exiv2 image over ``data`` (the bytes of ``path``) with its metadata read.
 
     Works on memory rather than the file name, so names that are not valid UTF-8 (or not
     in the Windows code page) are no problem. Raises UnsupportedFormatError for data exiv2
-    does not recognise and CorruptMetadataError when the metadata cannot be read completely.
+    does not recognise and CorruptMetadataError when the metadata cannot be read completely;
+    ``lenient`` accepts EXIF that exiv2 complains about (a damaged maker note: the fields it
+    could read are there, its complaints stay in ``messages``), never XMP it cannot decode.
     """
     if image_type(data) == exiv2.ImageType.none:
         reason = describe_non_image(data[:512])
@@ -89,6 +88,8 @@ def open_metadata(path: Path, data: bytes, messages: list[logging.LogRecord]) ->
             "it. Repair it with another tool, or save captions to sidecar files.",
         ) from None
     problems = [m for m in messages if m.levelno >= logging.ERROR or "XMP" in m.getMessage()]
+    if lenient:
+        problems = [m for m in problems if "XMP" in m.getMessage()]
     if problems or (image.xmpPacket().strip() and image.xmpData().empty()):
         detail = problems[0].getMessage() if problems else "XMP could not be decoded"
         raise CorruptMetadataError(
@@ -138,14 +139,27 @@ def _clean(value: str) -> str | None:
     return text or None
 
 
-def exif_caption(image: exiv2.Image) -> str | None:
+def camera_of(image: exiv2.Image) -> frozenset[str]:
+    """The words of the photo's own camera make and model (EXIF Make, Model)."""
+    exif = image.exifData()
+    make = exif[MAKE_KEY].toString() if MAKE_KEY in exif else None
+    model = exif[MODEL_KEY].toString() if MODEL_KEY in exif else None
+    return camera_tokens(make, model)
+
+
+def _described(image: exiv2.Image, text: str | None, raw: bool) -> str | None:
+    """``text``, or None when it is camera junk (core.storage.placeholders) and not ``raw``."""
+    if raw or text is None:
+        return text
+    return None if is_placeholder(text, camera_of(image)) else text
+
+
+def exif_caption(image: exiv2.Image, *, raw: bool = False) -> str | None:
+    """ImageDescription; camera junk counts as none unless ``raw``."""
     exif = image.exifData()
     if EXIF_KEY not in exif:
         return None
-    text = _clean(legacy_text(exif[EXIF_KEY].toString()))
-    if text is None or text.lower() in _CAMERA_PLACEHOLDERS:
-        return None
-    return text
+    return _described(image, _clean(legacy_text(exif[EXIF_KEY].toString())), raw)
 
 
 def xmp_caption_from(xmp: exiv2.XmpData) -> str | None:
@@ -161,24 +175,27 @@ def xmp_caption_from(xmp: exiv2.XmpData) -> str | None:
     return _clean(text)
 
 
-def xmp_caption(image: exiv2.Image) -> str | None:
-    return xmp_caption_from(image.xmpData())
+def xmp_caption(image: exiv2.Image, *, raw: bool = False) -> str | None:
+    """Embedded dc:description; camera junk counts as none unless ``raw``."""
+    return _described(image, xmp_caption_from(image.xmpData()), raw)
 
 
 def iptc_utf8_declared(iptc: exiv2.IptcData) -> bool:
     return IPTC_CHARSET_KEY in iptc and iptc[IPTC_CHARSET_KEY].toString() == IPTC_UTF8
 
 
-def iptc_caption(image: exiv2.Image) -> str | None:
+def iptc_caption(image: exiv2.Image, *, raw: bool = False) -> str | None:
+    """Caption-Abstract; camera junk counts as none unless ``raw``."""
     iptc = image.iptcData()
     if IPTC_KEY not in iptc:
         return None
     value = iptc[IPTC_KEY].toString()
-    return _clean(value if iptc_utf8_declared(iptc) else legacy_text(value))
+    return _described(image, _clean(value if iptc_utf8_declared(iptc) else legacy_text(value)), raw)
 
 
 def embedded_caption(image: exiv2.Image) -> str | None:
-    """The caption in the Metadata Working Group's order: EXIF, then XMP, then IPTC."""
+    """The caption in the Metadata Working Group's order: EXIF, then XMP, then IPTC; text
+    that describes nothing (camera defaults, file names, numbers) counts as none."""
     return exif_caption(image) or xmp_caption(image) or iptc_caption(image)
 
 
@@ -273,6 +290,30 @@ def metadata_snapshot(image: exiv2.Image, skip: set[str]) -> list[tuple[str, str
     return fields
 
 
+def preview_digests(image: exiv2.Image) -> list[str]:
+    """A fingerprint of each preview image the photo carries (maker notes hold most of them):
+    a write may move them in the file, never change them."""
+    manager = exiv2.PreviewManager(image)
+    digests = []
+    for properties in manager.getPreviewProperties():
+        preview = manager.getPreviewImage(properties)
+        with preview.data() as view:
+            digests.append(hashlib.sha256(bytes(view)).hexdigest())
+    return digests
+
+
+def encode_xmp_packet(path: Path, xmp: exiv2.XmpData) -> bytes:
+    """Serialise XMP as the packet inside a photo (wrapper and padding, as exiv2 writes it)."""
+    flags = exiv2.XmpParser.XmpFormatFlags
+    try:
+        code, packet = exiv2.XmpParser.encode(xmp, flags.useCompactFormat)
+    except exiv2.Exiv2Error as error:
+        raise StorageError(path, f"could not encode XMP ({exiv2_reason(error)}).") from None
+    if code != 0 or not packet:
+        raise StorageError(path, f"could not encode XMP (XMP toolkit error {code}).")
+    return packet.encode("utf-8")
+
+
 def _as_text(datum: object) -> str:
     try:
         return datum.toString()  # type: ignore[attr-defined]
@@ -280,8 +321,11 @@ def _as_text(datum: object) -> str:
         return "<unreadable>"
 
 
-_LAYOUT_WORDS = ("Offset", "ByteCounts", "JPEGInterchangeFormat", "IFDPointer")
+_LAYOUT_WORDS = ("Offset", "ByteCounts", "JPEGInterchangeFormat", "IFDPointer", "ImageStart")
+# Pointers to maker-note sub-directories: where they lie, not what they hold. What they
+# hold is compared field by field, and their previews by content (preview_digests).
 _LAYOUT_KEYS = {
+    "Exif.Nikon3.Preview",
     "Exif.Image.ExifTag",
     "Exif.Image.GPSTag",
     "Exif.Photo.InteroperabilityTag",

@@ -17,6 +17,7 @@ from core.index import (
     query_terms,
     search_library,
 )
+from core.index_schema import SCHEMA_VERSION
 
 
 def done(path: Path, caption: str, store: str = "txt") -> IndexEntry:
@@ -262,7 +263,7 @@ def test_an_index_made_before_confidences_is_upgraded_and_keeps_its_rows(
         index.commit()
         assert index.lookup(new).confidence == 0.4
     conn = sqlite3.connect(index_path)
-    assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert "confidence" in {r[1] for r in conn.execute("PRAGMA table_info(photos)")}
     conn.close()
     with LibraryIndex.open(index_path) as again:  # opening an upgraded file changes nothing

@@ -13,7 +13,6 @@ import pytest
 
 from core.errors import (
     CaptionExistsError,
-    CorruptMetadataError,
     FileChangedError,
     FileMissingError,
     InvalidCaptionError,
@@ -367,26 +366,26 @@ def test_content_that_exiv2_cannot_write_is_refused(tmp_path: Path) -> None:
         make_store("embed").write(photo, "a cat")
 
 
-def test_damaged_exif_is_refused_untouched(tmp_path: Path) -> None:
+def test_damaged_exif_is_left_untouched_and_the_caption_goes_beside(tmp_path: Path) -> None:
     photo = sample(tmp_path, "exif_iptc.jpg")
     data = bytearray(photo.read_bytes())
     start = data.find(b"Exif\0\0") + 6
     data[start : start + 32] = b"\xff" * 32  # the TIFF header inside APP1
     photo.write_bytes(bytes(data))
-    with pytest.raises(CorruptMetadataError) as caught:
-        make_store("embed").write(photo, "a cat")
-    assert "damaged" in caught.value.problem
+    result = make_store("embed").write(photo, "a cat")  # issue 27: beside it, not lost
+    assert result.store == "xmp" and "damaged" in result.message
+    assert make_store("xmp").read(photo) == "a cat"
     assert photo.read_bytes() == bytes(data)
 
 
-def test_damaged_xmp_is_refused_rather_than_replaced(tmp_path: Path) -> None:
+def test_damaged_xmp_is_not_replaced_and_the_caption_goes_beside(tmp_path: Path) -> None:
     photo = sample(tmp_path, "exif_iptc.jpg")
     data = bytearray(photo.read_bytes())
     start = data.find(b"<rdf:RDF")
     data[start : start + 8] = b"<<<<<<<<"
     photo.write_bytes(bytes(data))
-    with pytest.raises(CorruptMetadataError):
-        make_store("embed").write(photo, "a cat")
+    result = make_store("embed").write(photo, "a cat")
+    assert result.store == "xmp" and "XMP sidecar" in result.message
     assert photo.read_bytes() == bytes(data)
 
 

@@ -11,7 +11,7 @@ import pytest
 from torch import nn
 
 from desktop.captioning import ModelChoice
-from desktop.dialogs import ExportRequest, Prompts, UnsavedChoice
+from desktop.dialogs import ExportRequest, Prompts, RefusalsChoice, UnsavedChoice
 from desktop.environment import AppEnvironment
 from desktop.main_window import MainWindow
 from desktop.originals import WriteIntoPhotosChoice
@@ -33,10 +33,16 @@ class FakePrompts(Prompts):
     asked_unsaved: list[tuple[int, str]] = field(default_factory=list)
     errors: list[tuple[str, str]] = field(default_factory=list)
     abouts: list[str] = field(default_factory=list)
+    refusals: list = field(default_factory=list)  # desktop.saving.Refusals shown
+    refusals_answer: RefusalsChoice = "keep"
 
     def ask_unsaved(self, parent, count, doing) -> UnsavedChoice:
         self.asked_unsaved.append((count, doing))
         return self.unsaved_answer
+
+    def show_refusals(self, parent, refusals) -> RefusalsChoice:
+        self.refusals.append(refusals)
+        return self.refusals_answer
 
     def ask_write_into_photos(self, parent) -> WriteIntoPhotosChoice:
         self.asked_write_into_photos += 1

@@ -129,10 +129,10 @@ def test_a_photo_changed_on_disk_is_not_overwritten(qtbot, window, photo_dir, pr
     os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns + 3_000_000_000))
     type_caption(qtbot, window, "should not be written")
     window.commands.save.trigger()
-    qtbot.waitUntil(lambda: bool(prompts.errors), timeout=10_000)
-    title, text = prompts.errors[-1]
-    assert title == "The caption was not saved"
-    assert "changed on disk" in text
+    qtbot.waitUntil(lambda: bool(prompts.refusals), timeout=10_000)
+    summary = prompts.refusals[-1]
+    assert summary.count == 1 and "changed by another program" in summary.text()
+    assert "changed on disk" in summary.details
     assert photo.read_bytes() == before
     assert window.photos.photo(photo).unsaved, "the text is kept to try again"
     assert window.errors.rows()[-1][0] == "photo0.jpg"
@@ -147,6 +147,6 @@ def test_embedded_captions_can_be_saved_twice_in_a_row(qtbot, window, photo_dir,
     type_caption(qtbot, window, "second version")
     window.commands.save.trigger()  # queued before the first write's result came back
     wait_idle(qtbot, window)
-    assert not prompts.errors
+    assert not prompts.errors and not prompts.refusals
     photo = window.photos.photo(photo_dir / "photo0.jpg")
     assert photo.caption == "second version" and photo.store == "embed"
