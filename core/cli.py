@@ -232,15 +232,16 @@ def stop_on_signals(cancel: threading.Event, err: TextIO) -> Iterator[None]:
 
 
 def summary_text(summary: RunSummary, overwrite: bool, min_confidence: float | None = None) -> str:
-    review = (
-        f"left for review {summary.for_review} (see above), "
-        if summary.for_review or min_confidence is not None
-        else ""
-    )
+    review = ""
+    if summary.for_review:
+        review = f"left for review {summary.for_review} (see above), "
+    elif min_confidence is not None:
+        review = "left for review 0, "
+    # A rate only where photos were captioned: skipping is not captioning.
+    rate = f" ({summary.images_per_second:.2f} images/s)" if summary.captioned else ""
     text = (
         f"photoscribe: captioned {summary.captioned}, {review}skipped {summary.skipped}, "
-        f"failed {summary.failed} in {summary.seconds:.1f} s "
-        f"({summary.images_per_second:.2f} images/s)"
+        f"failed {summary.failed} in {summary.seconds:.1f} s{rate}"
     )
     if where := summary.saved_where():
         text += f"; {where} (writing inside those was not safe, or not possible)"
