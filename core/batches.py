@@ -11,18 +11,18 @@ import logging
 import math
 import threading
 from collections import deque
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from core.datatypes import Candidate, CaptionResult, CaptionSettings
-from core.errors import PhotoScribeError
+from core.errors import Cancelled, PhotoScribeError
 
 if TYPE_CHECKING:  # torch: loaded by the run on the thread that owns the model
     import torch
 
     from core.images import EncodedJpeg
-    from core.inference import Captioner
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,11 @@ class HasPath(Protocol):
 
 T = TypeVar("T", bound=HasPath)
 
+Captioned = tuple[tuple[Candidate, ...], float]
+"""One photo's captions, best first, and the confidence of the best."""
+CaptionBatch = Callable[["torch.Tensor", CaptionSettings, threading.Event], list[Captioned]]
+"""What turns a batch of decoded photos into their captions (Captioner.caption_batch)."""
+
 
 class Batches(Generic[T]):
     """The photos handed to the model, in order; the run loop pulls finished batches.
@@ -47,24 +52,28 @@ class Batches(Generic[T]):
     """
 
     def __init__(
-        self, captioner: Captioner, settings: CaptionSettings, cancel: threading.Event
+        self,
+        caption: CaptionBatch,
+        settings: CaptionSettings,
+        cancel: threading.Event,
+        *,
+        device: torch.device | str = "cpu",
+        workers: int = 2,
     ) -> None:
+        """caption: the model's one call (Captioner.caption_batch); device: where the model
+        runs, which decides how photos are read; workers: decoding threads."""
         # Imported here, not at the top: the app imports the engine at start-up, and torch,
-        # numpy and the image decoders load only when a run starts (core.inference imports this
-        # module too).
+        # numpy and the image decoders load only when a run starts.
         from core.images import read_for_device, stack_on_device
-        from core.inference import Cancelled
 
         # On CUDA the workers only read JPEG bytes and the batch is decoded on the GPU; on other
         # devices they decode to the model's input size (core.images.read_for_device).
-        self._device = getattr(captioner, "device", "cpu")
+        self._device = device
         self._load = lambda path: read_for_device(path, self._device)
         self._stack = stack_on_device
-        self._cancelled = Cancelled
-        self.captioner = captioner
+        self.caption = caption
         self.settings = settings
         self.cancel = cancel
-        workers = getattr(captioner, "decode_workers", 2)
         self.window = settings.batch_size * 2 + workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decode")
         self._pending: deque[tuple[T, Future[torch.Tensor]]] = deque()
@@ -117,17 +126,13 @@ class Batches(Generic[T]):
         if not items:
             return done
         try:
-            candidates = self.captioner.caption_tensors(batch, self.settings, self.cancel)
-        except self._cancelled:
+            captioned = self.caption(batch, self.settings, self.cancel)
+        except Cancelled:
             return None
-        for item, found in zip(items, candidates, strict=True):
+        for item, (found, confidence) in zip(items, captioned, strict=True):
             best = found[0] if found else Candidate("", -math.inf)
             result = CaptionResult(
-                item.path,
-                best.caption,
-                best.score,
-                tuple(found),
-                confidence=self.captioner.confidence(found),
+                item.path, best.caption, best.score, found, confidence=confidence
             )
             done.append((item, result))
         return done

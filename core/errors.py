@@ -80,3 +80,7 @@ class IndexDamagedError(LibraryIndexError):
 
 class IndexLockedError(LibraryIndexError):
     """Another program holds the library index open for writing."""
+
+
+class Cancelled(Exception):
+    """Raised inside a batch when its cancel token is set; the run stops quietly (never shown)."""

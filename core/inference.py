@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from core.batches import Batches
+from core.batches import Batches, Captioned
 from core.checkpoint import Checkpoint, load_checkpoint
 from core.confidence import UNCALIBRATED, Calibration
 from core.datatypes import (
@@ -27,7 +27,7 @@ from core.datatypes import (
     default_weights_path,
 )
 from core.devices import describe_device, encoder_dtype, pick_device
-from core.errors import NoModelError
+from core.errors import Cancelled, NoModelError
 from core.images import normalize_batch
 from core.model import CaptionModel, DecoderCache, fold_batch_norms
 from core.vocab import Vocab
@@ -42,7 +42,6 @@ __all__ = [
     "Candidate",
     "CaptionResult",
     "CaptionSettings",
-    "Cancelled",
     "Captioner",
     "beam_search",
     "default_weights_path",
@@ -214,10 +213,6 @@ def load_calibration(checkpoint: Checkpoint) -> Calibration:
     return UNCALIBRATED
 
 
-class Cancelled(Exception):
-    """Raised inside a batch when the cancel token is set."""
-
-
 class Captioner:
     """Owns the model on one device; thread-compatible but not to be shared between threads."""
 
@@ -312,6 +307,19 @@ class Captioner:
             for cands, off in zip(found, inactive, strict=True)
         ]
 
+    def caption_batch(
+        self,
+        images: torch.Tensor,
+        settings: CaptionSettings = CaptionSettings(),
+        cancel: threading.Event | None = None,
+    ) -> list[Captioned]:
+        """(B, 3, 224, 224) uint8 -> per image, its candidates best first and the confidence
+        of the best: the one call core.batches.Batches makes of the model."""
+        return [
+            (tuple(found), self.confidence(found))
+            for found in self.caption_tensors(images, settings, cancel)
+        ]
+
     def beam_search(
         self,
         memory: torch.Tensor,
@@ -341,7 +349,9 @@ class Captioner:
         further path is taken and no further decode started.
         """
         cancel = cancel or threading.Event()
-        batches: Batches[_Photo] = Batches(self, settings, cancel)
+        batches: Batches[_Photo] = Batches(
+            self.caption_batch, settings, cancel, device=self.device, workers=self.decode_workers
+        )
         try:
             remaining = iter(paths)
             while not cancel.is_set():  # before taking another path from a scan

@@ -147,7 +147,14 @@ class _Run:
             self.job.xmp_name,
             self.engine.index_path if writer is not None else None,
         )
-        batches: Batches[Todo] = Batches(self.engine.captioner, self.job.settings, self.cancel)
+        captioner = self.engine.captioner
+        batches: Batches[Todo] = Batches(
+            captioner.caption_batch,
+            self.job.settings,
+            self.cancel,
+            device=captioner.device,
+            workers=captioner.decode_workers,
+        )
         complete = False
         scanner.start()
         try:

@@ -42,7 +42,12 @@ def test_batches_read_for_the_captioners_device_and_drop_what_fails_to_stack(
     monkeypatch.setattr(core.images, "read_for_device", read)
     monkeypatch.setattr(core.images, "stack_on_device", stack)
     captioner = Captioner(tiny_checkpoint, device="cpu")
-    batches: Batches[Item] = Batches(captioner, CaptionSettings(batch_size=3), threading.Event())
+    batches: Batches[Item] = Batches(
+        captioner.caption_batch,
+        CaptionSettings(batch_size=3),
+        threading.Event(),
+        device=captioner.device,
+    )
     try:
         for p in paths:
             batches.add(Item(p))
@@ -64,7 +69,9 @@ def test_a_cancelled_take_waits_for_no_decode(tiny_checkpoint: Path, tmp_path: P
     watchdog.start()
     cancel = threading.Event()
     batches: Batches[Item] = Batches(
-        Captioner(tiny_checkpoint, device="cpu"), CaptionSettings(batch_size=3), cancel
+        Captioner(tiny_checkpoint, device="cpu").caption_batch,
+        CaptionSettings(batch_size=3),
+        cancel,
     )
     real_load = batches._load
     batches._load = lambda path: release.wait() and real_load(path)

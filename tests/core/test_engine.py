@@ -538,8 +538,9 @@ class Unsure:
         self._captioner = captioner
         self._next = iter(confidences)
 
-    def confidence(self, candidates: object) -> float:
-        return next(self._next)
+    def caption_batch(self, images, settings, cancel=None):
+        found = self._captioner.caption_batch(images, settings, cancel)
+        return [(candidates, next(self._next)) for candidates, _ in found]
 
     def __getattr__(self, name: str) -> object:
         return getattr(self._captioner, name)

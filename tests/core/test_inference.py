@@ -135,7 +135,7 @@ def test_cancel_takes_no_further_path_and_starts_no_further_decode(
 
 
 def test_cancel_stops_inside_decoding(captioner: Captioner) -> None:
-    from core.inference import Cancelled
+    from core.errors import Cancelled
 
     cancel = threading.Event()
     cancel.set()
