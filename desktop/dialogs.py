@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from core.datatypes import DEVICE_CHOICES, PRECISIONS
 from core.export import HF_METADATA_NAME, ExportFormat
+from core.storage import store_info
 from desktop.originals import WriteIntoPhotosChoice, ask_write_into_photos
 from desktop.saving import Refusals
 from desktop.settings import MAX_BATCH, MAX_BEAM, MAX_CANDIDATES, AppSettings
@@ -39,11 +40,6 @@ log = logging.getLogger(__name__)
 UnsavedChoice = Literal["save", "discard", "cancel"]
 RefusalsChoice = Literal["sidecars", "keep"]
 
-STORE_CHOICES = (
-    ("txt", "Text sidecar (photo.txt)"),
-    ("xmp", "XMP sidecar (read by Lightroom, darktable, digiKam)"),
-    ("embed", "Embedded in the photo (EXIF/IPTC/XMP; a sidecar for RAW and HEIC)"),
-)
 XMP_NAME_CHOICES = (
     ("photo.jpg.xmp", "photo.jpg.xmp (darktable, digiKam)"),
     ("photo.xmp", "photo.xmp (Lightroom)"),
@@ -117,8 +113,8 @@ class SettingsDialog(QDialog):
         form = QFormLayout()
 
         self.store = QComboBox(self)
-        for key, label in STORE_CHOICES:
-            self.store.addItem(label, key)
+        for kind in ("txt", "xmp", "embed"):  # simplest first
+            self.store.addItem(store_info(kind).label, kind)
         self.store.setCurrentIndex(self.store.findData(settings.store))
         self.store.setToolTip("Where saved captions go. Every store is read when looking for one.")
         form.addRow("Save captions as:", self.store)

@@ -13,9 +13,8 @@ from pathlib import Path
 
 from core.engine.job import SkipReason
 from core.index import IndexEntry
-from core.storage import FileIdentity, StoreKind
+from core.storage import LOOKUP_ORDER, FileIdentity, StoreKind
 
-STORE_ORDER: tuple[StoreKind, ...] = ("embed", "xmp", "txt")
 """The order captions are looked for in, as core.storage.all_stores."""
 
 
@@ -77,7 +76,7 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
     target = rules.target
     if target is None:  # caption and print only
         if rules.skip_captioned:
-            if missing := _missing(stored, STORE_ORDER):
+            if missing := _missing(stored, LOOKUP_ORDER):
                 return ReadStores(missing)
             if (found := first_caption(stored)) is not None:
                 return Skip(path, "has_caption", found[1], found[0])
@@ -99,7 +98,7 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
                 return Skip(path, "done", row.caption, row.store, confidence=row.confidence)
         return Caption(path, overwrite=True)
     if rules.skip_captioned:
-        if missing := _missing(stored, STORE_ORDER):
+        if missing := _missing(stored, LOOKUP_ORDER):
             return ReadStores(missing)
         if (found := first_caption(stored)) is not None:
             return adopt(facts, found[1], found[0])
@@ -148,8 +147,8 @@ def adopted_row(facts: PhotoFacts, caption: str, store: StoreKind) -> IndexEntry
 
 
 def first_caption(stored: Mapping[StoreKind, str | None]) -> tuple[StoreKind, str] | None:
-    """The first caption held, in STORE_ORDER, with its store."""
-    for kind in STORE_ORDER:
+    """The first caption held, in LOOKUP_ORDER, with its store."""
+    for kind in LOOKUP_ORDER:
         caption = stored.get(kind)
         if caption is not None:
             return kind, caption

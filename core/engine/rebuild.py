@@ -9,13 +9,13 @@ from pathlib import Path
 
 from core import library
 from core.engine.job import EventHandler, PhotoFailed, RunProgress, ignore
-from core.engine.plan import STORE_ORDER, PhotoFacts, adopted_row, first_caption
+from core.engine.plan import PhotoFacts, adopted_row, first_caption
 from core.engine.upkeep import prune_missing, read_stores, stores_by_kind
 from core.engine.writer import Writer
 from core.errors import PhotoScribeError
 from core.index import LibraryIndex
 from core.library import ScanProblem
-from core.storage import FileIdentity, XmpName
+from core.storage import LOOKUP_ORDER, FileIdentity, XmpName
 
 PROGRESS_EVERY_S = 0.25
 
@@ -79,7 +79,7 @@ def rebuild_index(
                 emit(found)
                 continue
             try:
-                stored = read_stores(found.path, STORE_ORDER, stores, strict=True)
+                stored = read_stores(found.path, LOOKUP_ORDER, stores, strict=True)
             except PhotoScribeError as error:
                 failed += 1
                 emit(PhotoFailed(found.path, str(error)))

@@ -27,24 +27,28 @@ from core.storage.base import (
 )
 from core.storage.embedded import EMBED_EXTENSIONS, EmbeddedStore
 from core.storage.files import FileIdentity
-from core.storage.save import (
+from core.storage.registry import (
+    LOOKUP_ORDER,
     STORE_NAMES,
-    SaveRequest,
+    STORES,
     all_stores,
     make_store,
-    save_caption,
+    store_info,
 )
+from core.storage.save import SaveRequest, save_caption
 from core.storage.txt import TextSidecarStore
 from core.storage.xmp import XmpSidecarStore
 
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "LOOKUP_ORDER",
     "EMBED_EXTENSIONS",
     "MAX_CAPTION_CHARS",
     "CaptionStore",
     "EmbeddedStore",
     "FileIdentity",
+    "STORES",
     "STORE_NAMES",
     "SaveRequest",
     "StoreKind",
@@ -57,6 +61,7 @@ __all__ = [
     "make_store",
     "read_caption_any",
     "save_caption",
+    "store_info",
 ]
 
 

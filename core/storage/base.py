@@ -11,7 +11,13 @@ from typing import Protocol, runtime_checkable
 from core.datatypes import StoreKind, XmpName
 from core.errors import CaptionExistsError, InvalidCaptionError
 from core.library import is_photo
-from core.storage.files import FileIdentity, display_name
+from core.storage.files import (
+    FileIdentity,
+    atomic_write,
+    check_identity,
+    check_still_absent,
+    display_name,
+)
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +32,7 @@ __all__ = [  # StoreKind and XmpName live in core.datatypes (torch-free, for the
     "clean_caption",
     "shared_stem_note",
     "stem_is_shared",
+    "write_sidecar",
 ]
 
 
@@ -158,3 +165,30 @@ def shared_stem_note(photo: Path, sidecar: Path) -> str:
         f"another photo in this folder is also named '{display_name(Path(photo.stem))}', so the "
         f"caption was saved as '{display_name(sidecar)}'."
     )
+
+
+def write_sidecar(
+    photo: Path,
+    target: Path,
+    data: bytes,
+    *,
+    store: StoreKind,
+    photo_identity: FileIdentity,
+    sidecar_identity: FileIdentity | None,
+    message: str = "",
+) -> WriteResult:
+    """Write a sidecar's new bytes atomically beside ``photo`` (the text and XMP sidecars'
+    one recipe): just before the replace, the photo must still be the one read
+    (``photo_identity``) and the sidecar the one read (``sidecar_identity``), or still absent
+    when there was none, so a change made meanwhile by another program is never overwritten."""
+
+    def still_the_same() -> None:
+        check_identity(photo, photo_identity)
+        if sidecar_identity is None:
+            check_still_absent(target)
+        else:
+            check_identity(target, sidecar_identity)
+
+    atomic_write(target, data, mode_from=photo, before_replace=still_the_same)
+    log.info("Saved caption for %s in %s", photo, target)
+    return WriteResult(photo, store, target, message, True, photo_identity)

@@ -7,20 +7,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from core.errors import StorageError
-from core.storage.base import CaptionStore, StoreKind, WriteResult, XmpName, clean_caption
-from core.storage.embedded import EmbeddedStore
+from core.storage.base import StoreKind, WriteResult, XmpName, clean_caption
 from core.storage.files import FileIdentity
-from core.storage.txt import TextSidecarStore
-from core.storage.xmp import XmpSidecarStore
+from core.storage.registry import STORE_NAMES, all_stores, make_store
 
 log = logging.getLogger(__name__)
-
-STORE_NAMES: dict[StoreKind, str] = {
-    "txt": "text sidecar",
-    "xmp": "XMP sidecar",
-    "embed": "photo's embedded metadata",
-}
-"""Each store as a noun phrase that reads right after "the" ("saved in the XMP sidecar")."""
 
 
 @dataclass(frozen=True)
@@ -35,26 +26,6 @@ class SaveRequest:
     expected: FileIdentity | None = None  # the photo when its caption was read or made
     model: str | None = None  # the model that wrote it (recorded in the index); None: typed
     confidence: float | None = None  # the model's confidence (recorded in the index); None: typed
-
-
-def make_store(kind: StoreKind, xmp_name: XmpName = "photo.jpg.xmp") -> CaptionStore:
-    """The store for ``kind``: "txt" (photo.txt), "xmp" (sidecar) or "embed" (in the photo).
-
-    ``xmp_name`` picks the XMP sidecar name, "photo.jpg.xmp" (darktable, digiKam) or
-    "photo.xmp" (Lightroom); it also names the sidecar "embed" falls back to for HEIC and RAW.
-    """
-    if kind == "txt":
-        return TextSidecarStore()
-    if kind == "xmp":
-        return XmpSidecarStore(xmp_name)
-    if kind == "embed":
-        return EmbeddedStore(xmp_name)
-    raise ValueError(f"unknown caption store {kind!r}; choose 'txt', 'xmp' or 'embed'")
-
-
-def all_stores(xmp_name: XmpName = "photo.jpg.xmp") -> list[CaptionStore]:
-    """Every store, in the order captions are looked for: embedded, XMP sidecar, text sidecar."""
-    return [EmbeddedStore(xmp_name), XmpSidecarStore(xmp_name), TextSidecarStore()]
 
 
 def save_caption(request: SaveRequest) -> WriteResult:

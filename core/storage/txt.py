@@ -13,12 +13,11 @@ from core.storage.base import (
     clean_caption,
     shared_stem_note,
     stem_is_shared,
+    write_sidecar,
 )
 from core.storage.files import (
     FileIdentity,
-    atomic_write,
     check_identity,
-    check_still_absent,
     ensure_writable,
     read_bytes,
 )
@@ -80,17 +79,15 @@ class TextSidecarStore:
         if target != existing_sidecar:
             sidecar_identity = None
         ensure_writable(target)
-
-        def still_the_same() -> None:
-            check_identity(photo, photo_identity)
-            if sidecar_identity is None:
-                check_still_absent(target)
-            else:
-                check_identity(target, sidecar_identity)
-
-        atomic_write(target, text.encode("utf-8"), mode_from=photo, before_replace=still_the_same)
-        log.info("Saved caption for %s in %s", photo, target)
-        return WriteResult(photo, self.name, target, message, True, photo_identity)
+        return write_sidecar(
+            photo,
+            target,
+            text.encode("utf-8"),
+            store=self.name,
+            photo_identity=photo_identity,
+            sidecar_identity=sidecar_identity,
+            message=message,
+        )
 
     def _existing(self, photo: Path) -> Path | None:
         for sidecar in self.files(photo):

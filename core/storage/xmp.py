@@ -16,12 +16,11 @@ from core.storage.base import (
     clean_caption,
     shared_stem_note,
     stem_is_shared,
+    write_sidecar,
 )
 from core.storage.files import (
     FileIdentity,
-    atomic_write,
     check_identity,
-    check_still_absent,
     ensure_writable,
     read_bytes,
 )
@@ -131,16 +130,15 @@ class XmpSidecarStore:
             set_xmp_caption(xmp, text)
             packet = encode_xmp_sidecar(target, xmp)
 
-        def still_the_same() -> None:
-            check_identity(photo, photo_identity)
-            if sidecar_identity is None:
-                check_still_absent(target)
-            else:
-                check_identity(target, sidecar_identity)
-
-        atomic_write(target, packet, mode_from=photo, before_replace=still_the_same)
-        log.info("Saved caption for %s in %s", photo, target)
-        return WriteResult(photo, self.name, target, message, True, photo_identity)
+        return write_sidecar(
+            photo,
+            target,
+            packet,
+            store=self.name,
+            photo_identity=photo_identity,
+            sidecar_identity=sidecar_identity,
+            message=message,
+        )
 
     def _target(self, photo: Path) -> tuple[Path, str]:
         if self.xmp_name == "photo.jpg.xmp":

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from core.engine.plan import (
-    STORE_ORDER,
     Caption,
     PhotoFacts,
     ReadStores,
@@ -17,7 +16,7 @@ from core.engine.plan import (
     plan,
 )
 from core.index import IndexEntry
-from core.storage import FileIdentity
+from core.storage import LOOKUP_ORDER, FileIdentity
 
 PHOTO = Path("/photos/a.jpg")
 NOW = FileIdentity(100, 5)
@@ -100,7 +99,7 @@ def test_each_store_is_asked_for_once() -> None:
                 asked.extend(decision.kinds)
                 stored.update({kind: None for kind in decision.kinds})
                 decision = plan(PhotoFacts(PHOTO, NOW, index_row, True, stored), rules)
-            assert set(asked) <= set(STORE_ORDER)
+            assert set(asked) <= set(LOOKUP_ORDER)
 
 
 def test_the_confidence_recorded_with_a_caption_stays_with_it() -> None:

@@ -124,3 +124,14 @@ def test_settings_dialog_edits_a_copy(qtbot):
     assert dialog.result_settings() == AppSettings(store="embed", beam_size=1, device="cpu")
     labels = [dialog.device.itemText(i) for i in range(dialog.device.count())]
     assert any("CUDA" in label and "not available" in label for label in labels)
+
+
+def test_the_store_choices_are_the_store_table(qtbot):
+    from core.storage import STORES
+
+    dialog = SettingsDialog(AppSettings(), ("cpu",), None)
+    qtbot.addWidget(dialog)
+    offered = {
+        dialog.store.itemData(i): dialog.store.itemText(i) for i in range(dialog.store.count())
+    }
+    assert offered == {info.kind: info.label for info in STORES}
