@@ -169,6 +169,7 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
     p.add_argument("--bom", action="store_true", help="CSV: add a UTF-8 BOM for spreadsheets")
     p.add_argument("--xmp-name", choices=XMP_NAMES, default="photo.jpg.xmp")
+    _index_option(p)  # where the confidences and "reviewed" come from
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -445,6 +446,7 @@ def run_export(
             out=target,
             bom=args.bom,
             stores=all_stores(args.xmp_name),
+            index_path=args.index,
         )
     except PhotoScribeError as exc:
         _say(err, f"photoscribe: {exc}")

@@ -463,6 +463,7 @@ class MainWindow(QMainWindow):
         assert folder is not None, "export needs an open folder"
         unsaved = len(self.photos.unsaved())
         stores = all_stores(self.settings.xmp_name)
+        index_path = self.session.index_path
 
         def run() -> int:
             return export_captions(
@@ -472,6 +473,7 @@ class MainWindow(QMainWindow):
                 out=request.out,
                 bom=request.bom,
                 stores=stores,
+                index_path=index_path,
             )
 
         def done(count: int) -> None:

@@ -307,13 +307,30 @@ def test_export_command(capsys, tmp_path: Path, photo_dir: Path, fmt: str) -> No
     assert code == 0 and "exported 1" in err
     text = target.read_text(encoding="utf-8")
     if fmt == "csv":
-        assert text.splitlines()[1] == 'photo0.jpg,"a ""quoted"", caption",txt'
+        assert text.splitlines()[1] == 'photo0.jpg,"a ""quoted"", caption",txt,,false'
     elif fmt == "json":
         assert json.loads(text)[0]["caption"] == 'a "quoted", caption'
     else:
         rec = json.loads(text.splitlines()[0])
         assert rec["file_name"] == "photo0.jpg"
         assert rec["text" if fmt == "hf" else "caption"] == 'a "quoted", caption'
+
+
+def test_export_carries_the_confidence_the_caption_run_recorded(
+    capsys, tmp_path: Path, photo_dir: Path, tiny_checkpoint: Path
+) -> None:
+    index = tmp_path / "lib.sqlite3"
+    weights = ["--weights", str(tiny_checkpoint), "--beam", "1", "--index", str(index)]
+    code, out, _ = run(
+        capsys, "caption", str(photo_dir), "--write", "txt", "--format", "jsonl", *weights
+    )
+    assert code == 0
+    made = {Path(r["path"]).name: r["confidence"] for r in map(json.loads, out.splitlines())}
+    code, out, _ = run(capsys, "export", str(photo_dir), "--format", "jsonl", "--index", str(index))
+    assert code == 0
+    exported = {r["file_name"]: r for r in map(json.loads, out.splitlines())}
+    assert {n: r["confidence"] for n, r in exported.items()} == made
+    assert not any(r["reviewed"] for r in exported.values())
 
 
 def test_export_usage_errors(capsys, tmp_path: Path) -> None:

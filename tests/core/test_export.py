@@ -12,6 +12,7 @@ import pytest
 
 from core.errors import FileMissingError
 from core.export import export_captions
+from core.index import IndexEntry, LibraryIndex
 from core.library import IMAGE_EXTENSIONS, find_photos
 from core.storage import EmbeddedStore, TextSidecarStore, XmpSidecarStore
 from tests.core.test_storage_support import sample, temp_files
@@ -43,15 +44,28 @@ EXPECTED = [
 EXPECTED_RECURSIVE = EXPECTED + [("sub/e_deep.jpg", "in a subfolder", "txt")]
 
 
+def row(file_name: str, caption: str, store: str, confidence=None, reviewed=False) -> dict:
+    """A JSON record; without a library index the confidence is unknown and nothing reviewed."""
+    return {
+        "file_name": file_name,
+        "caption": caption,
+        "store": store,
+        "confidence": confidence,
+        "reviewed": reviewed,
+    }
+
+
 def test_csv_is_rfc4180_with_quoting_and_crlf(library: Path, tmp_path: Path) -> None:
     out = tmp_path / "captions.csv"
     assert export_captions(library, recursive=False, fmt="csv", out=out) == 3
     raw = out.read_bytes()
-    assert raw.startswith(b"file_name,caption,store\r\n")
+    assert raw.startswith(b"file_name,caption,store,confidence,reviewed\r\n")
     assert b'"a cat, a ""dog""\nand a bird"' in raw  # quoted, quotes doubled, newline kept
     assert raw.endswith(b"\r\n") and raw.count(b"\r\n") == 4
     rows = list(csv.reader(io.StringIO(raw.decode("utf-8"), newline="")))
-    assert rows == [["file_name", "caption", "store"]] + [list(r) for r in EXPECTED]
+    assert rows == [["file_name", "caption", "store", "confidence", "reviewed"]] + [
+        [*r, "", "false"] for r in EXPECTED
+    ]
 
 
 def test_csv_with_bom_for_excel(library: Path, tmp_path: Path) -> None:
@@ -64,7 +78,7 @@ def test_json(library: Path, tmp_path: Path) -> None:
     out = tmp_path / "captions.json"
     assert export_captions(library, recursive=True, fmt="json", out=out) == 4
     data = json.loads(out.read_text(encoding="utf-8"))
-    assert data == [{"file_name": f, "caption": c, "store": s} for f, c, s in EXPECTED_RECURSIVE]
+    assert data == [row(f, c, s) for f, c, s in EXPECTED_RECURSIVE]
     assert "火箭" in out.read_text(encoding="utf-8")  # real UTF-8, not \\u escapes
 
 
@@ -72,16 +86,17 @@ def test_jsonl(library: Path, tmp_path: Path) -> None:
     out = tmp_path / "captions.jsonl"
     export_captions(library, recursive=True, fmt="jsonl", out=out)
     lines = out.read_text(encoding="utf-8").splitlines()
-    assert [json.loads(line) for line in lines] == [
-        {"file_name": f, "caption": c, "store": s} for f, c, s in EXPECTED_RECURSIVE
-    ]
+    assert [json.loads(line) for line in lines] == [row(f, c, s) for f, c, s in EXPECTED_RECURSIVE]
 
 
 def test_hf_imagefolder_metadata(library: Path) -> None:
     out = library / "metadata.jsonl"
     export_captions(library, recursive=True, fmt="hf", out=out)
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
-    assert rows == [{"file_name": f, "text": c, "store": s} for f, c, s in EXPECTED_RECURSIVE]
+    assert rows == [
+        {"file_name": f, "text": c, "store": s, "confidence": None}
+        for f, c, s in EXPECTED_RECURSIVE
+    ]
     for row in rows:  # every file_name resolves from the folder holding metadata.jsonl
         assert (library / row["file_name"]).is_file()
 
@@ -105,23 +120,57 @@ def test_a_relative_folder_exports_as_an_absolute_one(
     assert got.getvalue() == want.getvalue()
 
 
+def test_exports_carry_the_confidence_and_whether_a_person_reviewed_it(
+    library: Path, tmp_path: Path
+) -> None:
+    """Issue 21: a confidence column and a reviewed column, from the library index."""
+    index_path = tmp_path / "library.sqlite3"
+
+    def entry(name: str, caption: str, model: str | None, confidence: float | None):
+        photo = library / name
+        stat = photo.stat()
+        return IndexEntry(
+            photo.resolve(), stat.st_size, stat.st_mtime_ns, "done", caption, None, None,
+            model, None, 0.0, confidence,
+        )  # fmt: skip
+
+    with LibraryIndex.open(index_path) as index:
+        index.put(entry("a_astronaut.png", "an astronaut 👩‍🚀", "photoscribe-b0 v3", 0.7123))
+        index.put(entry("b_cat.jpg", COMMA_QUOTE_NEWLINE, None, None))  # typed by a person
+        index.put(entry("c_rocket.webp", "another caption since", "photoscribe-b0 v3", 0.9))
+        index.commit()
+    stream = io.StringIO(newline="")
+    export_captions(library, recursive=False, fmt="jsonl", out=stream, index_path=index_path)
+    got = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert got == [
+        row("a_astronaut.png", "an astronaut 👩‍🚀", "txt", confidence=0.712),
+        row("b_cat.jpg", COMMA_QUOTE_NEWLINE, "embed", reviewed=True),
+        row("c_rocket.webp", "火箭 launch", "xmp"),  # not the caption the index recorded
+    ]
+    stream = io.StringIO(newline="")
+    export_captions(library, recursive=False, fmt="csv", out=stream, index_path=index_path)
+    rows = list(csv.reader(io.StringIO(stream.getvalue(), newline="")))
+    assert [r[3:] for r in rows] == [
+        ["confidence", "reviewed"], ["0.712", "false"], ["", "true"], ["", "false"]
+    ]  # fmt: skip
+    stream = io.StringIO(newline="")
+    export_captions(library, recursive=False, fmt="hf", out=stream, index_path=index_path)
+    assert json.loads(stream.getvalue().splitlines()[0])["confidence"] == 0.712
+
+
 def test_stream_output_and_store_choice(library: Path) -> None:
     stream = io.StringIO(newline="")
     count = export_captions(
         library, recursive=False, fmt="jsonl", out=stream, stores=[TextSidecarStore()]
     )
     assert count == 1
-    assert json.loads(stream.getvalue()) == {
-        "file_name": "a_astronaut.png",
-        "caption": "an astronaut 👩‍🚀",
-        "store": "txt",
-    }
+    assert json.loads(stream.getvalue()) == row("a_astronaut.png", "an astronaut 👩‍🚀", "txt")
 
 
 def test_empty_folder_gives_a_header_only_csv(tmp_path: Path) -> None:
     stream = io.StringIO(newline="")
     assert export_captions(tmp_path, recursive=True, fmt="csv", out=stream) == 0
-    assert stream.getvalue() == "file_name,caption,store\r\n"
+    assert stream.getvalue() == "file_name,caption,store,confidence,reviewed\r\n"
 
 
 def test_bad_photos_are_skipped_not_fatal(library: Path, tmp_path: Path) -> None:
