@@ -21,7 +21,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.photos import DEFAULT_REVIEW_BELOW, STORED_IN, Photo, Status, check_note
+from desktop.photos import (
+    DEFAULT_REVIEW_BELOW,
+    STORED_IN,
+    Photo,
+    Status,
+    check_note,
+    confidence_note,
+)
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +207,11 @@ class CaptionPanel(QWidget):
             self.status.setText("")
         if note := check_note(photo, self.review_below):
             mark = f"<b style='color:#9a5b00'>{html.escape(note)}</b>"
+        elif note := confidence_note(photo, self.review_below):
+            mark = f"<span style='color:#555'>{html.escape(note)}</span>"
+        else:
+            mark = ""
+        if mark:
             text = self.status.text()
             self.status.setText(f"{text}<br>{mark}" if text else mark)
         self._set_candidates(tuple((c.caption, c.score) for c in photo.candidates))

@@ -193,7 +193,7 @@ class PhotoListModel(QAbstractListModel):
             lines = [str(photo.path)]
             if photo.text:
                 lines.append(photo.text)
-            if note := self.check_note(photo):
+            if note := confidence_note(photo, self._review_below):
                 lines.append(note)
             if photo.error:
                 lines.append(f"Problem: {photo.error}")
@@ -289,6 +289,16 @@ def check_note(photo: Photo, review_below: float) -> str | None:
         f"Check this: the model was unsure of this caption (confidence {percent(sure)}, "
         f"below the {percent(review_below)} set in Settings)."
     )
+
+
+def confidence_note(photo: Photo, review_below: float) -> str | None:
+    """What the model thinks of the caption shown: the "Check this" note when it is below the
+    threshold, else its confidence (always shown for a generated caption); None for a caption
+    a person wrote, or one of unknown origin."""
+    if note := check_note(photo, review_below):
+        return note
+    sure = photo.shown_confidence
+    return None if sure is None else f"The model's confidence in this caption: {percent(sure)}."
 
 
 def review_key(photo: Photo) -> tuple[int, float]:

@@ -10,6 +10,7 @@ from PySide6.QtCore import Qt
 from core.index import LibraryIndex, default_index_path
 from desktop.captioning import ModelChoice
 from desktop.dialogs import SettingsDialog
+from desktop.panel import CaptionPanel
 from desktop.photos import CHECK_ROLE, PHOTO_ROLE, Photo, PhotoFilter, PhotoListModel
 from desktop.settings import AppSettings, SettingsStore
 from tests.desktop.conftest import cpu_captioner, open_and_wait, wait_idle
@@ -50,6 +51,24 @@ def test_a_generated_caption_below_the_threshold_is_marked_in_words(qtbot) -> No
     assert check(model, unsure.path) is None
     model.set_review_below(0.9)
     assert check(model, sure.path) is not None
+
+
+def test_the_confidence_of_every_generated_caption_is_shown(qtbot) -> None:
+    """Issue 21: not only under the threshold: in the grid's tooltip and the caption panel."""
+    sure = Photo(P / "b.jpg", "a cat on a sofa", "txt", loaded=True, confidence=0.81)
+    typed = Photo(P / "c.jpg", "my own words", "txt", loaded=True)
+    model = model_of(sure, typed)
+    tip = model.data(model.index_of(sure.path), Qt.ItemDataRole.ToolTipRole)
+    assert "The model's confidence in this caption: 81%." in tip
+    assert "confidence" not in model.data(model.index_of(typed.path), Qt.ItemDataRole.ToolTipRole)
+    panel = CaptionPanel()
+    qtbot.addWidget(panel)
+    panel.show_photo(sure)
+    assert "81%" in panel.status.text() and "Check this" not in panel.status.text()
+    panel.show_photo(replace(sure, confidence=0.3))
+    assert "Check this" in panel.status.text() and "30%" in panel.status.text()
+    panel.show_photo(typed)
+    assert "%" not in panel.status.text()
 
 
 def test_the_users_own_caption_is_never_marked(qtbot) -> None:
