@@ -54,6 +54,7 @@ class Batches(Generic[T]):
         # module too).
         from core.images import read_for_device, stack_on_device
         from core.inference import Cancelled
+        from core.isolation import reader_pool
 
         # On CUDA the workers only read JPEG bytes and the batch is decoded on the GPU; on other
         # devices they decode to the model's input size (core.images.read_for_device).
@@ -65,6 +66,11 @@ class Batches(Generic[T]):
         self.settings = settings
         self.cancel = cancel
         workers = getattr(captioner, "decode_workers", 2)
+        # The decoding itself runs in reader processes (core.isolation), one per decode thread
+        # and one for the thumbnails and metadata the app and the writer read meanwhile.
+        pool = reader_pool()
+        pool.reserve(workers + 1)
+        pool.warm()
         self.window = settings.batch_size * 2 + workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decode")
         self._pending: deque[tuple[T, Future[torch.Tensor]]] = deque()

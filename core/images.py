@@ -18,6 +18,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.datatypes import IMAGE_SIZE
 from core.errors import ImageError
+from core.isolation import decode_model_input
 from core.library import RAW_EXTENSIONS
 from core.storage.metadata import exiv2_calls, exiv2_reason
 
@@ -33,6 +34,13 @@ try:  # HEIC/HEIF support is optional at import time so a broken pi-heif never b
     HEIF_AVAILABLE = True
 except ImportError:  # pragma: no cover - pi-heif is a declared dependency
     HEIF_AVAILABLE = False
+
+try:  # JPEG XL through pillow-jxl-plugin; without it .jxl photos are reported as unreadable
+    import pillow_jxl  # noqa: F401 - registers the format with Pillow
+
+    JXL_AVAILABLE = True
+except ImportError:  # pragma: no cover - pillow-jxl-plugin is a declared dependency
+    JXL_AVAILABLE = False
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -396,16 +404,17 @@ def read_for_device(path: str | Path, device: torch.device | str) -> torch.Tenso
     """What a decode worker hands on for one photo: see ``stack_on_device``.
 
     On CUDA, a complete RGB or greyscale JPEG comes back undecoded; every other photo, and
-    every photo for other devices, as the (3, 224, 224) uint8 tensor ``load_for_model`` gives.
-    Raises ImageError as ``load_for_model`` does.
+    every photo for other devices, as the (3, 224, 224) uint8 tensor ``load_for_model`` gives,
+    decoded in a reader process (``core.isolation``: a crash there costs only this photo).
+    Raises ImageError as ``load_for_model`` does, and ReaderCrashedError.
     """
     import torch  # here, not at the top: keeps torch out of the app's start-up path
 
     if torch.device(device).type == "cuda":
-        encoded = gpu_decodable_jpeg(Path(path))
+        encoded = gpu_decodable_jpeg(Path(path))  # Python code only: the header, the EXIF
         if encoded is not None:
             return encoded
-    return load_for_model(path)
+    return isolated_load_for_model(path)
 
 
 def gpu_decodable_jpeg(path: Path) -> EncodedJpeg | None:
@@ -476,7 +485,7 @@ def stack_on_device(
         if image is None:
             log.debug("%s: not decodable on %s, decoding on the CPU", item.path, device)
             try:
-                out[i] = load_for_model(item.path).to(device)
+                out[i] = isolated_load_for_model(item.path).to(device)
             except ImageError as exc:
                 failed.append((i, exc))
             continue
@@ -518,19 +527,31 @@ def upright_tensor(image: torch.Tensor, orientation: int) -> torch.Tensor:
 # ---------------------------------------------------------------- model input (CPU)
 
 
+def model_array(img: Image.Image) -> np.ndarray:
+    """RGB image -> (224, 224, 3) uint8 array of the whole frame (squashed, never cropped)."""
+    if img.size != (IMAGE_SIZE, IMAGE_SIZE):
+        img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
+    return np.array(img, dtype=np.uint8)  # (H, W, 3), a copy that owns its memory
+
+
 def to_model_input(img: Image.Image) -> torch.Tensor:
     """RGB image -> (3, 224, 224) uint8 tensor of the whole frame (squashed, never cropped)."""
     import torch  # here, not at the top: keeps torch out of the app's start-up path
 
-    if img.size != (IMAGE_SIZE, IMAGE_SIZE):
-        img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
-    arr = np.asarray(img, dtype=np.uint8)  # (H, W, 3)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (3, H, W)
+    return torch.from_numpy(model_array(img)).permute(2, 0, 1)  # (3, H, W)
 
 
 def load_for_model(path: str | Path) -> torch.Tensor:
-    """File -> (3, 224, 224) uint8 tensor, ready for normalize_batch."""
+    """File -> (3, 224, 224) uint8 tensor, ready for normalize_batch, decoded in this process
+    (training and benchmarks; the app and the command line use ``isolated_load_for_model``)."""
     return to_model_input(open_image(path))
+
+
+def isolated_load_for_model(path: str | Path) -> torch.Tensor:
+    """``load_for_model`` with the decoding in a reader process (``core.isolation``)."""
+    import torch  # here, not at the top: keeps torch out of the app's start-up path
+
+    return torch.from_numpy(decode_model_input(Path(path))).permute(2, 0, 1)  # (3, H, W)
 
 
 def normalize_batch(images: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -232,11 +232,32 @@ class MainWindow(QMainWindow):
             self.prompts.show_error(
                 self, "Cannot open the folder", f"{path}: this folder does not exist."
             )
+        crashed_in = self.settings_store.folder_open_at_exit
+        if crashed_in is not None:
+            self._after_unclean_exit(crashed_in)
+            return
         last = self.settings_store.last_folder
         if last is not None and last.is_dir():
             self.open_folder(last, confirm=False)
         else:
             self.middle.setCurrentWidget(self.welcome)
+
+    def _after_unclean_exit(self, folder: Path) -> None:
+        """The last session ended without closing while ``folder`` was open: say so, and do not
+        open that folder again until the user chooses it (whatever stopped PhotoScribe may be in
+        it, and reopening it at every start would stop it every time)."""
+        log.warning("The last session ended uncleanly with %s open; not reopening it", folder)
+        self.settings_store.folder_open_at_exit = None
+        self.settings_store.last_folder = None
+        self.middle.setCurrentWidget(self.welcome)
+        where = f" The log file {self.env.log_file} may say why." if self.env.log_file else ""
+        self.prompts.show_error(
+            self,
+            "PhotoScribe did not close properly",
+            f"PhotoScribe stopped unexpectedly last time, while the folder {folder} was open. "
+            "It was not opened again this time, in case something in it made PhotoScribe stop; "
+            f"open it from the File menu when you want it.{where}",
+        )
 
     def _probed(self, found: Probe) -> None:
         self.devices = found.devices
@@ -291,6 +312,7 @@ class MainWindow(QMainWindow):
         self.status_line.folder_open = True
         self._listing = True
         self._update_empty_text()
+        self.settings_store.folder_open_at_exit = folder  # cleared again at a clean quit
         self.session.open(folder, self.settings.recursive)
         self.settings_store.last_folder = folder
         self.middle.setCurrentWidget(self.grid)
@@ -578,4 +600,5 @@ class MainWindow(QMainWindow):
         self._save_window_state()
         self.session.shutdown()
         self.tasks.shutdown(wait=True, cancel_pending=True)
+        self.settings_store.folder_open_at_exit = None
         log.info("PhotoScribe closed cleanly")

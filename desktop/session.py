@@ -167,6 +167,7 @@ class FolderSession(QObject):
         self.photos.thumbnail_requested.connect(self.thumbnails.request)
         self.thumbnails.thumbnail_ready.connect(self.photos.set_thumbnail)
         self.thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
+        self.thumbnails.reader_crashed.connect(self.problem_found)
         self.captioning.model_load_started.connect(self.model_load_started)
         self.captioning.model_loaded.connect(self.model_loaded)
         for helper in (self.saver, self.batches):

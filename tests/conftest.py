@@ -101,3 +101,15 @@ def photo_dir(tmp_path: Path) -> Path:
     for i in range(3):
         textured_image(320, 240, seed=i).save(tmp_path / f"photo{i}.jpg", quality=90)
     return tmp_path
+
+
+@pytest.fixture
+def faulty_readers(monkeypatch):
+    """The process's image readers replaced by ones that crash on files named segfault*,
+    abort* and hang* (tests/reader_faults.py); a reader counts as hung after 3 s."""
+    import core.isolation
+
+    pool = core.isolation.ReaderPool(timeout_s=3.0, setup="tests.reader_faults:install")
+    monkeypatch.setattr(core.isolation, "_POOL", pool)
+    yield pool
+    pool.close()

@@ -1,0 +1,151 @@
+"""A reader that crashes or hangs on one photo costs that photo only: tests of core.isolation."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import core
+import core.isolation
+from core.cli import main
+from core.errors import ImageError, ReaderCrashedError, StorageError
+from core.images import model_array, open_image
+from core.isolation import ReaderPool, decode_model_input, decode_picture
+from core.quarantine import Quarantine, default_quarantine_file
+from core.storage import make_store
+from tests.imagegen import textured_image
+
+BAD = ("segfault.jpg", "abort.jpg", "hang.jpg")
+
+
+def make_photos(folder: Path) -> list[Path]:
+    """Two good photos, then one that segfaults, aborts or hangs the reader, then two good."""
+    folder.mkdir(exist_ok=True)
+    names = ["a_good.jpg", "b_good.jpg", *BAD, "y_good.jpg", "z_good.jpg"]
+    for i, name in enumerate(names):
+        textured_image(160, 120, seed=i).save(folder / name, quality=90)
+    return [folder / n for n in names]
+
+
+def test_a_reader_decodes_as_this_process_would(tmp_path: Path) -> None:
+    photo = tmp_path / "p.jpg"
+    textured_image(320, 240, seed=3).save(photo, quality=90)
+    here = open_image(photo, (100, 100))
+    there = decode_picture(photo, (100, 100))
+    assert there.mode == "RGB" and there.size == here.size
+    assert there.tobytes() == here.tobytes()
+    assert np.array_equal(decode_model_input(photo), model_array(open_image(photo)))
+
+
+def test_errors_come_back_as_the_same_typed_errors(tmp_path: Path) -> None:
+    not_a_photo = tmp_path / "notes.jpg"
+    not_a_photo.write_text("hello")
+    with pytest.raises(ImageError, match="notes.jpg: not an image") as caught:
+        decode_picture(not_a_photo, None)
+    assert type(caught.value) is ImageError
+    assert not default_quarantine_file().exists(), "an ordinary bad file is not remembered"
+
+
+@pytest.mark.parametrize(
+    ("name", "how"),
+    [
+        ("segfault.jpg", "segmentation fault"),
+        ("abort.jpg", "an abort"),
+        ("hang.jpg", "no result after 3 s"),
+    ],
+)
+def test_a_crash_costs_one_file_and_is_remembered(
+    faulty_readers: ReaderPool, tmp_path: Path, name: str, how: str
+) -> None:
+    photos = make_photos(tmp_path)
+    bad = tmp_path / name
+    before = bad.read_bytes()
+    for photo in photos:
+        if photo != bad and photo.name not in BAD:
+            assert decode_picture(photo, None).size == (160, 120)
+    with pytest.raises(ReaderCrashedError) as caught:
+        decode_picture(bad, None)
+    message = str(caught.value)
+    assert message.startswith(f"{bad}: PhotoScribe's image reader crashed on this file")
+    assert how in message and "it was left untouched" in message
+    assert isinstance(caught.value, ImageError) and isinstance(caught.value, StorageError)
+    assert bad.read_bytes() == before
+    # The next photo gets a fresh reader.
+    assert decode_picture(photos[-1], None).size == (160, 120)
+
+    # Remembered: not tried again (no wait for the hang, no new crash) until the file changes.
+    t = time.monotonic()
+    with pytest.raises(ReaderCrashedError, match="remembered from an earlier try"):
+        decode_picture(bad, (50, 50))
+    assert time.monotonic() - t < 2.5, "the hang was not waited for again"
+    entries = json.loads(default_quarantine_file().read_text())["files"]
+    assert list(entries) == [os.path.abspath(bad)]
+    assert entries[os.path.abspath(bad)]["version"] == core.__version__
+    os.utime(bad, ns=(time.time_ns(), time.time_ns() + 10**9))  # the file changed: try again
+    with pytest.raises(ReaderCrashedError, match="crashed on this file \\("):
+        decode_picture(bad, None)
+
+
+def test_a_remembered_file_is_tried_again_by_a_later_version(tmp_path: Path, monkeypatch) -> None:
+    photo = tmp_path / "p.jpg"
+    textured_image(32, 32, seed=1).save(photo)
+    quarantine = Quarantine(tmp_path / "list.json")
+    quarantine.add(photo, "it crashed")
+    assert Quarantine(tmp_path / "list.json").reason(photo) == "it crashed"
+    monkeypatch.setattr(core, "__version__", "99.0")
+    assert Quarantine(tmp_path / "list.json").reason(photo) is None
+
+
+def test_a_crash_while_reading_or_writing_metadata_leaves_the_photo_alone(
+    faulty_readers: ReaderPool, tmp_path: Path
+) -> None:
+    shutil.copy(Path(__file__).parents[1] / "data" / "exif_iptc.jpg", tmp_path / "segfault.jpg")
+    photo = tmp_path / "segfault.jpg"
+    before = photo.read_bytes()
+    with pytest.raises(StorageError, match="image reader crashed on this file"):
+        make_store("embed").write(photo, "a cup of coffee")
+    assert photo.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["segfault.jpg"], "no temporary file"
+
+
+def test_the_command_line_goes_on_after_a_crash_and_names_the_files(
+    faulty_readers: ReaderPool, capsys, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    photos = make_photos(tmp_path / "photos")
+    args = ["caption", str(tmp_path / "photos"), "--weights", str(tiny_checkpoint)]
+    code = main([*args, "--write", "xmp"])
+    out, err = capsys.readouterr()
+    assert code == 1, err
+    good = [p for p in photos if p.name not in BAD]
+    assert sorted(Path(line.split("\t")[0]) for line in out.splitlines()) == good
+    assert all(Path(f"{p}.xmp").is_file() for p in good)
+    problems = [line for line in err.splitlines() if "image reader crashed" in line]
+    assert len(problems) == 3, err
+    for name in BAD:
+        assert sum(name in line for line in problems) == 1
+        assert not (tmp_path / "photos" / f"{name}.xmp").exists()
+    # The index is consistent: a second run skips what was saved and does not wait for the
+    # hang again (the crashes are remembered).
+    t = time.monotonic()
+    code = main([*args, "--write", "xmp"])
+    out, err = capsys.readouterr()
+    assert code == 1 and out == ""
+    assert sum("remembered from an earlier try" in line for line in err.splitlines()) == 3, err
+    assert time.monotonic() - t < 30
+
+
+def test_a_closed_pool_reports_instead_of_waiting(tmp_path: Path) -> None:
+    pool = ReaderPool(size=1, setup="tests.reader_faults:install")
+    photo = tmp_path / "p.jpg"
+    textured_image(32, 32, seed=1).save(photo)
+    assert pool.call("picture", photo, None)[1] == (32, 32)
+    pool.close()
+    with pytest.raises(ImageError, match="PhotoScribe is closing"):
+        pool.call("picture", photo, None)
+    assert not default_quarantine_file().exists()
