@@ -17,6 +17,7 @@ from core import __version__
 from core.console import CaptionOutput, Progress, rounded
 from core.console import say as _say
 from core.datatypes import DEVICE_CHOICES, EXPORT_FORMATS, STORE_KINDS, XMP_NAMES, CaptionSettings
+from core.logfile import log_to_file
 
 if TYPE_CHECKING:  # only for annotations: the engine and its SQLite index load when used
     from core.engine import RunSummary
@@ -464,6 +465,7 @@ def main(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    log_to_file()  # the image libraries' messages: the log file, not the terminal
     if args.self_test:
         if args.command is not None:
             print("photoscribe: --self-test takes no subcommand", file=sys.stderr)

@@ -81,7 +81,7 @@ def serve(conn: Connection, log_file: str, setup: str | None) -> None:
     os.close(fd)
     sys.stderr = sys.stdout = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     faulthandler.enable(sys.stderr)
-    logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
     import core.images  # noqa: F401 - the decoders load now, not on the first request
 
     if setup:

@@ -62,6 +62,8 @@ class MainWindow(QMainWindow):
         self.prompts = prompts or Prompts()
         self.settings_store = SettingsStore(self.env.settings_path)
         self.settings = self.settings_store.load()
+        # Still set from the last session: it ended (crashed, was killed) with this folder open.
+        self._crashed_in = self.settings_store.folder_open_at_exit
         self.devices: tuple[str, ...] | None = None  # found by the start-up probe
         self.shipped_model: bool | None = None
         self.model_info: ModelInfo | None = None
@@ -220,7 +222,12 @@ class MainWindow(QMainWindow):
     # ================================================================ start-up and the model
 
     def start(self, folder: str | Path | None) -> None:
-        """Open ``folder``, else the last folder, else show the welcome page with the samples."""
+        """Open ``folder``, else the last folder, else show the welcome page with the samples.
+
+        After a session that ended uncleanly with a folder open, the last folder is not opened
+        again (it may be what stopped PhotoScribe): the window says so instead.
+        """
+        crashed_in, self._crashed_in = self._crashed_in, None
         if folder is not None:
             path = Path(folder).expanduser()
             if path.is_file():
@@ -232,7 +239,6 @@ class MainWindow(QMainWindow):
             self.prompts.show_error(
                 self, "Cannot open the folder", f"{path}: this folder does not exist."
             )
-        crashed_in = self.settings_store.folder_open_at_exit
         if crashed_in is not None:
             self._after_unclean_exit(crashed_in)
             return

@@ -53,6 +53,14 @@ def _captioners_on_test_device(request: pytest.FixtureRequest, monkeypatch) -> N
     )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_log_file(tmp_path_factory) -> None:
+    """The command line's log file (core.logfile) in a temporary folder, never the user's."""
+    import os
+
+    os.environ["PHOTOSCRIBE_LOG"] = str(tmp_path_factory.mktemp("log") / "photoscribe-cli.log")
+
+
 @pytest.fixture(autouse=True)
 def _private_library_index(tmp_path_factory, monkeypatch) -> None:
     """No test may ever write to the user's real library index."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 import core
 import core.isolation
@@ -17,6 +19,7 @@ from core.cli import main
 from core.errors import ImageError, ReaderCrashedError, StorageError
 from core.images import model_array, open_image
 from core.isolation import ReaderPool, decode_model_input, decode_picture
+from core.logfile import default_log_file
 from core.quarantine import Quarantine, default_quarantine_file
 from core.storage import make_store
 from tests.imagegen import textured_image
@@ -149,3 +152,32 @@ def test_a_closed_pool_reports_instead_of_waiting(tmp_path: Path) -> None:
     with pytest.raises(ImageError, match="PhotoScribe is closing"):
         pool.call("picture", photo, None)
     assert not default_quarantine_file().exists()
+
+
+def damaged_tiff(path: Path) -> Path:
+    """chelsea.tif with its first strip's compressed data scrambled: libtiff complains on stderr."""
+    data = bytearray((Path(__file__).parents[1] / "data" / "chelsea.tif").read_bytes())
+    with Image.open(io.BytesIO(bytes(data))) as image:
+        first_strip = image.tag_v2[273][0]
+    data[first_strip + 2 : first_strip + 40] = bytes(range(38))
+    path.write_bytes(bytes(data))
+    return path
+
+
+def test_the_terminal_gets_one_line_per_problem_file_and_the_log_the_rest(
+    capfd, tiny_checkpoint: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    make_photos(folder)
+    for name in BAD:
+        (folder / name).unlink()
+    damaged_tiff(folder / "damaged.tif")
+    code = main(["caption", str(folder), "--weights", str(tiny_checkpoint)])
+    out, err = capfd.readouterr()  # the file descriptors: what C libraries write goes there
+    assert code == 1
+    assert len(out.splitlines()) == 4
+    assert [line for line in err.splitlines() if "damaged.tif" in line] == err.splitlines()[:1]
+    assert "ZIPDecode" not in err and "TIFF" not in err
+    assert len([line for line in err.splitlines() if line.strip()]) == 2, err  # + the summary
+    log_text = default_log_file().read_text()
+    assert "damaged.tif" in log_text and "ZIPDecode" in log_text
