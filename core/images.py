@@ -127,7 +127,8 @@ def open_image(
     except PermissionError as exc:
         raise ImageError(path, "permission denied; check the file's permissions") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(path, f"the image is damaged or truncated ({exc})") from exc
+        detail = " ".join(str(exc).split())  # libheif ends its messages with a newline
+        raise ImageError(path, f"the image is damaged or truncated ({detail})") from exc
 
 
 def _open_with_pillow(path: Path, draft_size: tuple[int, int] | None) -> Image.Image:
@@ -295,16 +296,19 @@ def raw_previews(path: Path) -> tuple[int, list[RawPreview]]:
     Reads only the metadata and the previews (through a memory map, so the sensor data is
     never loaded). Raises ImageError when exiv2 cannot read the file.
     """
+    problem = None
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         with exiv2_calls() as messages:
             try:
                 orientation, previews = _read_previews(data)
             except exiv2.Exiv2Error as exc:
-                raise ImageError(
-                    path, f"this RAW file cannot be read ({exiv2_reason(exc)})"
-                ) from None
+                # Raised once the map is closed: until the error is gone, its traceback keeps
+                # exiv2's view of the map alive, and closing the map would fail (BufferError).
+                problem = exiv2_reason(exc)
         for message in messages:  # RAW files commonly carry odd maker tags: noise, not news
             log.debug("%s: exiv2: %s", path, message.getMessage())
+    if problem is not None:
+        raise ImageError(path, f"this RAW file cannot be read ({problem})")
     return orientation, previews
 
 

@@ -215,7 +215,8 @@ class ReaderPool:
         if reply[0] == "error":
             error_class, error_path, problem, hint = reply[1:]
             raise error_class(error_path, problem, cli_hint=hint)
-        log.error("The image reader failed on %s:\n%s", path, reply[1])
+        # The file's one line is the error below; the traceback is for the log file.
+        log.info("Unexpected error in the image reader on %s:\n%s", path, reply[1])
         raise ReaderError(path, "unexpected error in PhotoScribe's image reader (see the log file)")
 
     def _ask(self, task: str, path: Path, args: tuple[Any, ...]) -> tuple[Any, ...] | str:
