@@ -48,8 +48,12 @@ HANG_TIMEOUT_S = 30.0  # no camera file takes that long; a reader still busy the
 DEFAULT_READERS = 2
 MAX_READERS = 8
 _POLL_S = 0.25  # how often a waiting caller looks whether the pool is closing
-_LOG_KEEP_BYTES = 1 << 20  # a reader's log file is emptied once relayed past this size
+_LOG_KEEP_BYTES = 1 << 20  # at most this much of what a reader wrote is relayed per file
 _HUNG: tuple[Any, ...] = ("hung",)
+# Signals that another program sends, not that a file causes: no reason to remember the file.
+_STOPPED_FROM_OUTSIDE = {
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+}
 _SIGNALS = {
     "SIGSEGV": "a segmentation fault",
     "SIGABRT": "an abort",
@@ -96,6 +100,9 @@ class _Reader:
                     stderr=log_out,
                     pass_fds=(theirs.fileno(),),
                     close_fds=True,
+                    # Ctrl+C, Ctrl+Z and a closed terminal are for the parent, which stops
+                    # the readers itself; a reader ended by them would look like a crash.
+                    start_new_session=True,
                 )
         finally:
             theirs.close()
@@ -234,7 +241,13 @@ class ReaderPool:
             self._discard(reader)
             raise
         if reply is None:
-            return _how_it_ended(self._discard(reader, path))
+            code = self._discard(reader, path)
+            if code is not None and -code in _STOPPED_FROM_OUTSIDE:
+                raise ReaderError(
+                    path,
+                    f"not read: PhotoScribe's image reader was stopped ({_how_it_ended(code)})",
+                )
+            return _how_it_ended(code)
         if reply is _HUNG:
             self._discard(reader, path)
             return f"it stopped responding: no result after {self.timeout_s:g} s"

@@ -6,6 +6,8 @@ import io
 import json
 import os
 import shutil
+import signal
+import threading
 import time
 from pathlib import Path
 
@@ -16,7 +18,7 @@ from PIL import Image
 import core
 import core.isolation
 from core.cli import main
-from core.errors import ImageError, ReaderCrashedError, StorageError
+from core.errors import ImageError, ReaderCrashedError, ReaderError, StorageError
 from core.images import model_array, open_image
 from core.isolation import ReaderPool, decode_model_input, decode_picture
 from core.logfile import default_log_file
@@ -181,3 +183,29 @@ def test_the_terminal_gets_one_line_per_problem_file_and_the_log_the_rest(
     assert len([line for line in err.splitlines() if line.strip()]) == 2, err  # + the summary
     log_text = default_log_file().read_text()
     assert "damaged.tif" in log_text and "ZIPDecode" in log_text
+
+
+def test_a_reader_stopped_from_outside_does_not_mark_the_file(
+    faulty_readers: ReaderPool, tmp_path: Path
+) -> None:
+    """Another program ending a reader (kill, a shutdown) says nothing about the file."""
+    photo = make_photos(tmp_path)[BAD.index("hang.jpg") + 2]
+    errors: list[BaseException] = []
+
+    def read() -> None:
+        try:
+            decode_picture(photo, None)
+        except BaseException as error:  # noqa: BLE001 - checked below
+            errors.append(error)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    deadline = time.monotonic() + 20
+    while not any(r.ready for r in faulty_readers._busy) and time.monotonic() < deadline:
+        time.sleep(0.01)  # until it works on the file (killed while starting is another case)
+    (busy,) = faulty_readers._busy
+    os.kill(busy.process.pid, signal.SIGTERM)
+    reader.join()
+    (error,) = errors
+    assert type(error) is ReaderError and "reader was stopped" in str(error)
+    assert not default_quarantine_file().exists()
