@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import exiv2
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.datatypes import IMAGE_SIZE
@@ -67,6 +66,9 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # Here, not at the top: numpy is a third of a reader process's start (core.isolation).
+        import numpy as np
+
         arr = np.asarray(img).astype(np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         if img.mode == "F":
@@ -531,18 +533,24 @@ def upright_tensor(image: torch.Tensor, orientation: int) -> torch.Tensor:
 # ---------------------------------------------------------------- model input (CPU)
 
 
-def model_array(img: Image.Image) -> np.ndarray:
-    """RGB image -> (224, 224, 3) uint8 array of the whole frame (squashed, never cropped)."""
+def model_pixels(img: Image.Image) -> bytes:
+    """RGB image -> the (224, 224, 3) uint8 pixels of the whole frame (squashed, never cropped)."""
     if img.size != (IMAGE_SIZE, IMAGE_SIZE):
         img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
-    return np.array(img, dtype=np.uint8)  # (H, W, 3), a copy that owns its memory
+    return img.tobytes()
+
+
+def pixels_to_tensor(pixels: bytes) -> torch.Tensor:
+    """``model_pixels``' bytes -> the (3, 224, 224) uint8 tensor the model takes."""
+    import torch  # here, not at the top: keeps torch out of the app's start-up path
+
+    flat = torch.frombuffer(bytearray(pixels), dtype=torch.uint8)  # a writable copy it owns
+    return flat.view(IMAGE_SIZE, IMAGE_SIZE, 3).permute(2, 0, 1)  # (3, H, W)
 
 
 def to_model_input(img: Image.Image) -> torch.Tensor:
     """RGB image -> (3, 224, 224) uint8 tensor of the whole frame (squashed, never cropped)."""
-    import torch  # here, not at the top: keeps torch out of the app's start-up path
-
-    return torch.from_numpy(model_array(img)).permute(2, 0, 1)  # (3, H, W)
+    return pixels_to_tensor(model_pixels(img))
 
 
 def load_for_model(path: str | Path) -> torch.Tensor:
@@ -553,9 +561,7 @@ def load_for_model(path: str | Path) -> torch.Tensor:
 
 def isolated_load_for_model(path: str | Path) -> torch.Tensor:
     """``load_for_model`` with the decoding in a reader process (``core.isolation``)."""
-    import torch  # here, not at the top: keeps torch out of the app's start-up path
-
-    return torch.from_numpy(decode_model_input(Path(path))).permute(2, 0, 1)  # (3, H, W)
+    return pixels_to_tensor(decode_model_input(Path(path)))
 
 
 def normalize_batch(images: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -30,13 +30,15 @@ from core.errors import ReaderCrashedError, ReaderError
 from core.quarantine import Quarantine, default_quarantine_file
 
 if TYPE_CHECKING:
-    import numpy as np
     from PIL import Image
 
 log = logging.getLogger(__name__)
 # What the C libraries write to stderr, relayed from the readers: the log file, not the terminal.
 libraries_log = logging.getLogger("photoscribe.libraries")
 
+# Readers get their end of the pipe as an inherited file descriptor (pass_fds), which Windows
+# does not have; there the work runs in the calling process, as before the readers.
+CAN_ISOLATE = os.name == "posix"
 READER_FLAG = "--photoscribe-reader"  # how the packaged app is asked to be a reader
 # The reader's first lines: the parent's import path, then core.reader_worker serves.
 _BOOT = (
@@ -200,6 +202,10 @@ class ReaderPool:
     def call(self, task: str, path: Path, *args: Any) -> Any:
         """``task`` on ``path`` in a reader; raises what the task raised, or ReaderCrashedError."""
         path = Path(path)
+        if not CAN_ISOLATE:  # pragma: no cover - Windows: the work runs here, unprotected
+            from core.reader_worker import TASKS
+
+            return TASKS[task](path, *args)
         quarantine = self._quarantine_for()
         remembered = quarantine.reason(path) if quarantine is not None else None
         if remembered is not None:
@@ -402,8 +408,8 @@ def decode_picture(path: Path, draft_size: tuple[int, int] | None) -> Image.Imag
     return Image.frombytes(mode, size, pixels)
 
 
-def decode_model_input(path: Path) -> np.ndarray:
-    """The model's (224, 224, 3) uint8 input of a photo (``core.images.model_array``), in a reader."""
+def decode_model_input(path: Path) -> bytes:
+    """The model's (224, 224, 3) uint8 input of a photo (``core.images.model_pixels``), in a reader."""
     return reader_pool().call("model_input", path)
 
 

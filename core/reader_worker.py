@@ -19,8 +19,6 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from core.errors import PhotoScribeError
 
 log = logging.getLogger(__name__)
@@ -34,11 +32,11 @@ def picture(path: Path, draft_size: tuple[int, int] | None) -> tuple[str, tuple[
     return image.mode, image.size, image.tobytes()
 
 
-def model_input(path: Path) -> np.ndarray:
-    """The model's (224, 224, 3) uint8 input (``core.images.model_array``)."""
-    from core.images import model_array, open_image
+def model_input(path: Path) -> bytes:
+    """The model's (224, 224, 3) uint8 input (``core.images.model_pixels``)."""
+    from core.images import model_pixels, open_image
 
-    return model_array(open_image(path))
+    return model_pixels(open_image(path))
 
 
 def embedded_caption(path: Path) -> str | None:

@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core.errors import LibraryIndexError
 from core.index import LibraryIndex, default_index_path
+from core.isolation import reader_pool
 from core.library import find_photos
 from core.storage import (
     FileIdentity,
@@ -144,6 +145,9 @@ class FolderSession(QObject):
         self.settings = settings  # replaced by the window when the user changes settings
         self.photos.device_pixel_ratio = device_pixel_ratio
         self.library = TaskPool("library", 1, self)
+        # A reader process for each thumbnail thread and one for the caption look-ups, so that
+        # listing a folder's captions does not wait behind its thumbnails.
+        reader_pool().reserve(env.thumbnail_workers + 1)
         self.thumbnails = ThumbnailLoader(
             ThumbnailCache(env.cache_dir),
             env.thumbnail_workers,

@@ -11,7 +11,6 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -19,7 +18,7 @@ import core
 import core.isolation
 from core.cli import main
 from core.errors import ImageError, ReaderCrashedError, ReaderError, StorageError
-from core.images import model_array, open_image
+from core.images import model_pixels, open_image
 from core.isolation import ReaderPool, decode_model_input, decode_picture
 from core.logfile import default_log_file
 from core.quarantine import Quarantine, default_quarantine_file
@@ -45,7 +44,7 @@ def test_a_reader_decodes_as_this_process_would(tmp_path: Path) -> None:
     there = decode_picture(photo, (100, 100))
     assert there.mode == "RGB" and there.size == here.size
     assert there.tobytes() == here.tobytes()
-    assert np.array_equal(decode_model_input(photo), model_array(open_image(photo)))
+    assert decode_model_input(photo) == model_pixels(open_image(photo))
 
 
 def test_errors_come_back_as_the_same_typed_errors(tmp_path: Path) -> None:
