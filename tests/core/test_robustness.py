@@ -1,5 +1,8 @@
 """Hundreds of damaged photos through the real command line: no crash, every file captioned or
-named with a reason, and no photo's pixels changed by writing its caption inside it."""
+named with a reason, and no photo's pixels changed by writing its caption inside it.
+
+The damaged copies are of every photo in tests/data, and of an AVIF and a JPEG XL made here.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
+import core.images  # noqa: F401 - registers JPEG XL with Pillow, to make the JPEG XL here
 from core.errors import PhotoScribeError
 from core.isolation import decode_picture
 from core.library import IMAGE_EXTENSIONS
 from core.storage.embedded import EMBED_EXTENSIONS
 from core.storage.pixels import NotRecognisedError, image_data_digest
 from tests.damage import damaged_copies
+from tests.imagegen import textured_image
 
 DATA = Path(__file__).parents[1] / "data"
 ROOT = Path(__file__).parents[2]
@@ -48,8 +53,11 @@ def image_data(photo: Path) -> str | None:
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory) -> tuple[Path, dict[str, bytes]]:
     folder = tmp_path_factory.mktemp("damaged")
+    generated = tmp_path_factory.mktemp("generated")  # formats with no sample in tests/data
+    for suffix, kind in (("avif", "AVIF"), ("jxl", "JXL")):
+        textured_image(320, 240, seed=7).save(generated / f"made.{suffix}", kind, quality=80)
     originals: dict[str, bytes] = {}
-    for photo in sorted(DATA.iterdir()):
+    for photo in [*sorted(DATA.iterdir()), *sorted(generated.iterdir())]:
         if photo.suffix.lower() not in IMAGE_EXTENSIONS:
             continue
         for name, data in damaged_copies(photo, SEED):
