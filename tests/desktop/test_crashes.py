@@ -59,3 +59,32 @@ def test_after_an_unclean_exit_the_folder_is_not_reopened(
     fourth = make_window()
     fourth.start(None)
     assert fourth.folder == photo_dir and len(prompts.errors) == 1
+
+
+def test_the_packaged_app_serves_as_its_own_image_reader(tmp_path: Path, monkeypatch) -> None:
+    """Frozen by PyInstaller there is no ``python -c``: the app's executable is started with
+    --photoscribe-reader, and the launcher serves reader requests."""
+    import stat
+    import sys
+
+    from core.isolation import ReaderPool
+
+    app = tmp_path / "photoscribe"  # stands in for the frozen executable
+    root = Path(__file__).resolve().parents[2]
+    app.write_text(
+        "#!/bin/sh\n"
+        f"PYTHONPATH={root} exec {sys.executable} -c "
+        "'import sys; from desktop.launcher import main; sys.exit(main())' \"$@\"\n"
+    )
+    app.chmod(app.stat().st_mode | stat.S_IXUSR)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    monkeypatch.setattr(sys, "executable", str(app))
+    photo = make_photos(tmp_path / "photos")[0]
+    pool = ReaderPool(size=1)
+    try:
+        mode, size, _ = pool.call("picture", photo, None)
+        (reader,) = pool._idle
+        assert reader.process.args[:2] == [str(app), "--photoscribe-reader"]
+    finally:
+        pool.close()
+    assert (mode, size) == ("RGB", (160, 120))
