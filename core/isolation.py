@@ -11,6 +11,7 @@ block on their reply with the GIL released, so decoding also runs on several cor
 from __future__ import annotations
 
 import atexit
+import functools
 import json
 import logging
 import os
@@ -24,13 +25,15 @@ import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.errors import ReaderCrashedError, ReaderError
 from core.quarantine import Quarantine, default_quarantine_file
 
 if TYPE_CHECKING:
     from PIL import Image
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
 
 log = logging.getLogger(__name__)
 # What the C libraries write to stderr, relayed from the readers: the log file, not the terminal.
@@ -154,7 +157,7 @@ class _Reader:
 class ReaderPool:
     """Up to ``size`` reader processes, started when first needed and restarted after a crash.
 
-    ``call`` runs a ``core.reader_worker.TASKS`` entry on one file, from any thread.
+    ``call`` runs a ``TASKS`` entry on one file, from any thread.
     ``timeout_s`` is how long one file may take before its reader counts as hung. ``setup``
     ("module:function") runs in every reader before its first request: tests use it to make
     readers crash; the app and the command line never pass it.
@@ -203,7 +206,7 @@ class ReaderPool:
         """``task`` on ``path`` in a reader; raises what the task raised, or ReaderCrashedError."""
         path = Path(path)
         if not CAN_ISOLATE:  # pragma: no cover - Windows: the work runs here, unprotected
-            from core.reader_worker import TASKS
+            import core.reader_worker  # noqa: F401 - registers the decoding tasks
 
             return TASKS[task](path, *args)
         quarantine = self._quarantine_for()
@@ -372,6 +375,41 @@ def _default_quarantine() -> Quarantine | None:
         return known
 
 
+# What a reader process can be asked to do, by name: core.reader_worker's decoding, and the
+# methods that ``runs_in_reader`` marks (reading and writing embedded metadata).
+TASKS: dict[str, Callable[..., Any]] = {}
+
+
+def runs_in_reader(task: str, *, exiv2_messages: bool = False) -> Callable[[_Method], _Method]:
+    """Make a method ``(self, path, *args)`` run in a reader process, as ``task``.
+
+    The object itself goes to the reader too (it must pickle). With ``exiv2_messages`` the
+    method's last argument is the list ``exiv2_calls`` collects libexiv2's complaints into: the
+    reader collects its own, and the caller's list stays empty.
+    """
+
+    def decorate(method: _Method) -> _Method:
+        def in_reader(path: Path, owner: Any, *args: Any) -> Any:
+            if not exiv2_messages:
+                return method(owner, path, *args)
+            from core.storage.metadata import exiv2_calls  # exiv2: loaded by the caller already
+
+            with exiv2_calls() as messages:
+                return method(owner, path, *args, messages)
+
+        TASKS[task] = in_reader
+
+        @functools.wraps(method)
+        def call(self: Any, path: Path, *args: Any) -> Any:
+            if exiv2_messages:
+                args = args[:-1]
+            return reader_pool().call(task, path, self, *args)
+
+        return call  # type: ignore[return-value]
+
+    return decorate
+
+
 _LOCK = threading.Lock()
 _QUARANTINES: dict[Path, Quarantine] = {}
 _POOL: ReaderPool | None = None
@@ -411,13 +449,3 @@ def decode_picture(path: Path, draft_size: tuple[int, int] | None) -> Image.Imag
 def decode_model_input(path: Path) -> bytes:
     """The model's (224, 224, 3) uint8 input of a photo (``core.images.model_pixels``), in a reader."""
     return reader_pool().call("model_input", path)
-
-
-def read_embedded_caption(path: Path) -> str | None:
-    """``core.storage.embedded.read_embedded_caption``, in a reader."""
-    return reader_pool().call("embedded_caption", path)
-
-
-def embed_caption(path: Path, data: bytes, text: str, overwrite: bool) -> tuple[bytes | None, str]:
-    """``core.storage.embedded.embed_caption``, in a reader."""
-    return reader_pool().call("embed", path, data, text, overwrite)

@@ -14,12 +14,12 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import Callable
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 from core.errors import PhotoScribeError
+from core.isolation import TASKS
 
 log = logging.getLogger(__name__)
 
@@ -39,26 +39,10 @@ def model_input(path: Path) -> bytes:
     return model_pixels(open_image(path))
 
 
-def embedded_caption(path: Path) -> str | None:
-    from core.storage.embedded import read_embedded_caption
-
-    return read_embedded_caption(path)
-
-
-def embed(path: Path, data: bytes, text: str, overwrite: bool) -> tuple[bytes | None, str]:
-    from core.storage.embedded import embed_caption
-
-    return embed_caption(path, data, text, overwrite)
-
-
-# What a request may ask for. Tests replace entries through the pool's ``setup`` hook (never
-# reachable from the app or the command line) to make the reader crash or hang.
-TASKS: dict[str, Callable[..., Any]] = {
-    "picture": picture,
-    "model_input": model_input,
-    "embedded_caption": embedded_caption,
-    "embed": embed,
-}
+# What a request may ask for (core.isolation.TASKS): the decoding here, and the metadata
+# methods core.storage registers when imported. Tests replace entries through the pool's
+# ``setup`` hook (never reachable from the app or the command line) to make a reader crash.
+TASKS.update(picture=picture, model_input=model_input)
 
 
 def main(argv: list[str]) -> None:
@@ -81,6 +65,7 @@ def serve(conn: Connection, log_file: str, setup: str | None) -> None:
     faulthandler.enable(sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
     import core.images  # noqa: F401 - the decoders load now, not on the first request
+    import core.storage.embedded  # noqa: F401 - registers the metadata tasks
 
     if setup:
         module, _, function = setup.partition(":")

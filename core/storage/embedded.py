@@ -9,8 +9,8 @@ from pathlib import Path
 
 import exiv2
 
-from core import isolation
 from core.errors import CorruptMetadataError, StorageError, UnsupportedFormatError
+from core.isolation import runs_in_reader
 from core.library import IMAGE_EXTENSIONS
 from core.storage.base import StoreKind, WriteResult, XmpName, check_overwrite, clean_caption
 from core.storage.files import (
@@ -100,8 +100,12 @@ class EmbeddedStore:
             log.debug("No embedded caption read from %s: %s", photo, error)
             return None
 
+    @runs_in_reader("embedded_caption")  # libexiv2 in a reader process: a crash costs one file
     def _read_embedded(self, photo: Path) -> str | None:
-        return isolation.read_embedded_caption(photo)  # libexiv2 in a reader process
+        data, _ = read_bytes(photo)
+        with exiv2_calls() as messages:
+            image = open_metadata(photo, data, messages)
+            return embedded_caption(image)
 
     def write(
         self,
@@ -121,7 +125,8 @@ class EmbeddedStore:
         real = Path(os.path.realpath(photo))  # write through a symlink, keep the link
         ensure_writable(real)
         data, identity = read_bytes(real, expected)
-        new_data, message = self._embed(real, data, text, overwrite)
+        with exiv2_calls() as messages:
+            new_data, message = self._embed(real, data, text, overwrite, messages)
         if new_data is None:
             return WriteResult(photo, self.name, photo, message, False, identity)
 
@@ -147,113 +152,94 @@ class EmbeddedStore:
         )
         return replace(result, message=" ".join(p for p in (note, result.message) if p))
 
+    @runs_in_reader("embed", exiv2_messages=True)  # libexiv2 in a reader process, likewise
     def _embed(
-        self, photo: Path, data: bytes, text: str, overwrite: bool
+        self,
+        photo: Path,
+        data: bytes,
+        text: str,
+        overwrite: bool,
+        messages: list[logging.LogRecord],
     ) -> tuple[bytes | None, str]:
         """The photo's new bytes (None when already up to date) and a message."""
-        return isolation.embed_caption(photo, data, text, overwrite)  # libexiv2 in a reader
-
-
-def read_embedded_caption(photo: Path) -> str | None:
-    """The caption inside ``photo``; run in a reader process (``core.isolation``)."""
-    data, _ = read_bytes(photo)
-    with exiv2_calls() as messages:
         image = open_metadata(photo, data, messages)
-        return embedded_caption(image)
+        kind = _WRITABLE_TYPES.get(image.imageType())
+        if kind is None:
+            raise UnsupportedFormatError(
+                photo,
+                f"the contents are {image.mimeType()}, which PhotoScribe does not write "
+                "metadata into; save captions to sidecar files instead.",
+            )
+        has_iptc = not image.iptcData().empty()
+        fields = [exif_caption(image), xmp_caption(image)]
+        if has_iptc:
+            fields.append(iptc_caption(image))
+        existing = embedded_caption(image)
+        if check_overwrite(photo, existing, text, overwrite) and all(f == text for f in fields):
+            return None, "this caption was already saved."
+        try:
+            pixels_before = image_data_digest(data, kind)
+        except NotRecognisedError as error:
+            raise UnsupportedFormatError(
+                photo,
+                f"PhotoScribe cannot check the image data of this {kind.upper()} ({error}), so "
+                "it will not write to it; save captions to sidecar files instead.",
+            ) from None
+        before = metadata_snapshot(image, _CAPTION_KEYS)
+        message = ""
+        try:
+            image.exifData()[EXIF_KEY] = text
+            set_xmp_caption(image.xmpData(), text)
+            if has_iptc and set_iptc_caption(photo, image.iptcData(), text):
+                message = "older IPTC text in the photo was converted to UTF-8."
+            image.writeMetadata()
+            with image.io().data() as buffer:
+                new_data = bytes(buffer)
+        except exiv2.Exiv2Error as error:
+            raise StorageError(
+                photo,
+                f"could not write the metadata ({exiv2_reason(error)}); the photo was not "
+                "changed. Save captions to sidecar files instead.",
+            ) from None
+        self._verify(photo, new_data, kind, text, has_iptc, before, pixels_before, messages)
+        return new_data, message
 
-
-def embed_caption(photo: Path, data: bytes, text: str, overwrite: bool) -> tuple[bytes | None, str]:
-    """The photo's new bytes with ``text`` as its caption (None when already up to date) and a
-    message; run in a reader process (``core.isolation``), since libexiv2 may crash on a file."""
-    with exiv2_calls() as messages:
-        return _embed(photo, data, text, overwrite, messages)
-
-
-def _embed(
-    photo: Path,
-    data: bytes,
-    text: str,
-    overwrite: bool,
-    messages: list[logging.LogRecord],
-) -> tuple[bytes | None, str]:
-    image = open_metadata(photo, data, messages)
-    kind = _WRITABLE_TYPES.get(image.imageType())
-    if kind is None:
-        raise UnsupportedFormatError(
-            photo,
-            f"the contents are {image.mimeType()}, which PhotoScribe does not write "
-            "metadata into; save captions to sidecar files instead.",
-        )
-    has_iptc = not image.iptcData().empty()
-    fields = [exif_caption(image), xmp_caption(image)]
-    if has_iptc:
-        fields.append(iptc_caption(image))
-    existing = embedded_caption(image)
-    if check_overwrite(photo, existing, text, overwrite) and all(f == text for f in fields):
-        return None, "this caption was already saved."
-    try:
-        pixels_before = image_data_digest(data, kind)
-    except NotRecognisedError as error:
-        raise UnsupportedFormatError(
-            photo,
-            f"PhotoScribe cannot check the image data of this {kind.upper()} ({error}), so "
-            "it will not write to it; save captions to sidecar files instead.",
-        ) from None
-    before = metadata_snapshot(image, _CAPTION_KEYS)
-    message = ""
-    try:
-        image.exifData()[EXIF_KEY] = text
-        set_xmp_caption(image.xmpData(), text)
-        if has_iptc and set_iptc_caption(photo, image.iptcData(), text):
-            message = "older IPTC text in the photo was converted to UTF-8."
-        image.writeMetadata()
-        with image.io().data() as buffer:
-            new_data = bytes(buffer)
-    except exiv2.Exiv2Error as error:
-        raise StorageError(
-            photo,
-            f"could not write the metadata ({exiv2_reason(error)}); the photo was not "
-            "changed. Save captions to sidecar files instead.",
-        ) from None
-    _verify(photo, new_data, kind, text, has_iptc, before, pixels_before, messages)
-    return new_data, message
-
-
-def _verify(
-    photo: Path,
-    new_data: bytes,
-    kind: str,
-    text: str,
-    has_iptc: bool,
-    before: list[tuple[str, str]],
-    pixels_before: str,
-    messages: list[logging.LogRecord],
-) -> None:
-    """Read the new bytes back; refuse to save them unless only the caption changed."""
-    problem = ""
-    try:
-        if messages:
-            problem = f"exiv2 reported: {messages[0].getMessage()}"
-        else:
-            image = open_metadata(photo, new_data, messages)
-            found = [exif_caption(image), xmp_caption(image)]
-            if has_iptc:
-                found.append(iptc_caption(image))
-            if any(f != text for f in found):
-                problem = "the caption did not read back the same"
-            elif metadata_snapshot(image, _CAPTION_KEYS) != before:
-                problem = "other metadata would have changed"
-            elif image_data_digest(new_data, kind) != pixels_before:
-                problem = "the image data would have changed"
-    except (StorageError, NotRecognisedError) as error:
-        problem = str(error)
-    if problem:
-        log.warning("Refused to write %s: %s", photo, problem)
-        raise StorageError(
-            photo,
-            f"the metadata could not be written safely ({problem}); the photo was not "
-            f"changed. Save captions for '{display_name(photo)}' to a sidecar file instead.",
-        )
+    def _verify(
+        self,
+        photo: Path,
+        new_data: bytes,
+        kind: str,
+        text: str,
+        has_iptc: bool,
+        before: list[tuple[str, str]],
+        pixels_before: str,
+        messages: list[logging.LogRecord],
+    ) -> None:
+        """Read the new bytes back; refuse to save them unless only the caption changed."""
+        problem = ""
+        try:
+            if messages:
+                problem = f"exiv2 reported: {messages[0].getMessage()}"
+            else:
+                image = open_metadata(photo, new_data, messages)
+                found = [exif_caption(image), xmp_caption(image)]
+                if has_iptc:
+                    found.append(iptc_caption(image))
+                if any(f != text for f in found):
+                    problem = "the caption did not read back the same"
+                elif metadata_snapshot(image, _CAPTION_KEYS) != before:
+                    problem = "other metadata would have changed"
+                elif image_data_digest(new_data, kind) != pixels_before:
+                    problem = "the image data would have changed"
+        except (StorageError, NotRecognisedError) as error:
+            problem = str(error)
+        if problem:
+            log.warning("Refused to write %s: %s", photo, problem)
+            raise StorageError(
+                photo,
+                f"the metadata could not be written safely ({problem}); the photo was not "
+                f"changed. Save captions for '{display_name(photo)}' to a sidecar file instead.",
+            )
 
 
 def _falls_back(photo: Path) -> bool:
