@@ -205,7 +205,7 @@ class ReaderPool:
     def call(self, task: str, path: Path, *args: Any) -> Any:
         """``task`` on ``path`` in a reader; raises what the task raised, or ReaderCrashedError."""
         path = Path(path)
-        if not CAN_ISOLATE:  # pragma: no cover - Windows: the work runs here, unprotected
+        if not CAN_ISOLATE:  # Windows (and tests that patch a task): the work runs here
             import core.reader_worker  # noqa: F401 - registers the decoding tasks
 
             return TASKS[task](path, *args)

@@ -121,3 +121,12 @@ def faulty_readers(monkeypatch):
     monkeypatch.setattr(core.isolation, "_POOL", pool)
     yield pool
     pool.close()
+
+
+@pytest.fixture
+def readers_in_process(monkeypatch) -> None:
+    """The image readers' work done in the test's own process (as on Windows), so that a test
+    can monkeypatch code that normally runs in a reader process (core.isolation)."""
+    import core.isolation
+
+    monkeypatch.setattr(core.isolation, "CAN_ISOLATE", False)

@@ -222,3 +222,14 @@ def test_a_reader_stopped_from_outside_does_not_mark_the_file(
     (error,) = errors
     assert type(error) is ReaderError and "reader was stopped" in str(error)
     assert not default_quarantine_file().exists()
+
+
+def test_readers_in_process_lets_a_test_patch_what_readers_run(
+    readers_in_process, tmp_path: Path, monkeypatch
+) -> None:
+    import core.storage.embedded
+
+    photo = tmp_path / "p.jpg"
+    shutil.copy(Path(__file__).parents[1] / "data" / "plain.jpg", photo)
+    monkeypatch.setattr(core.storage.embedded, "embedded_caption", lambda image: "patched")
+    assert make_store("embed").read(photo) == "patched"
