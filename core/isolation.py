@@ -131,9 +131,9 @@ class _Reader:
 
     def stop(self) -> int | None:
         """End the process (at once: it may be stuck in C code); its exit code."""
-        self.conn.close()
         if self.process.poll() is None:
-            self.process.kill()
+            self.process.kill()  # before the pipe closes: a reader seeing it close cleans up
+        self.conn.close()
         try:
             return self.process.wait(5)
         except subprocess.TimeoutExpired:

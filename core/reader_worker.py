@@ -75,7 +75,13 @@ def serve(conn: Connection, log_file: str, setup: str | None) -> None:
         try:
             task, path, args = conn.recv()
         except (EOFError, OSError):
-            return  # the parent closed the pipe or went away
+            # The parent went away without stopping this reader (it stops readers by killing
+            # them): nobody is left to relay the log file or to remove it.
+            try:
+                os.unlink(log_file)
+            except OSError:
+                pass
+            return
         try:
             reply: tuple[Any, ...] = ("ok", TASKS[task](path, *args))
         except PhotoScribeError as error:

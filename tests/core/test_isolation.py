@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -233,3 +235,25 @@ def test_readers_in_process_lets_a_test_patch_what_readers_run(
     shutil.copy(Path(__file__).parents[1] / "data" / "plain.jpg", photo)
     monkeypatch.setattr(core.storage.embedded, "embedded_caption", lambda image: "patched")
     assert make_store("embed").read(photo) == "patched"
+
+
+def test_a_reader_whose_parent_dies_leaves_no_log_file(tmp_path: Path) -> None:
+    """A crashed app cannot remove its readers' log files: the readers do, seeing it gone."""
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from core.isolation import reader_pool\n"
+        "pool = reader_pool()\n"
+        f"pool.call('picture', Path({str(make_photos(tmp_path / 'p')[0])!r}), None)\n"
+        "print(pool._idle[0].log_file, pool._idle[0].process.pid, flush=True)\n"
+        "os._exit(0)  # as a crash would: no clean-up at exit\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
+    log_file, pid = done.stdout.split()
+    deadline = time.monotonic() + 30
+    while Path(log_file).exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the reader sees its pipe close, removes the file and ends
+    assert not Path(log_file).exists()
