@@ -65,6 +65,7 @@ class Batches(Generic[T]):
         # Imported here, not at the top: the app imports the engine at start-up, and torch,
         # numpy and the image decoders load only when a run starts.
         from core.images import read_for_device, stack_on_device
+        from core.isolation import reader_pool
 
         # On CUDA the workers only read JPEG bytes and the batch is decoded on the GPU; on other
         # devices they decode to the model's input size (core.images.read_for_device).
@@ -74,6 +75,11 @@ class Batches(Generic[T]):
         self.caption = caption
         self.settings = settings
         self.cancel = cancel
+        # The decoding itself runs in reader processes (core.isolation), one per decode thread
+        # and one for the thumbnails and metadata the app and the writer read meanwhile.
+        pool = reader_pool()
+        pool.reserve(workers + 1)
+        pool.warm()
         self.window = settings.batch_size * 2 + workers
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="decode")
         self._pending: deque[tuple[T, Future[torch.Tensor]]] = deque()

@@ -25,6 +25,7 @@ from core.datatypes import (
     XMP_NAMES,
     CaptionSettings,
 )
+from core.logfile import log_to_file
 
 if TYPE_CHECKING:  # only for annotations: the engine and its SQLite index load when used
     from core.engine import RunSummary
@@ -490,6 +491,7 @@ def main(
         level=logging.INFO if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
     )
+    log_to_file()  # the image libraries' messages: the log file, not the terminal
     if args.self_test:
         if args.command is not None:
             print("photoscribe: --self-test takes no subcommand", file=sys.stderr)

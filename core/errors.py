@@ -82,5 +82,16 @@ class IndexLockedError(LibraryIndexError):
     """Another program holds the library index open for writing."""
 
 
+class ReaderError(ImageError, StorageError):
+    """PhotoScribe's image reader (a separate process that decodes photos and reads and writes
+    their metadata) could not handle a file; an ImageError when decoding, a StorageError when
+    reading or writing a caption."""
+
+
+class ReaderCrashedError(ReaderError):
+    """The image reader crashed or stopped responding on a file; the file was left untouched and
+    is not read again until it changes or PhotoScribe is updated."""
+
+
 class Cancelled(Exception):
     """Raised inside a batch when its cancel token is set; the run stops quietly (never shown)."""

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import exiv2
-import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.datatypes import IMAGE_SIZE
 from core.errors import ImageError
+from core.isolation import decode_model_input
 from core.library import RAW_EXTENSIONS
 from core.sniff import describe_non_image, read_head
 from core.storage.metadata import exiv2_calls, exiv2_reason
@@ -34,6 +34,13 @@ try:  # HEIC/HEIF support is optional at import time so a broken pi-heif never b
     HEIF_AVAILABLE = True
 except ImportError:  # pragma: no cover - pi-heif is a declared dependency
     HEIF_AVAILABLE = False
+
+try:  # JPEG XL through pillow-jxl-plugin; without it .jxl photos are reported as unreadable
+    import pillow_jxl  # noqa: F401 - registers the format with Pillow
+
+    JXL_AVAILABLE = True
+except ImportError:  # pragma: no cover - pillow-jxl-plugin is a declared dependency
+    JXL_AVAILABLE = False
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -60,6 +67,9 @@ def _to_rgb8(img: Image.Image) -> Image.Image:
     if img.mode == "RGB":
         return img
     if img.mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        # Here, not at the top: numpy is a third of a reader process's start (core.isolation).
+        import numpy as np
+
         arr = np.asarray(img).astype(np.float64)
         top = 65535.0 if img.mode.startswith("I;16") or arr.max(initial=0) > 255 else 255.0
         if img.mode == "F":
@@ -120,7 +130,8 @@ def open_image(
     except PermissionError as exc:
         raise ImageError(path, "permission denied; check the file's permissions") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(path, f"the image is damaged or truncated ({exc})") from exc
+        detail = " ".join(str(exc).split())  # libheif ends its messages with a newline
+        raise ImageError(path, f"the image is damaged or truncated ({detail})") from exc
 
 
 def _open_with_pillow(path: Path, draft_size: tuple[int, int] | None) -> Image.Image:
@@ -288,16 +299,19 @@ def raw_previews(path: Path) -> tuple[int, list[RawPreview]]:
     Reads only the metadata and the previews (through a memory map, so the sensor data is
     never loaded). Raises ImageError when exiv2 cannot read the file.
     """
+    problem = None
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
         with exiv2_calls() as messages:
             try:
                 orientation, previews = _read_previews(data)
             except exiv2.Exiv2Error as exc:
-                raise ImageError(
-                    path, f"this RAW file cannot be read ({exiv2_reason(exc)})"
-                ) from None
+                # Raised once the map is closed: until the error is gone, its traceback keeps
+                # exiv2's view of the map alive, and closing the map would fail (BufferError).
+                problem = exiv2_reason(exc)
         for message in messages:  # RAW files commonly carry odd maker tags: noise, not news
             log.debug("%s: exiv2: %s", path, message.getMessage())
+    if problem is not None:
+        raise ImageError(path, f"this RAW file cannot be read ({problem})")
     return orientation, previews
 
 
@@ -397,16 +411,17 @@ def read_for_device(path: str | Path, device: torch.device | str) -> torch.Tenso
     """What a decode worker hands on for one photo: see ``stack_on_device``.
 
     On CUDA, a complete RGB or greyscale JPEG comes back undecoded; every other photo, and
-    every photo for other devices, as the (3, 224, 224) uint8 tensor ``load_for_model`` gives.
-    Raises ImageError as ``load_for_model`` does.
+    every photo for other devices, as the (3, 224, 224) uint8 tensor ``load_for_model`` gives,
+    decoded in a reader process (``core.isolation``: a crash there costs only this photo).
+    Raises ImageError as ``load_for_model`` does, and ReaderCrashedError.
     """
     import torch  # here, not at the top: keeps torch out of the app's start-up path
 
     if torch.device(device).type == "cuda":
-        encoded = gpu_decodable_jpeg(Path(path))
+        encoded = gpu_decodable_jpeg(Path(path))  # Python code only: the header, the EXIF
         if encoded is not None:
             return encoded
-    return load_for_model(path)
+    return isolated_load_for_model(path)
 
 
 def gpu_decodable_jpeg(path: Path) -> EncodedJpeg | None:
@@ -477,7 +492,7 @@ def stack_on_device(
         if image is None:
             log.debug("%s: not decodable on %s, decoding on the CPU", item.path, device)
             try:
-                out[i] = load_for_model(item.path).to(device)
+                out[i] = isolated_load_for_model(item.path).to(device)
             except ImageError as exc:
                 failed.append((i, exc))
             continue
@@ -519,19 +534,35 @@ def upright_tensor(image: torch.Tensor, orientation: int) -> torch.Tensor:
 # ---------------------------------------------------------------- model input (CPU)
 
 
-def to_model_input(img: Image.Image) -> torch.Tensor:
-    """RGB image -> (3, 224, 224) uint8 tensor of the whole frame (squashed, never cropped)."""
-    import torch  # here, not at the top: keeps torch out of the app's start-up path
-
+def model_pixels(img: Image.Image) -> bytes:
+    """RGB image -> the (224, 224, 3) uint8 pixels of the whole frame (squashed, never cropped)."""
     if img.size != (IMAGE_SIZE, IMAGE_SIZE):
         img = img.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.BICUBIC)
-    arr = np.asarray(img, dtype=np.uint8)  # (H, W, 3)
-    return torch.from_numpy(arr.copy()).permute(2, 0, 1)  # (3, H, W)
+    return img.tobytes()
+
+
+def pixels_to_tensor(pixels: bytes) -> torch.Tensor:
+    """``model_pixels``' bytes -> the (3, 224, 224) uint8 tensor the model takes."""
+    import torch  # here, not at the top: keeps torch out of the app's start-up path
+
+    flat = torch.frombuffer(bytearray(pixels), dtype=torch.uint8)  # a writable copy it owns
+    return flat.view(IMAGE_SIZE, IMAGE_SIZE, 3).permute(2, 0, 1)  # (3, H, W)
+
+
+def to_model_input(img: Image.Image) -> torch.Tensor:
+    """RGB image -> (3, 224, 224) uint8 tensor of the whole frame (squashed, never cropped)."""
+    return pixels_to_tensor(model_pixels(img))
 
 
 def load_for_model(path: str | Path) -> torch.Tensor:
-    """File -> (3, 224, 224) uint8 tensor, ready for normalize_batch."""
+    """File -> (3, 224, 224) uint8 tensor, ready for normalize_batch, decoded in this process
+    (training and benchmarks; the app and the command line use ``isolated_load_for_model``)."""
     return to_model_input(open_image(path))
+
+
+def isolated_load_for_model(path: str | Path) -> torch.Tensor:
+    """``load_for_model`` with the decoding in a reader process (``core.isolation``)."""
+    return pixels_to_tensor(decode_model_input(Path(path)))
 
 
 def normalize_batch(images: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -25,7 +25,10 @@ RAW_EXTENSIONS: frozenset[str] = frozenset(
 """Camera RAW file extensions (lower case, with the dot)."""
 
 IMAGE_EXTENSIONS: frozenset[str] = (
-    frozenset({".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"})
+    frozenset(
+        {".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".bmp", ".gif", ".heic", ".heif"}
+        | {".avif", ".jxl"}  # Pillow's own AVIF decoder; JPEG XL through pillow-jxl-plugin
+    )
     | RAW_EXTENSIONS
 )
 """Every file extension PhotoScribe treats as a photo (lower case, with the dot)."""

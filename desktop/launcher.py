@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from core.cli import main as cli_main
+from core.isolation import READER_FLAG
 from desktop.display_check import start_problem
 from desktop.samples import BUNDLED_SAMPLES
 
@@ -124,6 +125,11 @@ def smoke_gui() -> int:
 
 def main() -> int:
     argv = sys.argv[1:]
+    if argv[:1] == [READER_FLAG]:  # the packaged app started as an image reader (core.isolation)
+        from core.reader_worker import main as reader_main
+
+        reader_main(argv[1:])
+        return 0
     if argv == [SMOKE_GUI]:
         return smoke_gui()
     return cli_main(argv, gui=run_gui, self_test_photos=(BUNDLED_SAMPLES,))

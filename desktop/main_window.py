@@ -63,6 +63,8 @@ class MainWindow(QMainWindow):
         self.prompts = prompts or Prompts()
         self.settings_store = SettingsStore(self.env.settings_path)
         self.settings = self.settings_store.load()
+        # Still set from the last session: it ended (crashed, was killed) with this folder open.
+        self._crashed_in = self.settings_store.folder_open_at_exit
         self.devices: tuple[str, ...] | None = None  # found by the start-up probe
         self.shipped_model: bool | None = None
         self.model_info: ModelInfo | None = None
@@ -222,7 +224,12 @@ class MainWindow(QMainWindow):
     # ================================================================ start-up and the model
 
     def start(self, folder: str | Path | None) -> None:
-        """Open ``folder``, else the last folder, else show the welcome page with the samples."""
+        """Open ``folder``, else the last folder, else show the welcome page with the samples.
+
+        After a session that ended uncleanly with a folder open, the last folder is not opened
+        again (it may be what stopped PhotoScribe): the window says so instead.
+        """
+        crashed_in, self._crashed_in = self._crashed_in, None
         if folder is not None:
             path = Path(folder).expanduser()
             if path.is_file():
@@ -234,11 +241,31 @@ class MainWindow(QMainWindow):
             self.prompts.show_error(
                 self, "Cannot open the folder", f"{path}: this folder does not exist."
             )
+        if crashed_in is not None:
+            self._after_unclean_exit(crashed_in)
+            return
         last = self.settings_store.last_folder
         if last is not None and last.is_dir():
             self.open_folder(last, confirm=False)
         else:
             self.middle.setCurrentWidget(self.welcome)
+
+    def _after_unclean_exit(self, folder: Path) -> None:
+        """The last session ended without closing while ``folder`` was open: say so, and do not
+        open that folder again until the user chooses it (whatever stopped PhotoScribe may be in
+        it, and reopening it at every start would stop it every time)."""
+        log.warning("The last session ended uncleanly with %s open; not reopening it", folder)
+        self.settings_store.folder_open_at_exit = None
+        self.settings_store.last_folder = None
+        self.middle.setCurrentWidget(self.welcome)
+        where = f" The log file {self.env.log_file} may say why." if self.env.log_file else ""
+        self.prompts.show_error(
+            self,
+            "PhotoScribe did not close properly",
+            f"PhotoScribe stopped unexpectedly last time, while the folder {folder} was open. "
+            "It was not opened again this time, in case something in it made PhotoScribe stop; "
+            f"open it from the File menu when you want it.{where}",
+        )
 
     def _probed(self, found: Probe) -> None:
         self.devices = found.devices
@@ -293,6 +320,7 @@ class MainWindow(QMainWindow):
         self.status_line.folder_open = True
         self._listing = True
         self._update_empty_text()
+        self.settings_store.folder_open_at_exit = folder  # cleared again at a clean quit
         self.session.open(folder, self.settings.recursive)
         self.settings_store.last_folder = folder
         self.middle.setCurrentWidget(self.grid)
@@ -596,4 +624,5 @@ class MainWindow(QMainWindow):
         self._save_window_state()
         self.session.shutdown()
         self.tasks.shutdown(wait=True, cancel_pending=True)
+        self.settings_store.folder_open_at_exit = None
         log.info("PhotoScribe closed cleanly")

@@ -31,6 +31,7 @@ LIBRARY_LICENCES = (  # as the installed packages declare them
     ("Pillow", "MIT-CMU"),
     ("python-exiv2", "GPL-3.0-or-later"),
     ("pi-heif", "BSD-3-Clause (libheif: LGPL-3.0)"),
+    ("pillow-jxl-plugin", "GPL-3.0-or-later"),
     ("platformdirs", "MIT"),
 )
 

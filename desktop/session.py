@@ -20,6 +20,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from core.errors import LibraryIndexError
 from core.index import LibraryIndex, UnsavedCaption, default_index_path
+from core.isolation import reader_pool
 from core.library import find_photos
 from core.storage import (
     FileIdentity,
@@ -175,6 +176,9 @@ class FolderSession(QObject):
         self.settings = settings  # replaced by the window when the user changes settings
         self.photos.device_pixel_ratio = device_pixel_ratio
         self.library = TaskPool("library", 1, self)
+        # A reader process for each thumbnail thread and one for the caption look-ups, so that
+        # listing a folder's captions does not wait behind its thumbnails.
+        reader_pool().reserve(env.thumbnail_workers + 1)
         self.thumbnails = ThumbnailLoader(
             ThumbnailCache(env.cache_dir),
             env.thumbnail_workers,
@@ -198,6 +202,7 @@ class FolderSession(QObject):
         self.photos.thumbnail_requested.connect(self.thumbnails.request)
         self.thumbnails.thumbnail_ready.connect(self.photos.set_thumbnail)
         self.thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
+        self.thumbnails.reader_crashed.connect(self.problem_found)
         self.captioning.model_load_started.connect(self.model_load_started)
         self.captioning.model_loaded.connect(self.model_loaded)
         for helper in (self.saver, self.batches):

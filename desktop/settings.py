@@ -180,3 +180,18 @@ class SettingsStore:
     def last_folder(self, folder: Path | None) -> None:
         self._qs.setValue("window/last_folder", str(folder) if folder else "")
         self._qs.sync()
+
+    @property
+    def folder_open_at_exit(self) -> Path | None:
+        """The folder open when PhotoScribe last ended without closing properly, else None.
+
+        Set when a folder opens, cleared at a clean quit: still set at start-up means the last
+        session crashed (or was killed) while that folder was open.
+        """
+        value = self._qs.value("session/open_folder")
+        return Path(str(value)) if value else None
+
+    @folder_open_at_exit.setter
+    def folder_open_at_exit(self, folder: Path | None) -> None:
+        self._qs.setValue("session/open_folder", str(folder) if folder else "")
+        self._qs.sync()  # on disk now: it is there for the start after a crash

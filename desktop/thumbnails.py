@@ -15,7 +15,8 @@ from PIL import Image
 from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QImage
 
-from core.errors import PhotoScribeError
+from core.errors import PhotoScribeError, ReaderCrashedError
+from core.isolation import decode_picture
 
 log = logging.getLogger(__name__)
 
@@ -95,14 +96,11 @@ def fit(image: QImage, box: QSize) -> QImage:
 
 def decode_scaled(path: Path, edge: int) -> QImage:
     """The photo upright (EXIF orientation applied), at most ``edge`` pixels on its long side."""
-    # Imported here, on the worker thread: core.images brings numpy and the HEIF decoder
-    # (about 0.1 s), which the app's start-up need not wait for. It no longer loads torch.
-    from core.images import open_image
-
     # A thumbnail of a 4:3 photo is 3/4 edge on its short side, so an embedded image that big
     # (a phone HEIC's 320x240 thumbnail, a RAW file's preview) is enough; no full decode.
+    # Decoded in a reader process: a crash in a decoder there costs only this thumbnail.
     least = edge * 3 // 4
-    image = open_image(path, draft_size=(least, least))
+    image = decode_picture(path, draft_size=(least, least))
     image.thumbnail((edge, edge), Image.Resampling.BILINEAR, reducing_gap=2.0)
     return pil_to_qimage(image)
 
@@ -129,6 +127,7 @@ class ThumbnailLoader(QObject):
 
     thumbnail_ready = Signal(object, QImage)  # path, image
     thumbnail_failed = Signal(object, str)  # path, readable reason
+    reader_crashed = Signal(object, str)  # path, message: the file is for the Problems panel
 
     def __init__(
         self,
@@ -196,6 +195,11 @@ class ThumbnailLoader(QObject):
                 image = load_thumbnail(path, self.cache, self.edge)
                 if self.display is not None:
                     image = fit(image, self.display)
+            except ReaderCrashedError as error:
+                self._emit_failed(path, error.problem)
+                with self._cond:
+                    if not self._stopping:
+                        self.reader_crashed.emit(path, str(error))
             except PhotoScribeError as error:
                 self._emit_failed(path, error.problem)
             except OSError as error:

@@ -53,6 +53,14 @@ def _captioners_on_test_device(request: pytest.FixtureRequest, monkeypatch) -> N
     )
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_log_file(tmp_path_factory) -> None:
+    """The command line's log file (core.logfile) in a temporary folder, never the user's."""
+    import os
+
+    os.environ["PHOTOSCRIBE_LOG"] = str(tmp_path_factory.mktemp("log") / "photoscribe-cli.log")
+
+
 @pytest.fixture(autouse=True)
 def _private_library_index(tmp_path_factory, monkeypatch) -> None:
     """No test may ever write to the user's real library index."""
@@ -101,3 +109,24 @@ def photo_dir(tmp_path: Path) -> Path:
     for i in range(3):
         textured_image(320, 240, seed=i).save(tmp_path / f"photo{i}.jpg", quality=90)
     return tmp_path
+
+
+@pytest.fixture
+def faulty_readers(monkeypatch):
+    """The process's image readers replaced by ones that crash on files named segfault*,
+    abort* and hang* (tests/reader_faults.py); a reader counts as hung after 3 s."""
+    import core.isolation
+
+    pool = core.isolation.ReaderPool(timeout_s=3.0, setup="tests.reader_faults:install")
+    monkeypatch.setattr(core.isolation, "_POOL", pool)
+    yield pool
+    pool.close()
+
+
+@pytest.fixture
+def readers_in_process(monkeypatch) -> None:
+    """The image readers' work done in the test's own process (as on Windows), so that a test
+    can monkeypatch code that normally runs in a reader process (core.isolation)."""
+    import core.isolation
+
+    monkeypatch.setattr(core.isolation, "CAN_ISOLATE", False)

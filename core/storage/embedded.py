@@ -10,6 +10,7 @@ from pathlib import Path
 import exiv2
 
 from core.errors import CorruptMetadataError, StorageError, UnsupportedFormatError
+from core.isolation import runs_in_reader
 from core.library import IMAGE_EXTENSIONS
 from core.storage.base import StoreKind, WriteResult, XmpName, check_overwrite, clean_caption
 from core.storage.files import (
@@ -102,6 +103,7 @@ class EmbeddedStore:
             log.debug("No embedded caption read from %s: %s", photo, error)
             return None
 
+    @runs_in_reader("embedded_caption")  # libexiv2 in a reader process: a crash costs one file
     def _read_embedded(self, photo: Path) -> str | None:
         data, _ = read_bytes(photo)
         with exiv2_calls() as messages:
@@ -179,6 +181,7 @@ class EmbeddedStore:
         )
         return replace(result, message=" ".join(p for p in (note, result.message) if p))
 
+    @runs_in_reader("embed", exiv2_messages=True)  # libexiv2 in a reader process, likewise
     def _embed(
         self,
         photo: Path,

@@ -37,6 +37,18 @@ _LOCK = threading.RLock()
 _EXIV2_LOGGER = logging.getLogger("exiv2")  # python-exiv2 forwards libexiv2 messages here
 
 
+class _ToLibrariesLog(logging.Handler):
+    """libexiv2's warnings are about the file, not news for the terminal: they go to the log
+    file at INFO, beside what the image readers' C libraries say (core.isolation)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logging.getLogger("photoscribe.libraries").info("exiv2: %s", record.getMessage())
+
+
+_EXIV2_LOGGER.addHandler(_ToLibrariesLog())
+_EXIV2_LOGGER.propagate = False
+
+
 class _Collector(logging.Handler):
     def __init__(self) -> None:
         super().__init__(logging.WARNING)

@@ -123,7 +123,7 @@ def test_a_photo_not_safe_to_write_gets_an_xmp_sidecar(tmp_path: Path, name: str
 
 
 def test_a_preview_that_would_change_is_caught_and_only_xmp_is_written(
-    tmp_path: Path, monkeypatch
+    tmp_path: Path, monkeypatch, readers_in_process
 ) -> None:
     """Regression (issue 27, item 1): the check compared maker-note offsets, so a moved
     preview counted as damage; now previews are compared by what they hold, and a change of

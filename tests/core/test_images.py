@@ -420,6 +420,17 @@ def test_file_with_raw_extension_that_is_not_raw(tmp_path: Path) -> None:
     assert "holiday.nef" in str(info.value)
 
 
+def test_raw_file_exiv2_cannot_read_is_a_clear_error(tmp_path: Path) -> None:
+    """A regression guard: exiv2's error kept the file's memory map open, so closing it raised
+    BufferError ("cannot close exported pointers exist") instead of the readable error."""
+    path = tmp_path / "cut.cr3"
+    data = (DATA / "canon_eos_r6.cr3").read_bytes()
+    path.write_bytes(data[: len(data) // 50])
+    with pytest.raises(ImageError, match="this RAW file cannot be read") as info:
+        open_image(path)
+    assert "cut.cr3" in str(info.value)
+
+
 def test_batch_with_raw_and_heic_goes_on_past_a_bad_raw(tmp_path: Path, tiny_checkpoint) -> None:
     captioner = Captioner(tiny_checkpoint, device="cpu")
     paths = [

@@ -78,17 +78,19 @@ def test_a_broken_photo_gets_a_placeholder_not_an_endless_retry(qtbot, window, p
 
 
 def record_decoding_threads(monkeypatch) -> list[threading.Thread]:
-    """Note the thread of every photo decode (thumbnails, previews and the model's input)."""
-    import core.images
+    """Note the thread that asked for every photo decode (thumbnails, previews and the model's
+    input; the decoding itself runs in a reader process, core.isolation)."""
+    import core.isolation
 
     threads: list[threading.Thread] = []
-    real = core.images.open_image
+    real = core.isolation.ReaderPool.call
 
-    def noted(*args, **kwargs):
-        threads.append(threading.current_thread())
-        return real(*args, **kwargs)
+    def noted(self, task, *args, **kwargs):
+        if task in ("picture", "model_input"):
+            threads.append(threading.current_thread())
+        return real(self, task, *args, **kwargs)
 
-    monkeypatch.setattr(core.images, "open_image", noted)
+    monkeypatch.setattr(core.isolation.ReaderPool, "call", noted)
     return threads
 
 
