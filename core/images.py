@@ -17,8 +17,9 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from core.datatypes import IMAGE_SIZE
 from core.errors import ImageError
-from core.isolation import decode_model_input
+from core.isolation import reader_pool
 from core.library import RAW_EXTENSIONS
+from core.reader_tasks import TASKS
 from core.sniff import describe_non_image, read_head
 from core.storage.metadata import exiv2_calls, exiv2_reason
 
@@ -563,6 +564,38 @@ def load_for_model(path: str | Path) -> torch.Tensor:
 def isolated_load_for_model(path: str | Path) -> torch.Tensor:
     """``load_for_model`` with the decoding in a reader process (``core.isolation``)."""
     return pixels_to_tensor(decode_model_input(Path(path)))
+
+
+# ------------------------------------------------------------------ decoding in a reader process
+# The tasks a reader runs (core.reader_tasks; core.reader_worker imports this module to serve
+# them) and the calls that send them there.
+
+
+def _picture_task(
+    path: Path, draft_size: tuple[int, int] | None
+) -> tuple[str, tuple[int, int], bytes]:
+    """``open_image`` as (mode, size, pixels): an upright 8-bit RGB image."""
+    image = open_image(path, draft_size)
+    return image.mode, image.size, image.tobytes()
+
+
+def _model_input_task(path: Path) -> bytes:
+    """The model's (224, 224, 3) uint8 input (``model_pixels``)."""
+    return model_pixels(open_image(path))
+
+
+TASKS.update(picture=_picture_task, model_input=_model_input_task)
+
+
+def decode_picture(path: Path, draft_size: tuple[int, int] | None) -> Image.Image:
+    """``open_image``, in a reader process: a crash there costs only this photo."""
+    mode, size, pixels = reader_pool().call("picture", path, draft_size)
+    return Image.frombytes(mode, size, pixels)
+
+
+def decode_model_input(path: Path) -> bytes:
+    """The model's (224, 224, 3) uint8 input of a photo (``model_pixels``), in a reader."""
+    return reader_pool().call("model_input", path)
 
 
 def normalize_batch(images: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:

@@ -23,15 +23,17 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from core.errors import ReaderCrashedError, ReaderError
 from core.quarantine import Quarantine, default_quarantine_file
+from core.reader_tasks import TASKS
 
 if TYPE_CHECKING:
-    from PIL import Image
+    pass
 
 _Method = TypeVar("_Method", bound=Callable[..., Any])
 
@@ -206,9 +208,7 @@ class ReaderPool:
         """``task`` on ``path`` in a reader; raises what the task raised, or ReaderCrashedError."""
         path = Path(path)
         if not CAN_ISOLATE:  # Windows (and tests that patch a task): the work runs here
-            import core.reader_worker  # noqa: F401 - registers the decoding tasks
-
-            return TASKS[task](path, *args)
+            return TASKS[task](path, *args)  # registered by the module that asks for it
         quarantine = self._quarantine_for()
         remembered = quarantine.reason(path) if quarantine is not None else None
         if remembered is not None:
@@ -375,33 +375,29 @@ def _default_quarantine() -> Quarantine | None:
         return known
 
 
-# What a reader process can be asked to do, by name: core.reader_worker's decoding, and the
-# methods that ``runs_in_reader`` marks (reading and writing embedded metadata).
-TASKS: dict[str, Callable[..., Any]] = {}
-
-
-def runs_in_reader(task: str, *, exiv2_messages: bool = False) -> Callable[[_Method], _Method]:
+def runs_in_reader(
+    task: str, *, collect: Callable[[], AbstractContextManager[list]] | None = None
+) -> Callable[[_Method], _Method]:
     """Make a method ``(self, path, *args)`` run in a reader process, as ``task``.
 
-    The object itself goes to the reader too (it must pickle). With ``exiv2_messages`` the
-    method's last argument is the list ``exiv2_calls`` collects libexiv2's complaints into: the
-    reader collects its own, and the caller's list stays empty.
+    The object itself goes to the reader too (it must pickle). With ``collect`` (a context
+    manager giving a list, such as core.storage.metadata.exiv2_calls) the method's last
+    argument is that list, filled in the reader (libexiv2's complaints about the file); the
+    caller's list stays empty.
     """
 
     def decorate(method: _Method) -> _Method:
         def in_reader(path: Path, owner: Any, *args: Any) -> Any:
-            if not exiv2_messages:
+            if collect is None:
                 return method(owner, path, *args)
-            from core.storage.metadata import exiv2_calls  # exiv2: loaded by the caller already
-
-            with exiv2_calls() as messages:
+            with collect() as messages:
                 return method(owner, path, *args, messages)
 
         TASKS[task] = in_reader
 
         @functools.wraps(method)
         def call(self: Any, path: Path, *args: Any) -> Any:
-            if exiv2_messages:
+            if collect is not None:
                 args = args[:-1]
             return reader_pool().call(task, path, self, *args)
 
@@ -433,19 +429,3 @@ def close_reader_pool() -> None:
 
 
 atexit.register(close_reader_pool)
-
-
-# ------------------------------------------------------------------ what the rest of core calls
-
-
-def decode_picture(path: Path, draft_size: tuple[int, int] | None) -> Image.Image:
-    """``core.images.open_image``, in a reader."""
-    from PIL import Image
-
-    mode, size, pixels = reader_pool().call("picture", path, draft_size)
-    return Image.frombytes(mode, size, pixels)
-
-
-def decode_model_input(path: Path) -> bytes:
-    """The model's (224, 224, 3) uint8 input of a photo (``core.images.model_pixels``), in a reader."""
-    return reader_pool().call("model_input", path)

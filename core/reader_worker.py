@@ -15,34 +15,18 @@ import os
 import sys
 import traceback
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
+import core.images  # noqa: F401 - registers the decoding tasks (picture, model_input)
 from core.errors import PhotoScribeError
-from core.isolation import TASKS
+from core.reader_tasks import TASKS
+
+# What a request may ask for (core.reader_tasks.TASKS): core.images' decoding, and the
+# metadata methods core.storage registers when imported. Tests replace entries through the
+# pool's ``setup`` hook (never reachable from the app or the command line) to make a reader
+# crash.
 
 log = logging.getLogger(__name__)
-
-
-def picture(path: Path, draft_size: tuple[int, int] | None) -> tuple[str, tuple[int, int], bytes]:
-    """``open_image`` as (mode, size, pixels): an upright 8-bit RGB image."""
-    from core.images import open_image
-
-    image = open_image(path, draft_size)
-    return image.mode, image.size, image.tobytes()
-
-
-def model_input(path: Path) -> bytes:
-    """The model's (224, 224, 3) uint8 input (``core.images.model_pixels``)."""
-    from core.images import model_pixels, open_image
-
-    return model_pixels(open_image(path))
-
-
-# What a request may ask for (core.isolation.TASKS): the decoding here, and the metadata
-# methods core.storage registers when imported. Tests replace entries through the pool's
-# ``setup`` hook (never reachable from the app or the command line) to make a reader crash.
-TASKS.update(picture=picture, model_input=model_input)
 
 
 def main(argv: list[str]) -> None:
@@ -64,7 +48,6 @@ def serve(conn: Connection, log_file: str, setup: str | None) -> None:
     sys.stderr = sys.stdout = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
     faulthandler.enable(sys.stderr)
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
-    import core.images  # noqa: F401 - the decoders load now, not on the first request
     import core.storage.embedded  # noqa: F401 - registers the metadata tasks
 
     if setup:

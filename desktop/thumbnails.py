@@ -16,7 +16,7 @@ from PySide6.QtCore import QObject, QSize, Qt, Signal
 from PySide6.QtGui import QImage
 
 from core.errors import PhotoScribeError, ReaderCrashedError
-from core.isolation import decode_picture
+from core.images import decode_picture
 
 log = logging.getLogger(__name__)
 

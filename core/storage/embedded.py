@@ -181,7 +181,7 @@ class EmbeddedStore:
         )
         return replace(result, message=" ".join(p for p in (note, result.message) if p))
 
-    @runs_in_reader("embed", exiv2_messages=True)  # libexiv2 in a reader process, likewise
+    @runs_in_reader("embed", collect=exiv2_calls)  # libexiv2 in a reader process, likewise
     def _embed(
         self,
         photo: Path,

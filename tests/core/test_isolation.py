@@ -20,8 +20,8 @@ import core
 import core.isolation
 from core.cli import main
 from core.errors import ImageError, ReaderCrashedError, ReaderError, StorageError
-from core.images import model_pixels, open_image
-from core.isolation import ReaderPool, decode_model_input, decode_picture
+from core.images import decode_model_input, decode_picture, model_pixels, open_image
+from core.isolation import ReaderPool
 from core.logfile import default_log_file
 from core.quarantine import Quarantine, default_quarantine_file
 from core.storage import make_store

@@ -9,8 +9,7 @@ import pytest
 from PIL import Image, features
 
 from core.cli import main
-from core.images import open_image
-from core.isolation import decode_picture
+from core.images import decode_picture, open_image
 from core.library import find_photos
 from tests.imagegen import textured_image
 

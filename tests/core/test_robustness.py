@@ -17,7 +17,7 @@ import pytest
 
 import core.images  # noqa: F401 - registers JPEG XL with Pillow, to make the JPEG XL here
 from core.errors import PhotoScribeError
-from core.isolation import decode_picture
+from core.images import decode_picture
 from core.library import IMAGE_EXTENSIONS
 from core.storage.embedded import EMBED_EXTENSIONS
 from core.storage.pixels import NotRecognisedError, image_data_digest
