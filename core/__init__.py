@@ -6,15 +6,15 @@ import re
 from pathlib import Path
 
 
-def _version() -> str:
-    """The version in pyproject.toml, its one source.
+def _version(root: Path) -> str:
+    """The version in pyproject.toml, its one source; ``root`` is the folder above `core`.
 
     Read from the pyproject.toml beside the `core` package: the source checkout's (also under
     an editable install) or the copy the packaged app carries in its `_internal` folder
     (packaging/photoscribe.spec puts it there); else from the installed package's metadata.
     """
     try:
-        text = (Path(__file__).resolve().parent.parent / "pyproject.toml").read_text("utf-8")
+        text = (root / "pyproject.toml").read_text("utf-8")
     except OSError:
         text = ""
     project = re.search(r"^\[project\]$(.*?)(?=^\[)", text + "\n[", re.MULTILINE | re.DOTALL)
@@ -30,4 +30,4 @@ def _version() -> str:
         return "unknown"
 
 
-__version__ = _version()
+__version__ = _version(Path(__file__).resolve().parent.parent)
