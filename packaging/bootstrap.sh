@@ -5,10 +5,12 @@
 #   bash packaging/bootstrap.sh system   only the system packages below (no venv)
 #   bash packaging/bootstrap.sh setup    only set up (or update) the venv; build.sh runs this
 #   bash packaging/bootstrap.sh torch    say which build of torch set-up would install, and why
-# torch: the CPU build (about 1 GB smaller, no torchvision) unless this machine has an NVIDIA GPU
-# (nvidia-smi lists one, or the driver's /proc/driver/nvidia/gpus does); PHOTOSCRIBE_TORCH=cpu
-# or =cuda asks for one. The CUDA build also runs on the CPU, and brings torchvision for nvJPEG.
-# Idempotent: a second run with nothing changed only checks a stamp file and starts at once.
+# torch: the CPU build (a 1.5 GB venv instead of 6 GB, no torchvision) unless this machine has an
+# NVIDIA GPU (nvidia-smi lists one, or the driver's /proc/driver/nvidia/gpus does);
+# PHOTOSCRIBE_TORCH=cpu or =cuda asks for one. The CUDA build also runs on the CPU, and brings
+# torchvision for decoding JPEGs on the GPU (nvJPEG).
+# Idempotent: a second run with nothing changed (files and torch choice) only checks a stamp
+# file and starts at once.
 # On Debian and Ubuntu it first installs, with apt-get (sudo when not root; it says so first),
 # the system libraries Qt's window needs (libxcb-cursor0, ...) and, for `test`, exiftool.
 set -euo pipefail
