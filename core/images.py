@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import io
 import logging
 import mmap
@@ -411,18 +413,25 @@ class EncodedJpeg:
 def read_for_device(path: str | Path, device: torch.device | str) -> torch.Tensor | EncodedJpeg:
     """What a decode worker hands on for one photo: see ``stack_on_device``.
 
-    On CUDA, a complete RGB or greyscale JPEG comes back undecoded; every other photo, and
-    every photo for other devices, as the (3, 224, 224) uint8 tensor ``load_for_model`` gives,
-    decoded in a reader process (``core.isolation``: a crash there costs only this photo).
-    Raises ImageError as ``load_for_model`` does, and ReaderCrashedError.
+    On CUDA with torchvision installed, a complete RGB or greyscale JPEG comes back undecoded;
+    every other photo, and every photo for other devices, as the (3, 224, 224) uint8 tensor
+    ``load_for_model`` gives, decoded in a reader process (``core.isolation``: a crash there
+    costs only this photo). Raises ImageError as ``load_for_model`` does, and ReaderCrashedError.
     """
     import torch  # here, not at the top: keeps torch out of the app's start-up path
 
-    if torch.device(device).type == "cuda":
+    if torch.device(device).type == "cuda" and has_nvjpeg():
         encoded = gpu_decodable_jpeg(Path(path))  # Python code only: the header, the EXIF
         if encoded is not None:
             return encoded
     return isolated_load_for_model(path)
+
+
+@functools.cache
+def has_nvjpeg() -> bool:
+    """Whether torchvision, which decodes JPEGs on the GPU, is installed: it comes with the CUDA
+    build (the "cuda" extra); without it a CUDA device gets photos decoded on the CPU."""
+    return importlib.util.find_spec("torchvision") is not None
 
 
 def gpu_decodable_jpeg(path: Path) -> EncodedJpeg | None:

@@ -24,7 +24,10 @@ if TYPE_CHECKING:
 
 # Torch, the image libraries and exiv2 are imported by the checks, not at the top: a library
 # missing from a broken bundle is then reported as a failed check instead of a traceback.
-LIBRARIES = ("numpy", "PIL", "torch", "torchvision", "safetensors", "pi_heif", "exiv2")
+LIBRARIES = ("numpy", "PIL", "torch", "safetensors", "pi_heif", "exiv2")
+# Only a CUDA build of torch needs torchvision (nvJPEG decodes JPEGs on the GPU); the CPU build
+# of the app leaves it out.
+CUDA_LIBRARIES = ("torchvision",)
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,9 @@ def check_libraries() -> str:
         versions[name] = getattr(module, "__version__", "?")
     import torch  # loaded just above; named here for its build details
 
+    for name in CUDA_LIBRARIES if torch.version.cuda else ():
+        module = importlib.import_module(name)
+        versions[name] = getattr(module, "__version__", "?")
     cuda = f"CUDA {torch.version.cuda} build" if torch.version.cuda else "CPU-only build"
     listed = ", ".join(f"{name} {version}" for name, version in versions.items())
     return f"{listed} (torch: {cuda})"

@@ -9,7 +9,9 @@
 # Output: dist/photoscribe/ (the app), dist/photoscribe-VERSION-linux-ARCH-VARIANT/ (app plus
 # install.sh, uninstall.sh, menu entry, icons, SHA256SUMS) and its .tar.zst (packaging/pack.sh;
 # PHOTOSCRIBE_ARCHIVE_FORMAT=xz or gz for another format); build/bundle_report.json (sizes) and
-# build/build_times.json. VARIANT is "cpu" or e.g. "cu130", after the torch in the venv.
+# build/build_times.json. VARIANT is "cpu" or e.g. "cu130", after the torch in the venv: .venv,
+# which bootstrap.sh sets up first with the CPU build of torch on a machine without an NVIDIA GPU
+# (PHOTOSCRIBE_TORCH=cuda for the CUDA one), or the venv PHOTOSCRIBE_VENV names, used as it is.
 # Before PyInstaller runs it installs, with apt-get, the system libraries the bundle carries that
 # this machine lacks (libxcb-cursor0, ...: bundle_rules.BUILD_MACHINE_LIBRARIES), or names them.
 # The machine is busy for a while: run it as `nice -n 19 bash packaging/build.sh` beside other work.
@@ -42,8 +44,14 @@ done
 now() { "$py" -c 'import time; print(f"{time.time():.3f}")'; }
 seconds() { "$py" -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.1f}')" "$1" "$2"; }
 
+if [ -z "${PHOTOSCRIBE_VENV:-}" ]; then
+    # .venv follows this machine (bootstrap.sh): the CPU build of torch without an NVIDIA GPU,
+    # so that the CPU variant is what gets built here; PHOTOSCRIBE_TORCH=cuda asks for the other.
+    # With nothing changed this only checks its stamp.
+    bash packaging/bootstrap.sh setup
+fi
 [ -x "$py" ] || {
-    echo "build.sh: no virtual environment at $venv; run: bash packaging/bootstrap.sh test -q -k nothing" >&2
+    echo "build.sh: no virtual environment at $venv; run: bash packaging/bootstrap.sh setup" >&2
     exit 1
 }
 if ! "$py" -c "import PyInstaller" 2>/dev/null; then
@@ -73,7 +81,7 @@ if [ -n "$needed" ]; then
     fi
 fi
 
-version="$(sed -n 's/^__version__ = "\(.*\)"/\1/p' core/__init__.py)"
+version="$("$py" -c 'import tomllib; print(tomllib.load(open("pyproject.toml", "rb"))["project"]["version"])')"
 cuda="$(
     "$py" - <<'EOF'
 import importlib.util, pathlib, re

@@ -43,7 +43,16 @@ DATA_EXCLUDES = (
     "*.h", "*.hpp", "*.cuh", "*.inl", "*.a", "*.lib", "*.cmake", "*.pyi", "*.pc",
     "*/include/*", "*/cmake/*", "*/pkgconfig/*", "*/__pycache__/*",
     "*/tests/*", "*/test/*", "torch/share/*", "torch/bin/protoc*",
+    # torch's own C++ test programs and test libraries (torch_shm_manager, its one helper
+    # program, stays).
+    "torch/bin/test_*", "torch/bin/*Test", "torch/bin/*.pt", "torch/bin/*.ptl",
+    "torch/bin/upgrader_models/*", "libtorchbind_test.so", "libjitbackend_test.so",
+    "libbackend_with_compiler.so", "libaoti_custom_ops.so",
 )  # fmt: skip
+
+# Left out of a bundle built over a CPU torch: torchvision only decodes JPEGs on an NVIDIA GPU
+# (nvJPEG), which a CPU build never uses, so it stays out even when the venv has it.
+CPU_PYTHON_EXCLUDES = ("torchvision",)
 
 # Qt plugins for embedded and remote displays and their libraries, never used by a desktop app;
 # Qt's translations (the app is in English and loads none); and the GTK platform theme: it would
@@ -225,8 +234,15 @@ REQUIRED = {
     "pi-heif's HEVC decoder": ("pi_heif.libs/libde265*", "pi_heif/.dylibs/libde265*",
                                "pi_heif.libs/*de265*.dll", "libde265*"),
     "torch's CPU library": ("torch/lib/libtorch_cpu*", "torch/lib/torch_cpu.dll"),
-    "torchvision's operators": ("torchvision/_C*.so", "torchvision/_C*.pyd"),
 }  # fmt: skip
+
+# What a bundle built over a CUDA torch needs besides: torchvision decodes JPEGs on the GPU.
+REQUIRED_CUDA = {
+    "torchvision's operators": ("torchvision/_C*.so", "torchvision/_C*.pyd"),
+}
+
+# What a bundle built over a CPU torch must not carry (beyond CUDA_LIBRARIES).
+FORBIDDEN_CPU = ("torchvision/*", "torchvision.libs/*")
 
 # Parts of the bundle that must never be there (beyond CUDA_LIBRARIES on a CPU build).
 FORBIDDEN = (
@@ -260,8 +276,8 @@ def unused_qt_modules(installed: list[str]) -> list[str]:
     return sorted(f"PySide6.{n}" for n in names if n not in QT_MODULES_USED)
 
 
-def module_is_forbidden(module: str) -> bool:
-    return any(module == f or module.startswith(f + ".") for f in FORBIDDEN_MODULES)
+def module_is_forbidden(module: str, forbidden: tuple[str, ...] = FORBIDDEN_MODULES) -> bool:
+    return any(module == f or module.startswith(f + ".") for f in forbidden)
 
 
 def qt_packages() -> list[str]:

@@ -199,10 +199,12 @@ def check(bundle: Path, variant_cuda: str | None) -> Report:
     report.parts = dict(sorted(parts.items(), key=lambda kv: -kv[1]))
     report.largest_files = sorted(files.items(), key=lambda kv: -kv[1])[:20]
 
-    for what, patterns in rules.REQUIRED.items():
+    required = rules.REQUIRED | (rules.REQUIRED_CUDA if variant_cuda else {})
+    for what, patterns in required.items():
         if not any(rules.matches(rel, patterns) for rel in files):
             report.problems.append(f"missing {what} ({', '.join(patterns)})")
-    forbidden = sorted(rel for rel in files if rules.matches(rel, rules.FORBIDDEN))
+    left_out = rules.FORBIDDEN + (() if variant_cuda else rules.FORBIDDEN_CPU)
+    forbidden = sorted(rel for rel in files if rules.matches(rel, left_out))
     if forbidden:
         report.problems.append(
             f"{len(forbidden)} file(s) that should be left out: {forbidden[:10]}"
@@ -227,7 +229,12 @@ def check(bundle: Path, variant_cuda: str | None) -> Report:
     modules = archive_modules(bundle)
     if modules is not None:
         report.modules = len(modules)
-        bad = sorted(m for m in modules if rules.module_is_forbidden(m))
+        bad = sorted(
+            m
+            for m in modules
+            if rules.module_is_forbidden(m)
+            or (variant_cuda is None and rules.module_is_forbidden(m, rules.CPU_PYTHON_EXCLUDES))
+        )
         if bad:
             report.problems.append(f"{len(bad)} module(s) that should be left out: {bad[:10]}")
         for needed in ("core.inference", "core.selftest", "desktop.app", "desktop.main_window"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,15 @@ from core.vocab import SPECIALS, Vocab
 from tests.imagegen import textured_image
 
 DATA = Path(__file__).resolve().parent / "data"
+
+# torchvision comes only with the CUDA build of torch (the "cuda" extra; it decodes JPEGs on an
+# NVIDIA GPU): on the CPU build the tests of that decoding and the comparisons with torchvision
+# skip.
+requires_torchvision = pytest.mark.skipif(
+    importlib.util.find_spec("torchvision") is None,
+    reason="torchvision is not installed: it comes only with the CUDA build of torch "
+    "(the 'cuda' extra), for decoding JPEGs on an NVIDIA GPU",
+)
 
 # Tiny models run fastest on one thread, and tests then leave the other core to whatever else runs.
 torch.set_num_threads(1)

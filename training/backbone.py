@@ -20,7 +20,6 @@ import numpy as np
 import platformdirs
 import safetensors
 import torch
-import torchvision.transforms.functional as tvf
 from PIL import Image
 from safetensors.torch import load_file, save
 from torch import nn
@@ -231,12 +230,27 @@ def _fold_if_needed(
 
 
 def preprocess(image: Image.Image) -> torch.Tensor:
-    """An image -> (3, 224, 224): bicubic shorter side 256, centre crop, [0, 1], ImageNet norm."""
+    """An image -> (3, 224, 224): bicubic shorter side 256, centre crop, [0, 1], ImageNet norm.
+
+    torchvision's ImageNet evaluation transform (resize, center_crop, to_tensor, normalize),
+    written with Pillow and torch so that training needs no torchvision: the same sizes,
+    rounding and arithmetic, hence the same tensor to the bit (tests/training/test_backbone.py).
+    """
     image = image.convert("RGB")
-    image = tvf.resize(image, RESIZE, interpolation=tvf.InterpolationMode.BICUBIC)
-    image = tvf.center_crop(image, [CROP, CROP])
-    x = tvf.to_tensor(image)  # (3, 224, 224) in [0, 1]
-    return tvf.normalize(x, list(IMAGENET_MEAN), list(IMAGENET_STD))
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    new_long = int(RESIZE * long / short)  # torchvision truncates the longer side
+    size = (RESIZE, new_long) if width <= height else (new_long, RESIZE)
+    if size != image.size:
+        image = image.resize(size, Image.Resampling.BICUBIC)
+    left = int(round((size[0] - CROP) / 2.0))  # the shorter side is 256 >= 224: no padding
+    top = int(round((size[1] - CROP) / 2.0))
+    image = image.crop((left, top, left + CROP, top + CROP))
+    pixels = torch.from_numpy(np.array(image, np.uint8, copy=True))  # (224, 224, 3)
+    x = pixels.permute(2, 0, 1).contiguous().to(torch.get_default_dtype()).div(255)
+    mean = torch.as_tensor(IMAGENET_MEAN, dtype=x.dtype).view(-1, 1, 1)
+    std = torch.as_tensor(IMAGENET_STD, dtype=x.dtype).view(-1, 1, 1)
+    return x.sub_(mean).div_(std)
 
 
 def _first_name(label: str) -> str:

@@ -32,7 +32,7 @@ from core.images import (
     to_model_input,
 )
 from core.inference import Captioner, CaptionSettings
-from tests.conftest import DATA
+from tests.conftest import DATA, requires_torchvision
 from tests.imagegen import textured_image
 
 
@@ -458,6 +458,7 @@ def test_read_for_device_decodes_on_the_worker_unless_cuda(photo_dir: Path) -> N
     assert isinstance(got, torch.Tensor) and torch.equal(got, load_for_model(path))
 
 
+@requires_torchvision
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_device_decode_matches_pillow_and_applies_orientation(tmp_path, orientation) -> None:
     ref = _reference().resize((300, 200))
@@ -472,6 +473,7 @@ def test_device_decode_matches_pillow_and_applies_orientation(tmp_path, orientat
     assert (batch[0].float() - batch[1].float()).abs().mean() < 3  # of 255
 
 
+@requires_torchvision
 def test_device_decode_of_a_large_photo_matches_the_reduced_cpu_decode(tmp_path: Path) -> None:
     path = tmp_path / "big.jpg"  # the CPU decodes it at 1/4 scale, the device in full
     textured_image(2000, 1500).save(path, quality=85)
@@ -492,6 +494,7 @@ def test_only_plain_complete_jpegs_go_to_the_device(tmp_path: Path) -> None:
         assert gpu_decodable_jpeg(tmp_path / name) is None, name
 
 
+@requires_torchvision
 def test_device_batch_leaves_out_what_no_decoder_can_read(tmp_path: Path) -> None:
     good = tmp_path / "good.jpg"
     textured_image(64, 48).save(good, quality=90)
@@ -501,6 +504,7 @@ def test_device_batch_leaves_out_what_no_decoder_can_read(tmp_path: Path) -> Non
     assert [i for i, _ in failed] == [0] and "gone.jpg" in str(failed[0][1])
 
 
+@requires_torchvision
 def test_captioner_reports_a_batch_member_no_decoder_reads(
     tmp_path: Path, tiny_checkpoint, monkeypatch
 ) -> None:
@@ -529,3 +533,18 @@ def test_captioner_reports_a_batch_member_no_decoder_reads(
     errors = [r for r in results if not r.ok]
     assert [r.path for r in errors] == [bad] and "bad.jpg" in errors[0].error
     assert all(r.caption for r in results if r.ok)
+
+
+def test_without_torchvision_cuda_gets_photos_decoded_on_the_cpu(
+    photo_dir: Path, monkeypatch
+) -> None:
+    """A CUDA torch without the "cuda" extra (no torchvision, no nvJPEG) still captions: the
+    worker decodes every photo, as for the CPU."""
+    import core.images
+
+    path = sorted(photo_dir.glob("*.jpg"))[0]
+    monkeypatch.setattr(core.images, "has_nvjpeg", lambda: False)
+    got = read_for_device(path, "cuda")
+    assert isinstance(got, torch.Tensor) and torch.equal(got, load_for_model(path))
+    monkeypatch.setattr(core.images, "has_nvjpeg", lambda: True)
+    assert isinstance(read_for_device(path, "cuda"), EncodedJpeg)

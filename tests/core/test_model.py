@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from core.model import CaptionModel, Conv2dSame, EfficientNetB0, ModelConfig, build_efficientnet_b0
-from tests.conftest import tiny_config
+from tests.conftest import requires_torchvision, tiny_config
 
 
 def test_shapes_from_images_to_logits(tiny_model: CaptionModel) -> None:
@@ -68,6 +68,7 @@ def test_tied_embeddings_share_storage(tiny_model: CaptionModel) -> None:
     assert tiny_model.lm_head.weight.data_ptr() == tiny_model.token_emb.weight.data_ptr()
 
 
+@requires_torchvision
 def test_backbone_has_five_tf_padded_convs_and_torchvision_keys() -> None:
     import torchvision
 
@@ -77,6 +78,7 @@ def test_backbone_has_five_tf_padded_convs_and_torchvision_keys() -> None:
     assert net.state_dict().keys() == torchvision.models.efficientnet_b0().state_dict().keys()
 
 
+@requires_torchvision
 def test_our_efficientnet_b0_is_torchvisions_to_the_bit() -> None:
     """Same modules in the same order: same keys, same seeded weights, same outputs (also in
     training, stochastic depth and dropout drawn from the same random numbers)."""

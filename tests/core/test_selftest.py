@@ -89,3 +89,18 @@ def test_a_missing_library_is_a_failed_check_not_a_traceback(monkeypatch) -> Non
     assert run_self_test(out=out, err=err, device="cpu") == 1
     assert "FAIL libraries: ModuleNotFoundError" in out.getvalue()
     assert "photoscribe_no_such_library" in err.getvalue()
+
+
+def test_a_cpu_build_needs_no_torchvision_and_a_cuda_build_does(monkeypatch) -> None:
+    """torchvision only decodes JPEGs on an NVIDIA GPU: the CPU build of the app leaves it out."""
+    import sys
+
+    import torch
+
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as if not installed: import fails
+    monkeypatch.setattr(torch.version, "cuda", None)
+    found = core.selftest.check_libraries()
+    assert "torch " in found and "torchvision" not in found and "CPU-only build" in found
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    with pytest.raises(ImportError, match="torchvision"):
+        core.selftest.check_libraries()

@@ -98,3 +98,74 @@ def test_bootstrap_asks_dpkg_about_real_package_names() -> None:
         if line.startswith("Package: ")
     }
     assert set(rules.qt_packages()) <= known
+
+
+# ---------------------------------------------------------------- which torch the venv gets
+
+on_linux_x86_64 = pytest.mark.skipif(
+    os.uname().machine != "x86_64", reason="the CPU/CUDA choice is made on Linux x86-64"
+)
+
+
+def run_bootstrap(bin_dir: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """bootstrap.sh on a machine whose NVIDIA driver lists no GPU (an empty gpus folder)."""
+    gpus = bin_dir.parent / "gpus"
+    gpus.mkdir(exist_ok=True)
+    base = {"PATH": f"{bin_dir}:/usr/bin:/bin", "HOME": str(bin_dir.parent)}
+    return subprocess.run(
+        ["bash", str(PACKAGING / "bootstrap.sh"), *args],
+        env={**base, "PHOTOSCRIBE_NVIDIA_GPUS": str(gpus), **env},
+        capture_output=True,
+        text=True,
+    )
+
+
+@on_linux_x86_64
+def test_the_cpu_build_without_an_nvidia_gpu_and_the_cuda_build_with_one(machine: Path) -> None:
+    assert run_bootstrap(machine, "torch").stdout.startswith("cpu: this machine has no NVIDIA GPU")
+    fake_tool(machine, "nvidia-smi", 'echo "GPU 0: NVIDIA H200 (UUID: GPU-1234)"')
+    assert run_bootstrap(machine, "torch").stdout.startswith("cuda: this machine has an NVIDIA GPU")
+    assert run_bootstrap(machine, "torch", PHOTOSCRIBE_TORCH="cpu").stdout.startswith("cpu:")
+    fake_tool(machine, "nvidia-smi", "echo 'No devices were found'; exit 6")
+    assert run_bootstrap(machine, "torch").stdout.startswith("cpu:")
+    (machine.parent / "gpus" / "0000:01:00.0").mkdir(parents=True)  # the driver's own list
+    assert run_bootstrap(machine, "torch").stdout.startswith("cuda:")
+    assert run_bootstrap(machine, "torch", PHOTOSCRIBE_TORCH="cpu").stdout.startswith("cpu:")
+    wrong = run_bootstrap(machine, "torch", PHOTOSCRIBE_TORCH="rocm")
+    assert wrong.returncode == 2 and "must be cpu or cuda, not 'rocm'" in wrong.stderr
+
+
+@on_linux_x86_64
+def test_the_venv_follows_the_torch_choice(machine: Path, tmp_path: Path) -> None:
+    """The stamp covers the choice: the same choice again changes nothing, another one updates
+    the venv, and becoming CPU removes what only the CUDA build used (pip is a stand-in here)."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    log, listed = tmp_path / "pip.log", tmp_path / "pip-list.txt"
+    listed.write_text("torch==2.14.1\ntorchvision==0.29.1\nnvidia-cublas==13.1\ntriton==3.8.0\n")
+    fake_tool(
+        venv / "bin",
+        "python",
+        f'if [ "$1" = -m ] && [ "$2" = pip ]; then shift 2; echo "$*" >>"{log}"; '
+        f'[ "$1" != list ] || cat "{listed}"; exit 0; fi; exec "{sys.executable}" "$@"',
+    )
+
+    def setup(torch: str) -> list[str]:
+        log.write_text("")
+        done = run_bootstrap(machine, "setup", PHOTOSCRIBE_VENV=str(venv), PHOTOSCRIBE_TORCH=torch)
+        assert done.returncode == 0, done.stderr
+        return [line for line in log.read_text().splitlines() if not line.startswith("list")]
+
+    cpu_install = "install -q torch==2.13.0+cpu"
+    assert cpu_install in setup("cpu")
+    assert setup("cpu") == []  # nothing changed: the stamp matches
+    cuda = setup("cuda")
+    assert "install -q torch==2.14.1 torchvision==0.29.1" in cuda
+    assert cuda[-1] == "install -q -e .[test,cuda]"
+    assert setup("cuda") == []
+    back = setup("cpu")
+    assert back[-3:] == [
+        cpu_install,
+        "uninstall -y -q torchvision nvidia-cublas triton",
+        "install -q -e .[test]",
+    ]

@@ -37,7 +37,6 @@ COMPLETE = [
     "pi_heif.libs/libheif-1234.so.1.23.0",
     "pi_heif.libs/libde265-1234.so.0.2.0",
     "torch/lib/libtorch_cpu.so",
-    "torchvision/_C_stable.so",
 ]
 
 
@@ -101,16 +100,28 @@ def test_a_cpu_build_must_carry_no_cuda_library(tmp_path: Path) -> None:
     assert any("built over a CPU torch, yet it carries CUDA" in p for p in problems)
 
 
+def test_a_cpu_build_carries_no_torchvision_and_no_torch_test_programs(tmp_path: Path) -> None:
+    """torchvision only decodes JPEGs on an NVIDIA GPU; torch's C++ tests serve nobody."""
+    extra = ["torchvision/_C_stable.so", "torchvision.libs/libjpeg-1234.so.62"]
+    problems = check_bundle.check(make_bundle(tmp_path, COMPLETE + extra), None).problems
+    assert any("should be left out" in p and "torchvision/_C_stable.so" in p for p in problems)
+    for path in ("torch/bin/test_jit", "torch/bin/TCPStoreTest", "torch/lib/libtorchbind_test.so"):
+        assert rules.matches(path, rules.DATA_EXCLUDES), path
+    assert not rules.matches("torch/bin/torch_shm_manager", rules.DATA_EXCLUDES)
+
+
 def test_a_cuda_build_must_carry_the_cuda_libraries(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(check_bundle, "installed_cuda_libraries", lambda: {"libcudart.so.13"})
     problems = check_bundle.check(make_bundle(tmp_path, COMPLETE), "13.0").problems
     assert any("libtorch_cuda.so is missing" in p for p in problems)
+    assert any("missing torchvision's operators" in p for p in problems)
     assert any("not bundled: ['libcudart.so.13']" in p for p in problems)
     cuda = [
         "torch/lib/libtorch_cuda.so",
         "nvidia/cu13/lib/libcudart.so.13",
         "nvidia/cu13/lib/libcublas.so.13",
         "nvidia/cudnn/lib/libcudnn.so.9",
+        "torchvision/_C_stable.so",
     ]
     report = check_bundle.check(make_bundle(tmp_path / "cuda", COMPLETE + cuda), "13.0")
     assert report.problems == [] and report.variant == "cu130"

@@ -21,6 +21,7 @@ from torch import nn
 
 from core.errors import CheckpointError
 from core.model import Conv2dSame, build_efficientnet_b0
+from tests.imagegen import textured_image
 from training import backbone
 from training.backbone import ConversionError, InputNormalisation, Prediction, WeightedOp
 
@@ -487,6 +488,47 @@ def test_preprocess_resizes_the_shorter_side_and_crops_the_centre() -> None:
     )
     torch.testing.assert_close(x[:, 112, 0], red, rtol=0, atol=0.05)
     torch.testing.assert_close(x.mean(dim=(1, 2)), red, rtol=0, atol=0.05)
+
+
+def _normalised(pixels: np.ndarray) -> torch.Tensor:
+    x = torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
+    mean = torch.tensor(backbone.IMAGENET_MEAN).view(3, 1, 1)
+    return (x - mean) / torch.tensor(backbone.IMAGENET_STD).view(3, 1, 1)
+
+
+@pytest.mark.parametrize(("size", "left", "top"), [((256, 300), 16, 38), ((257, 256), 16, 16)])
+def test_preprocess_crops_the_centre_as_torchvision_rounds_it(size, left, top) -> None:
+    """No resize when the shorter side is already 256; the crop's corner is rounded half to
+    even, as torchvision's center_crop does ((257 - 224) / 2 = 16.5 -> 16)."""
+    image = textured_image(*size, seed=3)
+
+    x = backbone.preprocess(image)
+
+    crop = np.array(image)[top : top + 224, left : left + 224]
+    torch.testing.assert_close(x, _normalised(crop), rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("size", "mode"),
+    [((600, 300), "RGB"), ((300, 601), "RGB"), ((256, 256), "RGB"), ((225, 999), "L"),
+     ((1001, 750), "RGBA"), ((257, 256), "RGB"), ((90, 60), "RGB")],
+)  # fmt: skip
+def test_preprocess_gives_torchvisions_imagenet_tensor_to_the_bit(size, mode) -> None:
+    """training needs no torchvision, yet its preprocessing is the one the ImageNet weights were
+    checked with: resize(256, bicubic), center_crop(224), to_tensor, normalize."""
+    tvf = pytest.importorskip(
+        "torchvision.transforms.functional", reason="torchvision (the CUDA extra) not installed"
+    )
+    image = textured_image(*size, seed=sum(size)).convert(mode)
+
+    rgb = image.convert("RGB")
+    resized = tvf.resize(rgb, 256, interpolation=tvf.InterpolationMode.BICUBIC)
+    expected = tvf.normalize(
+        tvf.to_tensor(tvf.center_crop(resized, [224, 224])),
+        list(backbone.IMAGENET_MEAN),
+        list(backbone.IMAGENET_STD),
+    )
+    assert torch.equal(backbone.preprocess(image), expected)
 
 
 def test_run_reports_a_bad_package_and_returns_1(tmp_path: Path, capsys) -> None:
