@@ -122,3 +122,42 @@ def test_datastore_is_written_into_a_model_file_the_app_reads(
     captioner = Captioner(out, device="cpu")
     assert captioner.consensus is not None
     assert captioner.consensus.captions[0] == [("a", "dog", "runs", "on", "the", "grass")]
+
+
+def test_consensus_experiment_runs_from_the_command_line(
+    tmp_path: Path, tiny_flickr: Path, tiny_coco: Path, tiny_web: Path, tiny_checkpoint: Path
+) -> None:
+    """features, own-captions, consensus and datastore on all three layouts: one JSON report
+    with the grid, the summary and the review signal, and a model file with a datastore."""
+    from safetensors.torch import save_file
+
+    from core.model import build_efficientnet_b0
+    from training.__main__ import main
+
+    backbone = tmp_path / "b0.safetensors"
+    save_file(
+        {k: v.contiguous() for k, v in build_efficientnet_b0().state_dict().items()}, str(backbone)
+    )
+    dev_file = tmp_path / "coco_dev.txt"
+    dev_file.write_text("2\n")
+    data = ["--data", str(tiny_flickr), "--coco", str(tiny_coco), "--web", str(tiny_web)]
+    data += ["--coco-dev", str(dev_file), "--backbone", str(backbone)]
+    data += ["--cache", str(tmp_path / "cache"), "--weights", str(tiny_checkpoint)]
+    data += ["--pooled", str(tmp_path / "pooled.npy")]
+    own = tmp_path / "own.jsonl"
+    assert main(["own-captions", *data, "--out", str(own)]) == 0
+    report = tmp_path / "consensus.json"
+    args = ["--own-captions", str(own), "--work", str(tmp_path / "work"), "--out", str(report)]
+    args += ["--k", "2", "--dims", "0", "4", "--weights-grid", "0", "1", "--beam", "3"]
+    assert main(["consensus", *data, *args, "--review-k", "2"]) == 0
+    result = json.loads(report.read_text())
+    assert set(result["splits"]) == {"flickr8k", "coco"}
+    assert len(result["splits"]["coco"]["grid"]) == 2 * 2 * 1 * 2  # dims x sources x k x weight
+    assert {"human_captions_1280d", "own_captions_4d"} <= set(result["summary"])
+    assert "auroc_agreement_human_alone" in result["review"]["splits"]["flickr8k"]
+    out = tmp_path / "store.safetensors"
+    assert (
+        main(["datastore", *data, "--own-captions", str(own), "--dims", "4", "--out", str(out)])
+        == 0
+    )
+    assert load_checkpoint(out).extra["consensus.keys"].shape[1] == 4
