@@ -245,9 +245,11 @@ def cmd_datastore(args: argparse.Namespace) -> int:
     data, cache = _prepare(args)
     train = list(data.train)
     rows = [json.loads(x) for x in args.own_captions.read_text().splitlines() if x.strip()]
-    if len(rows) != len(train):
-        raise SystemExit(f"{args.own_captions}: {len(rows)} of {len(train)} photos captioned")
-    pooled = torch.from_numpy(pooled_features(cache, [e.name for e in train], args.pooled))
+    if len(rows) < len(train):  # own captions come in the corpus' order: a prefix is usable
+        log.warning("%s: %d of %d photos captioned", args.own_captions, len(rows), len(train))
+        train = train[: len(rows)]
+    names = [e.name for e in data.train]
+    pooled = torch.from_numpy(pooled_features(cache, names, args.pooled))[: len(train)]
     settings = ConsensusSettings(k=args.k, weight=args.weight)
     consensus, counts = build_datastore(train, pooled, rows, args.dims, settings)
     size = write_with_datastore(
@@ -420,6 +422,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, nargs="+", default=[10, 25, 50])
     p.add_argument("--dims", type=int, nargs="+", default=[0, 256, 128], help="0: all 1280")
     p.add_argument("--weights-grid", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0])
+    p.add_argument(
+        "--sources",
+        nargs="+",
+        default=["human", "own"],
+        choices=["human", "own"],
+        help="neighbours' captions to measure: the human ones, the model's own ones",
+    )
     p.add_argument("--review-k", type=int, default=25)
     p.add_argument("--review-dims", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("training/reports/consensus.json"))

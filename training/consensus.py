@@ -240,24 +240,38 @@ def run_consensus(
     report: dict = {
         "weights": str(args.weights),
         "features": "cached encoder maps (bf16 autocast encoder on this AMX CPU, stored fp16)",
-        "datastore_photos": len(train),
         "beam": args.beam,
         "splits": {},
     }
+    # Per caption source: the training photos that have captions of that kind, their captions,
+    # and neighbour indexes over just those photos (own captions may cover a prefix of the photos
+    # while the rest are still being captioned).
     sources: dict[str, Consensus] = {}
-    dummy = NeighbourIndex(torch.zeros(1), torch.zeros(1, 1), torch.zeros(len(train), 1))
-    sources["human"] = Consensus(dummy, [[tuple(tokenize(c)) for c in e.captions] for e in train])
-    if args.own_captions is not None and args.own_captions.exists():
+    subsets: dict[str, list[int]] = {}
+    wanted = getattr(args, "sources", None) or ["human", "own"]
+
+    def add_source(name: str, captions: list, photos: list[int]) -> None:
+        dummy = NeighbourIndex(torch.zeros(1), torch.zeros(1, 1), torch.zeros(len(photos), 1))
+        sources[name] = Consensus(dummy, [captions[i] for i in photos])
+        subsets[name] = photos
+
+    if "human" in wanted:
+        human = [[tuple(tokenize(c)) for c in e.captions] for e in train]
+        add_source("human", human, list(range(len(train))))
+    if "own" in wanted and args.own_captions is not None and args.own_captions.exists():
         rows = [json.loads(x) for x in args.own_captions.read_text().splitlines() if x.strip()]
-        if len(rows) == len(train):
-            own, counts = own_captions(rows, train)
-            sources["own"] = Consensus(dummy, own)
-            report["own_captions"] = counts
-        else:
-            log.warning(
-                "%s: %d of %d photos captioned; skipped", args.own_captions, len(rows), len(train)
-            )
-    indexes = {d: NeighbourIndex.fit(pooled, d) for d in args.dims}
+        rows = rows[: len(train)]
+        own, counts = own_captions(rows, train[: len(rows)])
+        add_source("own", own, [i for i, caps in enumerate(own) if caps])
+        report["own_captions"] = {**counts, "of_training_photos": len(train)}
+        if len(rows) < len(train):
+            log.warning("%s: %d of %d photos captioned", args.own_captions, len(rows), len(train))
+    report["datastore_photos"] = {name: len(p) for name, p in subsets.items()}
+    indexes = {
+        (name, d): NeighbourIndex.fit(pooled[torch.tensor(photos)], d)
+        for name, photos in subsets.items()
+        for d in args.dims
+    }
     kmax = max(args.k)
     cands: dict[str, list[list[Candidate]]] = {}
     for split, (examples, feats) in dev.items():
@@ -274,22 +288,22 @@ def run_consensus(
         oracle = float(np.mean(np.max(np.array(per_cand), axis=0)))
         rows = []
         pooled_dev = feats.float().mean(1)
-        for dims, index in indexes.items():
+        for (src, dims), index in indexes.items():
             sims, idx = index.search(pooled_dev, kmax)
-            for src, cons in sources.items():
-                for k in args.k:
-                    agree = agreements(cons, wide, idx, k)
-                    for w in args.weights_grid:
-                        mean, per = scorer.cider(choose(wide, agree, w))
-                        row = {
-                            "captions": src,
-                            "dims": dims or 1280,
-                            "k": k,
-                            "weight": w,
-                            "CIDEr": mean,
-                        }
-                        rows.append(row)
-                        log.info("%s %s", split, json.dumps(row))
+            cons = sources[src]
+            for k in args.k:
+                agree = agreements(cons, wide, idx, k)
+                for w in args.weights_grid:
+                    mean, per = scorer.cider(choose(wide, agree, w))
+                    row = {
+                        "captions": src,
+                        "dims": dims or 1280,
+                        "k": k,
+                        "weight": w,
+                        "CIDEr": mean,
+                    }
+                    rows.append(row)
+                    log.info("%s %s", split, json.dumps(row))
         report["splits"][split] = {
             "photos": len(examples),
             "v3_beam3": base3,
@@ -299,14 +313,13 @@ def run_consensus(
         }
         # Review signal (issue 21): agreement of the app's caption (beam 3, best) with the
         # neighbours' captions, and the neighbours' mean similarity.
-        review_dims = args.review_dims
-        sims, idx = indexes[review_dims].search(pooled_dev, args.review_k)
         signal: dict = {
             "good": [c >= BAD_CIDER for c in per3],
             "features": [list(confidence_features(cs)) for cs in beam3],
-            "similarity": sims.mean(1).tolist(),
         }
         for src, cons in sources.items():
+            sims, idx = indexes[(src, args.review_dims)].search(pooled_dev, args.review_k)
+            signal.setdefault("similarity", sims.mean(1).tolist())  # of the first source's photos
             signal[f"agreement_{src}"] = [
                 cons.agreement(cs[0].caption, photos) if cs else 0.0
                 for cs, photos in zip(beam3, idx.tolist(), strict=True)

@@ -155,6 +155,15 @@ def test_consensus_experiment_runs_from_the_command_line(
     assert len(result["splits"]["coco"]["grid"]) == 2 * 2 * 1 * 2  # dims x sources x k x weight
     assert {"human_captions_1280d", "own_captions_4d"} <= set(result["summary"])
     assert "auroc_agreement_human_alone" in result["review"]["splits"]["flickr8k"]
+    # Own captions of only the first photos (still being made): measured on those alone.
+    part = tmp_path / "part.jsonl"
+    part.write_text("".join(own.read_text().splitlines(keepends=True)[:3]))
+    args[1] = str(part)
+    args[5] = str(tmp_path / "partial.json")
+    assert main(["consensus", *data, *args, "--sources", "own"]) == 0
+    partial = json.loads((tmp_path / "partial.json").read_text())
+    assert partial["own_captions"]["photos"] == 3
+    assert set(partial["datastore_photos"]) == {"own"}
     out = tmp_path / "store.safetensors"
     assert (
         main(["datastore", *data, "--own-captions", str(own), "--dims", "4", "--out", str(out)])
