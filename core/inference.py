@@ -254,6 +254,9 @@ class Captioner:
             checkpoint = load_checkpoint(path)
         self.checkpoint = checkpoint
         self.vocab = checkpoint.vocab
+        # Beam candidates reranked by agreement with what the nearest training photos say
+        # (core.consensus), when the model file carries a datastore.
+        self.consensus = load_consensus(checkpoint)
         self.device = pick_device(device)
         self.model = checkpoint.build_model().to(self.device)
         if self.model.backbone is None:
@@ -271,9 +274,6 @@ class Captioner:
         self.decode_workers = decode_workers
         self.style: str | None = None  # caption style asked for; None: the model's default
         self.calibration = load_calibration(checkpoint)
-        # Beam candidates reranked by agreement with what the nearest training photos say
-        # (core.consensus), when the model file carries a datastore.
-        self.consensus = load_consensus(checkpoint)
         log.info(
             "captioner on %s, encoder dtype %s", describe_device(self.device), self.backbone_dtype
         )
