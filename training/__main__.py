@@ -251,14 +251,19 @@ def cmd_datastore(args: argparse.Namespace) -> int:
     names = [e.name for e in data.train]
     pooled = torch.from_numpy(pooled_features(cache, names, args.pooled))[: len(train)]
     settings = ConsensusSettings(k=args.k, weight=args.weight)
-    consensus, counts = build_datastore(train, pooled, rows, args.dims, settings)
+    consensus, counts = build_datastore(train, pooled, rows, args.dims, settings, args.pick)
     size = write_with_datastore(
         args.weights,
         args.out,
         consensus,
         {
-            "captions": "the model's own caption (beam 3) of each training photo, never one of "
-            "the photo's human captions",
+            "captions": "the model's own caption (beam 3"
+            + (
+                ", the candidate closest to the photo's human captions"
+                if args.pick == "closest"
+                else ""
+            )
+            + ") of each training photo, never one of the photo's human captions",
             "dims": args.dims or 1280,
             **counts,
         },
@@ -425,9 +430,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sources",
         nargs="+",
-        default=["human", "own"],
-        choices=["human", "own"],
-        help="neighbours' captions to measure: the human ones, the model's own ones",
+        default=["human", "own", "own_closest"],
+        choices=["human", "own", "own_closest"],
+        help="neighbours' captions to measure: the human ones, the model's own best one, the "
+        "model's own candidate closest to the human ones",
     )
     p.add_argument("--review-k", type=int, default=25)
     p.add_argument("--review-dims", type=int, default=0)
@@ -440,6 +446,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dims", type=int, default=128, help="PCA dimensions (0: all 1280)")
     p.add_argument("--k", type=int, default=25)
     p.add_argument("--weight", type=float, default=1.0, help="of the log-probability")
+    p.add_argument(
+        "--pick",
+        choices=["first", "closest"],
+        default="first",
+        help="each photo's own caption: the model's best, or its candidate closest to the "
+        "photo's human captions",
+    )
     p.add_argument("--out", type=Path, required=True)
     p.set_defaults(func=cmd_datastore)
 

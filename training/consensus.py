@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from core.checkpoint import load_checkpoint, save_checkpoint
+from core.cider import CiderD
 from core.confidence import confidence_features
 from core.consensus import Consensus, ConsensusSettings, NeighbourIndex
 from core.datatypes import Candidate, CaptionSettings
@@ -129,21 +130,33 @@ def caption_training_photos(
 
 
 def own_captions(
-    rows: Sequence[dict], examples: Sequence[Example]
+    rows: Sequence[dict], examples: Sequence[Example], pick: str = "first"
 ) -> tuple[list[list[tuple[str, ...]]], dict]:
     """Per training photo, its shippable own caption (as words; none if every candidate was
-    one of its human captions), and counts of how often the best one was memorised."""
+    one of its human captions), and counts of how often the best one was memorised.
+
+    pick "first": the model's best candidate; "closest": the candidate closest to the photo's
+    human captions (CIDEr-D, document frequencies of all the photos' captions): still text the
+    model wrote, chosen by what people said (as training fits the weights to it)."""
     out, verbatim, none = [], 0, 0
+    cider = None
+    if pick == "closest":
+        cider = CiderD([[tokenize(c) for c in e.captions] for e in examples])
     for row, e in zip(rows, examples, strict=True):
         assert row["name"] == e.name
         cands = row["candidates"]
         refs = {normalize_caption(r) for r in e.captions}
         verbatim += bool(cands) and normalize_caption(cands[0]) in refs
-        chosen = shippable_caption(cands, e.captions)
+        allowed = [c for c in cands if c and normalize_caption(c) not in refs]
+        if cider is not None and len(allowed) > 1:
+            prepared = cider.prepare_refs([tokenize(c) for c in e.captions])
+            allowed.sort(key=lambda c: -cider.score(c.split(), prepared))
+        chosen = allowed[0] if allowed else None
         none += chosen is None
         out.append([tuple(chosen.split())] if chosen else [])
     return out, {
         "photos": len(out),
+        "pick": pick,
         "best_candidate_is_a_human_caption_of_the_photo": verbatim,
         "no_shippable_candidate": none,
     }
@@ -258,14 +271,17 @@ def run_consensus(
     if "human" in wanted:
         human = [[tuple(tokenize(c)) for c in e.captions] for e in train]
         add_source("human", human, list(range(len(train))))
-    if "own" in wanted and args.own_captions is not None and args.own_captions.exists():
+    own_sources = {"own": "first", "own_closest": "closest"}
+    if set(own_sources) & set(wanted) and args.own_captions is not None:
         rows = [json.loads(x) for x in args.own_captions.read_text().splitlines() if x.strip()]
         rows = rows[: len(train)]
-        own, counts = own_captions(rows, train[: len(rows)])
-        add_source("own", own, [i for i, caps in enumerate(own) if caps])
-        report["own_captions"] = {**counts, "of_training_photos": len(train)}
         if len(rows) < len(train):
             log.warning("%s: %d of %d photos captioned", args.own_captions, len(rows), len(train))
+        for name, pick in own_sources.items():
+            if name in wanted:
+                own, counts = own_captions(rows, train[: len(rows)], pick)
+                add_source(name, own, [i for i, caps in enumerate(own) if caps])
+                report[f"{name}_captions"] = {**counts, "of_training_photos": len(train)}
     report["datastore_photos"] = {name: len(p) for name, p in subsets.items()}
     indexes = {
         (name, d): NeighbourIndex.fit(pooled[torch.tensor(photos)], d)
@@ -411,10 +427,12 @@ def build_datastore(
     rows: Sequence[dict],
     dims: int | None,
     settings: ConsensusSettings,
+    pick: str = "first",
 ) -> tuple[Consensus, dict]:
     """The shippable datastore: the training photos' reduced pooled features and the model's own
-    caption of each (never one of the photo's human captions). Photos without one are left out."""
-    own, counts = own_captions(rows, train)
+    caption of each (never one of the photo's human captions; pick: see own_captions). Photos
+    without one are left out."""
+    own, counts = own_captions(rows, train, pick)
     keep = [i for i, caps in enumerate(own) if caps]
     index = NeighbourIndex.fit(pooled[keep], dims)
     return Consensus(index, [own[i] for i in keep], settings), {**counts, "kept": len(keep)}

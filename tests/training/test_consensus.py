@@ -170,3 +170,17 @@ def test_consensus_experiment_runs_from_the_command_line(
         == 0
     )
     assert load_checkpoint(out).extra["consensus.keys"].shape[1] == 4
+
+
+def test_closest_pick_takes_the_candidate_nearest_the_human_captions() -> None:
+    ex = _examples(2)
+    rows = [
+        {"name": "p0.jpg", "candidates": ["a cat on a sofa", "a dog number 0 runs fast"]},
+        {"name": "p1.jpg", "candidates": ["a dog number 1 runs", "a ball"]},  # first: verbatim
+    ]
+    first, _ = own_captions(rows, ex, "first")
+    closest, counts = own_captions(rows, ex, "closest")
+    assert first[0] == [tuple("a cat on a sofa".split())]
+    assert closest[0] == [tuple("a dog number 0 runs fast".split())]
+    assert closest[1] == [("a", "ball")]  # a human caption is never picked, however close
+    assert counts["pick"] == "closest"
