@@ -152,8 +152,10 @@ def test_consensus_experiment_runs_from_the_command_line(
     assert main(["consensus", *data, *args, "--review-k", "2"]) == 0
     result = json.loads(report.read_text())
     assert set(result["splits"]) == {"flickr8k", "coco"}
-    assert len(result["splits"]["coco"]["grid"]) == 2 * 2 * 1 * 2  # dims x sources x k x weight
-    assert {"human_captions_1280d", "own_captions_4d"} <= set(result["summary"])
+    assert len(result["splits"]["coco"]["grid"]) == 2 * 3 * 1 * 2  # dims x sources x k x weight
+    assert {"human_captions_1280d", "own_captions_4d", "own_closest_captions_4d"} <= set(
+        result["summary"]
+    )
     assert "auroc_agreement_human_alone" in result["review"]["splits"]["flickr8k"]
     # Own captions of only the first photos (still being made): measured on those alone.
     part = tmp_path / "part.jsonl"
