@@ -23,6 +23,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_NAME = "photoscribe-caption-model"
 FORMAT_VERSION = 1
+EXTRA_PREFIXES = ("consensus.",)
+"""Tensor name prefixes of a model file that are data beside the network, not its weights."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +36,8 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    # Tensors that are not the network's (the consensus reranker's datastore, "consensus.*").
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def build_model(self, backbone: Mapping[str, torch.Tensor] | None = None) -> CaptionModel:
         """The network with these weights, in fp32 and eval mode.
@@ -65,8 +69,12 @@ def save_checkpoint(
     vocab: Vocab,
     provenance: dict[str, Any] | None = None,
     dtype: torch.dtype = torch.float32,
+    extra: Mapping[str, torch.Tensor] | None = None,
 ) -> Path:
-    """Write atomically: a temp file in the same folder, fsync, then replace."""
+    """Write atomically: a temp file in the same folder, fsync, then replace.
+
+    extra: tensors stored as they are beside the network's (names with an EXTRA_PREFIXES prefix).
+    """
     path = Path(path)
     assert len(vocab) == model.cfg.vocab_size, "vocabulary size differs from the model config"
     state = {}
@@ -75,6 +83,9 @@ def save_checkpoint(
             continue  # shared with token_emb.weight; safetensors refuses shared storage
         tensor = tensor.detach().cpu()
         state[name] = (tensor.to(dtype) if tensor.is_floating_point() else tensor).contiguous()
+    for name, tensor in (extra or {}).items():
+        assert name.startswith(EXTRA_PREFIXES) and name not in state, name
+        state[name] = tensor.detach().cpu().contiguous()
     metadata = {
         "format": FORMAT_NAME,
         "format_version": str(FORMAT_VERSION),
@@ -149,4 +160,5 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
         raise CheckpointError(
             path, f"the weights could not be read, the file may be truncated ({exc})"
         ) from exc
-    return Checkpoint(config, vocab, state, provenance, path)
+    extra = {k: state.pop(k) for k in [k for k in state if k.startswith(EXTRA_PREFIXES)]}
+    return Checkpoint(config, vocab, state, provenance, path, extra)

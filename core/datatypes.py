@@ -94,6 +94,11 @@ class Candidate:
     # the whole photo, the same for all of its candidates: a busy scene lights up many channels,
     # and its caption is more often wrong (one of the confidence's signals).
     inactive_channels: float = 0.0
+    # CIDEr-D agreement of the caption with the captions of the nearest training photos, and
+    # their mean cosine similarity to the photo (core.consensus; 0 when the model has no
+    # datastore): a caption unlike what similar photos say is more often wrong.
+    consensus: float = 0.0
+    neighbour_similarity: float = 0.0
 
 
 @dataclass(frozen=True)

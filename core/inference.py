@@ -16,6 +16,8 @@ import torch
 from core.batches import Batches, Captioned
 from core.checkpoint import Checkpoint, load_checkpoint
 from core.confidence import UNCALIBRATED, Calibration
+from core.consensus import PREFIX as CONSENSUS_PREFIX
+from core.consensus import Consensus, settings_from_provenance
 from core.datatypes import (
     DEFAULT_WEIGHTS,
     WEIGHTS_DIR,
@@ -213,6 +215,20 @@ def load_calibration(checkpoint: Checkpoint) -> Calibration:
     return UNCALIBRATED
 
 
+def load_consensus(checkpoint: Checkpoint) -> Consensus | None:
+    """The checkpoint's consensus reranker (its datastore of training photos' reduced features
+    and the model's own captions of them), or None when the file has none."""
+    settings = settings_from_provenance(checkpoint.provenance)
+    if settings is None or not any(k.startswith(CONSENSUS_PREFIX) for k in checkpoint.extra):
+        return None
+    vocab = checkpoint.vocab
+    try:
+        return Consensus.from_tensors(checkpoint.extra, vocab.itos, vocab.pad_id, settings)
+    except (KeyError, IndexError, ValueError, RuntimeError) as exc:
+        log.warning("%s: consensus datastore ignored (%s)", checkpoint.path, exc)
+        return None
+
+
 class Captioner:
     """Owns the model on one device; thread-compatible but not to be shared between threads."""
 
@@ -238,6 +254,9 @@ class Captioner:
             checkpoint = load_checkpoint(path)
         self.checkpoint = checkpoint
         self.vocab = checkpoint.vocab
+        # Beam candidates reranked by agreement with what the nearest training photos say
+        # (core.consensus), when the model file carries a datastore.
+        self.consensus = load_consensus(checkpoint)
         self.device = pick_device(device)
         self.model = checkpoint.build_model().to(self.device)
         if self.model.backbone is None:
@@ -280,7 +299,12 @@ class Captioner:
     def encode_with_stats(self, images: torch.Tensor) -> tuple[torch.Tensor, list[float]]:
         """The memory, and per photo the share of the encoder's channels that stay off (their
         mean activation over the photo is below 0; a confidence signal)."""
-        out, inactive = [], []
+        memory, inactive, _ = self._encode(images)
+        return memory, inactive
+
+    def _encode(self, images: torch.Tensor) -> tuple[torch.Tensor, list[float], torch.Tensor]:
+        """encode_with_stats, and the (B, 1280) pooled encoder features (the reranker's key)."""
+        out, inactive, pooled = [], [], []
         for lo in range(0, images.shape[0], ENCODER_BATCH):
             x = normalize_batch(images[lo : lo + ENCODER_BATCH].to(self.device, non_blocking=True))
             if self.device.type in ("cpu", "cuda"):
@@ -288,9 +312,11 @@ class Captioner:
             with self._autocast():
                 feats = self.model.backbone_features(x)  # (b, 1280, 7, 7)
             feats = feats.float()
-            inactive.append((feats.mean((2, 3)) < 0).float().mean(1))
+            mean = feats.mean((2, 3))  # (b, 1280)
+            inactive.append((mean < 0).float().mean(1))
+            pooled.append(mean)
             out.append(self.model.encode_features(feats))  # (b, 49, C)
-        return torch.cat(out), torch.cat(inactive).tolist()
+        return torch.cat(out), torch.cat(inactive).tolist(), torch.cat(pooled)
 
     @torch.inference_mode()
     def caption_tensors(
@@ -300,8 +326,15 @@ class Captioner:
         cancel: threading.Event | None = None,
     ) -> list[list[Candidate]]:
         """(B, 3, 224, 224) uint8 -> per image, candidates best first."""
-        memory, inactive = self.encode_with_stats(images)
-        found = self.beam_search(memory, settings, cancel)
+        memory, inactive, pooled = self._encode(images)
+        if self.consensus is None or settings.beam_size < 2:
+            found = self.beam_search(memory, settings, cancel)
+        else:  # every beam candidate is reranked; the best n_candidates are kept
+            wide = replace(settings, n_candidates=settings.beam_size)
+            found = self.consensus.rerank(self.beam_search(memory, wide, cancel), pooled.cpu())
+            found = [
+                cands[: max(1, min(settings.n_candidates, settings.beam_size))] for cands in found
+            ]
         return [
             [replace(c, inactive_channels=off) for c in cands]
             for cands, off in zip(found, inactive, strict=True)

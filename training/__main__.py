@@ -1,5 +1,5 @@
 """`python -m training SUBCOMMAND`: backbone, features, fit, scst, export, evaluate, calibrate,
-report, tune-encoder."""
+report, tune-encoder, own-captions, consensus, datastore."""
 
 from __future__ import annotations
 
@@ -217,6 +217,72 @@ def cmd_tune(args: argparse.Namespace) -> int:
     return run_tune(args)
 
 
+def cmd_own_captions(args: argparse.Namespace) -> int:
+    from core.checkpoint import load_checkpoint
+    from training.consensus import caption_training_photos
+
+    data, cache = _prepare(args)
+    ckpt = load_checkpoint(args.weights)
+    caption_training_photos(
+        ckpt.build_model(), ckpt.vocab, cache, list(data.train), args.out, beam=args.beam
+    )
+    return 0
+
+
+def cmd_consensus(args: argparse.Namespace) -> int:
+    from training.consensus import run_consensus
+
+    data, cache = _prepare(args)
+    return run_consensus(args, list(data.train), _dev_splits(data, cache), cache)
+
+
+def cmd_datastore(args: argparse.Namespace) -> int:
+    import torch
+
+    from core.consensus import ConsensusSettings
+    from training.consensus import build_datastore, pooled_features, write_with_datastore
+
+    data, cache = _prepare(args)
+    train = list(data.train)
+    rows = [json.loads(x) for x in args.own_captions.read_text().splitlines() if x.strip()]
+    if len(rows) < len(train):  # own captions come in the corpus' order: a prefix is usable
+        log.warning("%s: %d of %d photos captioned", args.own_captions, len(rows), len(train))
+        train = train[: len(rows)]
+    names = [e.name for e in data.train]
+    pooled = torch.from_numpy(pooled_features(cache, names, args.pooled))[: len(train)]
+    settings = ConsensusSettings(k=args.k, weight=args.weight)
+    consensus, counts = build_datastore(train, pooled, rows, args.dims, settings, args.pick)
+    size = write_with_datastore(
+        args.weights,
+        args.out,
+        consensus,
+        {
+            "captions": "the model's own caption (beam 3"
+            + (
+                ", the candidate closest to the photo's human captions"
+                if args.pick == "closest"
+                else ""
+            )
+            + ") of each training photo, never one of the photo's human captions",
+            "dims": args.dims or 1280,
+            **counts,
+        },
+    )
+    log.info("datastore %.1f MB; model file %.1f MB", size / 1e6, args.out.stat().st_size / 1e6)
+    return 0
+
+
+def _add_consensus_args(p: argparse.ArgumentParser) -> None:
+    _add_data_args(p)
+    p.add_argument("--weights", type=Path, required=True, help="model file (e.g. the shipped one)")
+    p.add_argument(
+        "--pooled",
+        type=Path,
+        default=Path("runs/consensus/pooled_train.npy"),
+        help="cache of the training photos' pooled features",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -284,6 +350,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-every", type=int, default=100)
     p.add_argument("--min-refs", type=int, default=3, help="photos with fewer captions sit out")
     p.add_argument(
+        "--ema",
+        type=float,
+        default=0.0,
+        help="also keep a moving average of the weights with this decay per step (0: off)",
+    )
+    p.add_argument(
+        "--resume", action="store_true", help="continue from OUT's state (minutes count in total)"
+    )
+    p.add_argument(
+        "--steps", type=int, default=0, help="stop after this many steps in all (0: no limit)"
+    )
+    p.add_argument(
         "--style", default=None, help="caption style the model asks for by default (a set's name)"
     )
     p.add_argument("--seed", type=int, default=1234)
@@ -332,6 +410,51 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--out", type=Path, default=None)
     p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("own-captions", help="the model's captions of every training photo (JSONL)")
+    _add_consensus_args(p)
+    p.add_argument("--out", type=Path, required=True, help="JSON lines, resumed if present")
+    p.add_argument("--beam", type=int, default=3)
+    p.set_defaults(func=cmd_own_captions)
+
+    p = sub.add_parser(
+        "consensus", help="measure consensus reranking and neighbour agreement (A/B, JSON)"
+    )
+    _add_consensus_args(p)
+    p.add_argument("--work", type=Path, default=Path("runs/consensus"), help="scratch folder")
+    p.add_argument("--own-captions", type=Path, default=None, help="from own-captions")
+    p.add_argument("--beam", type=int, default=5)
+    p.add_argument("--k", type=int, nargs="+", default=[10, 25, 50])
+    p.add_argument("--dims", type=int, nargs="+", default=[0, 256, 128], help="0: all 1280")
+    p.add_argument("--weights-grid", type=float, nargs="+", default=[0.0, 0.5, 1.0, 2.0, 4.0])
+    p.add_argument(
+        "--sources",
+        nargs="+",
+        default=["human", "own", "own_closest"],
+        choices=["human", "own", "own_closest"],
+        help="neighbours' captions to measure: the human ones, the model's own best one, the "
+        "model's own candidate closest to the human ones",
+    )
+    p.add_argument("--review-k", type=int, default=25)
+    p.add_argument("--review-dims", type=int, default=0)
+    p.add_argument("--out", type=Path, default=Path("training/reports/consensus.json"))
+    p.set_defaults(func=cmd_consensus)
+
+    p = sub.add_parser("datastore", help="add the consensus reranker's datastore to a model file")
+    _add_consensus_args(p)
+    p.add_argument("--own-captions", type=Path, required=True, help="from own-captions")
+    p.add_argument("--dims", type=int, default=128, help="PCA dimensions (0: all 1280)")
+    p.add_argument("--k", type=int, default=25)
+    p.add_argument("--weight", type=float, default=1.0, help="of the log-probability")
+    p.add_argument(
+        "--pick",
+        choices=["first", "closest"],
+        default="first",
+        help="each photo's own caption: the model's best, or its candidate closest to the "
+        "photo's human captions",
+    )
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=cmd_datastore)
 
     p = sub.add_parser(
         "tune-encoder", help="measure whether fine-tuning the encoder's last stages pays (A/B)"

@@ -148,7 +148,7 @@ def run_calibrate(args: argparse.Namespace) -> int:
         },
     }
     dtype = next(t.dtype for t in ckpt.state_dict.values() if t.is_floating_point())
-    save_checkpoint(args.out, model, ckpt.vocab, provenance, dtype=dtype)
+    save_checkpoint(args.out, model, ckpt.vocab, provenance, dtype=dtype, extra=ckpt.extra)
     args.report.parent.mkdir(parents=True, exist_ok=True)
     args.report.with_suffix(".json").write_text(json.dumps(report, indent=1) + "\n")
     plot(report, args.report.with_suffix(".png"))

@@ -24,6 +24,6 @@ def export_weights(
     provenance = dict(ckpt.provenance)
     for hf in history_files or []:
         provenance[hf.stem] = json.loads(hf.read_text())
-    save_checkpoint(out, model, ckpt.vocab, provenance, dtype=torch.float16)
+    save_checkpoint(out, model, ckpt.vocab, provenance, dtype=torch.float16, extra=ckpt.extra)
     log.info("exported %s (%.1f MB)", out, out.stat().st_size / 1e6)
     return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import logging
 import time
@@ -11,6 +12,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.devices import autocast, pick_device
@@ -18,7 +20,7 @@ from core.model import CaptionModel
 from core.vocab import Vocab, tokenize
 from training.cider import CiderD
 from training.data import Example
-from training.fit import DevSplits, evaluate_splits
+from training.fit import DevSplits, evaluate_splits, load_train_state, save_train_state
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,41 @@ def sequence_logprob(
     return (logp * mask).sum(dim=1)
 
 
+class WeightAverage:
+    """An exponential moving average of a model's floating-point weights (decay per step): the
+    mean of the recent weights, which a noisy self-critical reward otherwise leaves jumping."""
+
+    def __init__(self, model: CaptionModel, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {
+            k: v.detach().float().clone()
+            for k, v in model.state_dict().items()
+            if v.is_floating_point()
+        }
+
+    @torch.no_grad()
+    def update(self, model: CaptionModel) -> None:
+        for k, v in model.state_dict().items():
+            if k in self.shadow:
+                self.shadow[k].mul_(self.decay).add_(v.detach().float(), alpha=1 - self.decay)
+
+    def apply_to(self, model: CaptionModel) -> None:
+        """Load the averaged weights into model (a copy of the trained one)."""
+        state = model.state_dict()
+        state.update({k: v.to(state[k].dtype) for k, v in self.shadow.items()})
+        model.load_state_dict(state)
+
+
+def _averaged_copy(model: CaptionModel, average: WeightAverage) -> CaptionModel:
+    twin = copy.deepcopy(model)
+    average.apply_to(twin)
+    return twin.eval()
+
+
+STATE_FILE = "scst_state.safetensors"
+AVERAGE_FILE = "scst_average.safetensors"
+
+
 def run_scst(
     args: argparse.Namespace,
     train: list[Example],
@@ -96,6 +133,10 @@ def run_scst(
 
     train: photos with several references each (one reference makes a poor CIDEr-D reward);
     features (P, 49, 1280) in the same order. Each photo is sampled in its own set's style.
+    args.ema > 0 also keeps an exponential moving average of the weights, scored beside them at
+    every evaluation (the better of the two is kept). args.resume continues from OUT's state
+    (weights, average, Adam moments, random states, history), saved at every evaluation; the
+    minutes are counted over all sittings.
     """
     device = pick_device(args.device)
     torch.manual_seed(args.seed)
@@ -105,24 +146,49 @@ def run_scst(
     model = ckpt.build_model().to(device).eval()  # no dropout: samples and log-probs must agree
     if args.style is not None:  # the caption style the app asks for, scored and saved with it
         model.cfg = replace(model.cfg, style=args.style if args.style in vocab.styles else "")
-    base = evaluate_splits(model, vocab, dev, 3)
-    best = float(base["mean"]["CIDEr"])
-    log.info("SCST from %s: dev CIDEr-D %s", args.init, json.dumps(base))
+    out = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    ema_decay = float(getattr(args, "ema", 0.0) or 0.0)
+    average = WeightAverage(model, ema_decay) if ema_decay > 0 else None
+    history: list[dict] = []
+    step, spent = 0, 0.0
+    state_path = out / STATE_FILE
+    if getattr(args, "resume", False) and state_path.exists():
+        meta = load_train_state(state_path, model, opt)
+        step, spent, history = meta["step"], meta["seconds"], meta["history"]
+        base, best = meta["start_cider"], meta["best"]
+        rng.bit_generator.state = meta["numpy_rng"]
+        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+        if average is not None and (out / AVERAGE_FILE).exists():
+            average.shadow = {k: v.float() for k, v in load_file(str(out / AVERAGE_FILE)).items()}
+        log.info("SCST resumed at step %d (%.0f s spent), best %.4f", step, spent, best)
+    else:
+        base = evaluate_splits(model, vocab, dev, 3)
+        best = float(base["mean"]["CIDEr"])
+        log.info("SCST from %s: dev CIDEr-D %s", args.init, json.dumps(base))
     refs_tok = [[tokenize(c) for c in e.captions] for e in train]
     cider = CiderD(refs_tok)
     prepared = [cider.prepare_refs(r) for r in refs_tok]
     prefixes = torch.tensor(
         [vocab.prefix(e.source if e.source in vocab.styles else None) for e in train]
     )  # (P, 1 or 2)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
     amp = autocast(device)
     n = args.samples
-    history = []
-    t0 = time.perf_counter()
-    step = 0
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    while time.perf_counter() - t0 < args.minutes * 60:
+    t0 = time.perf_counter() - spent
+
+    def save_best(which: CaptionModel, scores: dict, label: str) -> None:
+        prov = {
+            **ckpt.provenance,
+            "stage": "self-critical",
+            "scst_steps": step,
+            "scst_weights": label,
+            "dev": scores,
+        }
+        save_checkpoint(out / "scst_best.safetensors", which, vocab, prov)
+
+    max_steps = int(getattr(args, "steps", 0) or 0)  # 0: only the minutes limit
+    while time.perf_counter() - t0 < args.minutes * 60 and not (max_steps and step >= max_steps):
         idx = rng.choice(len(features), args.photos_per_step, replace=False)
         feats = features[torch.from_numpy(idx)].to(device).float()
         prefix = prefixes[torch.from_numpy(idx)].to(device)  # (B, P)
@@ -148,23 +214,49 @@ def run_scst(
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        if average is not None:
+            average.update(model)
         step += 1
         if step % 10 == 0:
             log.info("scst step %d: mean reward %.3f, loss %.4f", step, rewards.mean(), loss.item())
         if step % args.eval_every == 0:
             scores = evaluate_splits(model, vocab, dev, 3)
-            history.append({"step": step, "seconds": time.perf_counter() - t0, **scores})
+            entry = {"step": step, "seconds": time.perf_counter() - t0, **scores}
             log.info("scst step %d dev: %s", step, json.dumps(scores))
             if scores["mean"]["CIDEr"] > best:
                 best = scores["mean"]["CIDEr"]
-                prov = {
-                    **ckpt.provenance,
-                    "stage": "self-critical",
-                    "scst_steps": step,
-                    "dev": scores,
-                }
-                save_checkpoint(out / "scst_best.safetensors", model, vocab, prov)
+                save_best(model, scores, "trained")
+            if average is not None:
+                twin = _averaged_copy(model, average)
+                avg_scores = evaluate_splits(twin, vocab, dev, 3)
+                entry["average"] = avg_scores
+                log.info("scst step %d dev, averaged weights: %s", step, json.dumps(avg_scores))
+                if avg_scores["mean"]["CIDEr"] > best:
+                    best = avg_scores["mean"]["CIDEr"]
+                    save_best(twin, avg_scores, f"moving average, decay {ema_decay}")
+                save_file(
+                    {k: v.contiguous() for k, v in average.shadow.items()},
+                    str(out / AVERAGE_FILE),
+                )
+            history.append(entry)
             model.eval()
+            save_train_state(
+                state_path,
+                model,
+                opt,
+                {
+                    "step": step,
+                    "seconds": time.perf_counter() - t0,
+                    "history": history,
+                    "start_cider": base,
+                    "best": best,
+                    "numpy_rng": rng.bit_generator.state,
+                    "torch_rng": torch.get_rng_state().tolist(),
+                },
+            )
+            (out / "scst_history.json").write_text(
+                json.dumps({"start_cider": base, "history": history}, indent=1)
+            )
     (out / "scst_history.json").write_text(
         json.dumps({"start_cider": base, "history": history}, indent=1)
     )

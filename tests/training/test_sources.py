@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.imagegen import textured_image
 from training.data import (
     COCO_DEV_FILE,
     CocoCaptions,
@@ -22,26 +21,6 @@ from training.data import (
 )
 
 
-@pytest.fixture
-def tiny_coco(tmp_path: Path) -> Path:
-    """COCO's caption layout: 6 photos (ids 1..6), one missing, one empty, one uncaptioned."""
-    root = tmp_path / "coco"
-    (root / "images").mkdir(parents=True)
-    images, annotations = [], []
-    for i in range(1, 7):
-        images.append({"id": i, "file_name": f"{i:012d}.jpg", "source": "test"})
-        if i != 4:  # photo 4 is listed but missing
-            textured_image(80, 60, seed=i).save(root / "images" / f"{i:012d}.jpg")
-        if i != 6:  # photo 6 has no caption
-            annotations += [
-                {"image_id": i, "caption": f"A photo number {i}, take {k}."}
-                for k in range(5 if i < 3 else 2)
-            ]
-    (root / "images" / f"{5:012d}.jpg").write_bytes(b"")  # photo 5 is empty
-    (root / "captions.json").write_text(json.dumps({"images": images, "annotations": annotations}))
-    return root
-
-
 def test_coco_reader_splits_by_the_dev_list_and_counts_what_it_skips(tiny_coco: Path) -> None:
     c = CocoCaptions.load(tiny_coco, dev_ids=[2])
     assert [e.name for e in c.dev] == ["coco/2.jpg"]
@@ -49,33 +28,6 @@ def test_coco_reader_splits_by_the_dev_list_and_counts_what_it_skips(tiny_coco: 
     assert all(e.source == "coco" for e in c.train + c.dev)
     assert len(c.train[0].captions) == 5 and len(c.train[1].captions) == 2
     assert c.skipped.counts == {"photo missing": 1, "photo empty": 1, "no caption": 1}
-
-
-@pytest.fixture
-def tiny_web(tmp_path: Path) -> Path:
-    """img2dataset's layout: a shard of letterboxed photos with .txt captions and .json sizes."""
-    shard = tmp_path / "web" / "00000"
-    shard.mkdir(parents=True)
-    rows = [
-        ("000", "a red car parked on a street", (640, 480)),
-        ("001", "royalty free vector illustration of a car", (500, 500)),
-        ("002", "a bowl of soup on a wooden table", (300, 600)),
-        ("003", "", (300, 300)),
-        ("004", "a dog on a sofa", None),  # no .json: used uncropped
-    ]
-    for key, caption, size in rows:
-        textured_image(256, 256, seed=int(key)).save(shard / f"{key}.jpg")
-        (shard / f"{key}.txt").write_text(caption)
-        if size:
-            meta = {
-                "width": 256,
-                "height": 256,
-                "original_width": size[0],
-                "original_height": size[1],
-            }
-            (shard / f"{key}.json").write_text(json.dumps(meta))
-    (shard / "005.txt").write_text("a caption whose photo was never downloaded")
-    return tmp_path / "web"
 
 
 def test_web_reader_keeps_photos_crops_letterbox_and_counts_the_rest(tiny_web: Path) -> None:
