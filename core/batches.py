@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
 from core.datatypes import Candidate, CaptionResult, CaptionSettings
-from core.errors import Cancelled, PhotoScribeError
+from core.errors import PhotoScribeError
 
 if TYPE_CHECKING:  # torch: loaded by the run on the thread that owns the model
     import torch
@@ -101,7 +101,9 @@ class Batches(Generic[T]):
 
     def take(self) -> list[tuple[T, CaptionResult]] | None:
         """The next batch's results: files no decoder reads first, then the captions, each in
-        the order added; None when cancelled."""
+        the order added; None when cancelled before the model started on the batch. A batch the
+        model has started is finished even when the cancel comes meanwhile (it takes at most
+        one batch's time), so the photos being captioned are not thrown away."""
         done: list[tuple[T, CaptionResult]] = []
         items: list[T] = []
         images: list[torch.Tensor | EncodedJpeg] = []  # what read_for_device gave
@@ -131,10 +133,7 @@ class Batches(Generic[T]):
         items = [item for i, item in enumerate(items) if i not in dropped]
         if not items:
             return done
-        try:
-            captioned = self.caption(batch, self.settings, self.cancel)
-        except Cancelled:
-            return None
+        captioned = self.caption(batch, self.settings, threading.Event())  # never set: finish
         for item, (found, confidence) in zip(items, captioned, strict=True):
             best = found[0] if found else Candidate("", -math.inf)
             result = CaptionResult(

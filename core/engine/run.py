@@ -224,7 +224,7 @@ class _Run:
     def _captioned(self, batch: list[tuple[Todo, CaptionResult]] | None, scanner: Scanner) -> None:
         """Hand a batch's captions to the writer (or, saving nothing, report them)."""
         if batch is None:
-            return  # cancelled during the batch: its results are dropped
+            return  # cancelled before the batch reached the model: nothing of it was made
         requests: list[SaveRequest] = []
         results: dict[Path, CaptionResult] = {}
         for todo, result in batch:

@@ -259,6 +259,37 @@ def test_cancel_stops_after_the_batch_and_the_next_run_continues(
     assert len(captions(lib)) == 5 and temp_files(lib) == []
 
 
+class CancelledMidBatch:
+    """The test captioner, with a cancel that comes while the model works on the first batch."""
+
+    def __init__(self, captioner: Captioner, cancel: threading.Event) -> None:
+        self._captioner = captioner
+        self._cancel = cancel
+        self.batches = 0
+
+    def caption_batch(self, images, settings, cancel=None):
+        self.batches += 1
+        self._cancel.set()  # the user presses Cancel while this batch is in the model
+        return self._captioner.caption_batch(images, settings, cancel)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._captioner, name)
+
+
+def test_cancel_finishes_and_saves_the_batch_in_flight(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    """A regression guard (issue 22): a cancel during a batch threw the photos being captioned
+    away ("Captioned 0 photos" 3 s into a run); now they are finished and saved, and no further
+    batch starts."""
+    cancel = threading.Event()
+    model = CancelledMidBatch(captioner, cancel)
+    summary, rec = run(model, tmp_path / "index.sqlite3", (lib,), cancel=cancel)  # type: ignore[arg-type]
+    assert summary.cancelled and model.batches == 1
+    assert summary.captioned == FAST.batch_size == len(rec.of(PhotoCaptioned))
+    assert len(captions(lib)) == FAST.batch_size and temp_files(lib) == []
+
+
 def test_runs_on_a_worker_thread(captioner: Captioner, lib: Path, tmp_path: Path) -> None:
     out: list[RunSummary] = []
     worker = threading.Thread(target=lambda: out.append(run(captioner, tmp_path / "i", (lib,))[0]))
