@@ -16,7 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, QTimer, QUrl, Slot
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QIcon
+from PySide6.QtGui import (
+    QAction,
+    QCloseEvent,
+    QDragEnterEvent,
+    QDropEvent,
+    QGuiApplication,
+    QIcon,
+)
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QSplitter, QStackedWidget
 
 import core
@@ -47,6 +54,17 @@ from desktop.welcome import WelcomePage
 log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = QSize(1280, 800)
+FRAME_ALLOWANCE = QSize(16, 48)  # what a window manager's frame and title bar usually take
+
+
+def fit_to_screen(wanted: QSize, free: QSize) -> QSize:
+    """``wanted``, shrunk where the screen's free area (less a window frame) is smaller."""
+    return QSize(
+        min(wanted.width(), free.width() - FRAME_ALLOWANCE.width()),
+        min(wanted.height(), free.height() - FRAME_ALLOWANCE.height()),
+    )
+
+
 PROBLEMS_HEIGHT = 170  # the Problems panel's height when it first opens
 
 
@@ -206,12 +224,28 @@ class MainWindow(QMainWindow):
     def _restore_window_state(self) -> None:
         state = self.settings_store.load_window_state()
         if state.geometry is None or not self.restoreGeometry(state.geometry):
-            self.resize(DEFAULT_SIZE)
+            self._fit_first_start()
         self._dock_sizes_restored = state.state is not None
         if state.state is not None:
             self.restoreState(state.state)
         if state.splitter is not None:
             self.splitter.restoreState(state.splitter)
+
+    def _fit_first_start(self) -> None:
+        """DEFAULT_SIZE, or less where the screen is smaller, centred on the screen's free area
+        (a 1280x800 screen minus its panels and the window frame: the status bar with the
+        progress and Cancel must stay on screen)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        if screen is None:
+            self.resize(DEFAULT_SIZE)
+            return
+        free = screen.availableGeometry()
+        size = fit_to_screen(DEFAULT_SIZE, free.size())
+        self.resize(size)
+        self.move(
+            free.x() + (free.width() - size.width()) // 2,
+            free.y() + (free.height() - size.height()) // 2,
+        )
 
     def _save_window_state(self) -> None:
         self.settings_store.save_window_state(

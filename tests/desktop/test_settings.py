@@ -135,3 +135,19 @@ def test_the_store_choices_are_the_store_table(qtbot):
         dialog.store.itemData(i): dialog.store.itemText(i) for i in range(dialog.store.count())
     }
     assert offered == {info.kind: info.label for info in STORES}
+
+
+def test_the_first_window_fits_a_small_screen():
+    """A regression guard (issue 22): on a 1280x800 screen the window opened at 1280x800 plus
+    its frame, so the status bar with the progress and Cancel was below the screen's edge."""
+    from desktop.main_window import DEFAULT_SIZE, fit_to_screen
+
+    assert fit_to_screen(DEFAULT_SIZE, QSize(1920, 1080)) == DEFAULT_SIZE
+    small = fit_to_screen(DEFAULT_SIZE, QSize(1280, 800 - 32))  # a panel at the top
+    assert small.width() <= 1280 - 16 and small.height() <= 800 - 32 - 48
+
+
+def test_the_first_window_is_inside_the_screens_free_area(qtbot, make_window):
+    window = make_window()
+    free = window.screen().availableGeometry()
+    assert free.contains(window.geometry()), (free, window.geometry())
