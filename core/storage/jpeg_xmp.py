@@ -34,6 +34,16 @@ class Segment:
 
 def segments(data: bytes) -> list[Segment]:
     """The marker segments before the image data (up to the first start of scan)."""
+    return _walk(data)[0]
+
+
+def image_data_start(data: bytes) -> int:
+    """Where the image data starts: the first start-of-scan marker (or the end of image)."""
+    return _walk(data)[1]
+
+
+def _walk(data: bytes) -> tuple[list[Segment], int]:
+    """The segments before the image data, and the position of the marker that ends them."""
     if data[:2] != b"\xff\xd8":
         raise SegmentError("no JPEG start marker")
     found: list[Segment] = []
@@ -46,7 +56,7 @@ def segments(data: bytes) -> list[Segment]:
             pos += 1
             continue
         if marker in (_SOS, _EOI):
-            return found
+            return found, pos
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             pos += 2
             continue

@@ -8,6 +8,8 @@ import struct
 
 from PIL import Image, UnidentifiedImageError
 
+from core.storage.jpeg_xmp import SegmentError, image_data_start
+
 _PNG_IMAGE_CHUNKS = {b"IHDR", b"PLTE", b"tRNS", b"IDAT", b"acTL", b"fcTL", b"fdAT"}
 _WEBP_IMAGE_CHUNKS = {b"VP8 ", b"VP8L", b"ALPH", b"ANIM", b"ANMF"}
 _TIFF_DATA_TAGS = ((273, 279), (324, 325))  # (StripOffsets, StripByteCounts), tiles likewise
@@ -46,21 +48,11 @@ def image_data_digest(data: bytes, kind: str) -> str:
 
 
 def _jpeg_scan(data: bytes) -> bytes:
-    if data[:2] != b"\xff\xd8":
-        raise NotRecognisedError("no JPEG start marker")
-    pos = 2
-    while pos + 4 <= len(data):
-        if data[pos] != 0xFF:
-            raise NotRecognisedError(f"JPEG marker expected at {pos}")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xDA:  # start of scan: the rest is entropy-coded image data
-            return data[pos:]
-        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        pos += 2 + length
-    raise NotRecognisedError("JPEG has no image data")
+    """From the first start of scan on: the entropy-coded image data (and what follows)."""
+    try:
+        return data[image_data_start(data) :]
+    except SegmentError as error:
+        raise NotRecognisedError(str(error)) from error
 
 
 def _png_chunks(data: bytes) -> list[bytes]:
