@@ -57,6 +57,10 @@ def test_search_uses_the_library_index_across_folders(
         textured_image(80, 60, seed=i).save(other / f"x{i}.jpg")
         (other / f"x{i}.txt").write_text(caption, encoding="utf-8")
     rebuild_index((captioned_dir, other))  # the index at $PHOTOSCRIBE_INDEX, as the app uses
+    # Wide enough for the search box and its "more in other folders" beside it in the toolbar
+    # (the first window fits the offscreen platform's 800x800 screen; at 800 pixels the
+    # toolbar folds them away: issue 22, item 12).
+    window.resize(1280, 760)
     open_and_wait(qtbot, window, captioned_dir)
 
     # "dogs" is in no caption: only the index (which stems words) finds "dog".
