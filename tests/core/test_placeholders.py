@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import exiv2
 import pytest
 
 from core.engine import LibraryEngine, LibraryJob
 from core.inference import Captioner
 from core.storage import EmbeddedStore
 from core.storage.placeholders import camera_tokens, is_placeholder
-from tests.core.test_storage_support import exiftool_captions, needs_exiftool, sample
+from tests.core.test_storage_support import exiftool_captions, exiv2_write, needs_exiftool, sample
 
 # What cameras and their software wrote where the caption goes, as found in real camera JPEGs.
 CAMERA_JUNK = [
@@ -73,22 +72,6 @@ def test_the_cameras_own_make_and_model_describe_nothing() -> None:
     assert not is_placeholder("my dog with the Rexcam", camera)
 
 
-def _write(path: Path, **fields: str) -> None:
-    image = exiv2.ImageFactory.open(path.read_bytes())
-    image.readMetadata()
-    for key, value in fields.items():
-        key = key.replace("_", ".")
-        if key.startswith("Exif"):
-            image.exifData()[key] = value
-        elif key.startswith("Iptc"):
-            image.iptcData()[key] = value
-        else:
-            image.xmpData()[key] = value
-    image.writeMetadata()
-    with image.io().data() as buffer:
-        path.write_bytes(bytes(buffer))
-
-
 FIELDS = {
     "EXIF": "Exif_Image_ImageDescription",
     "XMP": "Xmp_dc_description",
@@ -103,7 +86,7 @@ def test_junk_in_any_field_is_replaced_without_overwrite(tmp_path: Path, where, 
     """Regression: "SANYO DIGITAL CAMERA", "DSC00019", "DCF 1.0", ... counted as finished
     captions: the app showed a green tick and Caption Folder skipped the photo."""
     photo = sample(tmp_path, "exif_iptc.jpg")
-    _write(photo, **{FIELDS[where]: junk})
+    exiv2_write(photo, **{FIELDS[where]: junk})
     store = EmbeddedStore()
     assert store.read(photo) is None
     store.write(photo, "a cup of coffee on a saucer")  # no overwrite needed
@@ -113,14 +96,14 @@ def test_junk_in_any_field_is_replaced_without_overwrite(tmp_path: Path, where, 
 
 def test_the_cameras_make_and_model_as_description_is_not_a_caption(tmp_path: Path) -> None:
     photo = sample(tmp_path, "plain.jpg")
-    _write(
+    exiv2_write(
         photo,
         Exif_Image_Make="Rexcam Optics",
         Exif_Image_Model="RX-9 Pro",
         Exif_Image_ImageDescription="Rexcam RX-9 Pro",
     )
     assert EmbeddedStore().read(photo) is None
-    _write(photo, Exif_Image_ImageDescription="the Rexcam on a tripod")
+    exiv2_write(photo, Exif_Image_ImageDescription="the Rexcam on a tripod")
     assert EmbeddedStore().read(photo) == "the Rexcam on a tripod"
 
 
@@ -128,9 +111,9 @@ def test_photos_with_camera_junk_are_captioned_by_default(tmp_path: Path, tiny_c
     folder = tmp_path / "photos"
     folder.mkdir()
     junk = sample(folder, "exif_iptc.jpg", "junk.jpg")
-    _write(junk, Exif_Image_ImageDescription="SANYO DIGITAL CAMERA")
+    exiv2_write(junk, Exif_Image_ImageDescription="SANYO DIGITAL CAMERA")
     captioned = sample(folder, "plain.jpg", "captioned.jpg")
-    _write(captioned, Exif_Image_ImageDescription="my cat asleep")
+    exiv2_write(captioned, Exif_Image_ImageDescription="my cat asleep")
     engine = LibraryEngine(Captioner(tiny_checkpoint, device="cpu"), tmp_path / "index.db")
     summary = engine.run(LibraryJob((folder,), store="embed", skip_captioned=True))
     assert summary.captioned == 1 and summary.skipped == 1 and summary.failed == 0

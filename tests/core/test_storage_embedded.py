@@ -29,6 +29,7 @@ from tests.core.test_storage_support import (
     TRICKY,
     exiftool_all,
     exiftool_captions,
+    exiv2_write,
     image_data,
     needs_exiftool,
     sample,
@@ -50,23 +51,6 @@ CAPTION_TAGS = {
 def no_temp_files_left(tmp_path: Path):
     yield
     assert temp_files(tmp_path) == []
-
-
-def _exiv2_write(path: Path, **fields: str) -> None:
-    """Put metadata into a test photo with exiv2 directly (test set-up, not the code under test)."""
-    image = exiv2.ImageFactory.open(path.read_bytes())
-    image.readMetadata()
-    for key, value in fields.items():
-        key = key.replace("_", ".")
-        if key.startswith("Exif"):
-            image.exifData()[key] = value
-        elif key.startswith("Iptc"):
-            image.iptcData()[key] = value
-        else:
-            image.xmpData()[key] = value
-    image.writeMetadata()
-    with image.io().data() as buffer:
-        path.write_bytes(bytes(buffer))
 
 
 # --- round trips ---------------------------------------------------------------------------
@@ -142,17 +126,17 @@ def test_latin1_iptc_is_converted_to_utf8_so_nothing_turns_into_mojibake(tmp_pat
 def test_mwg_read_order_exif_then_xmp_then_iptc(tmp_path: Path) -> None:
     photo = sample(tmp_path, "exif_iptc.jpg")
     store = EmbeddedStore()
-    _exiv2_write(photo, Iptc_Application2_Caption="from iptc")
+    exiv2_write(photo, Iptc_Application2_Caption="from iptc")
     assert store.read(photo) == "from iptc"
-    _exiv2_write(photo, Xmp_dc_description="from xmp")
+    exiv2_write(photo, Xmp_dc_description="from xmp")
     assert store.read(photo) == "from xmp"
-    _exiv2_write(photo, Exif_Image_ImageDescription="from exif")
+    exiv2_write(photo, Exif_Image_ImageDescription="from exif")
     assert store.read(photo) == "from exif"
 
 
 def test_camera_placeholder_description_is_not_a_caption(tmp_path: Path) -> None:
     photo = sample(tmp_path, "plain.jpg")
-    _exiv2_write(photo, Exif_Image_ImageDescription="OLYMPUS DIGITAL CAMERA         ")
+    exiv2_write(photo, Exif_Image_ImageDescription="OLYMPUS DIGITAL CAMERA         ")
     store = EmbeddedStore()
     assert store.read(photo) is None
     store.write(photo, "a grey cat")  # not an existing caption, so no overwrite needed
@@ -285,7 +269,7 @@ def test_heic_and_raw_fall_back_to_an_xmp_sidecar(
 
 def test_fallback_respects_a_caption_already_inside_the_raw(tmp_path: Path) -> None:
     photo = sample(tmp_path, "plain.jpg", "IMG_0002.NEF")
-    _exiv2_write(photo, Exif_Image_ImageDescription="from the camera app")
+    exiv2_write(photo, Exif_Image_ImageDescription="from the camera app")
     store = make_store("embed")
     with pytest.raises(CaptionExistsError):
         store.write(photo, "a cat")

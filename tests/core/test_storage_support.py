@@ -10,6 +10,7 @@ import struct
 import subprocess
 from pathlib import Path
 
+import exiv2
 import pytest
 from PIL import Image
 
@@ -115,3 +116,21 @@ def image_data(path: Path) -> object:
     if suffix in (".tif", ".tiff"):
         return tiff_strips_and_pixels(data)
     raise AssertionError(f"no image-data extractor for {path}")
+
+
+def exiv2_write(path: Path, **fields: str) -> None:
+    """Put metadata into a test photo with exiv2 directly (test set-up, not the code under
+    test); keys as exiv2's with "_" for ".", e.g. Exif_Image_ImageDescription."""
+    image = exiv2.ImageFactory.open(path.read_bytes())
+    image.readMetadata()
+    for key, value in fields.items():
+        key = key.replace("_", ".")
+        if key.startswith("Exif"):
+            image.exifData()[key] = value
+        elif key.startswith("Iptc"):
+            image.iptcData()[key] = value
+        else:
+            image.xmpData()[key] = value
+    image.writeMetadata()
+    with image.io().data() as buffer:
+        path.write_bytes(bytes(buffer))
