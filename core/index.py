@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -39,13 +40,13 @@ stops here left it unknown whether the write happened); failed: see ``error``.""
 
 _UPSERT = """
 INSERT INTO photos (path, size, mtime_ns, status, caption, store, store_path, model, error,
-                    updated, confidence)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    updated, confidence, alternatives)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (path) DO UPDATE SET
     size = excluded.size, mtime_ns = excluded.mtime_ns, status = excluded.status,
     caption = excluded.caption, store = excluded.store, store_path = excluded.store_path,
     model = excluded.model, error = excluded.error, updated = excluded.updated,
-    confidence = excluded.confidence
+    confidence = excluded.confidence, alternatives = excluded.alternatives
 """
 _KEEP = """
 INSERT INTO unsaved (path, caption, typed, store, error, model, confidence, updated)
@@ -88,6 +89,9 @@ class IndexEntry:
     error: str | None = None
     updated: float = 0.0
     confidence: float | None = None  # the model's, in [0, 1]; None: typed by a person, or unknown
+    # The model's other candidates for the photo, best first (suggestions that survive a
+    # restart); empty when none were kept.
+    alternatives: tuple[str, ...] = ()
 
     def same_file(self, size: int, mtime_ns: int) -> bool:
         """True when the photo on disk still has the size and mtime this row recorded."""
@@ -162,6 +166,7 @@ class LibraryIndex:
         fts: bool,
         has_confidence: bool = True,
         has_unsaved: bool = True,
+        has_alternatives: bool = True,
     ) -> None:
         self.path = path
         self._conn = conn
@@ -170,7 +175,9 @@ class LibraryIndex:
         # A reader cannot add the column to an index made before confidences were kept: its
         # rows read as confidence unknown until a writer opens (and upgrades) the file.
         self._confidence = "confidence" if has_confidence else "NULL"
-        self._columns = f"{_BASE_COLUMNS}, {self._confidence}"
+        # Likewise the model's alternatives, kept from schema version 4 on.
+        alternatives = "alternatives" if has_alternatives else "NULL"
+        self._columns = f"{_BASE_COLUMNS}, {self._confidence}, {alternatives}"
         self._queued: list[tuple] = []
         self._forget: list[bytes] = []
         # A reader of an index not yet upgraded to keep unsaved captions finds none.
@@ -216,7 +223,8 @@ class LibraryIndex:
             raise LibraryIndexError(path, f"cannot open the library index ({error}).") from error
         try:
             fts = cls._prepare(path, conn, readonly)
-            has_confidence = "confidence" in photo_columns(conn)
+            columns = photo_columns(conn)
+            has_confidence = "confidence" in columns
             has_unsaved = (
                 conn.execute(
                     "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'unsaved'"
@@ -230,7 +238,9 @@ class LibraryIndex:
             conn.close()
             raise
         log.info("Opened library index %s%s", path, " (read-only)" if readonly else "")
-        return cls(path, conn, readonly, fts, has_confidence, has_unsaved)
+        return cls(
+            path, conn, readonly, fts, has_confidence, has_unsaved, "alternatives" in columns
+        )
 
     @staticmethod
     def _prepare(path: Path, conn: sqlite3.Connection, readonly: bool) -> bool:
@@ -386,6 +396,7 @@ class LibraryIndex:
                 entry.error,
                 entry.updated or time.time(),
                 entry.confidence,
+                json.dumps(list(entry.alternatives)) if entry.alternatives else None,
             )
         )
 
@@ -577,12 +588,37 @@ def move_aside(path: Path) -> Path:
 
 
 def _entry(row: tuple) -> IndexEntry:
-    key, size, mtime_ns, status, caption, store, store_path, model, error, updated, conf = row
+    key, size, mtime_ns, status, caption, store, store_path, model, error, updated, conf, alts = row
     path = _path(key)
     assert path is not None
     return IndexEntry(
-        path, size, mtime_ns, status, caption, store, _path(store_path), model, error, updated, conf
+        path,
+        size,
+        mtime_ns,
+        status,
+        caption,
+        store,
+        _path(store_path),
+        model,
+        error,
+        updated,
+        conf,
+        _alternatives(alts),
     )
+
+
+def _alternatives(text: str | None) -> tuple[str, ...]:
+    """The alternatives column read back; anything but a JSON list of strings reads as none
+    (they are suggestions only: losing them loses nothing of the user's)."""
+    if not text:
+        return ()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return ()
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str) and v.strip())
 
 
 def _unsaved(row: tuple) -> UnsavedCaption:

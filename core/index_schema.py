@@ -8,8 +8,9 @@ import sqlite3
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 3
-"""1: the first; 2: adds ``confidence`` (older rows keep NULL there); 3: adds ``unsaved``."""
+SCHEMA_VERSION = 4
+"""1: the first; 2: adds ``confidence`` (older rows keep NULL there); 3: adds ``unsaved``;
+4: adds ``alternatives`` (the model's other candidates; older rows keep NULL there)."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS photos (
@@ -24,7 +25,8 @@ CREATE TABLE IF NOT EXISTS photos (
     model TEXT,                     -- the model that wrote the caption; NULL when not known
     error TEXT,                     -- why it failed, for status 'failed'
     updated REAL NOT NULL,          -- seconds since the epoch
-    confidence REAL                 -- the model's confidence in [0, 1]; NULL: typed or unknown
+    confidence REAL,                -- the model's confidence in [0, 1]; NULL: typed or unknown
+    alternatives TEXT               -- JSON list of the model's other candidates; NULL: none
 );
 """
 _UNSAVED_SCHEMA = """
@@ -86,6 +88,9 @@ def create_or_upgrade(conn: sqlite3.Connection) -> None:
         if "confidence" not in photo_columns(conn):  # made by schema version 1
             conn.execute("ALTER TABLE photos ADD COLUMN confidence REAL")
             log.info("Library index upgraded: captions' confidences are kept from now on")
+        if "alternatives" not in photo_columns(conn):  # made by schema version 3 or older
+            conn.execute("ALTER TABLE photos ADD COLUMN alternatives TEXT")
+            log.info("Library index upgraded: the model's alternative captions are kept")
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:

@@ -243,7 +243,9 @@ class CaptionPanel(QWidget):
         for text, score in candidates:
             item = QListWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, text)
-            item.setToolTip(f"{text}\nScore {score:.2f} (closer to 0 is more confident)")
+            # A suggestion kept in the library index has no score (NaN): none is shown.
+            note = f"\nScore {score:.2f} (closer to 0 is more confident)" if score == score else ""
+            item.setToolTip(text + note)
             self.candidates.addItem(item)
 
     def _set_editor_text(self, text: str) -> None:

@@ -193,6 +193,10 @@ class Saver(QObject):
             # Kept (in the index too) only for the model's own text, saved as it made it: a
             # caption the user wrote or changed is theirs, never marked "check this".
             confidence=photo.confidence_of(text),
+            # The model's other suggestions stay on offer after a restart (library index).
+            alternatives=tuple(
+                c.caption for c in photo.candidates if c.caption.strip() != text.strip()
+            ),
         )
         self.writer.save(request)
         self._in_flight[photo.path] += 1

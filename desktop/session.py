@@ -10,6 +10,7 @@ signals and the window decides how to show them.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from core.datatypes import Candidate
 from core.errors import LibraryIndexError
 from core.index import LibraryIndex, UnsavedCaption, default_index_path
 from core.isolation import reader_pool
@@ -48,7 +50,7 @@ LOOKUP_CHUNK = 64  # stored captions found are handed to the GUI thread this man
 __all__ = ["FolderSession", "lookup_captions", "plural"]
 
 # A photo, its stored caption, its identity, a problem reading it, the caption's confidence,
-# and a caption kept in the index because it could not be saved.
+# a caption kept in the index because it could not be saved, and the model's other candidates.
 CaptionFound = tuple[
     Path,
     StoredCaption | None,
@@ -56,6 +58,7 @@ CaptionFound = tuple[
     str | None,
     float | None,
     UnsavedCaption | None,
+    tuple[str, ...],
 ]
 
 
@@ -70,8 +73,8 @@ def lookup_captions(
 
     With ``index_path``, also the model's confidence in each caption, from the library index,
     when the index recorded one for this very caption (a caption changed since by hand or by
-    another program has none), and the caption the index keeps for a photo because it could
-    not be saved.
+    another program has none) with the model's other candidates for it, and the caption the
+    index keeps for a photo because it could not be saved.
     """
     stores = all_stores(xmp_name)
     index = _open_reader(index_path) if index_path is not None else None
@@ -85,10 +88,10 @@ def lookup_captions(
             try:
                 identity = FileIdentity.of(path)
                 found = read_caption_any(path, stores)
-                sure = _confidence(index, path, found) if index is not None else None
-                chunk.append((path, found, identity, None, sure, kept))
+                sure, others = _recorded(index, path, found) if index is not None else (None, ())
+                chunk.append((path, found, identity, None, sure, kept, others))
             except StorageError as error:
-                chunk.append((path, None, None, str(error), None, kept))
+                chunk.append((path, None, None, str(error), None, kept, ()))
             now = time.monotonic()
             if len(chunk) >= LOOKUP_CHUNK or now - last > 0.1:
                 deliver(chunk)
@@ -120,17 +123,30 @@ def _kept(index: LibraryIndex, path: Path) -> UnsavedCaption | None:
         return None
 
 
-def _confidence(index: LibraryIndex, path: Path, found: StoredCaption | None) -> float | None:
+def _recorded(
+    index: LibraryIndex, path: Path, found: StoredCaption | None
+) -> tuple[float | None, tuple[str, ...]]:
+    """The confidence and the alternatives the index recorded with this very caption."""
     if found is None:
-        return None
+        return None, ()
     try:
         row = index.lookup(path)
     except LibraryIndexError as error:
         log.debug("No confidence for %s: %s", path, error)
-        return None
+        return None, ()
     if row is None or row.status != "done" or row.caption is None:
-        return None
-    return row.confidence if row.caption.strip() == found.caption.strip() else None
+        return None, ()
+    if row.caption.strip() != found.caption.strip():
+        return None, ()
+    return row.confidence, row.alternatives
+
+
+def _suggestions(caption: str, alternatives: tuple[str, ...]) -> tuple[Candidate, ...]:
+    """The stored caption and the model's alternatives as the panel's suggestions (their scores
+    were not kept: NaN), or none when the index kept no alternatives."""
+    if not alternatives:
+        return ()
+    return tuple(Candidate(text, math.nan) for text in (caption, *alternatives))
 
 
 def _with_kept(photo: Photo, kept: UnsavedCaption) -> Photo:
@@ -276,7 +292,7 @@ class FolderSession(QObject):
         if generation != self._generation:
             return
         stale: list[Path] = []
-        for path, found, identity, error, confidence, kept in chunk:
+        for path, found, identity, error, confidence, kept, others in chunk:
             photo = self.photos.photo(path)
             if photo is None or photo.loaded:
                 continue  # captioned meanwhile: the batch knows better
@@ -292,6 +308,7 @@ class FolderSession(QObject):
                     store=found.store if found else None,
                     identity=photo.identity or identity,
                     confidence=confidence,
+                    candidates=_suggestions(found.caption, others) if found else (),
                 )
             if kept is not None and photo.draft is None:
                 if found is not None and found.caption.strip() == kept.caption.strip():

@@ -133,6 +133,7 @@ def adopted_row(facts: PhotoFacts, caption: str, store: StoreKind) -> IndexEntry
     same = row is not None and row.caption == caption
     model = row.model if same and row is not None else None
     confidence = row.confidence if same and row is not None else None
+    alternatives = row.alternatives if same and row is not None else ()
     return IndexEntry(
         facts.path,
         facts.identity.size,
@@ -143,6 +144,7 @@ def adopted_row(facts: PhotoFacts, caption: str, store: StoreKind) -> IndexEntry
         None,
         model,
         confidence=confidence,
+        alternatives=alternatives,
     )
 
 

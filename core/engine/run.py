@@ -265,6 +265,7 @@ class _Run:
                         todo.identity,
                         self.model,
                         result.confidence,
+                        tuple(c.caption for c in result.candidates if c.caption != result.caption),
                     )
                 )
                 results[path] = result

@@ -452,6 +452,7 @@ def _row(
         result.path if result is not None else None,
         request.model,
         confidence=request.confidence,
+        alternatives=request.alternatives,
     )
 
 

@@ -26,6 +26,9 @@ class SaveRequest:
     expected: FileIdentity | None = None  # the photo when its caption was read or made
     model: str | None = None  # the model that wrote it (recorded in the index); None: typed
     confidence: float | None = None  # the model's confidence (recorded in the index); None: typed
+    # The model's other candidates for the photo, best first (recorded in the index, so the
+    # app can offer them after a restart).
+    alternatives: tuple[str, ...] = ()
 
 
 def save_caption(request: SaveRequest) -> WriteResult:

@@ -610,3 +610,20 @@ def test_min_confidence_must_be_between_0_and_1(lib: Path) -> None:
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="between 0 and 1"):
             LibraryJob(roots=(lib,), min_confidence=bad)
+
+
+def test_the_models_alternatives_are_kept_in_the_index(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    """Issue 21: the beam's other candidates survive a restart (the app offers them)."""
+    index = tmp_path / "index.sqlite3"
+    beam = CaptionSettings(beam_size=3, batch_size=2, n_candidates=3)
+    _, rec = run(captioner, index, (lib / "a",), settings=beam)
+    events = rec.of(PhotoCaptioned)
+    assert events
+    with LibraryIndex.open(index, readonly=True) as db:
+        for event in events:
+            row = db.lookup(event.path)
+            others = tuple(c.caption for c in event.candidates if c.caption != event.caption)
+            assert row.alternatives == others
+        assert any(db.lookup(e.path).alternatives for e in events), "the beam found others"

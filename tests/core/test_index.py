@@ -269,3 +269,74 @@ def test_an_index_made_before_confidences_is_upgraded_and_keeps_its_rows(
     with LibraryIndex.open(index_path) as again:  # opening an upgraded file changes nothing
         assert again.lookup(old).caption == "a cat on a sofa"
         assert again.lookup(tmp_path / "new.jpg").confidence == 0.4
+
+
+# ---------------------------------------------------------------- alternatives (issue 21)
+
+V3_SCHEMA = """
+CREATE TABLE photos (
+    id INTEGER PRIMARY KEY, path BLOB NOT NULL UNIQUE, size INTEGER NOT NULL,
+    mtime_ns INTEGER NOT NULL,
+    status TEXT NOT NULL CHECK (status IN ('done', 'pending', 'failed')),
+    caption TEXT, store TEXT, store_path BLOB, model TEXT, error TEXT, updated REAL NOT NULL,
+    confidence REAL
+);
+CREATE TABLE unsaved (
+    path BLOB PRIMARY KEY, caption TEXT NOT NULL, typed INTEGER NOT NULL, store TEXT,
+    error TEXT, model TEXT, confidence REAL, updated REAL NOT NULL
+);
+PRAGMA user_version = 3;
+"""
+
+
+def test_alternatives_round_trip_and_junk_reads_as_none(index_path: Path, tmp_path: Path) -> None:
+    a, b, c = tmp_path / "a.jpg", tmp_path / "b.jpg", tmp_path / "c.jpg"
+    others = ("a dog runs on the sand", "a brown dog on a beach")
+    with LibraryIndex.open(index_path) as index:
+        index.put(
+            IndexEntry(
+                a, 1, 2, "done", "a dog on a beach", "txt", confidence=0.3, alternatives=others
+            )
+        )
+        index.put(done(b, "my dog"))
+        index.put(done(c, "a cat"))
+        index.commit()
+        assert index.lookup(a).alternatives == others
+        assert index.lookup(b).alternatives == ()
+    conn = sqlite3.connect(index_path)  # damaged by hand: suggestions only, so read as none
+    conn.execute("UPDATE photos SET alternatives = '{not json' WHERE caption = 'a cat'")
+    conn.commit()
+    conn.close()
+    with LibraryIndex.open(index_path, readonly=True) as reader:
+        assert reader.lookup(c).alternatives == ()
+        assert reader.lookup(a).alternatives == others
+
+
+def test_an_index_made_before_alternatives_is_upgraded_and_keeps_its_rows(
+    index_path: Path, tmp_path: Path
+) -> None:
+    old = tmp_path / "old.jpg"
+    index_path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(index_path)
+    conn.executescript(V3_SCHEMA)
+    conn.execute(
+        "INSERT INTO photos (path, size, mtime_ns, status, caption, store, store_path, model, "
+        "error, updated, confidence) VALUES (?, 10, 20, 'done', 'a cat', 'txt', NULL, 'm1', "
+        "NULL, 1.0, 0.25)",
+        (os.fsencode(old.resolve()),),
+    )
+    conn.commit()
+    conn.close()
+    with LibraryIndex.open(index_path, readonly=True) as reader:  # cannot upgrade: reads none
+        row = reader.lookup(old)
+        assert row.caption == "a cat" and row.confidence == 0.25 and row.alternatives == ()
+    with LibraryIndex.open(index_path) as index:
+        row = index.lookup(old)
+        assert row.caption == "a cat" and row.confidence == 0.25 and row.alternatives == ()
+        index.put(IndexEntry(old, 10, 20, "done", "a cat", "txt", alternatives=("a kitten",)))
+        index.commit()
+    conn = sqlite3.connect(index_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 4
+    conn.close()
+    with LibraryIndex.open(index_path, readonly=True) as reader:
+        assert reader.lookup(old).alternatives == ("a kitten",)
