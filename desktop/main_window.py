@@ -41,6 +41,7 @@ from desktop.grid import PhotoGrid, empty_grid_text
 from desktop.model_card import about_html, read_model_card
 from desktop.panel import CaptionPanel
 from desktop.photos import PhotoFilter
+from desktop.review import ReviewFlow
 from desktop.samples import APP_ICON, prepare_samples
 from desktop.saving import Refusals
 from desktop.search import SearchBar
@@ -103,6 +104,9 @@ class MainWindow(QMainWindow):
         self.problems_action = self.errors_dock.toggleViewAction()
         self.problems_action.setText("&Problems Panel")
         build_menus(self.menuBar(), self.commands, self.problems_action)
+        # Issue 21: going through the marked photos (its own commands, menu and count).
+        self.review = ReviewFlow(self, self.editor, self.session, self.filter, self.statusBar())
+        self.review.add_menu(self.menuBar(), before=self.menuBar().actions()[-1])  # before Help
         self.toolbar = build_toolbar(self, self.commands, self.search_bar)
         self.addToolBar(self.toolbar)
         self._connect()
