@@ -17,6 +17,10 @@ FEATURES = (
     "blank_score",
     "max_entropy",
     "inactive_channels",
+    "consensus",
+    "neighbour_similarity",
+    "consensus_gap",
+    "log_consensus",
 )
 """What the confidence is computed from, per photo: the best caption's length-normalised
 log-probability, how far it is ahead of the next different caption, the log-probability of its
@@ -25,7 +29,11 @@ share of its words they also use: beams that wander off in different directions 
 model does not know what it sees), its log-probability for a blank image (a caption the model
 would write for any photo is a generic one), and the highest entropy of the next-word distribution
 along it (where the model hesitated most among many words); and, of the photo itself, the share of
-the image encoder's channels that stay off (a busy scene lights up many, and is harder)."""
+the image encoder's channels that stay off (a busy scene lights up many, and is harder). The last
+four need the model file's datastore (core.consensus; 0 without one): the caption's CIDEr-D
+agreement with the model's own captions of the nearest training photos, those photos' mean
+similarity to this one, how far the best other candidate agrees better than this caption does,
+and log(1 + agreement) (the agreement's effect flattens as it grows)."""
 
 MARGIN_CAP = 2.0  # no caption counts as further ahead than this
 LONE = (MARGIN_CAP, 1.0)
@@ -48,13 +56,15 @@ def confidence_features(
     """The FEATURES of a photo's candidates (best first); lone: the margin and agreement to use
     when there is only one candidate."""
     if not candidates:
-        return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0, 10.0, 0.0)
+        return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     best = candidates[0]
     if len(candidates) > 1:
         margin = min(best.score - candidates[1].score, MARGIN_CAP)
         agreement = _agreement(best.caption, candidates[1:])
     else:
         margin, agreement = lone
+    consensus = max(best.consensus, 0.0)
+    gap = max((c.consensus for c in candidates[1:]), default=consensus) - consensus
     return (
         best.score,
         margin,
@@ -64,6 +74,10 @@ def confidence_features(
         max(best.blank_score, -10.0),
         min(best.max_entropy, 10.0),
         best.inactive_channels,
+        consensus,
+        best.neighbour_similarity,
+        max(gap, 0.0),
+        math.log1p(consensus),
     )
 
 
@@ -114,4 +128,4 @@ class Calibration:
 
 # Before a model is calibrated: the length-normalised log-probability alone, mapped so that a
 # typical confident caption (-0.4 per word) reads about 0.7 and a doubtful one (-1.2) about 0.2.
-UNCALIBRATED = Calibration((2.2, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0), 1.7)
+UNCALIBRATED = Calibration((2.2,) + (0.0,) * (len(FEATURES) - 1), 1.7)

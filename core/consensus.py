@@ -68,9 +68,12 @@ class NeighbourIndex:
 class ConsensusSettings:
     k: int = 25  # nearest training photos whose captions vote
     weight: float = 1.0  # of the candidate's own log-probability beside its agreement
+    # False: the candidates keep the beam's order; the agreement only informs the confidence
+    # (the review mark, issue 21).
+    rerank: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"k": self.k, "weight": self.weight}
+        return {"k": self.k, "weight": self.weight, "rerank": self.rerank}
 
 
 class Consensus:
@@ -116,7 +119,8 @@ class Consensus:
         self, candidates: Sequence[Sequence[Candidate]], pooled: torch.Tensor
     ) -> list[list[Candidate]]:
         """Per photo, its candidates with `consensus` and `neighbour_similarity` filled in, best
-        first by agreement + weight * log-probability (ties keep the beam's order)."""
+        first by agreement + weight * log-probability (ties keep the beam's order), or in the
+        beam's order when the settings do not rerank."""
         sims, idx = self.index.search(pooled, self.settings.k)
         out = []
         for cands, s, photos in zip(candidates, sims.tolist(), idx.tolist(), strict=True):
@@ -129,6 +133,9 @@ class Consensus:
                 )
                 for c in cands
             ]
+            if not self.settings.rerank:
+                out.append(scored)
+                continue
             w = self.settings.weight
             order = sorted(
                 range(len(scored)),
@@ -181,7 +188,9 @@ def settings_from_provenance(provenance: Mapping[str, Any]) -> ConsensusSettings
     if not isinstance(data, dict):
         return None
     try:
-        return ConsensusSettings(k=int(data["k"]), weight=float(data["weight"]))
+        return ConsensusSettings(
+            k=int(data["k"]), weight=float(data["weight"]), rerank=bool(data.get("rerank", True))
+        )
     except (KeyError, TypeError, ValueError) as exc:
         log.warning("consensus settings ignored (%s): %s", exc, json.dumps(data)[:200])
         return None

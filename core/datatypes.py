@@ -48,9 +48,12 @@ def default_precision() -> Precision:
     return value  # type: ignore[return-value]  # checked against PRECISIONS above
 
 
-CHECK_BELOW = 0.5
+CHECK_BELOW = 0.65
 """The default confidence below which a caption is marked "Check this" (the app's Settings can
-change it; `photoscribe caption --format jsonl` prints "check" by it)."""
+change it; `photoscribe caption --format jsonl` prints "check" by it). Chosen with the shipped
+model's calibration (`python -m training.review fit`, training/reports/review_mark.json) as the
+highest that marks at most 30% of the photos of either dev split; the model file records it
+(provenance "confidence" "check_below")."""
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "photoscribe-b0.safetensors"

@@ -327,8 +327,11 @@ class Captioner:
     ) -> list[list[Candidate]]:
         """(B, 3, 224, 224) uint8 -> per image, candidates best first."""
         memory, inactive, pooled = self._encode(images)
-        if self.consensus is None or settings.beam_size < 2:
+        if self.consensus is None:
             found = self.beam_search(memory, settings, cancel)
+        elif not self.consensus.settings.rerank or settings.beam_size < 2:
+            # The neighbours' agreement informs the confidence only; the beam's order stays.
+            found = self.consensus.rerank(self.beam_search(memory, settings, cancel), pooled.cpu())
         else:  # every beam candidate is reranked; the best n_candidates are kept
             wide = replace(settings, n_candidates=settings.beam_size)
             found = self.consensus.rerank(self.beam_search(memory, wide, cancel), pooled.cpu())

@@ -8,7 +8,13 @@ import pytest
 import torch
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.consensus import Consensus, ConsensusSettings, NeighbourIndex, pooled_features
+from core.consensus import (
+    Consensus,
+    ConsensusSettings,
+    NeighbourIndex,
+    pooled_features,
+    settings_from_provenance,
+)
 from core.datatypes import Candidate
 from core.inference import Captioner, CaptionSettings
 
@@ -158,3 +164,44 @@ def test_captioner_without_a_datastore_does_not_rerank(tiny_checkpoint) -> None:
     images = torch.randint(0, 256, (1, 3, 224, 224), dtype=torch.uint8)
     cands = captioner.caption_tensors(images, CaptionSettings(beam_size=3))[0]
     assert all(c.consensus == 0 and c.neighbour_similarity == 0 for c in cands)
+
+
+def test_without_reranking_the_beam_order_stays_and_the_agreement_is_filled_in() -> None:
+    """Issue 21: the datastore as a review signal only."""
+    cons, pooled = _consensus(0.0)
+    cons.settings = ConsensusSettings(k=3, weight=0.0, rerank=False)
+    query = pooled[:3].mean(0, keepdim=True)
+    cands = [
+        [Candidate("a cat sits in the street", -0.3), Candidate("a dog runs on the sand", -0.9)]
+    ]
+    out = cons.rerank(cands, query)[0]
+    assert [c.caption for c in out] == ["a cat sits in the street", "a dog runs on the sand"]
+    assert out[1].consensus > out[0].consensus and out[0].neighbour_similarity > 0
+
+
+def test_settings_read_from_a_model_file_rerank_unless_told_not_to() -> None:
+    assert settings_from_provenance({"consensus": {"k": 5, "weight": 0.5}}).rerank
+    off = settings_from_provenance({"consensus": {"k": 10, "weight": 0.0, "rerank": False}})
+    assert off == ConsensusSettings(k=10, weight=0.0, rerank=False)
+    assert settings_from_provenance({}) is None
+
+
+def test_captioner_with_a_signal_only_datastore_keeps_the_beams_captions(
+    tmp_path: Path, checkpoint_with_datastore
+) -> None:
+    ckpt = load_checkpoint(checkpoint_with_datastore)
+    provenance = {**ckpt.provenance, "consensus": {"k": 5, "weight": 0.0, "rerank": False}}
+    path = tmp_path / "signal_only.safetensors"
+    save_checkpoint(path, ckpt.build_model(), ckpt.vocab, provenance, extra=ckpt.extra)
+    images = torch.randint(0, 256, (2, 3, 224, 224), dtype=torch.uint8)
+    signal = Captioner(path, device="cpu")
+    plain = Captioner(path, device="cpu")
+    plain.consensus = None
+    for beam in (1, 3):
+        settings = CaptionSettings(beam_size=beam, n_candidates=beam)
+        with_store = signal.caption_tensors(images, settings)
+        without = plain.caption_tensors(images, settings)
+        assert [[c.caption for c in cs] for cs in with_store] == [
+            [c.caption for c in cs] for cs in without
+        ]
+        assert all(c.neighbour_similarity != 0 for cs in with_store for c in cs), beam

@@ -296,13 +296,15 @@ def test_results_carry_a_confidence_that_follows_the_model_probabilities(
     sure = [Candidate("a dog", -0.2, -0.5), Candidate("a cat", -1.5, -3.0)]
     unsure = [Candidate("a dog", -1.4, -4.0), Candidate("a cat", -1.45, -4.0)]
     assert UNCALIBRATED.confidence(sure) > UNCALIBRATED.confidence(unsure)
-    cal = Calibration((1.0, 2.0, 0.5, 0.1, 1.0, -0.5, -0.2, 3.0), 0.3, lone=(0.25, 0.6))
+    cal = Calibration(
+        (1.0, 2.0, 0.5, 0.1, 1.0, -0.5, -0.2, 3.0) + (0.0,) * 4, 0.3, lone=(0.25, 0.6)
+    )
     assert Calibration.from_dict(cal.to_dict()) == cal
     old = cal.to_dict()
     del old["lone_candidate"]  # a model calibrated before lone_candidate was stored
     assert Calibration.from_dict(old).lone == (2.0, 1.0)
     old["features"], old["weights"] = old["features"][:6], old["weights"][:6]  # no max_entropy
-    assert Calibration.from_dict(old).weights == cal.weights[:6] + (0.0, 0.0)
+    assert Calibration.from_dict(old).weights == cal.weights[:6] + (0.0,) * 6
     with pytest.raises(ValueError):
         Calibration.from_dict({**old, "features": ["score", "something else"]})
 
@@ -313,7 +315,9 @@ def test_a_lone_greedy_caption_is_scored_with_the_calibrations_typical_margin() 
     from core.confidence import Calibration
     from core.datatypes import Candidate
 
-    cal = Calibration((4.9, -5.0, 0.0, 0.0, -0.3, -0.3, -0.1, 2.0), 4.6, lone=(0.2, 0.8))
+    cal = Calibration(
+        (4.9, -5.0, 0.0, 0.0, -0.3, -0.3, -0.1, 2.0) + (0.0,) * 4, 4.6, lone=(0.2, 0.8)
+    )
     best = Candidate("a cup of coffee on a table", -0.6, -1.6, -3.8)
     typical = [best, Candidate("a cup of coffee on a wooden table", -0.8, -1.6, -3.9)]
     assert cal.confidence([best]) == pytest.approx(cal.confidence(typical), abs=0.02)
@@ -337,7 +341,30 @@ def test_confidence_features_see_beams_that_disagree() -> None:
         -2.5,
         1.5,
         0.4,
+        0.0,  # no datastore: no agreement with the neighbours
+        0.0,
+        0.0,
+        0.0,
     )
+
+
+def test_confidence_features_carry_the_neighbours_agreement() -> None:
+    """Issue 21: the caption's agreement with the nearest training photos' captions, their
+    similarity, how much better another candidate agrees, and log(1 + agreement)."""
+    from core.confidence import FEATURES, confidence_features
+    from core.datatypes import Candidate
+
+    cands = [
+        Candidate("a cat on a sofa", -0.5, -1.0, consensus=0.5, neighbour_similarity=0.7),
+        Candidate("a dog on a sofa", -0.6, -1.0, consensus=1.25, neighbour_similarity=0.7),
+        Candidate("a cat on a bed", -0.7, -1.0, consensus=0.25, neighbour_similarity=0.7),
+    ]
+    f = dict(zip(FEATURES, confidence_features(cands), strict=True))
+    assert f["consensus"] == 0.5 and f["neighbour_similarity"] == 0.7
+    assert f["consensus_gap"] == pytest.approx(0.75)
+    assert f["log_consensus"] == pytest.approx(math.log(1.5))
+    alone = dict(zip(FEATURES, confidence_features(cands[1:2]), strict=True))
+    assert alone["consensus_gap"] == 0.0 and alone["consensus"] == 1.25
 
 
 def test_blank_score_is_the_captions_log_probability_for_a_blank_image(captioner) -> None:

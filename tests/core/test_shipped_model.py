@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.datatypes import DEFAULT_WEIGHTS
+from core.datatypes import CHECK_BELOW, DEFAULT_WEIGHTS
 from core.inference import Captioner, CaptionSettings
 
 SAMPLES = Path(__file__).resolve().parents[2] / "desktop" / "resources" / "samples"
@@ -61,3 +61,42 @@ def test_shipped_model_names_the_subject_of_the_sample_photos(precision: str) ->
         assert names(result.caption, SUBJECTS[name]), (name, result.caption)
         assert len(result.candidates) == 3
         assert all(names(c.caption, SUBJECTS[name]) for c in result.candidates), result.candidates
+
+
+# Samples whose caption is wrong and that the default threshold marks "Check this" (issue 21),
+# with a margin: in fp32 the astronaut reads 0.61 and the rocket 0.24 against 0.65. Under bf16
+# the captions themselves can change from one kind of CPU to another, so nothing is asserted.
+MARKED = {"fp32": {"astronaut.jpg", "rocket.jpg"}, "bf16": set()}
+
+
+@pytest.mark.skipif(
+    not DEFAULT_WEIGHTS.is_file(), reason="the shipped model is not in this checkout"
+)
+@pytest.mark.parametrize("precision", offered_precisions())
+def test_shipped_model_marks_the_wrong_captions_of_the_sample_photos(precision: str) -> None:
+    captioner = Captioner(device="cpu", precision=precision)
+    photos = [SAMPLES / name for name in sorted(MARKED[precision])]
+    for result in captioner.caption_paths(photos, CaptionSettings()):
+        assert result.ok and not names(result.caption, SUBJECTS[result.path.name])
+        assert result.confidence < CHECK_BELOW - 0.03, (result.path.name, result.confidence)
+
+
+@pytest.mark.skipif(
+    not DEFAULT_WEIGHTS.is_file(), reason="the shipped model is not in this checkout"
+)
+def test_shipped_model_carries_the_review_marks_datastore_and_threshold() -> None:
+    """The confidence's neighbour signals need the datastore; it informs the confidence only
+    (the beam's captions are v3's), and the file records the threshold the app marks by."""
+    from core.checkpoint import load_checkpoint
+    from core.confidence import FEATURES
+    from core.inference import load_calibration, load_consensus
+
+    ckpt = load_checkpoint(DEFAULT_WEIGHTS)
+    consensus = load_consensus(ckpt)
+    assert consensus is not None and not consensus.settings.rerank
+    assert len(consensus.captions) == len(consensus.index.keys) > 9000
+    calibration = load_calibration(ckpt)
+    assert len(calibration.weights) == len(FEATURES)
+    assert any(calibration.weights[FEATURES.index(f)] != 0 for f in ("consensus", "log_consensus"))
+    assert ckpt.provenance["confidence"]["check_below"] == CHECK_BELOW
+    assert DEFAULT_WEIGHTS.stat().st_size <= 60_000_000

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 
+from core.datatypes import CHECK_BELOW
 from core.index import LibraryIndex, default_index_path
 from desktop.captioning import ModelChoice
 from desktop.dialogs import SettingsDialog
@@ -40,7 +41,8 @@ def test_a_generated_caption_below_the_threshold_is_marked_in_words(qtbot) -> No
     model = model_of(unsure, sure, unknown)
 
     note = check(model, unsure.path)
-    assert note is not None and note.startswith("Check this") and "23%" in note and "50%" in note
+    assert note is not None and note.startswith("Check this") and "23%" in note
+    assert f"{round(CHECK_BELOW * 100)}%" in note
     assert note in model.data(model.index_of(unsure.path), Qt.ItemDataRole.ToolTipRole)
     assert check(model, sure.path) is None and check(model, unknown.path) is None
 
@@ -142,7 +144,7 @@ def test_captioning_marks_the_doubtful_captions_and_a_reopened_folder_keeps_the_
     sure = {p.path.name: p.confidence for p in photos.photos()}
     assert sorted(sure.values()) == [0.2, 0.3, 0.9]
     marked = {p.path.name for p in photos.photos() if check(photos, p.path)}
-    assert marked == {n for n, c in sure.items() if c < 0.5}
+    assert marked == {n for n, c in sure.items() if c < CHECK_BELOW}
 
     # The grid sorted least sure first (View menu), and the panel says "Check this".
     window.commands.least_sure.trigger()
