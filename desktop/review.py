@@ -90,6 +90,8 @@ class ReviewFlow(QObject):
         self.count_label.setToolTip(
             'Photos whose caption the model marked "Check this" (F7 goes through them)'
         )
+        self.count_label.setTextFormat(Qt.TextFormat.RichText)
+        self.count_label.setTextInteractionFlags(Qt.TextInteractionFlag.LinksAccessibleByMouse)
         self.count_label.linkActivated.connect(lambda _link: self.start())
         self.count_label.hide()
         status_bar.addPermanentWidget(self.count_label)
@@ -172,9 +174,9 @@ class ReviewFlow(QObject):
         order = [
             self.filter.index(r, 0).data(PHOTO_ROLE).path for r in range(self.filter.rowCount())
         ]
+        rank = {path: i for i, path in enumerate(order)}
         here = self.panel.path
-        position = order.index(here) if here in order else -1
-        rank = {path: order.index(path) for path in marked}
+        position = rank.get(here, -1) if here is not None else -1
         if delta > 0:
             after = [p for p in marked if rank[p] > position]
             target = after[0] if after else marked[0]

@@ -36,6 +36,11 @@ def test_review_goes_through_the_marked_photos_from_the_keyboard(
     qtbot.waitUntil(lambda: review.count_label.isVisible())
     assert "2 marked captions to review" in review.count_label.text()
 
+    # The count's link starts the review too.
+    window.editor.select_photo(photo_dir / "photo1.jpg")
+    review.count_label.linkActivated.emit("review")
+    assert window.panel.path == photo_dir / "photo0.jpg"
+
     # F7 starts at the first marked photo; F8 and Shift+F8 step between the marked ones only.
     window.editor.select_photo(photo_dir / "photo1.jpg")
     qtbot.keyClick(window.grid, Qt.Key.Key_F7)
