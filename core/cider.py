@@ -37,8 +37,16 @@ class CiderD:
 
     def __init__(self, corpus_refs: Sequence[Sequence[Sequence[str]]]) -> None:
         df: Counter = Counter()
-        for refs in corpus_refs:
-            df.update({g for r in refs for g in ngrams(r)})
+        for refs in corpus_refs:  # each n-gram once per photo; sets, not Counters (faster)
+            words = [tuple(r) for r in refs]
+            df.update(
+                {
+                    w[i : i + n]
+                    for w in words
+                    for n in range(1, N + 1)
+                    for i in range(len(w) - n + 1)
+                }
+            )
         self.df = df
         self.log_n = math.log(float(len(corpus_refs)))
 
