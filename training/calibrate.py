@@ -70,7 +70,9 @@ def calibrate(
     for split, made in examples.items():
         for n, m in made.items():
             names.append(n)
-            x.append(m["features"])
+            # Examples written before later FEATURES were added lack them: they read as 0
+            # (and get weight 0), as Calibration.from_dict reads an older calibration.
+            x.append(list(m["features"]) + [0.0] * (len(FEATURES) - len(m["features"])))
             y.append(m["cider"] >= threshold)
             split_of.append(split)
     X, Y, S = np.array(x, dtype=np.float64), np.array(y, dtype=np.float64), np.array(split_of)
