@@ -91,7 +91,7 @@ def _dev_splits(data, cache):
 def cmd_fit(args: argparse.Namespace) -> int:
     from core.model import ModelConfig
     from core.vocab import Vocab
-    from training.fit import CaptionData, TrainConfig, config_with_vocab, train
+    from training.fit import CaptionData, TrainConfig, TrainRun, config_with_vocab, train
 
     data, cache = _prepare(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -146,18 +146,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "initialised_from": str(args.init) if args.init else None,
     }
     result = train(
-        model_cfg,
-        cfg,
-        vocab,
-        features,
-        train_data,
-        _dev_splits(data, cache),
-        args.out,
-        resume=args.resume,
-        provenance=provenance,
-        init=args.init,
+        TrainRun(
+            model_cfg=model_cfg,
+            cfg=cfg,
+            vocab=vocab,
+            features=features,
+            train_data=train_data,
+            dev=_dev_splits(data, cache),
+            out_dir=args.out,
+            resume=args.resume,
+            provenance=provenance,
+            init=args.init,
+        )
     )
-    log.info("best mean dev CIDEr-D %.4f", result["best_cider"])
+    log.info("best mean dev CIDEr-D %.4f", result.best_cider)
     return 0
 
 
