@@ -19,8 +19,6 @@ from core.confidence import UNCALIBRATED, Calibration
 from core.consensus import PREFIX as CONSENSUS_PREFIX
 from core.consensus import Consensus, settings_from_provenance
 from core.datatypes import (
-    DEFAULT_WEIGHTS,
-    WEIGHTS_DIR,
     Candidate,
     CaptionResult,
     CaptionSettings,
@@ -35,20 +33,6 @@ from core.model import CaptionModel, DecoderCache, fold_batch_norms
 from core.vocab import Vocab
 
 log = logging.getLogger(__name__)
-
-# The plain values moved to core.datatypes (no torch, so the app can use them at start-up); they
-# are re-exported here so that `from core.inference import CaptionSettings` keeps working.
-__all__ = [
-    "DEFAULT_WEIGHTS",
-    "WEIGHTS_DIR",
-    "Candidate",
-    "CaptionResult",
-    "CaptionSettings",
-    "Captioner",
-    "beam_search",
-    "default_weights_path",
-    "warm_up",
-]
 
 
 # The convolutional encoder is fastest per photo in small batches on a CPU (cache-sized), beam
@@ -167,7 +151,12 @@ def beam_search(
             if text and text not in seen:
                 seen.add(text)
                 cands.append(
-                    Candidate(text, float(score), float(hyp.min_logp), max_entropy=hyp.max_entropy)
+                    Candidate(
+                        caption=text,
+                        score=float(score),
+                        min_token_logp=float(hyp.min_logp),
+                        max_entropy=hyp.max_entropy,
+                    )
                 )
         results.append(cands[: max(1, min(settings.n_candidates, k))])
     return with_blank_scores(model, vocab, results, prefix)

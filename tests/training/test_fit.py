@@ -15,7 +15,8 @@ from safetensors.torch import load_file, save_file
 
 from core.checkpoint import load_checkpoint
 from core.confidence import FEATURES
-from core.inference import Captioner, CaptionSettings
+from core.datatypes import CaptionSettings
+from core.inference import Captioner
 from core.model import ModelConfig
 from core.vocab import Vocab
 from training.data import Example, Flickr8k
