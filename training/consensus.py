@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.beam import beam_search
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.cider import CiderD
 from core.confidence import confidence_features
 from core.consensus import Consensus, ConsensusSettings, NeighbourIndex
 from core.datatypes import Candidate, CaptionSettings
-from core.inference import beam_search
 from core.model import CaptionModel
 from core.vocab import Vocab, normalize_caption, tokenize
 from training.calibrate import cross_validated

@@ -18,10 +18,10 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
+from core.beam import beam_search
 from core.checkpoint import save_checkpoint
 from core.datatypes import CaptionSettings
 from core.devices import autocast, pick_device
-from core.inference import beam_search
 from core.model import CaptionModel, ModelConfig
 from core.vocab import MAX_TOKENS, Vocab
 from training.data import SOURCES, Example, flip_caption

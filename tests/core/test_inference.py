@@ -263,7 +263,7 @@ def test_style_token_is_forced_after_start_and_changes_nothing_else(tiny_vocab) 
     torch.manual_seed(1)
     model = CaptionModel(tiny_config(vocab, style="coco"), with_backbone=False).eval()
     memory = model.encode_features(torch.randn(3, 49, 1280))
-    from core.inference import beam_search
+    from core.beam import beam_search
 
     got = beam_search(model, vocab, memory, CaptionSettings(beam_size=1))
     for b in range(3):
