@@ -91,6 +91,30 @@ def test_the_check_finds_a_wide_positional_dataclass() -> None:
     assert wide_positional_dataclasses("m", ast.parse(source)) == ["m.Wide (6 fields)"]
 
 
+def long_functions(module: str, tree: ast.Module) -> list[str]:
+    return [
+        f"{module}.{node.name} line {node.lineno}: {node.end_lineno - node.lineno + 1} lines"
+        for node in ast.walk(tree)
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
+        and node.end_lineno is not None
+        and node.end_lineno - node.lineno + 1 > MAX_FUNCTION_LINES
+    ]
+
+
+def test_no_function_is_over_100_lines() -> None:
+    found = [name for module, _, tree in _trees() for name in long_functions(module, tree)]
+    assert found == [], "split these into steps a reader can hold in mind"
+
+
+def test_the_length_check_counts_from_def_to_the_last_line() -> None:
+    body = "".join(f"    x{i} = {i}\n" for i in range(MAX_FUNCTION_LINES - 1))
+    fits = f"def fits():\n{body}"
+    over = f"async def over():\n{body}    return x0\n"
+    assert long_functions("m", ast.parse(fits + "\n\n" + over)) == [
+        f"m.over line {MAX_FUNCTION_LINES + 3}: {MAX_FUNCTION_LINES + 1} lines"
+    ]
+
+
 def imports_of(module: str, path: Path, tree: ast.Module, modules: set[str]) -> set[str]:
     """The project modules one module imports, at the top or inside functions.
 
