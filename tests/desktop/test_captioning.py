@@ -97,13 +97,14 @@ def test_the_worker_skips_captioned_photos_it_is_given(qtbot, photo_dir, tiny_ch
     (photo_dir / "photo0.txt").write_text("already here", encoding="utf-8")
     worker = InferenceWorker(lambda choice: fast_captioner(choice))
     summaries = []
+    chunks = []
     worker.job_finished.connect(summaries.append)
+    worker.events_ready.connect(chunks.append)
     paths = tuple(sorted(photo_dir.glob("*.jpg")))
     job = LibraryJob(paths, recursive=False, store="txt", skip_captioned=True)
     worker.run_job(CaptionJob(7, job, ModelChoice(tiny_checkpoint)), threading.Event())
-    chunks = worker.take_events()
-    assert [chunk.job_id for chunk in chunks] == [7]
-    events = [e for e in chunks[0].events if not isinstance(e, RunProgress)]
+    assert chunks and {chunk.job_id for chunk in chunks} == {7}
+    events = [e for chunk in chunks for e in chunk.events if not isinstance(e, RunProgress)]
     by_path = {e.path: e for e in events}
     assert set(by_path) == set(paths)
     skipped = by_path[paths[0]]
