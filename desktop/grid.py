@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.storage.files import display_name
 from desktop.photos import CHECK_ROLE, PHOTO_ROLE, THUMBNAIL_BOX, Photo, PhotoListModel, Status
 
 PADDING = 8
@@ -153,7 +154,7 @@ class PhotoDelegate(QStyledItemDelegate):
             text = photo.text
             painter.setPen(palette.color(QPalette.ColorRole.Text))
         else:
-            text = photo.path.name
+            text = display_name(photo.path)
             font.setItalic(True)
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
         painter.setFont(font)

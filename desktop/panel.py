@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.storage.files import display_name, display_path
 from desktop.photos import (
     DEFAULT_REVIEW_BELOW,
     STORED_IN,
@@ -189,8 +190,8 @@ class CaptionPanel(QWidget):
             return
         if photo.path != self._path:
             return
-        self.title.setText(photo.path.name)
-        self.title.setToolTip(str(photo.path))
+        self.title.setText(display_name(photo.path))
+        self.title.setToolTip(display_path(photo.path))
         self.location.setText(where_stored(photo))
         if self.text() != photo.text and (not photo.typed or self.text() == (photo.caption or "")):
             # A caption arrived, was saved, or was kept after a failed save (also one typed
