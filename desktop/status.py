@@ -7,12 +7,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDockWidget,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMainWindow,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -94,6 +96,32 @@ class ErrorsPanel(QWidget):
         path = self.table.item(row, 0).data(Qt.ItemDataRole.UserRole)
         if path is not None:
             self.photo_activated.emit(path)
+
+
+PROBLEMS_HEIGHT = 170  # the Problems panel's height when it first opens
+
+
+class ProblemsDock(QDockWidget):
+    """The Problems panel docked at the bottom of ``window``: it opens when a problem comes."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__("Problems", window)
+        self.setObjectName("errorsDock")
+        self.window_ = window
+        self.panel = ErrorsPanel(self)
+        self.setWidget(self.panel)
+        self.sized = False  # its size was restored from the last session, or set once
+
+    def add(self, path: Path | None, message: str) -> None:
+        self.panel.add(path, message)
+        if not self.isVisible():
+            self.show()
+            if not self.sized:  # a few rows, not half the window
+                QTimer.singleShot(0, self._size)  # once it is laid out
+                self.sized = True
+
+    def _size(self) -> None:
+        self.window_.resizeDocks([self], [PROBLEMS_HEIGHT], Qt.Orientation.Vertical)
 
 
 MIN_SECONDS = 3.0  # a rate measured over less time says more about batching than speed

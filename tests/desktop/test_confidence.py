@@ -174,13 +174,13 @@ def test_captioning_marks_the_doubtful_captions_and_a_reopened_folder_keeps_the_
         assert index.lookup(second).confidence == sure[names[1]]
 
     # Reopened, the captions keep the marks the index knows of; the user's own has none.
-    window.reload_folder()
+    window.commands.reload.trigger()
     open_and_wait(qtbot, window, photo_dir)
     assert {p.path.name for p in photos.photos() if check(photos, p.path)} == {names[1]}
     assert photos.photo(first).caption == "my neighbour's garden"
 
     # The threshold comes from Settings, and is kept with them.
-    window.apply_settings(window.settings.with_changes(review_below=0.25))
+    window.apply_settings(window.settings.current.with_changes(review_below=0.25))
     assert not any(check(photos, p.path) for p in photos.photos())
     assert SettingsStore(window.env.settings_path).load().review_below == 0.25
 

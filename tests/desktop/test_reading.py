@@ -92,8 +92,8 @@ def test_the_model_loading_message_is_shown_only_while_it_loads(qtbot, window, p
     open_and_wait(qtbot, window, photo_dir)
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
-    assert window.model_info is not None
-    window.apply_settings(window.settings.with_changes(recaption=True))
+    assert window.status_line.model_info is not None
+    window.apply_settings(window.settings.current.with_changes(recaption=True))
     window.commands.caption_folder.trigger()
     assert window.progress.isVisible()
     assert "Loading" not in window.progress.label.text()
@@ -128,7 +128,7 @@ def test_the_preview_follows_the_grid_when_the_filter_hides_it(qtbot, window, ph
     assert window.filter.rowCount() == 2
     shown = window.panel.path
     assert shown in (photo_dir / "photo1.jpg", photo_dir / "photo2.jpg")
-    assert window.selected_paths() == [shown], "the photo shown is the one selected"
+    assert window.editor.selected_paths() == [shown], "the photo shown is the one selected"
     assert window.commands.caption_selected.isEnabled()
 
 
@@ -139,7 +139,7 @@ def test_a_search_selects_what_it_shows(qtbot, window, photo_dir):
     window.search.setText("dogs")
     assert window.filter.rowCount() == 1
     assert window.panel.path == photo_dir / "photo2.jpg"
-    assert window.selected_paths() == [photo_dir / "photo2.jpg"]
+    assert window.editor.selected_paths() == [photo_dir / "photo2.jpg"]
     assert window.commands.caption_selected.isEnabled()
     window.search.setText("zebra")
     assert window.filter.rowCount() == 0
