@@ -17,7 +17,7 @@ Key = QKeySequence.StandardKey
 Icon = QStyle.StandardPixmap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Commands:
     """Every QAction of the main window; the window connects them to what they do."""
 

@@ -156,7 +156,7 @@ class BatchRunner(QObject):
             )
             return False
         job = LibraryJob(
-            roots,
+            roots=roots,
             recursive=recursive,
             store=s.store if s.autosave else None,
             xmp_name=s.xmp_name,

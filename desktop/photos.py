@@ -61,7 +61,7 @@ class Status(Enum):
 STORED_IN = {kind: f"in the {name}" for kind, name in STORE_NAMES.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Photo:
     """One photo as the app knows it; replaced, never changed, when something new is known."""
 
@@ -218,7 +218,7 @@ class PhotoListModel(QAbstractListModel):
 
     def set_photos(self, paths: Iterable[Path]) -> None:
         self.beginResetModel()
-        self._photos = [Photo(p) for p in paths]
+        self._photos = [Photo(path=p) for p in paths]
         self._rows = {p.path: i for i, p in enumerate(self._photos)}
         self._thumbs.clear()
         self._broken.clear()

@@ -223,10 +223,10 @@ class Saver(QObject):
             self._not_into_photos()
             return False
         request = SaveRequest(
-            photo.path,
-            text,
-            store,
-            settings.xmp_name,
+            photo=photo.path,
+            caption=text,
+            store=store,
+            xmp_name=settings.xmp_name,
             overwrite=True,
             expected=photo.identity,
             # Kept (in the index too) only for the model's own text, saved as it made it: a

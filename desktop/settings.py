@@ -23,7 +23,7 @@ MAX_BATCH = 128
 MAX_CANDIDATES = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AppSettings:
     """What the user chose in Settings and the menus; window geometry is kept apart."""
 

@@ -153,7 +153,7 @@ SMOOTHING = 0.3  # weight of a new measurement in the rate shown (exponential sm
 BURST_SECONDS = 0.05  # photos finished this close to the first one came out of the same batch
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RateMeter:
     """Images per second and time left for a batch, once there is enough to go on.
 
@@ -240,12 +240,12 @@ class BatchProgress(QWidget):
         layout.addWidget(self.label)
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
-        self.meter = RateMeter(0)
+        self.meter = RateMeter(total=0)
         self.in_flight = 0  # photos at the model or being saved
         self.hide()
 
     def start(self, total: int, message: str = "Starting…") -> None:
-        self.meter = RateMeter(total)
+        self.meter = RateMeter(total=total)
         self.in_flight = 0
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(0)

@@ -182,18 +182,18 @@ class _Run:
         with self.lock:
             self._progress(scanner, force=True)
         return RunSummary(
-            self.captioned,
-            self.skipped,
-            self.failed,
-            tuple(self.failures),
-            tuple(self.problems),
-            time.monotonic() - self.t0,
-            self.cancel.is_set(),
-            self.job.store,
-            self.engine.index_path if writer is not None else None,
-            self.model,
-            self.for_review,
-            self.in_sidecars,
+            captioned=self.captioned,
+            skipped=self.skipped,
+            failed=self.failed,
+            failures=tuple(self.failures),
+            problems=tuple(self.problems),
+            seconds=time.monotonic() - self.t0,
+            cancelled=self.cancel.is_set(),
+            store=self.job.store,
+            index_path=self.engine.index_path if writer is not None else None,
+            model=self.model,
+            for_review=self.for_review,
+            in_sidecars=self.in_sidecars,
         )
 
     def _loop(self, scanner: Scanner, batches: Batches[Todo]) -> bool:
@@ -254,23 +254,20 @@ class _Run:
         if batch is None:
             return  # cancelled before the batch reached the model: nothing of it was made
         with self.lock:
-            requests, results = self._made(batch)
+            requests = self._made(batch)
             self.at_writer += len(requests)
         if requests and self.writer is not None:
             reported = threading.Event()
             future = self.writer.save_batch(requests)
             self.saving.append((future, reported))
-            future.add_done_callback(lambda done: self._batch_saved(done, results, reported))
+            future.add_done_callback(lambda done: self._batch_saved(done, reported))
         self._wait_for_saves(everything=False)
         with self.lock:
             self._progress(scanner)
 
-    def _made(
-        self, batch: list[tuple[Todo, CaptionResult]]
-    ) -> tuple[list[SaveRequest], dict[Path, CaptionResult]]:
+    def _made(self, batch: list[tuple[Todo, CaptionResult]]) -> list[SaveRequest]:
         """Report what needs no saving; the save requests for the rest."""
         requests: list[SaveRequest] = []
-        results: dict[Path, CaptionResult] = {}
         for todo, result in batch:
             path = result.path
             if not result.ok:
@@ -289,30 +286,30 @@ class _Run:
                 self.captioned += 1
                 self.emit(
                     PhotoCaptioned(
-                        path,
-                        result.caption,
-                        result.score,
-                        result.candidates,
-                        None,
-                        None,
+                        path=path,
+                        caption=result.caption,
+                        score=result.score,
+                        candidates=result.candidates,
+                        store=None,
+                        saved_to=None,
                         confidence=result.confidence,
                     )
                 )
             else:
                 requests.append(
                     SaveRequest(
-                        path,
-                        result.caption,
-                        self.job.store,
-                        self.job.xmp_name,
-                        todo.overwrite or self.job.overwrite,  # --overwrite: stores agree
-                        todo.identity,
-                        self.model,
-                        result.confidence,
+                        photo=path,
+                        caption=result.caption,
+                        store=self.job.store,
+                        xmp_name=self.job.xmp_name,
+                        overwrite=todo.overwrite or self.job.overwrite,  # --overwrite: stores agree
+                        expected=todo.identity,
+                        model=self.model,
+                        confidence=result.confidence,
+                        made=result,
                     )
                 )
-                results[path] = result
-        return requests, results
+        return requests
 
     def _too_unsure(self, result: CaptionResult) -> bool:
         """Below the job's minimum confidence (an unknown confidence is below any minimum)."""
@@ -321,12 +318,7 @@ class _Run:
             return False
         return result.confidence is None or result.confidence < least
 
-    def _batch_saved(
-        self,
-        future: Future[list[SaveOutcome]],
-        results: dict[Path, CaptionResult],
-        reported: threading.Event,
-    ) -> None:
+    def _batch_saved(self, future: Future[list[SaveOutcome]], reported: threading.Event) -> None:
         """On the writer thread, as soon as a batch is saved: report its photos."""
         try:
             if future.cancelled() or future.exception() is not None:
@@ -334,7 +326,7 @@ class _Run:
             with self.lock:
                 for outcome in future.result():
                     self.at_writer -= 1
-                    self._saved(outcome, results[outcome.request.photo])
+                    self._saved(outcome)
                 if self.scanner is not None:
                     self._progress(self.scanner, force=True)
         except BaseException as error:  # noqa: BLE001 - raised again on the calling thread
@@ -354,20 +346,21 @@ class _Run:
             if self.report_error is not None:
                 raise self.report_error
 
-    def _saved(self, outcome: SaveOutcome, result: CaptionResult) -> None:
-        path = outcome.request.photo
+    def _saved(self, outcome: SaveOutcome) -> None:
+        path, result = outcome.request.photo, outcome.made
+        assert result is not None, "the engine saves only what the model made"
         if outcome.exists and self.job.recaption:
             # A caption is stored and may not be replaced: the new one is a suggestion.
             self.captioned += 1
             self.emit(
                 PhotoCaptioned(
-                    path,
-                    outcome.request.caption,
-                    result.score,
-                    result.candidates,
-                    None,
-                    None,
-                    "this photo already has a caption, which stays; the new one is a suggestion.",
+                    path=path,
+                    caption=outcome.request.caption,
+                    score=result.score,
+                    candidates=result.candidates,
+                    store=None,
+                    saved_to=None,
+                    message="this photo already has a caption, which stays; the new one is a suggestion.",
                     confidence=result.confidence,
                 )
             )
@@ -389,15 +382,15 @@ class _Run:
                 self.in_sidecars += 1
             self.emit(
                 PhotoCaptioned(
-                    path,
-                    outcome.request.caption,
-                    result.score,
-                    result.candidates,
-                    saved.store,
-                    saved.path,
-                    saved.message,
-                    outcome.identity,
-                    result.confidence,
+                    path=path,
+                    caption=outcome.request.caption,
+                    score=result.score,
+                    candidates=result.candidates,
+                    store=saved.store,
+                    saved_to=saved.path,
+                    message=saved.message,
+                    identity=outcome.identity,
+                    confidence=result.confidence,
                 )
             )
 
@@ -417,7 +410,13 @@ class _Run:
             self.failures.append(failure)
             if self.writer is not None and identity is not None:
                 self.writer.record(
-                    IndexEntry(path, identity.size, identity.mtime_ns, "failed", error=reason)
+                    IndexEntry(
+                        path=path,
+                        size=identity.size,
+                        mtime_ns=identity.mtime_ns,
+                        status="failed",
+                        error=reason,
+                    )
                 )
             self.emit(failure)
 
@@ -430,13 +429,13 @@ class _Run:
         elapsed = now - self.t0
         self.emit(
             RunProgress(
-                self.captioned + self.skipped + self.failed + self.for_review,
-                scanner.total,
-                self.captioned,
-                self.skipped,
-                self.failed,
-                elapsed,
-                self.captioned / elapsed if elapsed > 0 else 0.0,
-                self.at_model + self.at_writer,
+                done=self.captioned + self.skipped + self.failed + self.for_review,
+                total=scanner.total,
+                captioned=self.captioned,
+                skipped=self.skipped,
+                failed=self.failed,
+                elapsed=elapsed,
+                rate=self.captioned / elapsed if elapsed > 0 else 0.0,
+                in_flight=self.at_model + self.at_writer,
             )
         )

@@ -101,7 +101,7 @@ def test_the_worker_skips_captioned_photos_it_is_given(qtbot, photo_dir, tiny_ch
     worker.job_finished.connect(summaries.append)
     worker.events_ready.connect(chunks.append)
     paths = tuple(sorted(photo_dir.glob("*.jpg")))
-    job = LibraryJob(paths, recursive=False, store="txt", skip_captioned=True)
+    job = LibraryJob(roots=paths, recursive=False, store="txt", skip_captioned=True)
     worker.run_job(CaptionJob(7, job, ModelChoice(tiny_checkpoint)), threading.Event())
 
     def reported() -> list:
@@ -398,17 +398,17 @@ def test_the_writer_reports_each_save_and_refuses_after_closing(qtbot, photo_dir
     photo = photo_dir / "photo0.jpg"
     (photo_dir / "photo0.txt").write_text("theirs", encoding="utf-8")
     with qtbot.waitSignal(writer.written) as refused:
-        writer.save(SaveRequest(photo, "ours", "txt"))
+        writer.save(SaveRequest(photo=photo, caption="ours", store="txt"))
     assert refused.args[0].exists and not refused.args[0].ok
     with qtbot.waitSignal(writer.written) as saved:
-        writer.save(SaveRequest(photo, "ours", "txt", overwrite=True))
+        writer.save(SaveRequest(photo=photo, caption="ours", store="txt", overwrite=True))
     assert saved.args[0].ok and (photo_dir / "photo0.txt").read_text() == "ours"
     assert saved.args[0].identity == FileIdentity.of(photo)
     writer.shutdown()
     with LibraryIndex.open(tmp_path / "index.sqlite3", readonly=True) as index:
         row = index.lookup(photo)
     assert row is not None and row.caption == "ours", "user saves are recorded by the writer"
-    later = writer.core.save(SaveRequest(photo, "later", "txt", overwrite=True))
+    later = writer.core.save(SaveRequest(photo=photo, caption="later", store="txt", overwrite=True))
     with pytest.raises(Exception, match="closing"):
         later.result()
     assert (photo_dir / "photo0.txt").read_text() == "ours"

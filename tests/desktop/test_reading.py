@@ -38,7 +38,7 @@ def test_the_welcome_text_is_shown_whole(qtbot, window, size):
     ],
 )
 def test_every_store_name_reads_right(qtbot, tmp_path, store, sentence):
-    photo = Photo(tmp_path / "coffee.jpg", caption="a cup", store=store, loaded=True)
+    photo = Photo(path=tmp_path / "coffee.jpg", caption="a cup", store=store, loaded=True)
     assert where_stored(photo) == sentence
     model = PhotoListModel()
     model.set_photos([photo.path])
@@ -48,7 +48,7 @@ def test_every_store_name_reads_right(qtbot, tmp_path, store, sentence):
 
 
 def test_progress_shows_no_rate_until_it_means_something():
-    meter = RateMeter(400)
+    meter = RateMeter(total=400)
     for i in range(8):  # one batch of 8 comes back within a couple of milliseconds
         meter.advance(now=100.0 + i * 0.0002)
     assert meter.rate() is None and meter.seconds_left() is None
@@ -65,7 +65,7 @@ def test_progress_shows_no_rate_until_it_means_something():
 
 
 def test_the_rate_shown_is_smoothed():
-    meter = RateMeter(1000)
+    meter = RateMeter(total=1000)
     now = 0.0
     for _ in range(60):  # 1 photo/s for a minute
         now += 1.0
@@ -181,7 +181,7 @@ def test_a_long_preview_error_wraps(qtbot, tmp_path):
     panel = CaptionPanel()
     qtbot.addWidget(panel)
     path = tmp_path / "broken.jpg"
-    panel.show_photo(Photo(path, loaded=True))
+    panel.show_photo(Photo(path=path, loaded=True))
     message = (
         "Cannot show this photo:\nbroken.jpg is damaged or truncated (image file is truncated "
         "(104 bytes not processed)); it cannot be read"
@@ -196,11 +196,14 @@ def test_revert_clears_a_picked_suggestion(qtbot, tmp_path):
     qtbot.addWidget(panel)
     panel.show()
     photo = Photo(
-        tmp_path / "a.jpg",
+        path=tmp_path / "a.jpg",
         caption="a dog on the grass",
         store="txt",
         loaded=True,
-        candidates=(Candidate("a dog on the grass", -0.5), Candidate("a dog in a park", -0.9)),
+        candidates=(
+            Candidate(caption="a dog on the grass", score=-0.5),
+            Candidate(caption="a dog in a park", score=-0.9),
+        ),
     )
     panel.show_photo(photo)
     item = panel.candidates.item(1)
