@@ -242,20 +242,27 @@ def set_iptc_caption(path: Path, iptc: exiv2.IptcData, caption: str) -> bool:
     converted = False
     if not iptc_utf8_declared(iptc):
         charset = iptc[IPTC_CHARSET_KEY].toString() if IPTC_CHARSET_KEY in iptc else ""
+        strings = [
+            datum
+            for datum in iptc
+            if datum.typeId() == exiv2.TypeId.string and datum.key() != IPTC_CHARSET_KEY
+        ]
         if charset not in _LATIN1_CHARSETS:
-            raise UnsupportedFormatError(
-                path,
-                f"the photo's IPTC text uses a character set ({charset!r}) PhotoScribe cannot "
-                "convert; save captions to XMP sidecars for this photo.",
-            )
-        for datum in iptc:
-            if datum.typeId() != exiv2.TypeId.string or datum.key() == IPTC_CHARSET_KEY:
-                continue
-            text = datum.toString()
-            fixed = legacy_text(text) if charset == "" else _latin1(text)
-            if fixed != text:
-                datum.setValue(fixed)
-                converted = True
+            # A marker PhotoScribe does not know (or a damaged one) over plain ASCII text is
+            # no obstacle: ASCII reads the same in UTF-8, so declaring it changes no field.
+            if not all(datum.toString().isascii() for datum in strings):
+                raise UnsupportedFormatError(
+                    path,
+                    f"the photo's IPTC text uses a character set ({charset!r}) PhotoScribe "
+                    "cannot convert; save captions to XMP sidecars for this photo.",
+                )
+        else:
+            for datum in strings:
+                text = datum.toString()
+                fixed = legacy_text(text) if charset == "" else _latin1(text)
+                if fixed != text:
+                    datum.setValue(fixed)
+                    converted = True
     while IPTC_KEY in iptc:
         del iptc[IPTC_KEY]
     while IPTC_CHARSET_KEY in iptc:
