@@ -156,9 +156,7 @@ def test_undecodable_xmp_that_is_not_a_copy_of_exif_is_not_replaced_the_caption_
 ) -> None:
     """The salvage is kept only when what it leaves out is in EXIF: here the property no
     reader can parse is not, so writing inside would lose it; an XMP sidecar gets the caption."""
-    photo = tmp_path / "dxo.jpg"
-    data = (CAMERAS / "nikon_d300s_damaged_xmp.jpg").read_bytes()
-    photo.write_bytes(data.replace(b"exif:TIFF/EPStandardID", b"exif:Lens/SerialNumbr"))
+    photo = unsalvageable_xmp(tmp_path / "dxo.jpg")
     original = photo.read_bytes()
 
     result = make_store("embed").write(photo, CAPTION, expected=FileIdentity.of(photo))
@@ -168,6 +166,15 @@ def test_undecodable_xmp_that_is_not_a_copy_of_exif_is_not_replaced_the_caption_
     assert "XMP sidecar" in result.message and "could not write inside" in result.message
     assert make_store("xmp").read(photo) == CAPTION
     assert exiftool_captions(result.path)["Description"] == CAPTION
+
+
+def unsalvageable_xmp(path: Path) -> Path:
+    """The Nikon D300S photo with its unparsable XMP element renamed to one EXIF lacks: no
+    salvage keeps everything, so nothing may be written inside (a copy at ``path``)."""
+    data = (CAMERAS / "nikon_d300s_damaged_xmp.jpg").read_bytes()
+    # Same length: the segment keeps its size.
+    path.write_bytes(data.replace(b"exif:TIFF/EPStandardID", b"exif:Owner/PetNames123"))
+    return path
 
 
 @needs_exiftool
