@@ -1,18 +1,23 @@
-"""The app's commands (text, shortcut, icon, tip), declared in one place; menus and toolbar."""
+"""The app's commands (text, shortcut, icon, tip), declared in one place; menus and toolbar;
+which commands can be used now."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QObject, QSize, Qt, Slot
 from PySide6.QtGui import QAction, QIcon, QKeySequence
 from PySide6.QtWidgets import QMenuBar, QSizePolicy, QStyle, QToolBar, QWidget
+
+from desktop.editor import Editor
+from desktop.session import FolderSession
+from desktop.settings import AppSettings
 
 Key = QKeySequence.StandardKey
 Icon = QStyle.StandardPixmap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Commands:
     """Every QAction of the main window; the window connects them to what they do."""
 
@@ -154,3 +159,56 @@ def _add(target: QWidget, *actions: QAction | None) -> None:
             target.addSeparator()  # type: ignore[attr-defined]
         else:
             target.addAction(action)
+
+
+def show_settings(c: Commands, settings: AppSettings) -> None:
+    """Tick the menu's settings (Include Subfolders, Re-caption) as ``settings`` say, without
+    sending their ``toggled`` again."""
+    for action, value in ((c.recursive, settings.recursive), (c.recaption, settings.recaption)):
+        action.blockSignals(True)
+        action.setChecked(value)
+        action.blockSignals(False)
+
+
+class CommandStates(QObject):
+    """Enables each command when it can do something, following the session, its batches and
+    the editor (what is selected, what is unsaved)."""
+
+    def __init__(
+        self, commands: Commands, session: FolderSession, editor: Editor, parent: QObject
+    ) -> None:
+        super().__init__(parent)
+        self.commands = commands
+        self.session = session
+        self.editor = editor
+        batches = session.batches
+        for signal in (
+            editor.changed,
+            session.opened,
+            session.listed,
+            session.photos.modelReset,
+            batches.batch_started,
+            batches.batch_cancelled,
+            batches.batch_finished,
+        ):
+            signal.connect(self.update)
+        commands.undo.setEnabled(False)
+        commands.redo.setEnabled(False)
+        editor.panel.editor.undoAvailable.connect(commands.undo.setEnabled)
+        editor.panel.editor.redoAvailable.connect(commands.redo.setEnabled)
+        self.update()
+
+    @Slot()
+    def update(self, *_args: object) -> None:
+        c = self.commands
+        has_folder = self.session.folder is not None
+        busy = self.session.captioning.busy
+        photo = self.editor.current_photo()
+        has_selection = self.editor.grid.selectionModel().hasSelection()
+        c.caption_selected.setEnabled(has_folder and not busy and has_selection)
+        c.caption_folder.setEnabled(has_folder and not busy and self.session.photos.rowCount() > 0)
+        c.cancel.setEnabled(busy)
+        c.export.setEnabled(has_folder)
+        c.reload.setEnabled(has_folder)
+        c.save.setEnabled(photo is not None and photo.unsaved)
+        c.revert.setEnabled(photo is not None and photo.draft is not None)

@@ -21,14 +21,15 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.datatypes import CHECK_BELOW
 from desktop.photos import (
-    DEFAULT_REVIEW_BELOW,
     STORED_IN,
     Photo,
     Status,
     check_note,
     confidence_note,
 )
+from desktop.settings import AppSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +90,22 @@ def where_stored(photo: Photo) -> str:
 
 
 class CaptionPanel(QWidget):
-    """Shows one photo; the user edits its caption here. Changes leave as ``text_edited``."""
+    """Shows one photo; the user edits its caption here. Changes leave as ``text_edited``.
+
+    With ``settings``, its "check this" threshold follows them (``Settings.changed``).
+    """
 
     text_edited = Signal(object, str)  # path, the editor's text (typed or a chosen candidate)
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._path: Path | None = None
+        self._photo: Photo | None = None  # as last shown, to show again when settings change
         self._programmatic = False
-        self.review_below = DEFAULT_REVIEW_BELOW  # the Settings threshold for "check this"
+        self._review_below = CHECK_BELOW
+        if settings is not None:
+            self._review_below = settings.current.review_below
+            settings.changed.connect(self._settings_changed)
 
         self.preview = PreviewLabel(self)
         self.preview.set_image(None, "Select a photo to see it here.")
@@ -164,6 +172,16 @@ class CaptionPanel(QWidget):
     def path(self) -> Path | None:
         return self._path
 
+    @property
+    def review_below(self) -> float:
+        """Captions the model is less sure of than this are marked "check this"."""
+        return self._review_below
+
+    def _settings_changed(self, settings: AppSettings) -> None:
+        if settings.review_below != self._review_below:
+            self._review_below = settings.review_below
+            self.refresh(self._photo)
+
     def text(self) -> str:
         return self.editor.toPlainText()
 
@@ -182,6 +200,7 @@ class CaptionPanel(QWidget):
     def refresh(self, photo: Photo | None) -> None:
         """The shown photo changed (a caption arrived, was saved or failed)."""
         if photo is None:
+            self._photo = None
             self.title.setText("No photo selected")
             self.location.setText("")
             self.status.setText("")
@@ -189,6 +208,7 @@ class CaptionPanel(QWidget):
             return
         if photo.path != self._path:
             return
+        self._photo = photo
         self.title.setText(photo.path.name)
         self.title.setToolTip(str(photo.path))
         self.location.setText(where_stored(photo))
@@ -205,9 +225,9 @@ class CaptionPanel(QWidget):
             self.status.setText(f"{status.value.capitalize()}…")
         else:
             self.status.setText("")
-        if note := check_note(photo, self.review_below):
+        if note := check_note(photo, self._review_below):
             mark = f"<b style='color:#9a5b00'>{html.escape(note)}</b>"
-        elif note := confidence_note(photo, self.review_below):
+        elif note := confidence_note(photo, self._review_below):
             mark = f"<span style='color:#555'>{html.escape(note)}</span>"
         else:
             mark = ""

@@ -24,6 +24,7 @@ from PySide6.QtGui import QImage, QPixmap
 
 from core.datatypes import CHECK_BELOW, Candidate
 from core.storage import STORE_NAMES, FileIdentity, StoreKind
+from desktop.settings import AppSettings, Settings
 from desktop.thumbnails import fit
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,6 @@ log = logging.getLogger(__name__)
 PHOTO_ROLE = Qt.ItemDataRole.UserRole + 1  # the Photo itself
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 2  # its Status
 CHECK_ROLE = Qt.ItemDataRole.UserRole + 3  # its "check this" note, or None (see check_note)
-
-DEFAULT_REVIEW_BELOW = CHECK_BELOW  # as AppSettings.review_below
 
 THUMBNAIL_BOX = QSize(168, 126)  # thumbnails are scaled to fit this box in the grid
 PIXMAP_CACHE_SIZE = 800  # decoded thumbnails kept in memory; the rest come from the disk cache
@@ -62,7 +61,7 @@ class Status(Enum):
 STORED_IN = {kind: f"in the {name}" for kind, name in STORE_NAMES.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Photo:
     """One photo as the app knows it; replaced, never changed, when something new is known."""
 
@@ -143,18 +142,25 @@ class Photo:
 
 
 class PhotoListModel(QAbstractListModel):
-    """Rows of Photo, changed only on the GUI thread, looked up by path (never by index)."""
+    """Rows of Photo, changed only on the GUI thread, looked up by path (never by index).
+
+    With ``settings``, the "check this" threshold follows them (``Settings.changed``);
+    without, it is core's default until ``set_review_below``.
+    """
 
     thumbnail_requested = Signal(object)  # path: the view wants a thumbnail not in memory yet
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._photos: list[Photo] = []
         self._rows: dict[Path, int] = {}
         self._thumbs: OrderedDict[Path, QPixmap] = OrderedDict()
         self._broken: set[Path] = set()
         self.device_pixel_ratio = 1.0  # of the screen the grid is on: thumbnails stay sharp
-        self._review_below = DEFAULT_REVIEW_BELOW
+        self._review_below = CHECK_BELOW
+        if settings is not None:
+            self._review_below = settings.current.review_below
+            settings.changed.connect(self._settings_changed)
 
     @property
     def review_below(self) -> float:
@@ -166,6 +172,9 @@ class PhotoListModel(QAbstractListModel):
             self._review_below = value
             if self._photos:
                 self.dataChanged.emit(self.index(0, 0), self.index(len(self._photos) - 1, 0))
+
+    def _settings_changed(self, settings: AppSettings) -> None:
+        self.set_review_below(settings.review_below)
 
     def check_note(self, photo: Photo) -> str | None:
         return check_note(photo, self._review_below)
@@ -206,7 +215,7 @@ class PhotoListModel(QAbstractListModel):
 
     def set_photos(self, paths: Iterable[Path]) -> None:
         self.beginResetModel()
-        self._photos = [Photo(p) for p in paths]
+        self._photos = [Photo(path=p) for p in paths]
         self._rows = {p.path: i for i, p in enumerate(self._photos)}
         self._thumbs.clear()
         self._broken.clear()

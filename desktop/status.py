@@ -7,12 +7,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDockWidget,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMainWindow,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -96,6 +98,32 @@ class ErrorsPanel(QWidget):
             self.photo_activated.emit(path)
 
 
+PROBLEMS_HEIGHT = 170  # the Problems panel's height when it first opens
+
+
+class ProblemsDock(QDockWidget):
+    """The Problems panel docked at the bottom of ``window``: it opens when a problem comes."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__("Problems", window)
+        self.setObjectName("errorsDock")
+        self.window_ = window
+        self.panel = ErrorsPanel(self)
+        self.setWidget(self.panel)
+        self.sized = False  # its size was restored from the last session, or set once
+
+    def add(self, path: Path | None, message: str) -> None:
+        self.panel.add(path, message)
+        if not self.isVisible():
+            self.show()
+            if not self.sized:  # a few rows, not half the window
+                QTimer.singleShot(0, self._size)  # once it is laid out
+                self.sized = True
+
+    def _size(self) -> None:
+        self.window_.resizeDocks([self], [PROBLEMS_HEIGHT], Qt.Orientation.Vertical)
+
+
 MIN_SECONDS = 3.0  # a rate measured over less time says more about batching than speed
 MIN_PHOTOS = 3  # nor is a rate over fewer captioned photos worth showing
 WINDOW_SECONDS = 30.0  # the rate is measured over about this much of the recent past
@@ -103,7 +131,7 @@ SMOOTHING = 0.3  # weight of a new measurement in the rate shown (exponential sm
 BURST_SECONDS = 0.05  # photos finished this close to the first one came out of the same batch
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RateMeter:
     """Images per second and time left for a batch, once there is enough to go on.
 
@@ -190,11 +218,11 @@ class BatchProgress(QWidget):
         layout.addWidget(self.label)
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
-        self.meter = RateMeter(0)
+        self.meter = RateMeter(total=0)
         self.hide()
 
     def start(self, total: int, message: str = "Starting…") -> None:
-        self.meter = RateMeter(total)
+        self.meter = RateMeter(total=total)
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(0)
         self.label.setText(message)

@@ -124,7 +124,7 @@ class _Run:
         self.writer = writer if job.store is not None else None
         self.model = caption_version(engine.captioner, job.settings)
         self.rules = Rules(job.store, job.overwrite, job.skip_captioned, job.recaption, self.model)
-        self.saving: deque[tuple[Future[list[SaveOutcome]], dict[Path, CaptionResult]]] = deque()
+        self.saving: deque[Future[list[SaveOutcome]]] = deque()
         self.captioned = self.skipped = self.failed = self.for_review = self.in_sidecars = 0
         self.failures: list[PhotoFailed] = []
         self.problems: list[ScanProblem] = []
@@ -172,18 +172,18 @@ class _Run:
             writer.flush()
         self._progress(scanner, force=True)
         return RunSummary(
-            self.captioned,
-            self.skipped,
-            self.failed,
-            tuple(self.failures),
-            tuple(self.problems),
-            time.monotonic() - self.t0,
-            self.cancel.is_set(),
-            self.job.store,
-            self.engine.index_path if writer is not None else None,
-            self.model,
-            self.for_review,
-            self.in_sidecars,
+            captioned=self.captioned,
+            skipped=self.skipped,
+            failed=self.failed,
+            failures=tuple(self.failures),
+            problems=tuple(self.problems),
+            seconds=time.monotonic() - self.t0,
+            cancelled=self.cancel.is_set(),
+            store=self.job.store,
+            index_path=self.engine.index_path if writer is not None else None,
+            model=self.model,
+            for_review=self.for_review,
+            in_sidecars=self.in_sidecars,
         )
 
     def _loop(self, scanner: Scanner, batches: Batches[Todo]) -> bool:
@@ -226,7 +226,6 @@ class _Run:
         if batch is None:
             return  # cancelled before the batch reached the model: nothing of it was made
         requests: list[SaveRequest] = []
-        results: dict[Path, CaptionResult] = {}
         for todo, result in batch:
             path = result.path
             if not result.ok:
@@ -245,31 +244,31 @@ class _Run:
                 self.captioned += 1
                 self.emit(
                     PhotoCaptioned(
-                        path,
-                        result.caption,
-                        result.score,
-                        result.candidates,
-                        None,
-                        None,
+                        path=path,
+                        caption=result.caption,
+                        score=result.score,
+                        candidates=result.candidates,
+                        store=None,
+                        saved_to=None,
                         confidence=result.confidence,
                     )
                 )
             else:
                 requests.append(
                     SaveRequest(
-                        path,
-                        result.caption,
-                        self.job.store,
-                        self.job.xmp_name,
-                        todo.overwrite or self.job.overwrite,  # --overwrite: stores agree
-                        todo.identity,
-                        self.model,
-                        result.confidence,
+                        photo=path,
+                        caption=result.caption,
+                        store=self.job.store,
+                        xmp_name=self.job.xmp_name,
+                        overwrite=todo.overwrite or self.job.overwrite,  # --overwrite: stores agree
+                        expected=todo.identity,
+                        model=self.model,
+                        confidence=result.confidence,
+                        made=result,
                     )
                 )
-                results[path] = result
         if requests and self.writer is not None:
-            self.saving.append((self.writer.save_batch(requests), results))
+            self.saving.append(self.writer.save_batch(requests))
         self._wait_for_saves(everything=False)
         self._progress(scanner)
 
@@ -283,28 +282,29 @@ class _Run:
     def _wait_for_saves(self, *, everything: bool) -> None:
         """Report the batches the writer has saved; wait when too many are still saving."""
         while self.saving:
-            future, results = self.saving[0]
+            future = self.saving[0]
             if not future.done() and not everything and len(self.saving) <= MAX_BATCHES_SAVING:
                 return
             outcomes = future.result()  # raises what stopped the writer (an index error)
             self.saving.popleft()
             for outcome in outcomes:
-                self._saved(outcome, results[outcome.request.photo])
+                self._saved(outcome)
 
-    def _saved(self, outcome: SaveOutcome, result: CaptionResult) -> None:
-        path = outcome.request.photo
+    def _saved(self, outcome: SaveOutcome) -> None:
+        path, result = outcome.request.photo, outcome.made
+        assert result is not None, "the engine saves only what the model made"
         if outcome.exists and self.job.recaption:
             # A caption is stored and may not be replaced: the new one is a suggestion.
             self.captioned += 1
             self.emit(
                 PhotoCaptioned(
-                    path,
-                    outcome.request.caption,
-                    result.score,
-                    result.candidates,
-                    None,
-                    None,
-                    "this photo already has a caption, which stays; the new one is a suggestion.",
+                    path=path,
+                    caption=outcome.request.caption,
+                    score=result.score,
+                    candidates=result.candidates,
+                    store=None,
+                    saved_to=None,
+                    message="this photo already has a caption, which stays; the new one is a suggestion.",
                     confidence=result.confidence,
                 )
             )
@@ -326,15 +326,15 @@ class _Run:
                 self.in_sidecars += 1
             self.emit(
                 PhotoCaptioned(
-                    path,
-                    outcome.request.caption,
-                    result.score,
-                    result.candidates,
-                    saved.store,
-                    saved.path,
-                    saved.message,
-                    outcome.identity,
-                    result.confidence,
+                    path=path,
+                    caption=outcome.request.caption,
+                    score=result.score,
+                    candidates=result.candidates,
+                    store=saved.store,
+                    saved_to=saved.path,
+                    message=saved.message,
+                    identity=outcome.identity,
+                    confidence=result.confidence,
                 )
             )
 
@@ -353,7 +353,13 @@ class _Run:
         self.failures.append(failure)
         if self.writer is not None and identity is not None:
             self.writer.record(
-                IndexEntry(path, identity.size, identity.mtime_ns, "failed", error=reason)
+                IndexEntry(
+                    path=path,
+                    size=identity.size,
+                    mtime_ns=identity.mtime_ns,
+                    status="failed",
+                    error=reason,
+                )
             )
         self.emit(failure)
 
@@ -365,12 +371,12 @@ class _Run:
         elapsed = now - self.t0
         self.emit(
             RunProgress(
-                self.captioned + self.skipped + self.failed + self.for_review,
-                scanner.total,
-                self.captioned,
-                self.skipped,
-                self.failed,
-                elapsed,
-                self.captioned / elapsed if elapsed > 0 else 0.0,
+                done=self.captioned + self.skipped + self.failed + self.for_review,
+                total=scanner.total,
+                captioned=self.captioned,
+                skipped=self.skipped,
+                failed=self.failed,
+                elapsed=elapsed,
+                rate=self.captioned / elapsed if elapsed > 0 else 0.0,
             )
         )

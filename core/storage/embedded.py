@@ -158,14 +158,28 @@ class EmbeddedStore:
             return self._write_beside(photo, text, identity, overwrite, embedded.reason)
         new_data, message = embedded
         if new_data is None:
-            return WriteResult(photo, self.name, photo, message, False, identity)
+            return WriteResult(
+                photo=photo,
+                store=self.name,
+                path=photo,
+                message=message,
+                written=False,
+                photo_identity=identity,
+            )
 
         def still_the_same() -> None:
             check_identity(real, identity)
 
         atomic_write(real, new_data, before_replace=still_the_same)
         log.info("Saved caption inside %s", photo)
-        return WriteResult(photo, self.name, photo, message, True, FileIdentity.of(real))
+        return WriteResult(
+            photo=photo,
+            store=self.name,
+            path=photo,
+            message=message,
+            written=True,
+            photo_identity=FileIdentity.of(real),
+        )
 
     def _write_sidecar(
         self, photo: Path, text: str, expected: FileIdentity | None, overwrite: bool

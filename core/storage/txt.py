@@ -74,7 +74,12 @@ class TextSidecarStore:
         target, message = self._target(photo, existing_sidecar)
         if check_overwrite(photo, existing, text, overwrite) and target == existing_sidecar:
             return WriteResult(
-                photo, self.name, target, "this caption was already saved.", False, photo_identity
+                photo=photo,
+                store=self.name,
+                path=target,
+                message="this caption was already saved.",
+                written=False,
+                photo_identity=photo_identity,
             )
         if target != existing_sidecar:
             sidecar_identity = None

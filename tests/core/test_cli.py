@@ -690,3 +690,50 @@ def test_search_jsonl_carries_the_confidence(capsys, tiny_checkpoint: Path, tmp_
     word = made["caption"].split()[-1]
     code, out, _ = run(capsys, "search", word, "--format", "jsonl")
     assert code == 0 and json.loads(out)["confidence"] == made["confidence"]
+
+
+# ---------------------------------------------------------------- the terminal stays readable
+
+
+def test_library_warnings_about_a_file_go_to_the_log_not_the_terminal(
+    tmp_path: Path, tiny_checkpoint: Path, photo_dir: Path
+) -> None:
+    """exiv2's "Directory SubImage1 ... Strip 0 is outside of the data area" and libtiff's
+    "TIFFFillStrip: Read error" (a truncated DNG), libtiff's ZIPDecode error (a TIFF with a
+    flipped byte): in the log file, while the terminal has one PhotoScribe line per file that
+    could not be captioned."""
+    from tests.damage import damaged_copies
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    bad = dict(damaged_copies(data / "leica_m10.dng", seed=1))
+    bad.update(damaged_copies(data / "chelsea.tif", seed=1))
+    for name in ("leica_m10_cut1.dng", "chelsea_flip0.tif"):
+        (photo_dir / name).write_bytes(bad[name])
+    log_file = tmp_path / "cli.log"
+    env = {**os.environ, "PHOTOSCRIBE_LOG": str(log_file), "OMP_NUM_THREADS": "1"}
+    weights = ["--weights", str(tiny_checkpoint), "--beam", "1"]
+    errs = []
+    for command in (
+        ["caption", str(photo_dir), *weights],
+        ["export", str(photo_dir), "--format", "csv", "-o", str(tmp_path / "out.csv")],
+        ["index", str(photo_dir)],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "core.cli", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        errs.append(proc.stderr)
+    said = "\n".join(errs)
+    for library_words in ("exiv2", "Strip", "TIFF", "ZIPDecode", "Warning", "warn("):
+        assert library_words not in said, said
+    lines = errs[0].splitlines()
+    assert not any("leica_m10_cut1.dng" in line for line in lines), errs[0]  # its preview reads
+    assert sum("chelsea_flip0.tif" in line for line in lines) == 1, errs[0]
+    logged = log_file.read_text(encoding="utf-8")
+    assert "Directory SubImage1, entry 0x0111: Strip 0 is outside of the data area" in logged
+    assert "TIFFFillStrip: Read error" in logged and "ZIPDecode" in logged
+    assert "photoscribe.libraries: photoscribe.libraries" not in logged  # named once a line

@@ -13,6 +13,7 @@ import torch
 
 import core.library as library_module
 import core.storage.save as save_module
+from core.datatypes import CaptionSettings
 from core.engine import (
     IndexReplaced,
     LibraryEngine,
@@ -27,7 +28,7 @@ from core.engine import (
 )
 from core.errors import IndexLockedError
 from core.index import LibraryIndex, search_library
-from core.inference import Captioner, CaptionSettings
+from core.inference import Captioner
 from core.library import FoundPhoto, ScanProblem
 from core.storage import FileIdentity, make_store
 from core.storage.files import TEMP_PREFIX, TEMP_SUFFIX
@@ -450,8 +451,8 @@ def test_saves_and_index_rows_go_through_one_writer_thread(
     try:
         engine = LibraryEngine(captioner, writer=writer)
         summary, rec = None, Recorder()
-        summary = engine.run(LibraryJob((lib,), store="xmp", settings=FAST), on_event=rec)
-        again = engine.run(LibraryJob((lib,), store="xmp", settings=FAST))
+        summary = engine.run(LibraryJob(roots=(lib,), store="xmp", settings=FAST), on_event=rec)
+        again = engine.run(LibraryJob(roots=(lib,), store="xmp", settings=FAST))
     finally:
         writer.close()
     assert summary.captioned == 5 and len(list(lib.rglob("*.xmp"))) == 5

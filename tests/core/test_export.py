@@ -130,8 +130,8 @@ def test_exports_carry_the_confidence_and_whether_a_person_reviewed_it(
         photo = library / name
         stat = photo.stat()
         return IndexEntry(
-            photo.resolve(), stat.st_size, stat.st_mtime_ns, "done", caption, None, None,
-            model, None, 0.0, confidence,
+            path=photo.resolve(), size=stat.st_size, mtime_ns=stat.st_mtime_ns, status="done", caption=caption, store=None, store_path=None,
+            model=model, error=None, updated=0.0, confidence=confidence,
         )  # fmt: skip
 
     with LibraryIndex.open(index_path) as index:

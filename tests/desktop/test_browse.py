@@ -158,8 +158,8 @@ def test_start_without_a_folder_offers_the_sample_photos(qtbot, window):
     qtbot.waitUntil(
         lambda: window.photos.rowCount() == len(bundled_sample_photos()), timeout=10_000
     )
-    assert window.folder == window.env.data_dir / "Sample photos"
-    assert window.folder.is_dir() and window.folder != BUNDLED_SAMPLES
+    assert window.session.folder == window.env.data_dir / "Sample photos"
+    assert window.session.folder.is_dir() and window.session.folder != BUNDLED_SAMPLES
 
 
 def test_start_opens_the_folder_given_then_the_last_one(qtbot, make_window, photo_dir, prompts):
@@ -169,7 +169,7 @@ def test_start_opens_the_folder_given_then_the_last_one(qtbot, make_window, phot
     first.close()
     second = make_window()
     second.start(None)
-    assert second.folder == photo_dir, "the last folder is reopened"
+    assert second.session.folder == photo_dir, "the last folder is reopened"
     second.start(str(photo_dir / "missing"))
     assert prompts.errors and "does not exist" in prompts.errors[-1][1]
 
@@ -199,13 +199,13 @@ def drop(window, path: Path) -> None:
 def test_dropping_a_folder_or_a_photo_opens_it(qtbot, window, photo_dir, tmp_path):
     drop(window, photo_dir)
     qtbot.waitUntil(lambda: window.photos.rowCount() == 3)
-    assert window.folder == photo_dir
+    assert window.session.folder == photo_dir
     other = tmp_path / "other"
     other.mkdir()
     for i in range(3):
         textured_image(80, 60, seed=i).save(other / f"x{i}.jpg")
     drop(window, other / "x2.jpg")
-    qtbot.waitUntil(lambda: window.folder == other and window.photos.rowCount() == 3)
+    qtbot.waitUntil(lambda: window.session.folder == other and window.photos.rowCount() == 3)
     qtbot.waitUntil(lambda: window.panel.path == other / "x2.jpg")
 
 
@@ -217,7 +217,7 @@ def test_clicking_a_folder_in_the_tree_opens_it(qtbot, window, photo_dir, tmp_pa
     index = window.tree.index_of(other)
     assert index.isValid()
     window.tree.clicked.emit(index)
-    qtbot.waitUntil(lambda: window.folder == other and window.photos.rowCount() == 1)
+    qtbot.waitUntil(lambda: window.session.folder == other and window.photos.rowCount() == 1)
     assert window.tree.path_of(window.tree.currentIndex()) == other
 
 
@@ -289,6 +289,8 @@ def test_the_folder_tree_shows_a_folder_outside_home_in_place(
     # Back in home, the tree starts at home again.
     (home / "Pictures" / "p.jpg").write_bytes((photo_dir / "photo0.jpg").read_bytes())
     window.tree.clicked.emit(window.tree.index_of(home / "Pictures"))
-    qtbot.waitUntil(lambda: window.folder == home / "Pictures" and window.photos.rowCount() == 1)
+    qtbot.waitUntil(
+        lambda: window.session.folder == home / "Pictures" and window.photos.rowCount() == 1
+    )
     assert top_rows(window) == [home]
     assert window.tree.path_of(window.tree.currentIndex()) == home / "Pictures"

@@ -99,7 +99,7 @@ def test_unsaved_edits_are_never_lost_silently(qtbot, window, photo_dir, tmp_pat
     prompts.unsaved_answer = "cancel"
     assert not window.open_folder(other)
     assert prompts.asked_unsaved == [(1, "opening another folder")]
-    assert window.folder == photo_dir and window.panel.text() == "keep me"
+    assert window.session.folder == photo_dir and window.panel.text() == "keep me"
 
     window.close()
     assert window.isVisible(), "quitting was cancelled"
@@ -121,7 +121,7 @@ def test_quitting_with_save_writes_before_closing(qtbot, window, photo_dir, prom
 
 
 def test_a_photo_changed_on_disk_is_not_overwritten(qtbot, window, photo_dir, prompts):
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     open_and_wait(qtbot, window, photo_dir)
     photo = photo_dir / "photo0.jpg"
     before = photo.read_bytes()
@@ -140,7 +140,7 @@ def test_a_photo_changed_on_disk_is_not_overwritten(qtbot, window, photo_dir, pr
 
 def test_embedded_captions_can_be_saved_twice_in_a_row(qtbot, window, photo_dir, prompts):
     """Our own write changes the photo; the next save must not call that 'changed on disk'."""
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     open_and_wait(qtbot, window, photo_dir)
     type_caption(qtbot, window, "first version")
     window.commands.save.trigger()

@@ -36,7 +36,7 @@ def test_a_save_goes_to_the_chosen_store_and_the_old_one_agrees(qtbot, window, p
     of a photo captioned before went to its .txt and nothing was embedded."""
     photo = photo_dir / "photo0.jpg"
     photo.with_suffix(".txt").write_text("an older caption", encoding="utf-8")
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     open_and_wait(qtbot, window, photo_dir)
     assert window.photos.photo(photo).store == "txt"
     type_caption(qtbot, window, "a red ball on the grass")
@@ -67,8 +67,8 @@ def test_a_failed_save_shows_the_unsaved_caption_and_why(
     assert "not allowed to write" in window.panel.status.text()
     assert "Ctrl+S" in window.panel.status.text(), "it says how to try again"
     # Re-selecting shows it too.
-    window.select_photo(photo_dir / "photo1.jpg")
-    window.select_photo(photo)
+    window.editor.select_photo(photo_dir / "photo1.jpg")
+    window.editor.select_photo(photo)
     assert window.panel.text() == row.draft
 
     # Retrying once the folder is writable again saves the caption that was kept.
@@ -104,7 +104,7 @@ def test_the_problems_panel_shows_this_folder_each_photo_once(
 def test_writing_into_the_photos_is_asked_once(qtbot, window, photo_dir, prompts):
     """Regression (issue 11, item 2): with the embedded store, one click rewrote every JPEG
     in the folder without a word."""
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     open_and_wait(qtbot, window, photo_dir)
     before = {p: p.read_bytes() for p in photo_dir.glob("*.jpg")}
 
@@ -136,16 +136,16 @@ def test_dont_ask_again_is_remembered_and_sidecars_never_ask(
     wait_idle(qtbot, window)
     assert prompts.asked_write_into_photos == 0
 
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     prompts.write_into_photos_answer = "always"
     type_caption(qtbot, window, "an embedded caption")
     window.commands.save.trigger()
     wait_idle(qtbot, window)
     assert prompts.asked_write_into_photos == 1
     assert make_store("embed").read(photo_dir / "photo0.jpg") == "an embedded caption"
-    assert not window.settings.ask_before_writing_into_photos
+    assert not window.settings.current.ask_before_writing_into_photos
     again = make_window()  # a new session reads the saved settings
-    assert not again.settings.ask_before_writing_into_photos
+    assert not again.settings.current.ask_before_writing_into_photos
     open_and_wait(qtbot, again, photo_dir)
     again.commands.caption_folder.trigger()
     wait_idle(qtbot, again)
