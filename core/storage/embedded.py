@@ -24,6 +24,7 @@ from core.storage.files import (
 )
 from core.storage.jpeg_xmp import (
     XMP_SIGNATURE,
+    Segment,
     SegmentError,
     app_segments,
     outside_xmp_and_iptc,
@@ -419,7 +420,7 @@ def _with_iptc_caption(photo: Path, data: bytes, text: str) -> tuple[bytes, bool
     """``data`` with the caption set in its (single) Photoshop APP13 segment, the IPTC encoded
     by exiv2 from a copy of the photo without its EXIF and XMP (so exiv2 rewrites nothing but
     that segment, which then replaces the photo's own). True when older text was converted."""
-    (old,) = _one(photoshop_segments(data))
+    old = _single(photoshop_segments(data))
     carrier = without_segments(data, marker=0xE1)
     with exiv2_calls() as messages:
         image = open_metadata(photo, carrier, messages, lenient=True)
@@ -430,7 +431,7 @@ def _with_iptc_caption(photo: Path, data: bytes, text: str) -> tuple[bytes, bool
                 written = bytes(buffer)
         except exiv2.Exiv2Error as error:
             raise SegmentError(f"exiv2 could not write IPTC: {exiv2_reason(error)}") from None
-    (new,) = _one(photoshop_segments(written))
+    new = _single(photoshop_segments(written))
     return replace_segment(data, old, new.payload(written)), converted
 
 
@@ -476,10 +477,11 @@ def _changed_keys(before: list[tuple[str, str]], after: exiv2.Image) -> list[str
     return sorted({key for key, _ in set(before) ^ set(now)}) or ["the order of fields"]
 
 
-def _one(found: list) -> list:
+def _single(found: list[Segment]) -> Segment:
+    """The one Photoshop segment; SegmentError when there are none or several."""
     if len(found) != 1:
         raise SegmentError("the photo's IPTC is not in exactly one Photoshop segment")
-    return found
+    return found[0]
 
 
 @dataclass(frozen=True)

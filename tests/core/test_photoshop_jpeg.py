@@ -19,8 +19,14 @@ import pytest
 
 from core.errors import CaptionExistsError
 from core.storage import EmbeddedStore
-from core.storage.jpeg_xmp import DAMAGED_XMP_SIGNATURE, XMP_SIGNATURE, with_standard_xmp_header
-from core.storage.photoshop import iptc_digest_state
+from core.storage.jpeg_xmp import (
+    DAMAGED_XMP_SIGNATURE,
+    XMP_SIGNATURE,
+    SegmentError,
+    with_standard_xmp_header,
+)
+from core.storage.photoshop import iptc_digest_state, with_current_iptc_digest
+from core.storage.xmp_salvage import copies_of_exif, without_unparsable
 from tests.core.test_storage_support import DATA, EXIFTOOL, jpeg_scan, needs_exiftool
 
 CAPTION = "A dog running on a beach, 犬"
@@ -203,3 +209,29 @@ def test_empty_xmp_properties_that_exiv2_leaves_out_are_no_change(tmp_path: Path
     lines = exiftool_lines(photo)
     assert values(lines, "XMP-dc", "Description") == [CAPTION]
     assert values(lines, "XMP-dc", "Creator") == ["Ann Smith"]
+
+
+def test_photoshop_resources_that_do_not_parse_leave_the_digest_alone(tmp_path: Path) -> None:
+    data = photoshop_jpeg(tmp_path / "harbour.jpg").read_bytes()
+    broken = data.replace(b"8BIM\x04\x25", b"8BIX\x04\x25")
+    assert iptc_digest_state(data) == "current"
+    assert iptc_digest_state(broken) == "none"
+    with pytest.raises(SegmentError):
+        with_current_iptc_digest(broken)
+
+
+def test_salvage_leaves_out_only_unparsable_names_and_later_repeats() -> None:
+    packet = (
+        "<exif:Make>NIKON</exif:Make><exif:TIFF/EPStandardID>1 0 0 0</exif:TIFF/EPStandardID>"
+        "<exif:XResolution>300</exif:XResolution><exif:XResolution>72</exif:XResolution>"
+    )
+    cleaned, dropped = without_unparsable(packet)
+    assert cleaned == "<exif:Make>NIKON</exif:Make><exif:XResolution>300</exif:XResolution>"
+    assert [(d.prefix, d.local, d.value) for d in dropped] == [
+        ("exif", "TIFF/EPStandardID", "1 0 0 0"),
+        ("exif", "XResolution", "72"),
+    ]
+    assert copies_of_exif(dropped, {"TIFFEPStandardID", "XResolution", "Make"})
+    assert not copies_of_exif(dropped, {"XResolution"}), "TIFF/EP is not in this EXIF"
+    other = without_unparsable("<dc:Foo/Bar>x</dc:Foo/Bar>")[1]
+    assert not copies_of_exif(other, {"FooBar"}), "only exif: and tiff: copies of EXIF"
