@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QLabel, QMenu, QMenuBar, QStatusBar, QWidget
 
 from desktop.editor import Editor
 from desktop.photos import PHOTO_ROLE, Photo, PhotoFilter, PhotoListModel
-from desktop.session import FolderSession, plural
+from desktop.saving import plural
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +36,13 @@ class ReviewFlow(QObject):
         self,
         window: QWidget,
         editor: Editor,
-        session: FolderSession,
         photo_filter: PhotoFilter,
         status_bar: QStatusBar,
     ) -> None:
         super().__init__(window)
         self.editor = editor
-        self.session = session
-        self.photos: PhotoListModel = session.photos
+        self.saver = editor.saver
+        self.photos: PhotoListModel = editor.photos
         self.filter = photo_filter
         self.panel = editor.panel
 
@@ -200,7 +199,8 @@ class ReviewFlow(QObject):
         # reviewed), so no mark comes back, also after a restart.
         mine = replace(photo, draft=text, typed=True)
         self.photos.put(mine)
-        self.session.save(mine, text)
+        self.filter.hold(photo.path)  # a least-sure-first grid keeps it in place meanwhile
+        self.saver.save(mine, text)
         self.recount()
         if self.remaining:
             self.step(1)

@@ -71,7 +71,7 @@ def test_review_goes_through_the_marked_photos_from_the_keyboard(
     qtbot.waitUntil(lambda: not review.count_label.isVisible())
     qtbot.keyClick(window.panel.editor, Qt.Key.Key_Return, CTRL_SHIFT)
     wait_idle(qtbot, window)
-    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "my own words"
+    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "my own words\n"
 
     # Reopened (a restart), the reviewed captions stay unmarked.
     again = make_window()

@@ -59,7 +59,10 @@ def test_fit_writes_a_calibrated_signal_only_model(tmp_path: Path, tiny_model, t
         pooled[i] = store[near].numpy() + rng.normal(0, 0.3, 1280)
         good = i % 3 != 0
         caption = f"a {words[near] if good else 'bus'} on the grass"
-        cands = [Candidate(caption, -0.5 - rng.random()), Candidate("a bus", -1.5)]
+        cands = [
+            Candidate(caption=caption, score=-0.5 - rng.random()),
+            Candidate(caption="a bus", score=-1.5),
+        ]
         splits["flickr8k" if i < 40 else "coco"]["photos"][f"p{i}.jpg"] = {
             "caption": caption,
             "candidates": [asdict(c) for c in cands],
