@@ -21,6 +21,10 @@ APPLICATION = "PhotoScribe"
 MAX_BEAM = 10
 MAX_BATCH = 128
 MAX_CANDIDATES = 5
+# Defaults of earlier versions. Every setting is saved whenever any one changes, so a stored
+# value equal to an old default was most likely never chosen: it follows today's default (the
+# "Check this" threshold went from 50% to 65% with issue 21's confidence).
+SUPERSEDED_DEFAULTS: dict[str, tuple[object, ...]] = {"review_below": (0.5,)}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,6 +152,9 @@ class SettingsStore:
                 replace(defaults, **{f.name: value})  # validates this one value
             except (ValueError, TypeError) as error:
                 log.warning("Ignoring the stored setting %s=%r: %s", f.name, raw, error)
+                continue
+            if value in SUPERSEDED_DEFAULTS.get(f.name, ()):
+                log.info("The stored %s=%r was an earlier default: using today's", f.name, raw)
                 continue
             values[f.name] = value
         return AppSettings(**values)

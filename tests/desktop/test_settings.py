@@ -49,6 +49,17 @@ def test_settings_round_trip_through_the_ini_file(tmp_path):
     assert SettingsStore(tmp_path / "new.ini").load() == AppSettings()
 
 
+def test_an_earlier_default_threshold_follows_todays(tmp_path):
+    """Issue 21: the "Check this" default went from 50% to 65%; settings saved with the old
+    default (every field is saved) take the new one, a threshold the user chose stays."""
+    path = tmp_path / "s.ini"
+    SettingsStore(path).save(AppSettings(review_below=0.5, beam_size=5))
+    assert SettingsStore(path).load() == AppSettings(beam_size=5)
+    assert SettingsStore(path).load().review_below == CHECK_BELOW
+    SettingsStore(path).save(AppSettings(review_below=0.4))
+    assert SettingsStore(path).load().review_below == 0.4
+
+
 def test_unreadable_values_fall_back_to_their_defaults_and_keep_the_rest(tmp_path):
     path = tmp_path / "s.ini"
     path.write_text(
