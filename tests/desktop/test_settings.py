@@ -165,7 +165,9 @@ def test_one_settings_object_tells_every_holder_of_a_setting(qtbot, tmp_path):
     model = PhotoListModel(settings)
     panel = CaptionPanel(settings)
     qtbot.addWidget(panel)
-    photo = Photo(tmp_path / "a.jpg", "a dog", "txt", loaded=True, confidence=0.4)
+    photo = Photo(
+        path=tmp_path / "a.jpg", caption="a dog", store="txt", loaded=True, confidence=0.4
+    )
     model.set_photos([photo.path])
     model.put(photo)
     panel.show_photo(photo)
