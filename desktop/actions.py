@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from PySide6.QtCore import QObject, QSize, Qt, Slot
-from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import QMenuBar, QSizePolicy, QStyle, QToolBar, QWidget
 
 from desktop.editor import Editor
@@ -137,8 +137,26 @@ def build_menus(bar: QMenuBar, c: Commands, problems: QAction) -> None:
     _add(help_menu, c.about)
 
 
+NARROW_BELOW = 1000  # a toolbar narrower than this shows icons only (names in the tooltips)
+
+
+class MainToolbar(QToolBar):
+    """The commands' names beside their icons when there is room; icons only on a narrow
+    window, so that the search box keeps its room (at 800 pixels it was cut to "Sear...")."""
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        style = (
+            Qt.ToolButtonStyle.ToolButtonIconOnly
+            if event.size().width() < NARROW_BELOW
+            else Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+        )
+        if style != self.toolButtonStyle():
+            self.setToolButtonStyle(style)
+        super().resizeEvent(event)
+
+
 def build_toolbar(window: QWidget, c: Commands, search: QWidget) -> QToolBar:
-    toolbar = QToolBar("Main", window)
+    toolbar = MainToolbar("Main", window)
     toolbar.setObjectName("mainToolbar")
     toolbar.setIconSize(QSize(20, 20))
     toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)

@@ -40,10 +40,12 @@ class BatchRunner(QObject):
     """
 
     problem_found = Signal(object, str)  # path, message: for the Problems panel
+    problem_solved = Signal(object)  # path: captioned and saved, no longer a problem
     message_posted = Signal(str, int)  # status-bar text, how long to show it (ms)
     batch_started = Signal(int)  # photos the batch covers
     photos_finished = Signal(int, int)  # more photos of the batch done: captioned/failed, skipped
     batch_total_changed = Signal(int)  # the engine counted the photos the batch covers
+    in_flight_changed = Signal(int)  # photos at the model or being saved, not done yet
     batch_cancelled = Signal()  # Cancel was asked for; batch_finished follows once it stopped
     batch_finished = Signal(object)  # JobSummary, once the inference thread has really stopped
     refused = Signal(object)  # list[Refused]: captions the batch made and could not save
@@ -195,7 +197,7 @@ class BatchRunner(QObject):
 
     def _work_backlog(self) -> None:
         done = skipped = 0
-        total: int | None = None
+        progress: RunProgress | None = None
         for _ in range(min(len(self._backlog), EVENTS_PER_TICK)):
             job_id, event = self._backlog.popleft()
             if self.closed or job_id != self._job_id:
@@ -210,7 +212,7 @@ class BatchRunner(QObject):
                 done += 1
                 self._photo_failed(event)
             elif isinstance(event, RunProgress):
-                total = event.total
+                progress = event
             elif isinstance(event, ScanProblem):
                 self.problem_found.emit(event.path, event.reason)
                 self._mark(event.path, working=False, error=split_error(event.path, event.reason))
@@ -223,8 +225,11 @@ class BatchRunner(QObject):
                 )
         if done or skipped:
             self.photos_finished.emit(done, skipped)
-        if total is not None and not self._cancelling:
-            self.batch_total_changed.emit(total)
+        if progress is not None:
+            if progress.total is not None and not self._cancelling:
+                self.batch_total_changed.emit(progress.total)
+            # A batch at the model is finished and saved even after Cancel: it shows until then.
+            self.in_flight_changed.emit(progress.in_flight)
         if self._backlog:
             QTimer.singleShot(0, self._work_backlog)  # the rest after the GUI had its turn
         else:
@@ -241,6 +246,7 @@ class BatchRunner(QObject):
         editing = photo.draft is not None and photo.typed  # keep the user's text, always
         photo = replace(photo, working=False, candidates=event.candidates, error=None)
         if event.store is not None:  # saved by the engine, through the writer thread
+            self.problem_solved.emit(path)
             photo = replace(
                 photo,
                 caption=event.caption.strip(),

@@ -116,8 +116,9 @@ class InferenceWorker(QObject):
     events leave as ``events_ready`` signals, each carrying a JobEvents: at once for the
     events the user waits to see (a caption, a failure), gathered for the rest (a run over a
     big library skips thousands of photos a second, and one signal each would flood the GUI
-    thread): skips and progress go at most every SEND_EVERY_S, and whatever is gathered goes
-    with the next caption, failure or the job's end. The worker never touches widgets or the
+    thread): skips and progress go at most every SEND_EVERY_S, progress also when a batch
+    goes to the model or is saved, and whatever is gathered goes with the next caption,
+    failure or the job's end. The worker never touches widgets or the
     item model.
     """
 
@@ -136,6 +137,7 @@ class InferenceWorker(QObject):
         # from its own thread and the writer's, one at a time), so no lock.
         self._gathered: list[EngineEvent] = []
         self._sent_at = 0.0
+        self._in_flight = 0  # as last sent
 
     def _deliver(self, job_id: int, event: EngineEvent) -> None:
         gathered = self._gathered
@@ -146,9 +148,13 @@ class InferenceWorker(QObject):
         now = time.monotonic()
         if (
             not isinstance(event, (PhotoSkipped, RunProgress))
+            # A batch went to the model or was saved: the user waits to see that too.
+            or (isinstance(event, RunProgress) and event.in_flight != self._in_flight)
             or now - self._sent_at >= SEND_EVERY_S
             or len(gathered) >= SEND_AT_MOST
         ):
+            if isinstance(event, RunProgress):
+                self._in_flight = event.in_flight
             self._send(job_id, now)
 
     def _send(self, job_id: int, now: float) -> None:

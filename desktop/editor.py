@@ -47,6 +47,7 @@ class Editor(QObject):
         grid.selectionModel().currentChanged.connect(self._current_changed)
         grid.selectionModel().selectionChanged.connect(lambda *_: self.changed.emit())
         panel.text_edited.connect(self._text_edited)
+        panel.keep_requested.connect(self.keep_caption)
         self.photos.dataChanged.connect(self._rows_changed)
         # The filter (uncaptioned only, search) hides and shows rows: the panel follows.
         photo_filter.rowsRemoved.connect(self._filtered)
@@ -106,6 +107,8 @@ class Editor(QObject):
     @Slot(QModelIndex, QModelIndex)
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
         photo: Photo | None = current.data(PHOTO_ROLE) if current.isValid() else None
+        if photo is None or photo.path != self.filter.held:
+            self.filter.hold(None)  # the selection moved: the photo edited takes its place
         if photo is not None and photo.path != self.panel.path:
             self.panel.show_photo(photo)
             self._load_preview(photo.path)
@@ -145,6 +148,8 @@ class Editor(QObject):
 
     @Slot(object, str)
     def _text_edited(self, path: Path, text: str) -> None:
+        # Least sure first: the photo being edited keeps its place until the selection moves.
+        self.filter.hold(path)
         self.saver.set_draft(path, text)
         self.changed.emit()
 
@@ -161,8 +166,17 @@ class Editor(QObject):
         if photo is None or not photo.unsaved:
             self.message_posted.emit("Nothing to save: the caption has not changed.", 3000)
             return False
+        self.filter.hold(photo.path)
         self.saver.save(photo, photo.draft or "")
         return True
+
+    def keep_caption(self, path: Path, text: str) -> None:
+        """The photo's stores disagree and the user keeps ``text``: saved to the store chosen
+        in Settings, every other store is brought to it (Saver saves with overwrite)."""
+        photo = self.photos.photo(path)
+        if photo is not None:
+            self.filter.hold(path)
+            self.saver.save(photo, text)
 
     def save_and_next(self) -> None:
         self.save_current()

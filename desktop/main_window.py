@@ -30,7 +30,7 @@ from PySide6.QtGui import (
     QIcon,
     QScreen,
 )
-from PySide6.QtWidgets import QMainWindow, QSplitter, QStackedWidget
+from PySide6.QtWidgets import QMainWindow, QSplitter, QStackedWidget, QVBoxLayout, QWidget
 
 import core
 from core.datatypes import default_weights_path
@@ -48,12 +48,12 @@ from desktop.captioning import JobSummary
 from desktop.dialogs import ExportRequest, Prompts
 from desktop.editor import Editor
 from desktop.environment import AppEnvironment, chosen_weights
-from desktop.folder_tree import FolderTree
+from desktop.folder_tree import FolderTree, PlacesList
 from desktop.grid import EmptyGridText, PhotoGrid
 from desktop.model_card import about_html, read_model_card
 from desktop.panel import CaptionPanel
 from desktop.photos import PhotoFilter
-from desktop.samples import APP_ICON, prepare_samples
+from desktop.samples import APP_ICON, SAMPLES_FOLDER_NAME, prepare_samples
 from desktop.saving import OriginalsGuard, Refusals
 from desktop.search import SearchBar
 from desktop.session import FolderSession, plural
@@ -152,7 +152,16 @@ class MainWindow(QMainWindow):
     # ================================================================ construction
 
     def _build_widgets(self) -> None:
-        self.tree = FolderTree(Path.home(), self)
+        samples = self.env.data_dir / SAMPLES_FOLDER_NAME
+        self.places = PlacesList({samples: SAMPLES_FOLDER_NAME}, self)
+        # The app's own folder (the samples' copy, its state) is not browsed in the tree.
+        self.tree = FolderTree(Path.home(), self.env.data_dir, self)
+        left = QWidget(self)
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.setSpacing(2)
+        column.addWidget(self.places)
+        column.addWidget(self.tree, 1)
         self.grid = PhotoGrid(self)
         self.grid.setObjectName("photoGrid")
         self.grid.setModel(self.filter)
@@ -167,7 +176,7 @@ class MainWindow(QMainWindow):
 
         self.splitter = QSplitter(Qt.Orientation.Horizontal, self)
         self.splitter.setObjectName("mainSplitter")
-        for widget, stretch in ((self.tree, 0), (self.middle, 1), (self.panel, 0)):
+        for widget, stretch in ((left, 0), (self.middle, 1), (self.panel, 0)):
             self.splitter.addWidget(widget)
             self.splitter.setStretchFactor(self.splitter.count() - 1, stretch)
         self.splitter.setSizes([220, 680, 380])
@@ -245,6 +254,7 @@ class MainWindow(QMainWindow):
         self.welcome.open_button.clicked.connect(self.choose_folder)
         self.welcome.samples_button.clicked.connect(self.open_samples)
         self.tree.folder_requested.connect(self._folder_requested)
+        self.places.place_requested.connect(lambda _samples: self.open_samples())
         self.search_bar.photo_requested.connect(self.open_photo)
         self.errors.photo_activated.connect(e.select_photo)
 
@@ -256,6 +266,8 @@ class MainWindow(QMainWindow):
         s.failed.connect(self._session_failed)
         for source in (s, saver, batches):
             source.problem_found.connect(self.errors_dock.add)
+        for solver in (saver, batches):
+            solver.problem_solved.connect(self.errors_dock.remove)
         saver.refused.connect(self._saves_refused)
         batches.batch_finished.connect(self._batch_finished)
         batches.batch_finished.connect(self.search_bar.search_now)  # new captions are indexed
@@ -267,6 +279,7 @@ class MainWindow(QMainWindow):
         self.errors_dock.sized = state.state is not None
         if state.state is not None:
             self.restoreState(state.state)
+        self.errors_dock.hide()  # nothing to show yet: it opens with the first problem
         if state.splitter is not None:
             self.splitter.restoreState(state.splitter)
 
@@ -352,6 +365,7 @@ class MainWindow(QMainWindow):
         self.middle.setCurrentWidget(self.grid)
         self._update_title()
         self.tree.show_folder(folder)
+        self.places.show_folder(folder)
 
     def open_photo(self, path: Path) -> None:
         """Show ``path``: select it here, or open its folder with it selected."""

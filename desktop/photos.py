@@ -23,7 +23,7 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QImage, QPixmap
 
 from core.datatypes import CHECK_BELOW, Candidate
-from core.storage import STORE_NAMES, FileIdentity, StoreKind
+from core.storage import STORE_NAMES, FileIdentity, StoredCaption, StoreKind
 from core.storage.files import display_name, display_path
 from desktop.settings import AppSettings, Settings
 from desktop.thumbnails import fit
@@ -82,6 +82,9 @@ class Photo:
     # The model's confidence in a generated ``draft``. Kept while the user edits that draft,
     # so that the row keeps its place in a least-sure-first grid; it no longer marks the text.
     draft_confidence: float | None = None
+    # Other stores holding a different caption (a sidecar edited by another program): the
+    # user picks which to keep, and saving brings every store to it.
+    others: tuple[StoredCaption, ...] = ()
 
     @property
     def text(self) -> str:
@@ -335,6 +338,9 @@ class PhotoFilter(QSortFilterProxyModel):
         self._search = ""
         self._matches: frozenset[Path] = frozenset()
         self._least_sure_first = False
+        # The photo being edited and its sort key when its editing began: it keeps its place
+        # in a least-sure-first order (saving an edit changes its key) until another is held.
+        self._held: tuple[Path, tuple[int, float]] | None = None
 
     @property
     def least_sure_first(self) -> bool:
@@ -346,6 +352,31 @@ class PhotoFilter(QSortFilterProxyModel):
             self._least_sure_first = enabled
             self.sort(0 if enabled else -1)
 
+    @property
+    def held(self) -> Path | None:
+        return self._held[0] if self._held is not None else None
+
+    def hold(self, path: Path | None) -> None:
+        """Keep ``path`` where it is now in a least-sure-first order until another photo, or
+        none, is held (the editor holds the photo being edited, and lets go when the selection
+        moves): saving an edit must not move it out of view. The photo held before takes its
+        own place again."""
+        if self._held is not None and self._held[0] == path:
+            return
+        model = self.sourceModel()
+        photo = (
+            model.photo(path) if path is not None and isinstance(model, PhotoListModel) else None
+        )
+        released = self._held is not None
+        self._held = (photo.path, review_key(photo)) if photo is not None else None
+        if released and self._least_sure_first:
+            self.invalidate()  # the photo let go moves to its place now
+
+    def _key(self, photo: Photo) -> tuple[int, float]:
+        if self._held is not None and self._held[0] == photo.path:
+            return self._held[1]
+        return review_key(photo)
+
     def lessThan(
         self,
         left: QModelIndex | QPersistentModelIndex,
@@ -354,7 +385,7 @@ class PhotoFilter(QSortFilterProxyModel):
         model = self.sourceModel()
         assert isinstance(model, PhotoListModel), "PhotoFilter sorts a PhotoListModel"
         a, b = model.photo_at(left.row()), model.photo_at(right.row())
-        return (review_key(a), left.row()) < (review_key(b), right.row())
+        return (self._key(a), left.row()) < (self._key(b), right.row())
 
     @property
     def uncaptioned_only(self) -> bool:

@@ -163,6 +163,7 @@ class Saver(QObject):
 
     refused = Signal(object)  # Refusals: saves that failed, once the saves in flight are back
     problem_found = Signal(object, str)  # path, message: for the Problems panel
+    problem_solved = Signal(object)  # path: its caption was saved, it is no longer a problem
     message_posted = Signal(str, int)  # status-bar text, how long to show it (ms)
 
     def __init__(
@@ -314,6 +315,8 @@ class Saver(QObject):
                 self.message_posted.emit(f"{name}: {result.message}", 8000)
             else:
                 self.message_posted.emit(f"Saved the caption of {name}.", 3000)
+            if not still_saving and not self.closed:
+                self.problem_solved.emit(path)
             if photo is None:
                 return  # another folder is open now
             text = request.caption.strip()
@@ -326,6 +329,7 @@ class Saver(QObject):
                 error=None,
                 identity=outcome.identity or photo.identity,
                 confidence=request.confidence,
+                others=(),  # saved with overwrite: every store holds this text now
             )
             if photo.draft is not None and photo.draft.strip() == text:
                 # nothing typed since

@@ -24,6 +24,7 @@ from core.index import LibraryIndex, UnsavedCaption, default_index_path
 from core.isolation import reader_pool
 from core.library import find_photos
 from core.storage import (
+    CaptionStore,
     FileIdentity,
     StorageError,
     StoredCaption,
@@ -49,7 +50,8 @@ LOOKUP_CHUNK = 64  # stored captions found are handed to the GUI thread this man
 __all__ = ["FolderSession", "lookup_captions", "plural"]
 
 # A photo, its stored caption, its identity, a problem reading it, the caption's confidence,
-# and a caption kept in the index because it could not be saved.
+# a caption kept in the index because it could not be saved, and the different captions
+# other stores hold.
 CaptionFound = tuple[
     Path,
     StoredCaption | None,
@@ -57,7 +59,29 @@ CaptionFound = tuple[
     str | None,
     float | None,
     UnsavedCaption | None,
+    tuple[StoredCaption, ...],
 ]
+
+
+def read_stores(
+    path: Path, stores: list[CaptionStore]
+) -> tuple[StoredCaption | None, tuple[StoredCaption, ...]]:
+    """The caption shown (the first store holding one, as ``read_caption_any`` finds it) and
+    the different captions the stores after it hold (a sidecar edited by another program)."""
+    found = read_caption_any(path, stores)
+    if found is None:
+        return None, ()
+    kinds = [store.name for store in stores]
+    others: list[StoredCaption] = []
+    for store in stores[kinds.index(found.store) + 1 :]:
+        try:
+            caption = store.read(path)
+        except StorageError as error:
+            log.info("Could not read the %s caption of %s: %s", store.name, path, error)
+            continue
+        if caption is not None and caption.strip() != found.caption.strip():
+            others.append(StoredCaption(caption, store.name))
+    return found, tuple(others)
 
 
 def lookup_captions(
@@ -85,11 +109,11 @@ def lookup_captions(
             kept = _kept(index, path) if index is not None else None
             try:
                 identity = FileIdentity.of(path)
-                found = read_caption_any(path, stores)
+                found, others = read_stores(path, stores)
                 sure = _confidence(index, path, found) if index is not None else None
-                chunk.append((path, found, identity, None, sure, kept))
+                chunk.append((path, found, identity, None, sure, kept, others))
             except StorageError as error:
-                chunk.append((path, None, None, str(error), None, kept))
+                chunk.append((path, None, None, str(error), None, kept, ()))
             now = time.monotonic()
             if len(chunk) >= LOOKUP_CHUNK or now - last > 0.1:
                 deliver(chunk)
@@ -259,7 +283,7 @@ class FolderSession(QObject):
         if generation != self._generation:
             return
         stale: list[Path] = []
-        for path, found, identity, error, confidence, kept in chunk:
+        for path, found, identity, error, confidence, kept, others in chunk:
             photo = self.photos.photo(path)
             if photo is None or photo.loaded:
                 continue  # captioned meanwhile: the batch knows better
@@ -275,6 +299,7 @@ class FolderSession(QObject):
                     store=found.store if found else None,
                     identity=photo.identity or identity,
                     confidence=confidence,
+                    others=others,
                 )
             if kept is not None and photo.draft is None:
                 if found is not None and found.caption.strip() == kept.caption.strip():

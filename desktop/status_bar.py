@@ -14,7 +14,7 @@ from desktop.captioning import JobSummary, ModelInfo
 from desktop.environment import AppEnvironment, Probe, chosen_weights, probe
 from desktop.session import FolderSession, plural
 from desktop.settings import AppSettings, Settings
-from desktop.status import BatchProgress
+from desktop.status import BatchProgress, format_duration
 from desktop.tasks import TaskPool
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,11 @@ def batch_report(summary: JobSummary) -> str:
         parts.append(f"{summary.failed} failed (see Problems)")
     if summary.skipped:
         parts.append(f"{summary.skipped} skipped (already captioned)")
-    text = ", ".join(parts) + "."
-    return f"Cancelled. {text}" if summary.cancelled else text
+    text = ", ".join(parts)
+    run = summary.run
+    if run is not None and summary.captioned and run.seconds > 0:
+        text += f" in {format_duration(run.seconds)} ({run.images_per_second:.1f} images/s)"
+    return f"Cancelled. {text}." if summary.cancelled else f"{text}."
 
 
 class StatusLine(QObject):
@@ -80,6 +83,7 @@ class StatusLine(QObject):
         batches.batch_started.connect(self._batch_started)
         batches.photos_finished.connect(self.progress.advance)
         batches.batch_total_changed.connect(self.progress.set_total)
+        batches.in_flight_changed.connect(self.progress.set_in_flight)
         batches.batch_cancelled.connect(self.progress.cancelling)
         batches.batch_finished.connect(self._batch_finished)
         self.progress.cancel_requested.connect(batches.cancel)

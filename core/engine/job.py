@@ -108,6 +108,7 @@ class RunProgress:
     failed: int
     elapsed: float  # seconds since the run started
     rate: float  # photos captioned per second
+    in_flight: int = 0  # photos at the model or being saved: not in ``done`` yet
 
 
 @dataclass(frozen=True)

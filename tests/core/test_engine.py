@@ -611,3 +611,53 @@ def test_min_confidence_must_be_between_0_and_1(lib: Path) -> None:
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="between 0 and 1"):
             LibraryJob(roots=(lib,), min_confidence=bad)
+
+
+class HeldSecondBatch:
+    """The test captioner; the second batch waits at the model until the first batch's
+    captions have been reported (at most 10 s)."""
+
+    def __init__(self, captioner: Captioner) -> None:
+        self._captioner = captioner
+        self.batches = 0
+        self.first_reported = threading.Event()
+        self.reported_in_time: bool | None = None
+
+    def caption_batch(self, images, settings, cancel=None):
+        self.batches += 1
+        if self.batches == 2:
+            self.reported_in_time = self.first_reported.wait(10)
+        return self._captioner.caption_batch(images, settings, cancel)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._captioner, name)
+
+
+def test_saved_captions_are_reported_while_the_model_works_on_the_next_batch(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    """Issue 22 item 3: captions on disk were reported a batch late (the bar at 0/100 while
+    32 were saved, "Captioned 64" after a cancel with the bar at 0). Now a batch's photos are
+    reported once the writer has saved them, a batch at the model shows as in flight, and
+    the counts agree with the photos reported."""
+    model = HeldSecondBatch(captioner)
+    rec = Recorder()
+
+    def on_event(event: object) -> None:
+        rec(event)
+        if isinstance(event, PhotoCaptioned):
+            model.first_reported.set()
+
+    summary, _ = run(model, tmp_path / "index.sqlite3", (lib,), on_event=on_event)  # type: ignore[arg-type]
+    assert model.reported_in_time, "the first batch was reported while the second was captioned"
+    assert summary.captioned == 5 == len(rec.of(PhotoCaptioned))
+    reported = 0
+    in_flight = []
+    for event in rec.events:
+        if isinstance(event, (PhotoCaptioned, PhotoSkipped, PhotoFailed)):
+            reported += 1
+        elif isinstance(event, RunProgress):
+            assert event.done == reported, "the counts are what was reported"
+            in_flight.append(event.in_flight)
+    assert FAST.batch_size in in_flight, "a batch at the model shows as in flight"
+    assert in_flight[-1] == 0

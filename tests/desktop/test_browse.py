@@ -252,9 +252,9 @@ def test_the_folder_tree_shows_home_and_browses(qtbot, make_window, tmp_path_fac
 def test_the_folder_tree_shows_where_a_hidden_folder_is(
     qtbot, make_window, tmp_path_factory, monkeypatch
 ):
-    # The sample photos are copied under ~/.local/share: hidden, and still shown when open.
+    # A folder under a hidden one (here ~/.local/share/...) is still shown in place when open.
     home = tmp_path_factory.mktemp("home")
-    samples = home / ".local" / "share" / "PhotoScribe" / "Sample photos"
+    samples = home / ".local" / "share" / "Photos" / "Trip"
     samples.mkdir(parents=True)
     textured_image(80, 60).save(samples / "a.jpg")
     (home / ".cache").mkdir()
@@ -294,3 +294,35 @@ def test_the_folder_tree_shows_a_folder_outside_home_in_place(
     )
     assert top_rows(window) == [home]
     assert window.tree.path_of(window.tree.currentIndex()) == home / "Pictures"
+
+
+def test_the_sample_photos_are_a_named_place_and_app_folders_are_not_browsed(
+    qtbot, make_window, tmp_path_factory, monkeypatch
+):
+    """Issue 22 item 11: the samples sat in the tree under Home > .local > share > PhotoScribe
+    beside the app's state folder, and folders without subfolders had an expand arrow."""
+    home = tmp_path_factory.mktemp("home")
+    (home / "Pictures" / "2024").mkdir(parents=True)
+    (home / "Documents").mkdir()
+    app_dir = home / ".local" / "share" / "PhotoScribe"
+    (app_dir / "state").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    window = make_window(data_dir=app_dir)
+    assert window.places.count() == 1 and window.places.item(0).text() == "Sample photos"
+    window.places.place_requested.emit(window.places.path_at(0))  # as a click does
+    samples = app_dir / "Sample photos"
+    qtbot.waitUntil(lambda: window.session.folder == samples and window.photos.rowCount() > 0)
+    assert window.places.currentRow() == 0, "the place is shown as the open folder"
+    assert not window.tree.currentIndex().isValid()
+    assert not window.tree.index_of(samples).isValid()
+    assert not window.tree.index_of(app_dir / "state").isValid(), "app state is not browsed"
+    qtbot.waitUntil(lambda: tree_children(window, home) == ["Documents", "Pictures"])
+    # Only folders holding folders can be unfolded.
+    model = window.tree.model()
+    assert model.hasChildren(window.tree.index_of(home / "Pictures"))
+    assert not model.hasChildren(window.tree.index_of(home / "Documents"))
+    # Another folder: the place is no longer selected, the tree shows the folder.
+    window.tree.clicked.emit(window.tree.index_of(home / "Pictures" / "2024"))
+    qtbot.waitUntil(lambda: window.session.folder == home / "Pictures" / "2024")
+    assert window.places.currentRow() == -1
+    assert window.tree.path_of(window.tree.currentIndex()) == home / "Pictures" / "2024"

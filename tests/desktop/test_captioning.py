@@ -103,8 +103,14 @@ def test_the_worker_skips_captioned_photos_it_is_given(qtbot, photo_dir, tiny_ch
     paths = tuple(sorted(photo_dir.glob("*.jpg")))
     job = LibraryJob(roots=paths, recursive=False, store="txt", skip_captioned=True)
     worker.run_job(CaptionJob(7, job, ModelChoice(tiny_checkpoint)), threading.Event())
-    assert chunks and {chunk.job_id for chunk in chunks} == {7}
-    events = [e for chunk in chunks for e in chunk.events if not isinstance(e, RunProgress)]
+
+    def reported() -> list:
+        return [e for chunk in chunks for e in chunk.events if not isinstance(e, RunProgress)]
+
+    # Saved photos are reported from the writer thread as soon as they are saved: queued.
+    qtbot.waitUntil(lambda: len(reported()) == len(paths))
+    assert {chunk.job_id for chunk in chunks} == {7}
+    events = reported()
     by_path = {e.path: e for e in events}
     assert set(by_path) == set(paths)
     skipped = by_path[paths[0]]
@@ -484,3 +490,42 @@ def test_the_precision_setting_reaches_the_model(qtbot, make_window, photo_dir):
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
     assert [c.precision for c in chosen] == ["bf16"]
+
+
+def test_the_progress_keeps_up_with_what_is_saved(qtbot, make_window, tmp_path):
+    """Issue 22 item 3: the bar ran a batch behind (0/100 with 32 captions on disk) and a
+    batch at the model showed nothing. Now, while the model works on the second batch, the
+    bar counts the first one, saved, and the label names the photos being captioned."""
+    folder = tmp_path / "six"
+    folder.mkdir()
+    for i in range(6):
+        textured_image(96, 72, seed=60 + i).save(folder / f"p{i}.jpg", quality=85)
+    gate = threading.Event()
+
+    def held_second_batch(choice):
+        captioner = fast_captioner(choice)
+        caption_batch = captioner.caption_batch
+        calls = []
+
+        def held(images, settings, cancel=None):
+            calls.append(1)
+            if len(calls) == 2:
+                gate.wait(30)  # the test looks at the window meanwhile
+            return caption_batch(images, settings, cancel)
+
+        captioner.caption_batch = held
+        return captioner
+
+    window = make_window(captioner_factory=held_second_batch)
+    window.apply_settings(AppSettings(batch_size=2))
+    open_and_wait(qtbot, window, folder)
+    window.commands.caption_folder.trigger()
+    try:
+        qtbot.waitUntil(lambda: window.progress.bar.value() == 2, timeout=20_000)
+        assert len(list(folder.glob("*.txt"))) == 2
+        assert window.progress.label.text().startswith("Captioning 3–4 of 6")
+    finally:
+        gate.set()
+    wait_idle(qtbot, window)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Captioned 6 photos in ") and "images/s" in message

@@ -173,6 +173,18 @@ def test_captioning_marks_the_doubtful_captions_and_a_reopened_folder_keeps_the_
         second = photo_dir / names[1]
         assert index.lookup(second).confidence == sure[names[1]]
 
+    # Issue 22 item 9: saved, it is the user's own caption (sorted after the model's), but it
+    # stays where it is, in view, until the selection moves.
+    def row_of(path: Path) -> int:
+        return window.filter.mapFromSource(photos.index_of(path)).row()
+
+    assert photos.photo(first).caption == "my neighbour's garden"
+    assert row_of(first) == 0 and window.grid.currentIndex().row() == 0
+    assert window.panel.path == first
+    window.commands.next.trigger()
+    assert window.panel.path == second
+    assert row_of(first) == len(names) - 1, "let go, it takes its place among the user's own"
+
     # Reopened, the captions keep the marks the index knows of; the user's own has none.
     window.commands.reload.trigger()
     open_and_wait(qtbot, window, photo_dir)

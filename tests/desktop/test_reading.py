@@ -88,6 +88,27 @@ def test_progress_says_estimating_before_it_knows(qtbot):
     assert "images/s" not in progress.label.text()
 
 
+def test_a_batch_in_flight_shows_as_in_progress(qtbot):
+    """Issue 22 item 3: the bar sat at 0/100 while the first batches were at the model; now
+    what the model works on is named, and the bar counts what is saved."""
+    progress = BatchProgress()
+    qtbot.addWidget(progress)
+    progress.start(100)
+    progress.set_in_flight(32)
+    assert progress.label.text().startswith("Captioning 1–32 of 100")
+    assert progress.bar.value() == 0, "nothing saved yet"
+    progress.advance(32)
+    progress.set_in_flight(32)
+    assert progress.label.text().startswith("Captioning 33–64 of 100")
+    assert progress.bar.value() == 32
+    progress.advance(64)
+    progress.set_in_flight(4)
+    assert progress.label.text().startswith("Captioning 97–100 of 100")
+    progress.advance(4)
+    progress.set_in_flight(0)
+    assert progress.bar.value() == 100 and "–" not in progress.label.text()
+
+
 def test_the_model_loading_message_is_shown_only_while_it_loads(qtbot, window, photo_dir):
     open_and_wait(qtbot, window, photo_dir)
     window.commands.caption_folder.trigger()
