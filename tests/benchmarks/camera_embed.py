@@ -2,6 +2,10 @@
 
 python -m tests.benchmarks.camera_embed [--set camera|all] [--out runs/bench_camera_embed.json]
 
+Results: results_camera_embed.json (--set camera), results_camera_embed_all.json (--set all);
+the same with "_before" from the code before the segment-only writes, XMP salvage and
+header repair (60: 57 inside, 3 sidecars; 158: 127 inside, 28 sidecars).
+
 The photos are the public test images of exiftool (t/images) and Exiv2 (test/data), read
 straight from their git repositories (brought here with the ``fetch`` tool, or any clone:
 --exiftool-repo, --exiv2-repo); nothing is committed. ``--set camera`` is the 60 camera JPEGs
