@@ -35,6 +35,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.storage.files import display_name
 from desktop.photos import (
     CHECK_ROLE,
     PHOTO_ROLE,
@@ -165,7 +166,7 @@ class PhotoDelegate(QStyledItemDelegate):
             text = photo.text
             painter.setPen(palette.color(QPalette.ColorRole.Text))
         else:
-            text = photo.path.name
+            text = display_name(photo.path)
             font.setItalic(True)
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
         painter.setFont(font)

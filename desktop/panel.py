@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 
 from core.datatypes import CHECK_BELOW
 from core.storage import STORE_NAMES
+from core.storage.files import display_name, display_path
 from desktop.photos import (
     STORED_IN,
     Photo,
@@ -220,8 +221,8 @@ class CaptionPanel(QWidget):
         if photo.path != self._path:
             return
         self._photo = photo
-        self.title.setText(photo.path.name)
-        self.title.setToolTip(str(photo.path))
+        self.title.setText(display_name(photo.path))
+        self.title.setToolTip(display_path(photo.path))
         self.location.setText(where_stored(photo))
         self._show_conflict(photo)
         if self.text() != photo.text and (not photo.typed or self.text() == (photo.caption or "")):

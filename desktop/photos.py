@@ -24,6 +24,7 @@ from PySide6.QtGui import QImage, QPixmap
 
 from core.datatypes import CHECK_BELOW, Candidate
 from core.storage import STORE_NAMES, FileIdentity, StoredCaption, StoreKind
+from core.storage.files import display_name, display_path
 from desktop.settings import AppSettings, Settings
 from desktop.thumbnails import fit
 
@@ -198,11 +199,11 @@ class PhotoListModel(QAbstractListModel):
         if role == CHECK_ROLE:
             return self.check_note(photo)
         if role == Qt.ItemDataRole.DisplayRole:
-            return photo.text or photo.path.name
+            return photo.text or display_name(photo.path)
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnail(photo.path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [str(photo.path)]
+            lines = [display_path(photo.path)]
             if photo.text:
                 lines.append(photo.text)
             if note := confidence_note(photo, self._review_below):

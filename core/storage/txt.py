@@ -40,7 +40,8 @@ class TextSidecarStore:
 
     The file is "a.txt" for "a.jpg", or "a.jpg.txt" when another photo in the folder shares
     the stem (a.jpg and a.png). Reading looks at "a.jpg.txt" first, then "a.txt". The caption
-    is written without a trailing newline; reading strips surrounding whitespace and a BOM.
+    is written as one line ending in a newline (a text file, as editors, `cat` and `wc -l`
+    expect); reading strips surrounding whitespace, that newline and a BOM.
     """
 
     name: StoreKind = "txt"
@@ -87,7 +88,7 @@ class TextSidecarStore:
         return write_sidecar(
             photo,
             target,
-            text.encode("utf-8"),
+            (text + "\n").encode("utf-8"),
             store=self.name,
             photo_identity=photo_identity,
             sidecar_identity=sidecar_identity,

@@ -120,7 +120,7 @@ def test_first_run_captions_everything_then_only_new_or_changed(
     with LibraryIndex.open(index, readonly=True) as db:
         row = db.lookup(lib / "a" / "p00.jpg")
         assert row is not None and row.status == "done" and row.model == first.model
-        assert row.caption == (lib / "a" / "p00.txt").read_text(encoding="utf-8")
+        assert row.caption + "\n" == (lib / "a" / "p00.txt").read_text(encoding="utf-8")
         assert db.count("done") == 5
 
     second, rec = run(captioner, index, (lib,))
@@ -472,7 +472,7 @@ def test_a_sidecar_deleted_by_hand_is_noticed_before_skipping(
     index = tmp_path / "index.sqlite3"
     first, _ = run(captioner, index, (lib,))
     photo = lib / "a" / "p01.jpg"
-    caption = photo.with_suffix(".txt").read_text(encoding="utf-8")
+    caption = photo.with_suffix(".txt").read_text(encoding="utf-8").removesuffix("\n")
     assert search_library(caption, lib / "a", 10, index)
     photo.with_suffix(".txt").unlink()
     hits = search_library(caption, lib / "a", 10, index)
@@ -480,7 +480,7 @@ def test_a_sidecar_deleted_by_hand_is_noticed_before_skipping(
 
     second, rec = run(captioner, index, (lib,))
     assert rec.names(PhotoCaptioned) == ["p01.jpg"] and second.skipped == 4
-    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == caption
+    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == caption + "\n"
     with LibraryIndex.open(index, readonly=True) as db:
         row = db.lookup(photo)
         assert row is not None and row.status == "done" and row.caption == caption
@@ -498,7 +498,7 @@ def test_overwrite_into_another_store_updates_the_old_one(
     made = {e.path.name: e for e in rec.of(PhotoCaptioned)}
     new = made["p00.jpg"].caption
     assert make_store("xmp").read(folder / "p00.jpg") == new
-    assert (folder / "p00.txt").read_text(encoding="utf-8") == new, "no two stores disagree"
+    assert (folder / "p00.txt").read_text(encoding="utf-8") == new + "\n", "stores agree"
     assert "text sidecar was updated" in made["p00.jpg"].message
     assert not (folder / "p01.txt").exists(), "a store with no caption is not created"
 

@@ -118,7 +118,7 @@ def test_the_worker_skips_captioned_photos_it_is_given(qtbot, photo_dir, tiny_ch
     for path in paths[1:]:
         done = by_path[path]
         assert isinstance(done, PhotoCaptioned) and done.store == "txt"
-        assert path.with_suffix(".txt").read_text(encoding="utf-8") == done.caption
+        assert path.with_suffix(".txt").read_text(encoding="utf-8") == done.caption + "\n"
         assert done.identity == FileIdentity.of(path), "the photo as it is after the save"
     assert summaries[0].captioned == 2 and summaries[0].skipped == 1 and summaries[0].job_id == 7
 
@@ -349,7 +349,7 @@ def test_an_interrupted_folder_batch_resumes_where_it_stopped(
     for path in photos:
         photo = window.photos.photo(path)
         stored = path.with_suffix(".txt").read_text(encoding="utf-8")
-        assert photo.status is Status.SAVED and photo.caption == stored
+        assert photo.status is Status.SAVED and photo.caption + "\n" == stored
     message = window.statusBar().currentMessage()
     assert f"Captioned {len(photos) - len(first)} photos" in message
     assert f"{len(first)} skipped" in message
@@ -366,7 +366,7 @@ def test_review_before_saving_keeps_captions_as_suggestions(qtbot, window, photo
     assert window.session.saver.save_all() == 3
     wait_idle(qtbot, window)
     for photo in window.photos.photos():
-        assert photo.path.with_suffix(".txt").read_text(encoding="utf-8") == photo.caption
+        assert photo.path.with_suffix(".txt").read_text(encoding="utf-8") == photo.caption + "\n"
         assert photo.status is Status.SAVED
 
 
@@ -402,7 +402,7 @@ def test_the_writer_reports_each_save_and_refuses_after_closing(qtbot, photo_dir
     assert refused.args[0].exists and not refused.args[0].ok
     with qtbot.waitSignal(writer.written) as saved:
         writer.save(SaveRequest(photo=photo, caption="ours", store="txt", overwrite=True))
-    assert saved.args[0].ok and (photo_dir / "photo0.txt").read_text() == "ours"
+    assert saved.args[0].ok and (photo_dir / "photo0.txt").read_text() == "ours\n"
     assert saved.args[0].identity == FileIdentity.of(photo)
     writer.shutdown()
     with LibraryIndex.open(tmp_path / "index.sqlite3", readonly=True) as index:
@@ -411,7 +411,7 @@ def test_the_writer_reports_each_save_and_refuses_after_closing(qtbot, photo_dir
     later = writer.core.save(SaveRequest(photo=photo, caption="later", store="txt", overwrite=True))
     with pytest.raises(Exception, match="closing"):
         later.result()
-    assert (photo_dir / "photo0.txt").read_text() == "ours"
+    assert (photo_dir / "photo0.txt").read_text() == "ours\n"
 
 
 def test_a_second_run_over_a_big_folder_sends_its_skips_in_bunches(qtbot, make_window, tmp_path):

@@ -27,7 +27,7 @@ def test_edit_save_undo_and_redo(qtbot, window, photo_dir):
 
     qtbot.keyClick(window.panel.editor, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     wait_idle(qtbot, window)
-    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "a red ball on the grass"
+    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "a red ball on the grass\n"
     saved = window.photos.photo(photo)
     assert saved.caption == "a red ball on the grass" and not saved.unsaved
     assert saved.status is Status.SAVED
@@ -86,7 +86,7 @@ def test_save_and_next_keeps_each_photos_own_text(qtbot, window, photo_dir):
     window.commands.next.trigger()
     assert window.panel.text() == "second photo, not saved yet", "drafts survive moving around"
     wait_idle(qtbot, window)
-    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "first photo"
+    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "first photo\n"
     assert not (photo_dir / "photo1.txt").exists()
 
 
@@ -108,7 +108,7 @@ def test_unsaved_edits_are_never_lost_silently(qtbot, window, photo_dir, tmp_pat
     prompts.unsaved_answer = "save"
     assert window.open_folder(other)
     wait_idle(qtbot, window)
-    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "keep me"
+    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "keep me\n"
 
 
 def test_quitting_with_save_writes_before_closing(qtbot, window, photo_dir, prompts):
@@ -117,7 +117,7 @@ def test_quitting_with_save_writes_before_closing(qtbot, window, photo_dir, prom
     prompts.unsaved_answer = "save"
     window.close()
     assert not window.isVisible()
-    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "saved on the way out"
+    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "saved on the way out\n"
 
 
 def test_a_photo_changed_on_disk_is_not_overwritten(qtbot, window, photo_dir, prompts):

@@ -43,7 +43,7 @@ def test_a_save_goes_to_the_chosen_store_and_the_old_one_agrees(qtbot, window, p
     window.commands.save.trigger()
     wait_idle(qtbot, window)
     assert make_store("embed").read(photo) == "a red ball on the grass"
-    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == "a red ball on the grass"
+    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == "a red ball on the grass\n"
     saved = window.photos.photo(photo)
     assert saved.store == "embed" and saved.status is Status.SAVED
     assert not (photo_dir / "photo0.jpg.xmp").exists(), "no store is created besides the chosen"
@@ -78,7 +78,7 @@ def test_a_failed_save_shows_the_unsaved_caption_and_why(
     monkeypatch.setattr(writer_module, "save_caption", real_save)
     qtbot.keyClick(window.panel.editor, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     wait_idle(qtbot, window)
-    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == row.draft
+    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == row.draft + "\n"
     assert window.photos.photo(photo).status is Status.SAVED
     # Issue 22 items 11 and 12: saved, it is no longer a problem; with none left the empty
     # panel closes instead of taking a quarter of the window.

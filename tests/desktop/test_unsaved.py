@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import core.engine.writer as writer_module
 from core.errors import ReadOnlyError, StorageError
 from core.index import LibraryIndex
@@ -133,18 +135,22 @@ def test_a_discarded_or_reverted_caption_is_not_kept(
     assert not again.photos.unsaved()
 
 
-def test_photos_with_damaged_metadata_are_captioned_into_sidecars(qtbot, window, tmp_path):
+@pytest.mark.parametrize("store", ["xmp", "txt"])
+def test_photos_with_damaged_metadata_are_captioned_into_sidecars(qtbot, window, tmp_path, store):
     """Regression (issue 27, item 5): camera JPEGs whose maker notes exiv2 calls damaged were
     never captioned in the app, even with XMP or text sidecars chosen."""
     folder = damaged_folder(tmp_path)
-    window.apply_settings(window.settings.current.with_changes(store="xmp"))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    window.apply_settings(window.settings.current.with_changes(store=store))
     open_and_wait(qtbot, window, folder)
     assert not any(p.error for p in window.photos.photos()), "nothing to complain about"
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
+    assert len(list(window.photos.photos())) == 4
     for photo in window.photos.photos():
-        assert photo.status is Status.SAVED and photo.store == "xmp", photo.path.name
-        assert make_store("xmp").read(photo.path) == photo.caption
+        assert photo.status is Status.SAVED and photo.store == store, photo.path.name
+        assert make_store(store).read(photo.path) == photo.caption
+        assert photo.path.read_bytes() == before[photo.path.name], "the photo is not touched"
 
 
 def test_embedding_says_which_captions_went_beside_the_photos(qtbot, window, tmp_path):
