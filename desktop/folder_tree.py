@@ -219,14 +219,18 @@ class PlacesList(QListWidget):
             item.setToolTip(str(path))
         rows = sum(self.sizeHintForRow(row) for row in range(self.count()))
         self.setFixedHeight(rows + 2 * self.frameWidth() + 4)
+        self.folder: Path | None = None  # the open folder
         self.itemClicked.connect(self._clicked)
 
     def path_at(self, row: int) -> Path:
         return self.item(row).data(Qt.ItemDataRole.UserRole)
 
-    def show_folder(self, folder: Path) -> None:
+    def show_folder(self, folder: Path | None) -> None:
         """Select the place ``folder`` is in, or none."""
+        self.folder = folder
         for row in range(self.count()):
+            if folder is None:
+                break
             if is_within(folder, self.path_at(row)):
                 self.setCurrentRow(row)
                 return
@@ -235,4 +239,6 @@ class PlacesList(QListWidget):
 
     @Slot(QListWidgetItem)
     def _clicked(self, item: QListWidgetItem) -> None:
+        # Selected once it is open (show_folder), not before: the user may stay where they are.
+        self.show_folder(self.folder)
         self.place_requested.emit(item.data(Qt.ItemDataRole.UserRole))

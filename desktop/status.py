@@ -7,7 +7,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QSize, Qt, QTimer, Signal
+from PySide6.QtGui import QPainter, QPaintEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
@@ -219,6 +220,27 @@ def format_duration(seconds: float) -> str:
     return f"{hours} h {minutes:02d} min"
 
 
+class ElidedLabel(QLabel):
+    """One line of text that gives way on a narrow window: cut at the end with "…" (the whole
+    text in its tooltip) instead of pushing its neighbours, or being clipped at the start."""
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(
+            self.fontMetrics().horizontalAdvance("Captioning…"), super().minimumSizeHint().height()
+        )
+
+    def setText(self, text: str) -> None:
+        super().setText(text)
+        self.setToolTip(text)
+
+    def paintEvent(self, event: QPaintEvent) -> None:
+        painter = QPainter(self)
+        shown = self.fontMetrics().elidedText(
+            self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width()
+        )
+        painter.drawText(self.contentsRect(), int(self.alignment()), shown)
+
+
 class BatchProgress(QWidget):
     """done/total, images/s and time left, with the Cancel button that becomes "Cancelling…"."""
 
@@ -228,10 +250,11 @@ class BatchProgress(QWidget):
         super().__init__(parent)
         self.bar = QProgressBar(self)
         self.bar.setObjectName("batchProgress")
-        self.bar.setMinimumWidth(220)
+        self.bar.setMinimumWidth(130)  # "120 / 3000" fits; at 800 pixels the label needs the room
         self.bar.setFormat("%v / %m")
-        self.label = QLabel(self)
+        self.label = ElidedLabel(self)
         self.label.setObjectName("batchRate")
+        self.label.setAlignment(Qt.AlignmentFlag.AlignVCenter | Qt.AlignmentFlag.AlignRight)
         self.cancel_button = QPushButton("Cancel", self)
         self.cancel_button.setToolTip("Stop captioning (Esc); captions already saved stay")
         self.cancel_button.clicked.connect(self._cancel_clicked)

@@ -309,7 +309,7 @@ def test_the_sample_photos_are_a_named_place_and_app_folders_are_not_browsed(
     monkeypatch.setenv("HOME", str(home))
     window = make_window(data_dir=app_dir)
     assert window.places.count() == 1 and window.places.item(0).text() == "Sample photos"
-    window.places.place_requested.emit(window.places.path_at(0))  # as a click does
+    window.places.itemClicked.emit(window.places.item(0))  # as a click does
     samples = app_dir / "Sample photos"
     qtbot.waitUntil(lambda: window.session.folder == samples and window.photos.rowCount() > 0)
     assert window.places.currentRow() == 0, "the place is shown as the open folder"
@@ -326,3 +326,15 @@ def test_the_sample_photos_are_a_named_place_and_app_folders_are_not_browsed(
     qtbot.waitUntil(lambda: window.session.folder == home / "Pictures" / "2024")
     assert window.places.currentRow() == -1
     assert window.tree.path_of(window.tree.currentIndex()) == home / "Pictures" / "2024"
+
+
+def test_staying_in_the_folder_leaves_the_sample_photos_place_unselected(
+    qtbot, window, photo_dir, prompts
+):
+    open_and_wait(qtbot, window, photo_dir)
+    window.session.saver.set_draft(photo_dir / "photo0.jpg", "not saved yet")
+    prompts.unsaved_answer = "cancel"
+    window.places.itemClicked.emit(window.places.item(0))
+    qtbot.waitUntil(lambda: bool(prompts.asked_unsaved))
+    assert window.session.folder == photo_dir
+    assert window.places.currentRow() == -1, "the place is selected only once it is open"

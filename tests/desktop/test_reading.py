@@ -109,6 +109,20 @@ def test_a_batch_in_flight_shows_as_in_progress(qtbot):
     assert progress.bar.value() == 100 and "–" not in progress.label.text()
 
 
+def test_on_a_narrow_window_the_progress_text_gives_way_cut_at_its_end(qtbot):
+    """Seen at 800x600: "Captioning 1–12 of 12, estimating the time left" pushed against the
+    bar and was clipped at its start; now it may shrink, cut with "…" at its end, whole in
+    its tooltip."""
+    progress = BatchProgress()
+    qtbot.addWidget(progress)
+    progress.start(12)
+    progress.set_in_flight(12)
+    label = progress.label
+    whole = label.fontMetrics().horizontalAdvance(label.text())
+    assert label.minimumSizeHint().width() < whole / 2
+    assert label.toolTip() == label.text() and label.text().startswith("Captioning 1–12 of 12")
+
+
 def test_the_model_loading_message_is_shown_only_while_it_loads(qtbot, window, photo_dir):
     open_and_wait(qtbot, window, photo_dir)
     window.commands.caption_folder.trigger()
