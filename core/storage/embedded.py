@@ -13,7 +13,7 @@ from core.errors import CorruptMetadataError, StorageError, UnsupportedFormatErr
 from core.isolation import runs_in_reader
 from core.library import IMAGE_EXTENSIONS
 from core.storage.base import StoreKind, WriteResult, XmpName, check_overwrite, clean_caption
-from core.storage.exif_in_place import with_description
+from core.storage.exif_in_place import offset_in_exif, with_description
 from core.storage.files import (
     FileIdentity,
     atomic_write,
@@ -51,6 +51,7 @@ from core.storage.metadata import (
     preview_digests,
     set_iptc_caption,
     set_xmp_caption,
+    undecoded_maker_note,
     xmp_caption,
 )
 from core.storage.photoshop import iptc_digest_state, with_current_iptc_digest
@@ -305,6 +306,7 @@ class EmbeddedStore:
         are as they were."""
         before = metadata_snapshot(image, _CAPTION_KEYS)
         previews = sorted(preview_digests(image))
+        maker_note = undecoded_maker_note(image) if kind == "jpeg" else None
         # exiv2 changes the image it writes: write a copy, so that the caller's stays as the
         # photo is for the way tried next (it once saw the new caption in EXIF, as if there).
         with exiv2_calls() as own:
@@ -342,6 +344,11 @@ class EmbeddedStore:
                     problem = "the caption did not read back the same"
                 elif (changed := _changed_keys(before, after)) != []:
                     problem = f"exiv2 would have changed {', '.join(changed[:3])}"
+                elif maker_note and offset_in_exif(new_data, maker_note) != offset_in_exif(
+                    data, maker_note
+                ):
+                    # Offsets inside it (FLIR's, for one) would then point to the wrong bytes.
+                    problem = "exiv2 would have moved a maker note it cannot read"
                 elif sorted(preview_digests(after)) != previews:
                     problem = "a preview image inside the photo would have changed"
                 elif image_data_digest(new_data, kind) != pixels_before:

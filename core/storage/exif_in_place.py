@@ -54,3 +54,13 @@ def with_description(data: bytes, text: str) -> tuple[bytes, bool]:
         at = base + where
         return data[:at] + new + data[at + size :], fits
     raise SegmentError("EXIF has no ImageDescription")
+
+
+def offset_in_exif(data: bytes, blob: bytes) -> int:
+    """Where ``blob`` (a maker note) lies from the JPEG's TIFF header; -1 when not found."""
+    found = app_segments(data, 0xE1, EXIF_SIGNATURE)
+    if len(found) != 1:
+        return -1
+    return data.find(blob, found[0].start + 4 + len(EXIF_SIGNATURE), found[0].end) - (
+        found[0].start + 4 + len(EXIF_SIGNATURE)
+    )

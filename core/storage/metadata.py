@@ -348,6 +348,18 @@ def preview_digests(image: exiv2.Image) -> list[str]:
     return digests
 
 
+def undecoded_maker_note(image: exiv2.Image) -> bytes | None:
+    """The raw maker note when exiv2 does not decode it (a maker it does not know, as FLIR's):
+    offsets inside it, if any, are beyond exiv2, so it must not move in the file."""
+    exif = image.exifData()
+    key = "Exif.Photo.MakerNote"
+    if key not in exif or "Exif.MakerNote.Offset" in exif:
+        return None
+    value = exif[key].getValue()
+    with value.data() as view:
+        return bytes(view)
+
+
 def encode_xmp_packet(path: Path, xmp: exiv2.XmpData) -> bytes:
     """Serialise XMP as the packet inside a photo (wrapper and padding, as exiv2 writes it)."""
     flags = exiv2.XmpParser.XmpFormatFlags

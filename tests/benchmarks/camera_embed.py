@@ -124,7 +124,7 @@ CAPTION_TAGS = {
     "XMP-x:XMPToolkit",
     "Photoshop:IPTCDigest",
 }
-LAYOUT = ("ThumbnailOffset", "PreviewImageStart", "StripOffsets")
+LAYOUT = ("ThumbnailOffset", "PreviewImageStart", "StripOffsets", "MPImageStart")
 
 
 def exiftool_tags(exiftool: str, photo: Path) -> dict:
