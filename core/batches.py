@@ -116,11 +116,11 @@ class Batches(Generic[T]):
                 images.append(future.result())
                 items.append(item)
             except PhotoScribeError as error:
-                done.append((item, CaptionResult(path, error=str(error))))
+                done.append((item, CaptionResult(path=path, error=str(error))))
             except Exception as error:  # noqa: BLE001 - one bad file never stops a batch
                 log.exception("unexpected error decoding %s", path)
                 done.append(
-                    (item, CaptionResult(path, error=f"{path}: unexpected error ({error})"))
+                    (item, CaptionResult(path=path, error=f"{path}: unexpected error ({error})"))
                 )
         if self.cancel.is_set():
             return None
@@ -128,16 +128,20 @@ class Batches(Generic[T]):
             return done
         batch, failed = self._stack(images, self._device)
         for i, error in failed:  # read, but no decoder could make a picture of it
-            done.append((items[i], CaptionResult(items[i].path, error=str(error))))
+            done.append((items[i], CaptionResult(path=items[i].path, error=str(error))))
         dropped = {i for i, _ in failed}
         items = [item for i, item in enumerate(items) if i not in dropped]
         if not items:
             return done
         captioned = self.caption(batch, self.settings, threading.Event())  # never set: finish
         for item, (found, confidence) in zip(items, captioned, strict=True):
-            best = found[0] if found else Candidate("", -math.inf)
+            best = found[0] if found else Candidate(caption="", score=-math.inf)
             result = CaptionResult(
-                item.path, best.caption, best.score, found, confidence=confidence
+                path=item.path,
+                caption=best.caption,
+                score=best.score,
+                candidates=found,
+                confidence=confidence,
             )
             done.append((item, result))
         return done

@@ -27,7 +27,7 @@ EXTRA_PREFIXES = ("consensus.",)
 """Tensor name prefixes of a model file that are data beside the network, not its weights."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Checkpoint:
     """Everything a checkpoint file holds, loaded without unpickling anything."""
 
@@ -161,4 +161,6 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
             path, f"the weights could not be read, the file may be truncated ({exc})"
         ) from exc
     extra = {k: state.pop(k) for k in [k for k in state if k.startswith(EXTRA_PREFIXES)]}
-    return Checkpoint(config, vocab, state, provenance, path, extra)
+    return Checkpoint(
+        config=config, vocab=vocab, state_dict=state, provenance=provenance, path=path, extra=extra
+    )

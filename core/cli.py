@@ -260,9 +260,10 @@ def summary_text(summary: RunSummary, overwrite: bool, min_confidence: float | N
 def run_caption(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
+    from core.datatypes import CaptionSettings
     from core.engine import LibraryEngine, LibraryJob
     from core.errors import LibraryIndexError, PhotoScribeError
-    from core.inference import Captioner, CaptionSettings
+    from core.inference import Captioner
     from core.storage.files import atomic_write
 
     out = out or sys.stdout

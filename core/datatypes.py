@@ -79,7 +79,7 @@ class CaptionSettings:
             raise ValueError("batch size must be at least 1")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Candidate:
     caption: str
     score: float  # length-normalised log-probability (0 is certain)
@@ -101,7 +101,7 @@ class Candidate:
     neighbour_similarity: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CaptionResult:
     """One photo's outcome: a caption with alternatives, or an error message naming the file."""
 

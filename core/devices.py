@@ -13,7 +13,6 @@ from core.datatypes import DEVICE_CHOICES, Precision
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "DEVICE_CHOICES",  # defined in core.datatypes (no torch), re-exported here
     "autocast",
     "available_devices",
     "cpu_supports_bf16",

@@ -8,6 +8,7 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -24,6 +25,10 @@ log = logging.getLogger(__name__)
 
 HF_METADATA_NAME = "metadata.jsonl"
 """The file name Hugging Face ImageFolder looks for in the dataset folder."""
+
+# A file name that is not valid UTF-8 reaches Python as os.fsdecode gives it: each byte that
+# is not UTF-8 becomes a lone surrogate U+DC80..U+DCFF (PEP 383, "surrogateescape").
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def export_captions(
@@ -54,9 +59,16 @@ def export_captions(
 
     ``out`` is a path, written atomically as UTF-8, or an open text stream (open files with
     ``newline=""`` so CSV line ends stay CRLF). ``stores`` defaults to all_stores(). Photos
-    without a caption are left out; one that cannot be read, or whose name is not valid UTF-8,
-    is logged and skipped. Raises ValueError for an unknown ``fmt`` or ``bom`` outside CSV,
-    and StorageError when ``folder`` is missing or ``out`` cannot be written.
+    without a caption are left out; one that cannot be read is logged and skipped.
+
+    A file name that is not valid UTF-8 (a Latin-1 name from an old camera or archive) is
+    exported as the file system has it: in CSV as its own bytes (read the file with Python's
+    ``errors="surrogateescape"`` to get a name ``open()`` accepts); in JSON, JSON Lines and
+    metadata.jsonl each byte that is not UTF-8 is the escape ``\\udcXX`` (XX the byte), which
+    keeps the file valid UTF-8 and which ``json.loads`` turns into the name Python's
+    ``open()`` and ``os.fsencode`` take (b"caf\\xe9.jpg" is "caf\\udce9.jpg"). Raises ValueError
+    for an unknown ``fmt`` or ``bom`` outside CSV, and StorageError when ``folder`` is missing
+    or ``out`` cannot be written.
     """
     if fmt not in EXPORT_FORMATS:
         raise ValueError(
@@ -72,10 +84,9 @@ def export_captions(
         text = "\ufeff" + text
     if isinstance(out, Path):
         ensure_writable(out)
-        atomic_write(out, text.encode("utf-8"))
+        atomic_write(out, text.encode("utf-8", "surrogateescape"))
     else:
-        out.write(text)
-        out.flush()
+        _write_stream(out, text)
     log.info("Exported %d captions from %s as %s", len(records), folder, fmt)
     return len(records)
 
@@ -122,11 +133,6 @@ def _records(folder: Path, recursive: bool, stores: list[CaptionStore]) -> Itera
     for photo in find_photos(folder, recursive):
         relative = photo.relative_to(folder).as_posix()
         try:
-            relative.encode("utf-8")
-        except UnicodeEncodeError:
-            log.warning("Skipping %r: its name is not valid UTF-8, so no export can name it", photo)
-            continue
-        try:
             found = read_caption_any(photo, stores)
         except StorageError as error:
             log.warning("Skipping %s: %s", photo, error)
@@ -167,8 +173,28 @@ def _render(records: list[_Record], fmt: ExportFormat) -> str:
             for r in records
         ]
     if fmt == "json":
-        return json.dumps(rows, ensure_ascii=False, indent=2) + "\n"
-    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows)
+        return _json(rows, indent=2) + "\n"
+    return "".join(_json(row) + "\n" for row in rows)
+
+
+def _json(value: object, indent: int | None = None) -> str:
+    """JSON text, UTF-8 as it is, with each byte of a file name that is not UTF-8 (a lone
+    surrogate, which no UTF-8 file can hold) as its escape \\udcXX: still valid JSON."""
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def _write_stream(out: TextIO, text: str) -> None:
+    """Write to an open stream; a CSV naming a file whose name is not UTF-8 goes to a byte
+    stream underneath (stdout) with that name's own bytes, as it does into a file."""
+    buffer = getattr(out, "buffer", None)
+    if buffer is not None and _SURROGATE.search(text):
+        out.flush()
+        buffer.write(text.encode(getattr(out, "encoding", None) or "utf-8", "surrogateescape"))
+        buffer.flush()
+    else:
+        out.write(text)
+    out.flush()
 
 
 def _rounded(confidence: float | None) -> float | None:

@@ -73,7 +73,7 @@ def default_index_path() -> Path:
     return platformdirs.user_data_path("PhotoScribe", appauthor=False) / INDEX_FILE_NAME
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class IndexEntry:
     """One photo's row in the index; ``path`` is the photo's resolved absolute path."""
 
@@ -94,7 +94,7 @@ class IndexEntry:
         return self.size == size and self.mtime_ns == mtime_ns
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class UnsavedCaption:
     """A caption that could not be saved (refused, read-only, disk full), kept in the index
     until it is saved somewhere or the user discards it: it exists nowhere else."""
@@ -109,7 +109,7 @@ class UnsavedCaption:
     updated: float = 0.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SearchHit:
     """A photo whose caption matches a search, best matches first."""
 
@@ -470,7 +470,14 @@ class LibraryIndex:
             assert path is not None
             if str(path) not in skip:
                 hits.append(
-                    SearchHit(path, caption, store, float(rank), _path(store_path), confidence)
+                    SearchHit(
+                        path=path,
+                        caption=caption,
+                        store=store,
+                        rank=float(rank),
+                        store_path=_path(store_path),
+                        confidence=confidence,
+                    )
                 )
         return hits[:limit]
 
@@ -487,7 +494,14 @@ class LibraryIndex:
             (*args, low, high, limit),
         )
         return [
-            SearchHit(Path(os.fsdecode(k)), c, s, float(i), _path(sp), conf)
+            SearchHit(
+                path=Path(os.fsdecode(k)),
+                caption=c,
+                store=s,
+                rank=float(i),
+                store_path=_path(sp),
+                confidence=conf,
+            )
             for i, (k, c, s, sp, conf) in enumerate(cursor.fetchall())
         ]
 
@@ -581,7 +595,17 @@ def _entry(row: tuple) -> IndexEntry:
     path = _path(key)
     assert path is not None
     return IndexEntry(
-        path, size, mtime_ns, status, caption, store, _path(store_path), model, error, updated, conf
+        path=path,
+        size=size,
+        mtime_ns=mtime_ns,
+        status=status,
+        caption=caption,
+        store=store,
+        store_path=_path(store_path),
+        model=model,
+        error=error,
+        updated=updated,
+        confidence=conf,
     )
 
 
@@ -589,7 +613,16 @@ def _unsaved(row: tuple) -> UnsavedCaption:
     key, caption, typed, store, error, model, confidence, updated = row
     path = _path(key)
     assert path is not None
-    return UnsavedCaption(path, caption, bool(typed), store, error, model, confidence, updated)
+    return UnsavedCaption(
+        path=path,
+        caption=caption,
+        typed=bool(typed),
+        store=store,
+        error=error,
+        model=model,
+        confidence=confidence,
+        updated=updated,
+    )
 
 
 def _like_escape(text: str) -> str:

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import logging
-import math
 import threading
 import time
 from collections.abc import Iterable, Iterator
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 
 from core.batches import Batches, Captioned
+from core.beam import beam_search
 from core.checkpoint import Checkpoint, load_checkpoint
 from core.confidence import UNCALIBRATED, Calibration
 from core.consensus import PREFIX as CONSENSUS_PREFIX
 from core.consensus import Consensus, settings_from_provenance
 from core.datatypes import (
-    DEFAULT_WEIGHTS,
-    WEIGHTS_DIR,
     Candidate,
     CaptionResult,
     CaptionSettings,
@@ -29,179 +27,16 @@ from core.datatypes import (
     default_weights_path,
 )
 from core.devices import describe_device, encoder_dtype, pick_device
-from core.errors import Cancelled, NoModelError
+from core.errors import NoModelError
 from core.images import normalize_batch
-from core.model import CaptionModel, DecoderCache, fold_batch_norms
-from core.vocab import Vocab
+from core.model import fold_batch_norms
 
 log = logging.getLogger(__name__)
-
-# The plain values moved to core.datatypes (no torch, so the app can use them at start-up); they
-# are re-exported here so that `from core.inference import CaptionSettings` keeps working.
-__all__ = [
-    "DEFAULT_WEIGHTS",
-    "WEIGHTS_DIR",
-    "Candidate",
-    "CaptionResult",
-    "CaptionSettings",
-    "Captioner",
-    "beam_search",
-    "default_weights_path",
-    "warm_up",
-]
 
 
 # The convolutional encoder is fastest per photo in small batches on a CPU (cache-sized), beam
 # search in large ones: each step is a few small matrix products, cheaper per row when tall.
 ENCODER_BATCH = 8
-
-
-@dataclass
-class _Hyp:
-    tokens: list[int] = field(default_factory=list)
-    logp: float = 0.0
-    min_logp: float = 0.0  # of the least likely token so far
-    max_entropy: float = 0.0  # of the next-token distribution, over the steps so far
-
-
-@torch.inference_mode()
-def beam_search(
-    model: CaptionModel,
-    vocab: Vocab,
-    memory: torch.Tensor,
-    settings: CaptionSettings = CaptionSettings(),
-    cancel: threading.Event | None = None,
-    style: str | None = None,
-) -> list[list[Candidate]]:
-    """Length-normalised beam search with a key/value cache; beam 1 is greedy decoding.
-
-    style: the caption style token put after <start> (None: the model's own default).
-    """
-    device = memory.device
-    k = settings.beam_size
-    prefix = vocab.prefix(model.cfg.style if style is None else style)
-    max_steps = min(settings.max_tokens, model.cfg.max_len) - len(prefix)
-    B = memory.shape[0]
-    cache: DecoderCache = model.start_cache(memory)  # one memory row serves a photo's k beams
-    for t in prefix[:-1]:  # forced tokens: only the cache matters
-        _, cache = model.step(torch.full((B * k,), t, dtype=torch.long, device=device), cache)
-    beams: list[list[_Hyp]] = [[_Hyp()] for _ in range(B)]  # live hypotheses per image
-    finished: list[list[tuple[float, _Hyp]]] = [[] for _ in range(B)]
-    active = list(range(B))  # images still decoding; cache rows are active x k
-    token = torch.full((B * k,), prefix[-1], dtype=torch.long, device=device)
-    alpha = settings.length_penalty
-    banned_t = torch.tensor(vocab.not_words, dtype=torch.long, device=device)
-    for step in range(max_steps):
-        if cancel is not None and cancel.is_set():
-            raise Cancelled
-        logp, cache = model.step(token, cache)  # (A*k, V)
-        entropy = (-(logp.exp() * logp).nansum(1)).tolist()  # 0 * -inf counts 0
-        logp.index_fill_(1, banned_t, -math.inf)
-        if step == max_steps - 1:  # out of room: only <end> may follow
-            end_only = torch.full_like(logp, -math.inf)
-            end_only[:, vocab.end_id] = logp[:, vocab.end_id]
-            logp = end_only
-        V = logp.shape[1]
-        live = torch.tensor(
-            [[h.logp for h in beams[img]] + [-math.inf] * (k - len(beams[img])) for img in active],
-            device=logp.device,
-        )  # (A, k) running log-probabilities
-        total = (live.unsqueeze(-1) + logp.view(len(active), k, V)).view(len(active), k * V)
-        top_scores, top_idx = total.topk(min(2 * k, k * V), dim=1)  # (A, 2k)
-        top_scores, top_idx = top_scores.tolist(), top_idx.tolist()
-        next_rows: list[int] = []
-        next_tokens: list[int] = []
-        still_active = []
-        for row, img in enumerate(active):
-            new_beams: list[_Hyp] = []
-            for score, idx in zip(top_scores[row], top_idx[row], strict=True):
-                if score == -math.inf:
-                    break
-                j, tok = divmod(idx, V)
-                parent = beams[img][j]
-                hyp = _Hyp(
-                    parent.tokens + [tok],
-                    score,
-                    min(parent.min_logp, score - parent.logp),
-                    max(parent.max_entropy, entropy[row * k + j]),
-                )
-                if tok == vocab.end_id:
-                    finished[img].append((score / (len(hyp.tokens) ** alpha), hyp))
-                else:
-                    new_beams.append(hyp)
-                    next_rows.append(row * k + j)
-                    next_tokens.append(tok)
-                if len(new_beams) == k or len(finished[img]) >= k:
-                    break
-            if len(finished[img]) >= k or not new_beams:
-                # Done: drop the rows this image had queued for the next step.
-                n_queued = len(new_beams)
-                if n_queued:
-                    del next_rows[-n_queued:]
-                    del next_tokens[-n_queued:]
-                continue
-            while len(new_beams) < k:  # pad to k rows with dead beams (score -inf)
-                new_beams.append(_Hyp(new_beams[0].tokens, -math.inf, -math.inf))
-                next_rows.append(row * k)
-                next_tokens.append(vocab.pad_id)
-            beams[img] = new_beams
-            still_active.append(img)
-        if not still_active:
-            break
-        photos = None
-        if len(still_active) < len(active):  # finished photos leave the memory too
-            keep = set(still_active)
-            rows = [i for i, img in enumerate(active) if img in keep]
-            photos = torch.tensor(rows, dtype=torch.long, device=device)
-        active = still_active
-        index = torch.tensor(next_rows, dtype=torch.long, device=device)
-        cache = cache.reorder(index, photos)
-        token = torch.tensor(next_tokens, dtype=torch.long, device=device)
-    results = []
-    for img in range(B):
-        ranked = sorted(finished[img], key=lambda t: -t[0])
-        seen: set[str] = set()
-        cands = []
-        for score, hyp in ranked:
-            text = vocab.decode(hyp.tokens)
-            if text and text not in seen:
-                seen.add(text)
-                cands.append(
-                    Candidate(text, float(score), float(hyp.min_logp), max_entropy=hyp.max_entropy)
-                )
-        results.append(cands[: max(1, min(settings.n_candidates, k))])
-    return with_blank_scores(model, vocab, results, prefix)
-
-
-def with_blank_scores(
-    model: CaptionModel, vocab: Vocab, results: list[list[Candidate]], prefix: list[int]
-) -> list[list[Candidate]]:
-    """Each candidate's mean log-probability per word (and <end>) given a blank image: one
-    teacher-forced pass over all candidates, so the confidence can tell a caption that fits this
-    photo from one the model would write for any photo."""
-    flat = [c for cands in results for c in cands]
-    if not flat:
-        return results
-    device = next(model.parameters()).device
-    seqs = [prefix + [vocab.stoi[w] for w in c.caption.split()] + [vocab.end_id] for c in flat]
-    T = max(len(q) for q in seqs)
-    tokens = torch.full((len(seqs), T), vocab.pad_id, dtype=torch.long, device=device)
-    for i, q in enumerate(seqs):
-        tokens[i, : len(q)] = torch.tensor(q, device=device)
-    blank = model.encode_features(
-        torch.zeros(1, model.cfg.n_image_tokens, model.cfg.feature_dim, device=device)
-    )  # (1, 49, C)
-    logits = model.decode(
-        tokens[:, :-1], blank, photo_index=torch.zeros(len(seqs), dtype=torch.long, device=device)
-    )
-    logp = torch.log_softmax(logits.float(), dim=-1).gather(2, tokens[:, 1:, None])[
-        ..., 0
-    ]  # (N, T-1)
-    mask = tokens[:, 1:] != vocab.pad_id
-    mask[:, : len(prefix) - 1] = False  # forced style token: not the caption's own
-    scores = ((logp * mask).sum(1) / mask.sum(1)).tolist()
-    it = iter(scores)
-    return [[replace(c, blank_score=float(next(it))) for c in cands] for cands in results]
 
 
 def load_calibration(checkpoint: Checkpoint) -> Calibration:

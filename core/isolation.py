@@ -129,6 +129,9 @@ class _Reader:
             return
         for line in text.splitlines():
             if line.strip():
+                # The reader's own relay of exiv2 (core.storage.metadata) names this logger
+                # already: once per line is enough.
+                line = line.removeprefix(f"{libraries_log.name}: ")
                 libraries_log.info("%s: %s", path or "reader", line.rstrip())
 
     def stop(self) -> int | None:

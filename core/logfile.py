@@ -37,7 +37,11 @@ def log_to_file() -> Path | None:
     try:
         file.parent.mkdir(parents=True, exist_ok=True)
         handler = logging.handlers.RotatingFileHandler(
-            file, maxBytes=2_000_000, backupCount=2, encoding="utf-8"
+            file,
+            maxBytes=2_000_000,
+            backupCount=2,
+            encoding="utf-8",
+            errors="backslashreplace",  # a file name that is not UTF-8 is logged, not an error
         )
     except OSError as error:
         logging.getLogger(__name__).info("No log file in %s: %s", file.parent, error)

@@ -12,7 +12,7 @@ from torch import nn
 FEATURE_GRID = 7  # efficientnet_b0.features gives a 7x7 map at 224x224
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class ModelConfig:
     vocab_size: int = 4000  # words incl. <pad>, <start>, <end>, <unk>
     d_model: int = 512  # width of every Transformer layer

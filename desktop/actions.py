@@ -1,18 +1,23 @@
-"""The app's commands (text, shortcut, icon, tip), declared in one place; menus and toolbar."""
+"""The app's commands (text, shortcut, icon, tip), declared in one place; menus and toolbar;
+which commands can be used now."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from PySide6.QtCore import QSize, Qt
-from PySide6.QtGui import QAction, QIcon, QKeySequence
+from PySide6.QtCore import QObject, QSize, Qt, Slot
+from PySide6.QtGui import QAction, QIcon, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import QMenuBar, QSizePolicy, QStyle, QToolBar, QWidget
+
+from desktop.editor import Editor
+from desktop.session import FolderSession
+from desktop.settings import AppSettings
 
 Key = QKeySequence.StandardKey
 Icon = QStyle.StandardPixmap
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Commands:
     """Every QAction of the main window; the window connects them to what they do."""
 
@@ -132,8 +137,26 @@ def build_menus(bar: QMenuBar, c: Commands, problems: QAction) -> None:
     _add(help_menu, c.about)
 
 
+NARROW_BELOW = 1000  # a toolbar narrower than this shows icons only (names in the tooltips)
+
+
+class MainToolbar(QToolBar):
+    """The commands' names beside their icons when there is room; icons only on a narrow
+    window, so that the search box keeps its room (at 800 pixels it was cut to "Sear...")."""
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        style = (
+            Qt.ToolButtonStyle.ToolButtonIconOnly
+            if event.size().width() < NARROW_BELOW
+            else Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+        )
+        if style != self.toolButtonStyle():
+            self.setToolButtonStyle(style)
+        super().resizeEvent(event)
+
+
 def build_toolbar(window: QWidget, c: Commands, search: QWidget) -> QToolBar:
-    toolbar = QToolBar("Main", window)
+    toolbar = MainToolbar("Main", window)
     toolbar.setObjectName("mainToolbar")
     toolbar.setIconSize(QSize(20, 20))
     toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextBesideIcon)
@@ -154,3 +177,56 @@ def _add(target: QWidget, *actions: QAction | None) -> None:
             target.addSeparator()  # type: ignore[attr-defined]
         else:
             target.addAction(action)
+
+
+def show_settings(c: Commands, settings: AppSettings) -> None:
+    """Tick the menu's settings (Include Subfolders, Re-caption) as ``settings`` say, without
+    sending their ``toggled`` again."""
+    for action, value in ((c.recursive, settings.recursive), (c.recaption, settings.recaption)):
+        action.blockSignals(True)
+        action.setChecked(value)
+        action.blockSignals(False)
+
+
+class CommandStates(QObject):
+    """Enables each command when it can do something, following the session, its batches and
+    the editor (what is selected, what is unsaved)."""
+
+    def __init__(
+        self, commands: Commands, session: FolderSession, editor: Editor, parent: QObject
+    ) -> None:
+        super().__init__(parent)
+        self.commands = commands
+        self.session = session
+        self.editor = editor
+        batches = session.batches
+        for signal in (
+            editor.changed,
+            session.opened,
+            session.listed,
+            session.photos.modelReset,
+            batches.batch_started,
+            batches.batch_cancelled,
+            batches.batch_finished,
+        ):
+            signal.connect(self.update)
+        commands.undo.setEnabled(False)
+        commands.redo.setEnabled(False)
+        editor.panel.editor.undoAvailable.connect(commands.undo.setEnabled)
+        editor.panel.editor.redoAvailable.connect(commands.redo.setEnabled)
+        self.update()
+
+    @Slot()
+    def update(self, *_args: object) -> None:
+        c = self.commands
+        has_folder = self.session.folder is not None
+        busy = self.session.captioning.busy
+        photo = self.editor.current_photo()
+        has_selection = self.editor.grid.selectionModel().hasSelection()
+        c.caption_selected.setEnabled(has_folder and not busy and has_selection)
+        c.caption_folder.setEnabled(has_folder and not busy and self.session.photos.rowCount() > 0)
+        c.cancel.setEnabled(busy)
+        c.export.setEnabled(has_folder)
+        c.reload.setEnabled(has_folder)
+        c.save.setEnabled(photo is not None and photo.unsaved)
+        c.revert.setEnabled(photo is not None and photo.draft is not None)

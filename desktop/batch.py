@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections import deque
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from desktop.captioning import CaptionService, JobEvents, JobSummary, ModelChoic
 from desktop.environment import AppEnvironment, chosen_weights
 from desktop.photos import PhotoListModel
 from desktop.saving import KEPT_NOTE, Refused, Saver
-from desktop.settings import AppSettings
+from desktop.settings import Settings
 from desktop.status import split_error
 
 log = logging.getLogger(__name__)
@@ -34,13 +33,20 @@ EVENTS_PER_TICK = 1000  # engine events handled per turn of the event loop, so i
 
 
 class BatchRunner(QObject):
-    """Starts batches on the inference thread and applies their events to the rows."""
+    """Starts batches on the inference thread and applies their events to the rows.
+
+    The commands Caption Selected, Caption Folder and Cancel come here; its signals tell the
+    status bar, the commands and the window how the batch goes.
+    """
 
     problem_found = Signal(object, str)  # path, message: for the Problems panel
+    problem_solved = Signal(object)  # path: captioned and saved, no longer a problem
     message_posted = Signal(str, int)  # status-bar text, how long to show it (ms)
     batch_started = Signal(int)  # photos the batch covers
     photos_finished = Signal(int, int)  # more photos of the batch done: captioned/failed, skipped
     batch_total_changed = Signal(int)  # the engine counted the photos the batch covers
+    in_flight_changed = Signal(int)  # photos at the model or being saved, not done yet
+    batch_cancelled = Signal()  # Cancel was asked for; batch_finished follows once it stopped
     batch_finished = Signal(object)  # JobSummary, once the inference thread has really stopped
     refused = Signal(object)  # list[Refused]: captions the batch made and could not save
 
@@ -50,7 +56,7 @@ class BatchRunner(QObject):
         photos: PhotoListModel,
         captioning: CaptionService,
         saver: Saver,
-        settings: Callable[[], AppSettings],
+        settings: Settings,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
@@ -59,6 +65,7 @@ class BatchRunner(QObject):
         self.captioning = captioning
         self.saver = saver
         self._settings = settings
+        self.folder: Path | None = None  # the open folder (FolderSession keeps it up to date)
         self._job_id: int | None = None  # the batch being shown, until its thread stops
         self._cancelling = False  # the batch shown was cancelled; its thread has not stopped
         self._backlog: deque[tuple[int, EngineEvent]] = deque()  # events not handled yet
@@ -85,10 +92,11 @@ class BatchRunner(QObject):
         todo = self._todo(paths, "selected photos")
         return bool(todo) and self._start(tuple(todo), todo, len(todo), recursive=False)
 
-    def caption_folder(self, folder: Path | None) -> bool:
+    def caption_folder(self) -> bool:
         """Caption the open folder as listed; a batch interrupted before resumes where it was."""
         if self._refuse_while_busy():
             return False
+        folder = self.folder
         paths = [photo.path for photo in self.photos.photos()]
         if folder is None or not paths:
             self.message_posted.emit("There are no photos here to caption.", 4000)
@@ -97,7 +105,7 @@ class BatchRunner(QObject):
         # The engine goes through the whole folder (skipping what is done), so every listed
         # photo counts towards the progress.
         return bool(todo) and self._start(
-            (folder,), todo, len(paths), recursive=self._settings().recursive
+            (folder,), todo, len(paths), recursive=self._settings.current.recursive
         )
 
     def cancel(self) -> bool:
@@ -111,6 +119,7 @@ class BatchRunner(QObject):
         self.captioning.cancel()
         self._cancelling = True
         self._clear_working()
+        self.batch_cancelled.emit()
         return True
 
     def _refuse_while_busy(self) -> bool:
@@ -120,7 +129,7 @@ class BatchRunner(QObject):
         return False
 
     def _todo(self, paths: list[Path], what: str) -> list[Path]:
-        if self._settings().recaption:
+        if self._settings.current.recaption:
             return paths
         todo = [p for p in paths if not ((photo := self.photos.photo(p)) and photo.has_caption)]
         if not todo:
@@ -134,7 +143,7 @@ class BatchRunner(QObject):
     def _start(
         self, roots: tuple[Path, ...], todo: list[Path], total: int, recursive: bool
     ) -> bool:
-        s = self._settings()
+        s = self._settings.current
         # The engine saves each caption as it is made (through the writer thread) and records
         # it in the library index, which is what lets a later batch resume. Re-captioning
         # without overwriting, a photo's new caption comes back as a suggestion beside the one
@@ -147,7 +156,7 @@ class BatchRunner(QObject):
             )
             return False
         job = LibraryJob(
-            roots,
+            roots=roots,
             recursive=recursive,
             store=s.store if s.autosave else None,
             xmp_name=s.xmp_name,
@@ -188,7 +197,7 @@ class BatchRunner(QObject):
 
     def _work_backlog(self) -> None:
         done = skipped = 0
-        total: int | None = None
+        progress: RunProgress | None = None
         for _ in range(min(len(self._backlog), EVENTS_PER_TICK)):
             job_id, event = self._backlog.popleft()
             if self.closed or job_id != self._job_id:
@@ -203,7 +212,7 @@ class BatchRunner(QObject):
                 done += 1
                 self._photo_failed(event)
             elif isinstance(event, RunProgress):
-                total = event.total
+                progress = event
             elif isinstance(event, ScanProblem):
                 self.problem_found.emit(event.path, event.reason)
                 self._mark(event.path, working=False, error=split_error(event.path, event.reason))
@@ -216,8 +225,11 @@ class BatchRunner(QObject):
                 )
         if done or skipped:
             self.photos_finished.emit(done, skipped)
-        if total is not None and not self._cancelling:
-            self.batch_total_changed.emit(total)
+        if progress is not None:
+            if progress.total is not None and not self._cancelling:
+                self.batch_total_changed.emit(progress.total)
+            # A batch at the model is finished and saved even after Cancel: it shows until then.
+            self.in_flight_changed.emit(progress.in_flight)
         if self._backlog:
             QTimer.singleShot(0, self._work_backlog)  # the rest after the GUI had its turn
         else:
@@ -234,6 +246,7 @@ class BatchRunner(QObject):
         editing = photo.draft is not None and photo.typed  # keep the user's text, always
         photo = replace(photo, working=False, candidates=event.candidates, error=None)
         if event.store is not None:  # saved by the engine, through the writer thread
+            self.problem_solved.emit(path)
             photo = replace(
                 photo,
                 caption=event.caption.strip(),
@@ -275,7 +288,9 @@ class BatchRunner(QObject):
         path = event.path
         self.problem_found.emit(path, event.reason)
         if event.caption:  # kept in the index by the writer; summed up when the batch ends
-            self._refused.append(Refused(path, event.reason, event.problem, self._settings().store))
+            self._refused.append(
+                Refused(path, event.reason, event.problem, self._settings.current.store)
+            )
         photo = self.photos.photo(path)
         if photo is None:
             return

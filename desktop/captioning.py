@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject, QThread, QTimer, Signal, Slot
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
 from core.datatypes import DeviceChoice, Precision
 from core.engine import (
@@ -28,7 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-POLL_MS = 50  # how often the GUI thread collects skips and progress while a job runs
+SEND_EVERY_S = 0.1  # skips and progress are sent to the GUI thread at most this often
+SEND_AT_MOST = 1000  # events in one signal at most
 
 
 @dataclass(frozen=True)
@@ -111,16 +113,18 @@ class InferenceWorker(QObject):
 
     Each job runs on a LibraryEngine with that Captioner, saving through the app's one
     writer thread (``writer``): the engine hands each batch over and goes on captioning. Its
-    events wait in a list for ``take_events``: a run over a big library skips thousands of
-    photos a second, and one signal each would flood the GUI thread. ``events_ready`` is sent
-    for the events the user waits to see (a caption, a failure), at most once until
-    ``take_events`` is called; skips and progress are collected by the GUI's polling
-    (CaptionService). The worker never touches widgets or the item model.
+    events leave as ``events_ready`` signals, each carrying a JobEvents: at once for the
+    events the user waits to see (a caption, a failure), gathered for the rest (a run over a
+    big library skips thousands of photos a second, and one signal each would flood the GUI
+    thread): skips and progress go at most every SEND_EVERY_S, progress also when a batch
+    goes to the model or is saved, and whatever is gathered goes with the next caption,
+    failure or the job's end. The worker never touches widgets or the
+    item model.
     """
 
     model_load_started = Signal()
     model_loaded = Signal(object)  # ModelInfo
-    events_ready = Signal()  # call take_events()
+    events_ready = Signal(object)  # JobEvents, oldest first
     job_finished = Signal(object)  # JobSummary, after the job's last events
 
     def __init__(self, factory: CaptionerFactory = load_captioner, writer: Writer | None = None):
@@ -129,30 +133,35 @@ class InferenceWorker(QObject):
         self._writer = writer
         self._captioner: Captioner | None = None
         self._choice: ModelChoice | None = None
-        self._lock = threading.Lock()
-        self._events: list[tuple[int, list[EngineEvent]]] = []  # per job, oldest first
-        self._notified = False
-
-    def take_events(self) -> list[JobEvents]:
-        """The events since the last call, oldest first, per job; safe from any thread."""
-        with self._lock:
-            events, self._events = self._events, []
-            self._notified = False
-        return [JobEvents(job_id, tuple(chunk)) for job_id, chunk in events]
+        # Events gathered for the GUI thread. The engine's calls never overlap (it reports
+        # from its own thread and the writer's, one at a time), so no lock.
+        self._gathered: list[EngineEvent] = []
+        self._sent_at = 0.0
+        self._in_flight = 0  # as last sent
 
     def _deliver(self, job_id: int, event: EngineEvent) -> None:
-        with self._lock:
-            if not self._events or self._events[-1][0] != job_id:
-                self._events.append((job_id, []))
-            chunk = self._events[-1][1]
-            if isinstance(event, RunProgress) and chunk and isinstance(chunk[-1], RunProgress):
-                chunk[-1] = event  # only the latest counts matter
-            else:
-                chunk.append(event)
-            if self._notified or isinstance(event, (PhotoSkipped, RunProgress)):
-                return
-            self._notified = True
-        self.events_ready.emit()
+        gathered = self._gathered
+        if isinstance(event, RunProgress) and gathered and isinstance(gathered[-1], RunProgress):
+            gathered[-1] = event  # only the latest counts matter
+        else:
+            gathered.append(event)
+        now = time.monotonic()
+        if (
+            not isinstance(event, (PhotoSkipped, RunProgress))
+            # A batch went to the model or was saved: the user waits to see that too.
+            or (isinstance(event, RunProgress) and event.in_flight != self._in_flight)
+            or now - self._sent_at >= SEND_EVERY_S
+            or len(gathered) >= SEND_AT_MOST
+        ):
+            if isinstance(event, RunProgress):
+                self._in_flight = event.in_flight
+            self._send(job_id, now)
+
+    def _send(self, job_id: int, now: float) -> None:
+        if self._gathered:
+            events, self._gathered = tuple(self._gathered), []
+            self._sent_at = now
+            self.events_ready.emit(JobEvents(job_id, events))
 
     def _ensure_model(self, choice: ModelChoice) -> Captioner:
         if self._captioner is None or self._choice != choice:
@@ -185,19 +194,22 @@ class InferenceWorker(QObject):
             return JobSummary(job.job_id)
         captioner = self._ensure_model(job.model)
         engine = LibraryEngine(captioner, writer=self._writer)
-        run = engine.run(job.job, cancel, lambda event: self._deliver(job.job_id, event))
+        try:
+            run = engine.run(job.job, cancel, lambda event: self._deliver(job.job_id, event))
+        finally:
+            self._send(job.job_id, time.monotonic())  # the job's last events, before its end
         return JobSummary(job.job_id, run)
 
 
 class CaptionService(QObject):
     """The GUI side of the inference thread: starts and cancels jobs, passes their events on.
 
-    ``events_arrived`` carries JobEvents, the events of one job, at once for
-    captions and failures and every POLL_MS for skips and progress; the receiver
-    decides what a cancelled job's late events still mean (a caption the engine saved is on
-    disk whether or not the job was cancelled). ``job_finished`` comes for every job,
-    cancelled ones included, after its last events, so the GUI knows when the inference
-    thread has really stopped.
+    ``events_arrived`` carries JobEvents, the events of one job as the worker sends them (at
+    once for captions and failures, gathered for skips and progress); the receiver decides
+    what a cancelled job's late events still mean (a caption the engine saved is on disk
+    whether or not the job was cancelled). ``job_finished`` comes for every job, cancelled
+    ones included, after its last events, so the GUI knows when the inference thread has
+    really stopped.
     """
 
     model_load_started = Signal()
@@ -221,16 +233,14 @@ class CaptionService(QObject):
         self._job_requested.connect(self._worker.run_job)
         self._worker.model_load_started.connect(self.model_load_started)
         self._worker.model_loaded.connect(self.model_loaded)
-        self._worker.events_ready.connect(self._take_events)
+        # Queued (the worker's signals come from other threads): both arrive on the GUI
+        # thread in the order sent, so a job's events come before its end.
+        self._worker.events_ready.connect(self.events_arrived)
         self._worker.job_finished.connect(self._on_finished)
         self._thread.start()
         self._next_id = 1
         self._current: int | None = None
         self._cancel: threading.Event | None = None
-        self._running = 0  # jobs sent to the worker whose job_finished has not come back
-        self._poll = QTimer(self)
-        self._poll.setInterval(POLL_MS)
-        self._poll.timeout.connect(self._take_events)
 
     @property
     def busy(self) -> bool:
@@ -244,8 +254,6 @@ class CaptionService(QObject):
         self._next_id += 1
         self._current = request.job_id
         self._cancel = threading.Event()
-        self._running += 1
-        self._poll.start()
         self._job_requested.emit(request, self._cancel)
         return request
 
@@ -259,21 +267,11 @@ class CaptionService(QObject):
     def shutdown(self) -> None:
         """Cancel, let the worker finish the step in progress, and stop the thread."""
         self.cancel()
-        self._poll.stop()
         self._thread.quit()
         self._thread.wait()
 
-    @Slot()
-    def _take_events(self) -> None:
-        for events in self._worker.take_events():
-            self.events_arrived.emit(events)
-
     @Slot(object)
     def _on_finished(self, summary: JobSummary) -> None:
-        self._take_events()  # the job's last events come before its end
-        self._running -= 1
-        if self._running == 0:
-            self._poll.stop()
         if summary.job_id == self._current:
             self._current = None
             self._cancel = None

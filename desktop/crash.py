@@ -43,7 +43,11 @@ def setup_logging(log_dir: Path | None = None, verbose: bool = False) -> Path | 
     try:
         folder.mkdir(parents=True, exist_ok=True)
         file_handler = logging.handlers.RotatingFileHandler(
-            folder / LOG_NAME, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
+            folder / LOG_NAME,
+            maxBytes=2_000_000,
+            backupCount=3,
+            encoding="utf-8",
+            errors="backslashreplace",  # a file name that is not UTF-8 is logged, not an error
         )
     except OSError as error:
         log.warning("Cannot write the log file in %s: %s", folder, error)

@@ -1,4 +1,8 @@
-"""Reviewing captions: the panel follows the grid's current photo; save, revert and step."""
+"""Reviewing captions: the panel follows the grid's current photo; save, revert and step.
+
+The commands Save, Save and Next, Revert, Next and Previous come here: they act on the photo
+being edited, which only the Editor knows; the saves themselves are the Saver's.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from core.errors import PhotoScribeError
 from desktop.grid import PhotoGrid
 from desktop.panel import CaptionPanel
 from desktop.photos import PHOTO_ROLE, Photo, PhotoFilter, PhotoListModel
-from desktop.session import FolderSession
+from desktop.saving import Saver
 from desktop.tasks import TaskPool
 from desktop.thumbnails import decode_scaled
 
@@ -18,7 +22,7 @@ PREVIEW_EDGE = 1600  # the preview is decoded at most this large
 
 
 class Editor(QObject):
-    """Binds the grid's selection to the caption panel, and the panel's edits to the session."""
+    """Binds the grid's selection to the caption panel, and the panel's edits to the saver."""
 
     changed = Signal()  # what can be saved, reverted or captioned may be different now
     message_posted = Signal(str, int)  # status-bar text, how long to show it (ms)
@@ -28,7 +32,7 @@ class Editor(QObject):
         grid: PhotoGrid,
         photo_filter: PhotoFilter,
         panel: CaptionPanel,
-        session: FolderSession,
+        saver: Saver,
         tasks: TaskPool,
         parent: QObject | None = None,
     ) -> None:
@@ -36,12 +40,14 @@ class Editor(QObject):
         self.grid = grid
         self.filter = photo_filter
         self.panel = panel
-        self.session = session
-        self.photos: PhotoListModel = session.photos
+        self.saver = saver
+        self.photos: PhotoListModel = saver.photos
         self.tasks = tasks
+        self.select_when_listed: Path | None = None  # the photo to select once it is listed
         grid.selectionModel().currentChanged.connect(self._current_changed)
         grid.selectionModel().selectionChanged.connect(lambda *_: self.changed.emit())
         panel.text_edited.connect(self._text_edited)
+        panel.keep_requested.connect(self.keep_caption)
         self.photos.dataChanged.connect(self._rows_changed)
         # The filter (uncaptioned only, search) hides and shows rows: the panel follows.
         photo_filter.rowsRemoved.connect(self._filtered)
@@ -69,6 +75,15 @@ class Editor(QObject):
         if self.filter.rowCount() > 0:
             self.grid.setCurrentIndex(self.filter.index(0, 0))
 
+    def listed(self, _folder: Path, count: int) -> None:
+        """A folder's photos are listed: select the one asked for, else the first."""
+        wanted, self.select_when_listed = self.select_when_listed, None
+        if wanted is not None and self.photos.photo(wanted) is not None:
+            self.select_photo(wanted)
+        elif count:
+            self.select_first()
+        self.changed.emit()
+
     def next_photo(self) -> None:
         self._step(1)
 
@@ -91,8 +106,9 @@ class Editor(QObject):
 
     @Slot(QModelIndex, QModelIndex)
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
-        self.panel.review_below = self.photos.review_below
         photo: Photo | None = current.data(PHOTO_ROLE) if current.isValid() else None
+        if photo is None or photo.path != self.filter.held:
+            self.filter.hold(None)  # the selection moved: the photo edited takes its place
         if photo is not None and photo.path != self.panel.path:
             self.panel.show_photo(photo)
             self._load_preview(photo.path)
@@ -132,7 +148,9 @@ class Editor(QObject):
 
     @Slot(object, str)
     def _text_edited(self, path: Path, text: str) -> None:
-        self.session.set_draft(path, text)
+        # Least sure first: the photo being edited keeps its place until the selection moves.
+        self.filter.hold(path)
+        self.saver.set_draft(path, text)
         self.changed.emit()
 
     def _rows_changed(self, top: QModelIndex, bottom: QModelIndex, roles: list[int] = ()) -> None:
@@ -140,7 +158,6 @@ class Editor(QObject):
             return  # only a thumbnail arrived
         path = self.panel.path
         if path is not None and top.row() <= self.photos.index_of(path).row() <= bottom.row():
-            self.panel.review_below = self.photos.review_below  # Settings may have changed it
             self.panel.refresh(self.photos.photo(path))
             self.changed.emit()
 
@@ -149,18 +166,24 @@ class Editor(QObject):
         if photo is None or not photo.unsaved:
             self.message_posted.emit("Nothing to save: the caption has not changed.", 3000)
             return False
-        self.session.save(photo, photo.draft or "")
+        self.filter.hold(photo.path)
+        self.saver.save(photo, photo.draft or "")
         return True
+
+    def keep_caption(self, path: Path, text: str) -> None:
+        """The photo's stores disagree and the user keeps ``text``: saved to the store chosen
+        in Settings, every other store is brought to it (Saver saves with overwrite)."""
+        photo = self.photos.photo(path)
+        if photo is not None:
+            self.filter.hold(path)
+            self.saver.save(photo, text)
 
     def save_and_next(self) -> None:
         self.save_current()
         self.next_photo()
 
-    def save_all(self) -> int:
-        return self.session.save_all()
-
     def revert_current(self) -> None:
         photo = self.current_photo()
         if photo is not None:
-            self.panel.show_photo(self.session.revert(photo.path))
+            self.panel.show_photo(self.saver.revert(photo.path))
             self._load_preview(photo.path)

@@ -27,7 +27,7 @@ def _data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APPLICATION, ORGANIZATION))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AppEnvironment:
     settings_path: Path | None = None  # INI file; None: the platform's usual settings place
     cache_dir: Path = field(default_factory=_cache_dir)  # thumbnail cache

@@ -1,7 +1,9 @@
-"""The folder tree at the left of the window: where the open folder is, and the way to others."""
+"""The folder tree at the left of the window: where the open folder is, and the way to others;
+above it, the named places (the sample photos)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -16,27 +18,53 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
-from PySide6.QtWidgets import QFileSystemModel, QTreeView, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileSystemModel,
+    QFrame,
+    QListWidget,
+    QListWidgetItem,
+    QStyle,
+    QTreeView,
+    QWidget,
+)
 
 from desktop.folders import is_within, tree_root
 
 HOME_NAME = "Home"
 
 
+def has_subfolders(folder: Path) -> bool:
+    """Whether ``folder`` holds a folder that is not hidden (stops at the first one)."""
+    try:
+        with os.scandir(folder) as entries:
+            for entry in entries:
+                if not entry.name.startswith(".") and entry.is_dir(follow_symlinks=True):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
 class FolderScope(QSortFilterProxyModel):
     """The folders under one top folder, with the top folder itself as the tree's only root.
 
-    Hidden folders are left out, except those on the way to the open folder (the sample
-    photos live under ~/.local/share), so the open folder always has a row.
+    Hidden folders are left out, except those on the way to the open folder, so the open
+    folder always has a row; the app's own folder (``app_dir``: the sample photos' copy, the
+    library index) is always left out: the samples are a named place above the tree.
     """
 
-    def __init__(self, home: Path, parent: QObject | None = None) -> None:
+    def __init__(self, home: Path, app_dir: Path | None = None, parent: QObject | None = None):
         super().__init__(parent)
         self.home = home
+        self.app_dir = app_dir
         self.top: Path | None = None  # None: every drive
         self.folder: Path | None = None
+        self._subfolders: dict[Path, bool] = {}  # has_subfolders, asked once per folder shown
 
     def set_scope(self, top: Path | None, folder: Path | None) -> None:
+        if folder is not None and self.app_dir is not None and is_within(folder, self.app_dir):
+            folder = None  # an app folder (the samples) has no row: no way down to it
         if (top, folder) != (self.top, self.folder):
             self.beginFilterChange()
             self.top, self.folder = top, folder
@@ -51,9 +79,27 @@ class FolderScope(QSortFilterProxyModel):
         path = Path(model.filePath(index))
         if self.top is not None and not is_within(path, self.top):
             return path in self.top.parents  # the way down to the top folder
+        if self.app_dir is not None and is_within(path, self.app_dir):
+            return False
         if self.folder is not None and (path == self.folder or path in self.folder.parents):
             return True
         return not model.fileInfo(index).isHidden()
+
+    def hasChildren(self, parent: QModelIndex | QPersistentModelIndex | None = None) -> bool:
+        """No expand arrow on a folder without subfolders (the file system model offers one
+        on every folder it has not listed yet)."""
+        parent = parent if parent is not None else QModelIndex()
+        if not parent.isValid():
+            return super().hasChildren(parent)
+        model = self.sourceModel()
+        assert isinstance(model, QFileSystemModel), "FolderScope filters a QFileSystemModel"
+        source = self.mapToSource(parent)
+        if not model.canFetchMore(source):  # listed: what the filter lets through counts
+            return self.rowCount(parent) > 0
+        path = Path(model.filePath(source))
+        if path not in self._subfolders:
+            self._subfolders[path] = has_subfolders(path)
+        return self._subfolders[path]
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and index.isValid():
@@ -78,7 +124,9 @@ class FolderTree(QTreeView):
 
     folder_requested = Signal(object)  # path of the folder clicked
 
-    def __init__(self, home: Path, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, home: Path, app_dir: Path | None = None, parent: QWidget | None = None
+    ) -> None:
         super().__init__(parent)
         self.setObjectName("folderTree")
         self.home = home
@@ -89,7 +137,7 @@ class FolderTree(QTreeView):
             | QDir.Filter.Drives
             | QDir.Filter.Hidden  # hidden ones are left out by FolderScope, but for the way
         )
-        self.scope = FolderScope(home, self)
+        self.scope = FolderScope(home, app_dir, self)
         self.scope.setSourceModel(self.fs_model)
         self.setModel(self.scope)
         for column in range(1, self.scope.columnCount()):
@@ -128,6 +176,9 @@ class FolderTree(QTreeView):
         if index.isValid():
             self.setCurrentIndex(index)
             QTimer.singleShot(0, lambda: self.scrollTo(self.index_of(folder)))
+        else:  # not in the tree (a named place): nothing here is the open folder
+            self.setCurrentIndex(QModelIndex())
+            self.clearSelection()
 
     def _root_at(self, folder: Path | None) -> None:
         """Home at the top; for a folder outside home, the folder holding both."""
@@ -144,3 +195,44 @@ class FolderTree(QTreeView):
         path = self.path_of(index)
         if path is not None:
             self.folder_requested.emit(path)
+
+
+class PlacesList(QListWidget):
+    """Named places above the folder tree ("Sample photos"): clicking one asks for it."""
+
+    place_requested = Signal(object)  # path of the place clicked
+
+    def __init__(self, places: dict[Path, str], parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("places")
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        # A click target only (File ▸ Open Sample Photos from the keyboard): taking the focus
+        # would make its first place current, as if it were the open folder.
+        self.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        icon = self.style().standardIcon(QStyle.StandardPixmap.SP_DirHomeIcon)
+        for path, name in places.items():
+            item = QListWidgetItem(icon, name, self)
+            item.setData(Qt.ItemDataRole.UserRole, path)
+            item.setToolTip(str(path))
+        rows = sum(self.sizeHintForRow(row) for row in range(self.count()))
+        self.setFixedHeight(rows + 2 * self.frameWidth() + 4)
+        self.itemClicked.connect(self._clicked)
+
+    def path_at(self, row: int) -> Path:
+        return self.item(row).data(Qt.ItemDataRole.UserRole)
+
+    def show_folder(self, folder: Path) -> None:
+        """Select the place ``folder`` is in, or none."""
+        for row in range(self.count()):
+            if is_within(folder, self.path_at(row)):
+                self.setCurrentRow(row)
+                return
+        self.setCurrentRow(-1)
+        self.clearSelection()
+
+    @Slot(QListWidgetItem)
+    def _clicked(self, item: QListWidgetItem) -> None:
+        self.place_requested.emit(item.data(Qt.ItemDataRole.UserRole))

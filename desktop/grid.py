@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from PySide6.QtCore import (
     QModelIndex,
+    QObject,
     QPersistentModelIndex,
     QPointF,
     QRect,
@@ -11,6 +14,7 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
+    Slot,
 )
 from PySide6.QtGui import (
     QColor,
@@ -31,7 +35,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from desktop.photos import CHECK_ROLE, PHOTO_ROLE, THUMBNAIL_BOX, Photo, PhotoListModel, Status
+from core.storage.files import display_name
+from desktop.photos import (
+    CHECK_ROLE,
+    PHOTO_ROLE,
+    THUMBNAIL_BOX,
+    Photo,
+    PhotoFilter,
+    PhotoListModel,
+    Status,
+)
 
 PADDING = 8
 CAPTION_LINES = 3
@@ -153,7 +166,7 @@ class PhotoDelegate(QStyledItemDelegate):
             text = photo.text
             painter.setPen(palette.color(QPalette.ColorRole.Text))
         else:
-            text = photo.path.name
+            text = display_name(photo.path)
             font.setItalic(True)
             painter.setPen(palette.color(QPalette.ColorRole.PlaceholderText))
         painter.setFont(font)
@@ -303,3 +316,43 @@ class PhotoGrid(QListView):
             self._empty_text,
         )
         painter.end()
+
+
+class EmptyGridText(QObject):
+    """Keeps the grid's text for when it shows no photo in step with the folder, the filter
+    and the search: ``update`` is connected to whatever changes one of them."""
+
+    def __init__(
+        self,
+        grid: PhotoGrid,
+        photo_filter: PhotoFilter,
+        listing: Callable[[], bool],
+        query: Callable[[], str],
+        recursive: Callable[[], bool],
+    ) -> None:
+        super().__init__(grid)
+        self.grid = grid
+        self.filter = photo_filter
+        self._listing = listing
+        self._query = query
+        self._recursive = recursive
+        for signal in (
+            photo_filter.rowsInserted,
+            photo_filter.rowsRemoved,
+            photo_filter.modelReset,
+            photo_filter.layoutChanged,
+        ):
+            signal.connect(self.update)
+
+    @Slot()
+    def update(self, *_args: object) -> None:
+        source = self.filter.sourceModel()
+        self.grid.set_empty_text(
+            empty_grid_text(
+                listed=not self._listing(),
+                total=source.rowCount() if source is not None else 0,
+                uncaptioned_only=self.filter.uncaptioned_only,
+                search=self._query(),
+                recursive=self._recursive(),
+            )
+        )

@@ -21,14 +21,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from core.datatypes import CHECK_BELOW
+from core.storage import STORE_NAMES
+from core.storage.files import display_name, display_path
 from desktop.photos import (
-    DEFAULT_REVIEW_BELOW,
     STORED_IN,
     Photo,
     Status,
     check_note,
     confidence_note,
 )
+from desktop.settings import AppSettings, Settings
 
 log = logging.getLogger(__name__)
 
@@ -89,15 +92,23 @@ def where_stored(photo: Photo) -> str:
 
 
 class CaptionPanel(QWidget):
-    """Shows one photo; the user edits its caption here. Changes leave as ``text_edited``."""
+    """Shows one photo; the user edits its caption here. Changes leave as ``text_edited``.
+
+    With ``settings``, its "check this" threshold follows them (``Settings.changed``).
+    """
 
     text_edited = Signal(object, str)  # path, the editor's text (typed or a chosen candidate)
+    keep_requested = Signal(object, str)  # path, caption: stores disagree, the user keeps this
 
-    def __init__(self, parent: QWidget | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self._path: Path | None = None
+        self._photo: Photo | None = None  # as last shown, to show again when settings change
         self._programmatic = False
-        self.review_below = DEFAULT_REVIEW_BELOW  # the Settings threshold for "check this"
+        self._review_below = CHECK_BELOW
+        if settings is not None:
+            self._review_below = settings.current.review_below
+            settings.changed.connect(self._settings_changed)
 
         self.preview = PreviewLabel(self)
         self.preview.set_image(None, "Select a photo to see it here.")
@@ -114,6 +125,13 @@ class CaptionPanel(QWidget):
         self.status = QLabel(self)
         self.status.setWordWrap(True)
         self.status.setObjectName("photoStatus")
+        # Stores of this photo that disagree, and links to keep one of the captions.
+        self.conflict = QLabel(self)
+        self.conflict.setWordWrap(True)
+        self.conflict.setObjectName("storesDisagree")
+        self.conflict.setTextFormat(Qt.TextFormat.RichText)
+        self.conflict.linkActivated.connect(self._keep_link)
+        self._kept_choices: tuple[str, ...] = ()  # the captions the links keep, by number
 
         self.editor = QPlainTextEdit(self)
         self.editor.setObjectName("captionEditor")
@@ -153,6 +171,7 @@ class CaptionPanel(QWidget):
         layout.addWidget(self.preview, 1)
         layout.addWidget(self.title)
         layout.addWidget(self.location)
+        layout.addWidget(self.conflict)
         layout.addWidget(self.editor)
         layout.addWidget(self.status)
         layout.addWidget(self.candidates_label)
@@ -163,6 +182,16 @@ class CaptionPanel(QWidget):
     @property
     def path(self) -> Path | None:
         return self._path
+
+    @property
+    def review_below(self) -> float:
+        """Captions the model is less sure of than this are marked "check this"."""
+        return self._review_below
+
+    def _settings_changed(self, settings: AppSettings) -> None:
+        if settings.review_below != self._review_below:
+            self._review_below = settings.review_below
+            self.refresh(self._photo)
 
     def text(self) -> str:
         return self.editor.toPlainText()
@@ -182,16 +211,20 @@ class CaptionPanel(QWidget):
     def refresh(self, photo: Photo | None) -> None:
         """The shown photo changed (a caption arrived, was saved or failed)."""
         if photo is None:
+            self._photo = None
             self.title.setText("No photo selected")
             self.location.setText("")
+            self._show_conflict(None)
             self.status.setText("")
             self._set_candidates(())
             return
         if photo.path != self._path:
             return
-        self.title.setText(photo.path.name)
-        self.title.setToolTip(str(photo.path))
+        self._photo = photo
+        self.title.setText(display_name(photo.path))
+        self.title.setToolTip(display_path(photo.path))
         self.location.setText(where_stored(photo))
+        self._show_conflict(photo)
         if self.text() != photo.text and (not photo.typed or self.text() == (photo.caption or "")):
             # A caption arrived, was saved, or was kept after a failed save (also one typed
             # before a restart, which the index kept): nothing typed here to lose.
@@ -205,9 +238,9 @@ class CaptionPanel(QWidget):
             self.status.setText(f"{status.value.capitalize()}…")
         else:
             self.status.setText("")
-        if note := check_note(photo, self.review_below):
+        if note := check_note(photo, self._review_below):
             mark = f"<b style='color:#9a5b00'>{html.escape(note)}</b>"
-        elif note := confidence_note(photo, self.review_below):
+        elif note := confidence_note(photo, self._review_below):
             mark = f"<span style='color:#555'>{html.escape(note)}</span>"
         else:
             mark = ""
@@ -215,6 +248,35 @@ class CaptionPanel(QWidget):
             text = self.status.text()
             self.status.setText(f"{text}<br>{mark}" if text else mark)
         self._set_candidates(tuple((c.caption, c.score) for c in photo.candidates))
+
+    def _show_conflict(self, photo: Photo | None) -> None:
+        """Where stores of the photo disagree: what each holds, and a link to keep each."""
+        if photo is None or not photo.others or photo.caption is None:
+            self._kept_choices = ()
+            self.conflict.hide()
+            return
+        self._kept_choices = (photo.caption, *(other.caption for other in photo.others))
+        lines = ["<b style='color:#9a5b00'>The caption is not the same everywhere:</b>"]
+        places = (photo.store, *(other.store for other in photo.others))
+        for number, (text, store) in enumerate(zip(self._kept_choices, places, strict=True)):
+            name = html.escape(STORE_NAMES.get(store, str(store)) if store else "?")
+            shown = " (shown)" if number == 0 else ""
+            lines.append(
+                f"the {name}{shown}: “{html.escape(text)}” <a href='keep:{number}'>Keep this</a>"
+            )
+        self.conflict.setText("<br>".join(lines))
+        self.conflict.setToolTip(
+            "Another program (or an older PhotoScribe) changed one of them. The caption you "
+            "keep is saved in the place chosen in Settings, and every other place holding a "
+            "caption is brought to the same text."
+        )
+        self.conflict.show()
+
+    @Slot(str)
+    def _keep_link(self, link: str) -> None:
+        number = int(link.removeprefix("keep:"))
+        if self._path is not None and 0 <= number < len(self._kept_choices):
+            self.keep_requested.emit(self._path, self._kept_choices[number])
 
     def set_preview(self, path: Path, image: QImage | None, message: str = "") -> None:
         if path == self._path:

@@ -23,7 +23,9 @@ from PySide6.QtCore import (
 from PySide6.QtGui import QImage, QPixmap
 
 from core.datatypes import CHECK_BELOW, Candidate
-from core.storage import STORE_NAMES, FileIdentity, StoreKind
+from core.storage import STORE_NAMES, FileIdentity, StoredCaption, StoreKind
+from core.storage.files import display_name, display_path
+from desktop.settings import AppSettings, Settings
 from desktop.thumbnails import fit
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,6 @@ log = logging.getLogger(__name__)
 PHOTO_ROLE = Qt.ItemDataRole.UserRole + 1  # the Photo itself
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 2  # its Status
 CHECK_ROLE = Qt.ItemDataRole.UserRole + 3  # its "check this" note, or None (see check_note)
-
-DEFAULT_REVIEW_BELOW = CHECK_BELOW  # as AppSettings.review_below
 
 THUMBNAIL_BOX = QSize(168, 126)  # thumbnails are scaled to fit this box in the grid
 PIXMAP_CACHE_SIZE = 800  # decoded thumbnails kept in memory; the rest come from the disk cache
@@ -62,7 +62,7 @@ class Status(Enum):
 STORED_IN = {kind: f"in the {name}" for kind, name in STORE_NAMES.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Photo:
     """One photo as the app knows it; replaced, never changed, when something new is known."""
 
@@ -82,6 +82,9 @@ class Photo:
     # The model's confidence in a generated ``draft``. Kept while the user edits that draft,
     # so that the row keeps its place in a least-sure-first grid; it no longer marks the text.
     draft_confidence: float | None = None
+    # Other stores holding a different caption (a sidecar edited by another program): the
+    # user picks which to keep, and saving brings every store to it.
+    others: tuple[StoredCaption, ...] = ()
 
     @property
     def text(self) -> str:
@@ -143,18 +146,25 @@ class Photo:
 
 
 class PhotoListModel(QAbstractListModel):
-    """Rows of Photo, changed only on the GUI thread, looked up by path (never by index)."""
+    """Rows of Photo, changed only on the GUI thread, looked up by path (never by index).
+
+    With ``settings``, the "check this" threshold follows them (``Settings.changed``);
+    without, it is core's default until ``set_review_below``.
+    """
 
     thumbnail_requested = Signal(object)  # path: the view wants a thumbnail not in memory yet
 
-    def __init__(self, parent: QObject | None = None) -> None:
+    def __init__(self, settings: Settings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._photos: list[Photo] = []
         self._rows: dict[Path, int] = {}
         self._thumbs: OrderedDict[Path, QPixmap] = OrderedDict()
         self._broken: set[Path] = set()
         self.device_pixel_ratio = 1.0  # of the screen the grid is on: thumbnails stay sharp
-        self._review_below = DEFAULT_REVIEW_BELOW
+        self._review_below = CHECK_BELOW
+        if settings is not None:
+            self._review_below = settings.current.review_below
+            settings.changed.connect(self._settings_changed)
 
     @property
     def review_below(self) -> float:
@@ -166,6 +176,9 @@ class PhotoListModel(QAbstractListModel):
             self._review_below = value
             if self._photos:
                 self.dataChanged.emit(self.index(0, 0), self.index(len(self._photos) - 1, 0))
+
+    def _settings_changed(self, settings: AppSettings) -> None:
+        self.set_review_below(settings.review_below)
 
     def check_note(self, photo: Photo) -> str | None:
         return check_note(photo, self._review_below)
@@ -186,11 +199,11 @@ class PhotoListModel(QAbstractListModel):
         if role == CHECK_ROLE:
             return self.check_note(photo)
         if role == Qt.ItemDataRole.DisplayRole:
-            return photo.text or photo.path.name
+            return photo.text or display_name(photo.path)
         if role == Qt.ItemDataRole.DecorationRole:
             return self.thumbnail(photo.path)
         if role == Qt.ItemDataRole.ToolTipRole:
-            lines = [str(photo.path)]
+            lines = [display_path(photo.path)]
             if photo.text:
                 lines.append(photo.text)
             if note := confidence_note(photo, self._review_below):
@@ -206,7 +219,7 @@ class PhotoListModel(QAbstractListModel):
 
     def set_photos(self, paths: Iterable[Path]) -> None:
         self.beginResetModel()
-        self._photos = [Photo(p) for p in paths]
+        self._photos = [Photo(path=p) for p in paths]
         self._rows = {p.path: i for i, p in enumerate(self._photos)}
         self._thumbs.clear()
         self._broken.clear()
@@ -325,6 +338,9 @@ class PhotoFilter(QSortFilterProxyModel):
         self._search = ""
         self._matches: frozenset[Path] = frozenset()
         self._least_sure_first = False
+        # The photo being edited and its sort key when its editing began: it keeps its place
+        # in a least-sure-first order (saving an edit changes its key) until another is held.
+        self._held: tuple[Path, tuple[int, float]] | None = None
 
     @property
     def least_sure_first(self) -> bool:
@@ -336,6 +352,31 @@ class PhotoFilter(QSortFilterProxyModel):
             self._least_sure_first = enabled
             self.sort(0 if enabled else -1)
 
+    @property
+    def held(self) -> Path | None:
+        return self._held[0] if self._held is not None else None
+
+    def hold(self, path: Path | None) -> None:
+        """Keep ``path`` where it is now in a least-sure-first order until another photo, or
+        none, is held (the editor holds the photo being edited, and lets go when the selection
+        moves): saving an edit must not move it out of view. The photo held before takes its
+        own place again."""
+        if self._held is not None and self._held[0] == path:
+            return
+        model = self.sourceModel()
+        photo = (
+            model.photo(path) if path is not None and isinstance(model, PhotoListModel) else None
+        )
+        released = self._held is not None
+        self._held = (photo.path, review_key(photo)) if photo is not None else None
+        if released and self._least_sure_first:
+            self.invalidate()  # the photo let go moves to its place now
+
+    def _key(self, photo: Photo) -> tuple[int, float]:
+        if self._held is not None and self._held[0] == photo.path:
+            return self._held[1]
+        return review_key(photo)
+
     def lessThan(
         self,
         left: QModelIndex | QPersistentModelIndex,
@@ -344,7 +385,7 @@ class PhotoFilter(QSortFilterProxyModel):
         model = self.sourceModel()
         assert isinstance(model, PhotoListModel), "PhotoFilter sorts a PhotoListModel"
         a, b = model.photo_at(left.row()), model.photo_at(right.row())
-        return (review_key(a), left.row()) < (review_key(b), right.row())
+        return (self._key(a), left.row()) < (self._key(b), right.row())
 
     @property
     def uncaptioned_only(self) -> bool:

@@ -13,8 +13,9 @@ from PySide6.QtCore import QObject, Signal, Slot
 from core.engine import SaveOutcome
 from core.engine.job import saved_where
 from core.storage import EMBED_EXTENSIONS, SaveRequest, StoreKind
+from desktop.originals import WriteIntoPhotosChoice
 from desktop.photos import Photo, PhotoListModel
-from desktop.settings import AppSettings
+from desktop.settings import Settings
 from desktop.status import split_error
 from desktop.writer import CaptionWriter
 
@@ -124,12 +125,14 @@ def plural(n: int, word: str) -> str:
 class OriginalsGuard:
     """Asks once, before the first write into photo files themselves (the embedded store).
 
-    ``ask`` is set by the window (it shows the question); it returns True to go ahead. A
-    "yes" holds for the rest of the session; a "no" is asked again next time.
+    ``ask`` is the question (the window's dialog), given when the guard is built. A "yes"
+    holds for the rest of the session, "always" also turns the question off in ``settings``;
+    a "no" is asked again next time.
     """
 
-    def __init__(self) -> None:
-        self.ask: Callable[[], bool] = lambda: True
+    def __init__(self, settings: Settings, ask: Callable[[], WriteIntoPhotosChoice]) -> None:
+        self._settings = settings
+        self._ask = ask
         self.confirmed = False
 
     def allows(self, store: StoreKind, photos: Iterable[Path]) -> bool:
@@ -138,27 +141,36 @@ class OriginalsGuard:
             return True
         if not any(p.suffix.lower() in EMBED_EXTENSIONS for p in photos):
             return True  # HEIC and RAW get an XMP sidecar: the photo is not touched
-        self.confirmed = self.ask()
+        if not self._settings.current.ask_before_writing_into_photos:
+            self.confirmed = True
+            return True
+        answer = self._ask()
+        if answer == "always":
+            self._settings.change(ask_before_writing_into_photos=False)
+        self.confirmed = answer != "no"
         return self.confirmed
 
 
 class Saver(QObject):
-    """Queues the saves of the open folder's captions and shows how each went on its row.
+    """The open folder's unsaved captions: typed, reverted, saved; how each save went.
 
-    A save always goes to the store chosen in Settings; other stores that held an older caption
-    of the photo are brought up to the same text by core.storage.save_caption. A save that
-    fails keeps the caption as the photo's unsaved text, with the reason, so it is never lost.
+    The commands Save, Save All and Revert come here. A save always goes to the store chosen
+    in Settings; other stores that held an older caption of the photo are brought up to the
+    same text by core.storage.save_caption. A save that fails keeps the caption as the photo's
+    unsaved text, with the reason, so it is never lost (the index keeps it too, until it is
+    saved or the user reverts or discards it).
     """
 
     refused = Signal(object)  # Refusals: saves that failed, once the saves in flight are back
     problem_found = Signal(object, str)  # path, message: for the Problems panel
+    problem_solved = Signal(object)  # path: its caption was saved, it is no longer a problem
     message_posted = Signal(str, int)  # status-bar text, how long to show it (ms)
 
     def __init__(
         self,
         photos: PhotoListModel,
         writer: CaptionWriter,
-        settings: Callable[[], AppSettings],
+        settings: Settings,
         guard: OriginalsGuard,
         parent: QObject | None = None,
     ) -> None:
@@ -174,20 +186,47 @@ class Saver(QObject):
         self.closed = False  # quitting: failures are kept in the index, nothing is shown
         writer.written.connect(self._written)
 
+    # ---------------------------------------------------------------- drafts
+
+    def set_draft(self, path: Path, text: str) -> None:
+        """The user typed (or picked) ``text`` for ``path``."""
+        photo = self.photos.photo(path)
+        if photo is not None:
+            draft = text if text != (photo.caption or "") else None
+            self.photos.put(replace(photo, draft=draft, typed=draft is not None, error=None))
+
+    def revert(self, path: Path) -> Photo | None:
+        """Forget ``path``'s unsaved text (in the index too); the photo as it is now."""
+        photo = self.photos.photo(path)
+        if photo is None:
+            return None
+        if photo.draft is not None:
+            self.discard_unsaved([path])
+        return self.photos.put(
+            replace(photo, draft=None, typed=False, error=None, draft_confidence=None)
+        )
+
+    def discard_unsaved(self, paths: list[Path]) -> None:
+        """The user discarded these photos' unsaved captions: the index forgets them too."""
+        if paths:
+            self.writer.core.discard_unsaved(paths)
+
+    # ---------------------------------------------------------------- saves
+
     def save(self, photo: Photo, text: str, store: StoreKind | None = None) -> bool:
         """Queue a write of ``text`` (a snapshot, typed or picked by the user: it replaces the
         caption stored) on the writer thread, to ``store`` or else the one chosen in Settings;
         False when the user would not have the photo itself written to."""
-        settings = self._settings()
+        settings = self._settings.current
         store = store or settings.store
         if not self.guard.allows(store, [photo.path]):
             self._not_into_photos()
             return False
         request = SaveRequest(
-            photo.path,
-            text,
-            store,
-            settings.xmp_name,
+            photo=photo.path,
+            caption=text,
+            store=store,
+            xmp_name=settings.xmp_name,
             overwrite=True,
             expected=photo.identity,
             # Kept (in the index too) only for the model's own text, saved as it made it: a
@@ -201,7 +240,7 @@ class Saver(QObject):
 
     def save_all(self) -> int:
         unsaved = self.photos.unsaved()
-        if not self.guard.allows(self._settings().store, [p.path for p in unsaved]):
+        if not self.guard.allows(self._settings.current.store, [p.path for p in unsaved]):
             self._not_into_photos()
             return 0
         for photo in unsaved:
@@ -276,6 +315,8 @@ class Saver(QObject):
                 self.message_posted.emit(f"{name}: {result.message}", 8000)
             else:
                 self.message_posted.emit(f"Saved the caption of {name}.", 3000)
+            if not still_saving and not self.closed:
+                self.problem_solved.emit(path)
             if photo is None:
                 return  # another folder is open now
             text = request.caption.strip()
@@ -288,6 +329,7 @@ class Saver(QObject):
                 error=None,
                 identity=outcome.identity or photo.identity,
                 confidence=request.confidence,
+                others=(),  # saved with overwrite: every store holds this text now
             )
             if photo.draft is not None and photo.draft.strip() == text:
                 # nothing typed since

@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 LIBRARY_LIMIT = 200  # matches fetched from the whole library
 MENU_LIMIT = 25  # of those outside the open folder, listed in the menu
 TYPING_PAUSE_MS = 250  # search once the user pauses typing
+SEARCH_BOX_MARGIN = 48  # the box's frame, text margins and clear button beside its hint
 
 
 @dataclass(frozen=True)
@@ -170,6 +171,9 @@ class SearchBar(QWidget):
         self.box.setClearButtonEnabled(True)
         self.box.setAcceptDrops(False)
         self.box.setMaximumWidth(280)
+        # Its hint readable, whatever the window's width: "Search captions", not "Sear..."
+        hint = self.box.fontMetrics().horizontalAdvance(self.box.placeholderText())
+        self.box.setMinimumWidth(min(hint + SEARCH_BOX_MARGIN, 280))
         self.box.setToolTip(
             "Search the captions of your whole library (Ctrl+F): matches in this folder are "
             "shown, matches elsewhere are listed beside this box"

@@ -1,10 +1,11 @@
 """The open folder: listing its photos and their stored captions, and the threads that work on them.
 
-FolderSession lives on the GUI thread; it and the two helpers it owns (desktop.saving.Saver,
+FolderSession lives on the GUI thread; it and the two objects it builds (desktop.saving.Saver,
 desktop.batch.BatchRunner) are the only code that changes PhotoListModel rows. It hands work to
 the library pool (scan, caption look-ups), the thumbnail loader, the inference thread and the
-writer thread, and takes their results back. It never opens a dialog: it reports through
-signals and the window decides how to show them.
+writer thread, and takes their results back. The window connects its commands straight to
+``saver`` and ``batches``; none of them opens a dialog: they report through signals and the
+window decides how to show them.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from core.index import LibraryIndex, UnsavedCaption, default_index_path
 from core.isolation import reader_pool
 from core.library import find_photos
 from core.storage import (
+    CaptionStore,
     FileIdentity,
     StorageError,
     StoredCaption,
@@ -35,7 +37,7 @@ from desktop.captioning import CaptionService
 from desktop.environment import AppEnvironment
 from desktop.photos import Photo, PhotoListModel, thumbnail_pixels
 from desktop.saving import KEPT_NOTE, OriginalsGuard, Saver, plural
-from desktop.settings import AppSettings
+from desktop.settings import Settings
 from desktop.status import split_error
 from desktop.tasks import TaskPool
 from desktop.thumbnails import ThumbnailCache, ThumbnailLoader
@@ -48,7 +50,8 @@ LOOKUP_CHUNK = 64  # stored captions found are handed to the GUI thread this man
 __all__ = ["FolderSession", "lookup_captions", "plural"]
 
 # A photo, its stored caption, its identity, a problem reading it, the caption's confidence,
-# and a caption kept in the index because it could not be saved.
+# a caption kept in the index because it could not be saved, and the different captions
+# other stores hold.
 CaptionFound = tuple[
     Path,
     StoredCaption | None,
@@ -56,7 +59,29 @@ CaptionFound = tuple[
     str | None,
     float | None,
     UnsavedCaption | None,
+    tuple[StoredCaption, ...],
 ]
+
+
+def read_stores(
+    path: Path, stores: list[CaptionStore]
+) -> tuple[StoredCaption | None, tuple[StoredCaption, ...]]:
+    """The caption shown (the first store holding one, as ``read_caption_any`` finds it) and
+    the different captions the stores after it hold (a sidecar edited by another program)."""
+    found = read_caption_any(path, stores)
+    if found is None:
+        return None, ()
+    kinds = [store.name for store in stores]
+    others: list[StoredCaption] = []
+    for store in stores[kinds.index(found.store) + 1 :]:
+        try:
+            caption = store.read(path)
+        except StorageError as error:
+            log.info("Could not read the %s caption of %s: %s", store.name, path, error)
+            continue
+        if caption is not None and caption.strip() != found.caption.strip():
+            others.append(StoredCaption(caption, store.name))
+    return found, tuple(others)
 
 
 def lookup_captions(
@@ -84,11 +109,11 @@ def lookup_captions(
             kept = _kept(index, path) if index is not None else None
             try:
                 identity = FileIdentity.of(path)
-                found = read_caption_any(path, stores)
+                found, others = read_stores(path, stores)
                 sure = _confidence(index, path, found) if index is not None else None
-                chunk.append((path, found, identity, None, sure, kept))
+                chunk.append((path, found, identity, None, sure, kept, others))
             except StorageError as error:
-                chunk.append((path, None, None, str(error), None, kept))
+                chunk.append((path, None, None, str(error), None, kept, ()))
             now = time.monotonic()
             if len(chunk) >= LOOKUP_CHUNK or now - last > 0.1:
                 deliver(chunk)
@@ -148,32 +173,27 @@ def _with_kept(photo: Photo, kept: UnsavedCaption) -> Photo:
 class FolderSession(QObject):
     """The photos of one folder at a time, and every thread that works on them."""
 
+    opened = Signal(object)  # folder: its listing has begun (the rows are empty)
     listed = Signal(object, int)  # folder, number of photos: the rows are in the model now
     failed = Signal(str, str)  # title, readable message: something the user must see
-    refused = Signal(object)  # desktop.saving.Refusals: captions that could not be saved
     problem_found = Signal(object, str)  # path, message: for the Problems panel
     message_posted = Signal(
         str, int
-    )  # status-bar text, how long to show it (ms; 0 = until replaced)
-    batch_started = Signal(int)  # photos the batch covers
-    photos_finished = Signal(int, int)  # more photos of the batch done: captioned/failed, skipped
-    batch_total_changed = Signal(int)  # the engine counted the photos the batch covers
-    batch_finished = Signal(object)  # JobSummary, once the inference thread has really stopped
-    model_load_started = Signal()
-    model_loaded = Signal(object)  # ModelInfo
+    )  # status-bar text, how long to show it (ms; 0: until replaced)
 
     def __init__(
         self,
         env: AppEnvironment,
-        settings: AppSettings,
+        settings: Settings,
+        guard: OriginalsGuard,
         device_pixel_ratio: float = 1.0,
         parent: QObject | None = None,
     ) -> None:
         super().__init__(parent)
         self.env = env
         self.folder: Path | None = None
-        self.photos = PhotoListModel(self)
-        self.settings = settings  # replaced by the window when the user changes settings
+        self.settings = settings
+        self.photos = PhotoListModel(settings, self)
         self.photos.device_pixel_ratio = device_pixel_ratio
         self.library = TaskPool("library", 1, self)
         # A reader process for each thumbnail thread and one for the caption look-ups, so that
@@ -189,47 +209,30 @@ class FolderSession(QObject):
         # The process's one writer thread: user saves and the engine's saves alike.
         self.writer = CaptionWriter(self, index_path=self.index_path)
         self.captioning = CaptionService(env.captioner_factory, self, self.writer.core)
-        # The window sets originals.ask: the question before the first write into photos.
-        self.originals = OriginalsGuard()
-        self.saver = Saver(self.photos, self.writer, lambda: self.settings, self.originals, self)
-        self.batches = BatchRunner(
-            env, self.photos, self.captioning, self.saver, lambda: self.settings, self
-        )
+        self.saver = Saver(self.photos, self.writer, settings, guard, self)
+        self.batches = BatchRunner(env, self.photos, self.captioning, self.saver, settings, self)
         self._generation = 0  # bumped per folder opened; late results of older ones are dropped
         self._scan_cancel: threading.Event | None = None
+        self._listing = False
         self._closed = False
 
         self.photos.thumbnail_requested.connect(self.thumbnails.request)
         self.thumbnails.thumbnail_ready.connect(self.photos.set_thumbnail)
         self.thumbnails.thumbnail_failed.connect(self._thumbnail_failed)
         self.thumbnails.reader_crashed.connect(self.problem_found)
-        self.captioning.model_load_started.connect(self.model_load_started)
-        self.captioning.model_loaded.connect(self.model_loaded)
-        for helper in (self.saver, self.batches):
-            helper.problem_found.connect(self.problem_found)
-            helper.message_posted.connect(self.message_posted)
-        self.saver.refused.connect(self.refused)
+        # A batch's failed saves join the saver's: one summary for all of them.
         self.batches.refused.connect(self.saver.report_refused)
-        self.batches.batch_started.connect(self.batch_started)
-        self.batches.photos_finished.connect(self.photos_finished)
-        self.batches.batch_total_changed.connect(self.batch_total_changed)
-        self.batches.batch_finished.connect(self.batch_finished)
 
     @property
-    def settings(self) -> AppSettings:
-        return self._settings
-
-    @settings.setter
-    def settings(self, settings: AppSettings) -> None:
-        self._settings = settings
-        self.photos.set_review_below(settings.review_below)
+    def listing(self) -> bool:
+        """A folder is open and its photos are not listed yet."""
+        return self._listing
 
     # ================================================================ listing
 
     def open(self, folder: Path, recursive: bool) -> None:
         """List ``folder``'s photos on the library thread, then look up their captions."""
-        if self.captioning.busy:
-            self.cancel_batch()
+        if self.batches.cancel():
             self.message_posted.emit("Captioning stopped: another folder was opened.", 5000)
         self._generation += 1
         generation = self._generation
@@ -237,9 +240,11 @@ class FolderSession(QObject):
             self._scan_cancel.set()
         cancel = threading.Event()
         self._scan_cancel = cancel
-        self.folder = folder
+        self.folder = self.batches.folder = folder
+        self._listing = True
         self.thumbnails.clear()
         self.photos.set_photos([])
+        self.opened.emit(folder)
         self.message_posted.emit(f"Opening {folder}…", 0)
 
         def scan() -> list[Path]:
@@ -247,6 +252,7 @@ class FolderSession(QObject):
 
         def scan_failed(error: BaseException) -> None:
             if generation == self._generation:
+                self._listing = False
                 self.message_posted.emit("", 0)
                 self.failed.emit(f"Cannot open {folder.name}", str(error))
 
@@ -257,6 +263,7 @@ class FolderSession(QObject):
     def _scanned(self, generation: int, paths: list[Path]) -> None:
         if generation != self._generation or self._scan_cancel is None:
             return
+        self._listing = False
         self.photos.set_photos(paths)
         n = len(paths)
         self.message_posted.emit(
@@ -266,7 +273,7 @@ class FolderSession(QObject):
         self.library.submit(
             lookup_captions,
             paths,
-            self.settings.xmp_name,
+            self.settings.current.xmp_name,
             self._scan_cancel,
             lambda chunk: self.library.post(lambda c: self._captions_found(generation, c), chunk),
             self.index_path,
@@ -276,7 +283,7 @@ class FolderSession(QObject):
         if generation != self._generation:
             return
         stale: list[Path] = []
-        for path, found, identity, error, confidence, kept in chunk:
+        for path, found, identity, error, confidence, kept, others in chunk:
             photo = self.photos.photo(path)
             if photo is None or photo.loaded:
                 continue  # captioned meanwhile: the batch knows better
@@ -292,6 +299,7 @@ class FolderSession(QObject):
                     store=found.store if found else None,
                     identity=photo.identity or identity,
                     confidence=confidence,
+                    others=others,
                 )
             if kept is not None and photo.draft is None:
                 if found is not None and found.caption.strip() == kept.caption.strip():
@@ -299,68 +307,12 @@ class FolderSession(QObject):
                 else:
                     photo = _with_kept(photo, kept)
             self.photos.put(photo)
-        if stale:
-            self.writer.core.discard_unsaved(stale)
-
-    def discard_unsaved(self, paths: list[Path]) -> None:
-        """The user discarded these photos' unsaved captions: the index forgets them too."""
-        if paths:
-            self.writer.core.discard_unsaved(paths)
+        self.saver.discard_unsaved(stale)
 
     @Slot(object, str)
     def _thumbnail_failed(self, path: Path, reason: str) -> None:
         log.info("No thumbnail for %s: %s", path, reason)
         self.photos.set_thumbnail_failed(path)
-
-    # ================================================================ editing and saving
-
-    def set_draft(self, path: Path, text: str) -> None:
-        """The user typed (or picked) ``text`` for ``path``."""
-        photo = self.photos.photo(path)
-        if photo is not None:
-            draft = text if text != (photo.caption or "") else None
-            self.photos.put(replace(photo, draft=draft, typed=draft is not None, error=None))
-
-    def revert(self, path: Path) -> Photo | None:
-        photo = self.photos.photo(path)
-        if photo is None:
-            return None
-        if photo.draft is not None:
-            self.discard_unsaved([path])
-        return self.photos.put(
-            replace(photo, draft=None, typed=False, error=None, draft_confidence=None)
-        )
-
-    def save(self, photo: Photo, text: str) -> None:
-        """Queue a write of ``text`` (a snapshot) to the store chosen in Settings."""
-        self.saver.save(photo, text)
-
-    def save_all(self) -> int:
-        return self.saver.save_all()
-
-    # ================================================================ captioning
-
-    @property
-    def batch_running(self) -> bool:
-        """A batch is shown (it may be cancelling: its thread has not stopped yet)."""
-        return self.batches.running
-
-    @property
-    def batches_started(self) -> int:
-        return self.batches.batches_started
-
-    @property
-    def batches_finished(self) -> int:
-        return self.batches.batches_finished
-
-    def caption_photos(self, paths: list[Path]) -> bool:
-        return self.batches.caption_photos(paths)
-
-    def caption_folder(self) -> bool:
-        return self.batches.caption_folder(self.folder)
-
-    def cancel_batch(self) -> bool:
-        return self.batches.cancel()
 
     # ================================================================ quitting
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Literal, get_args, get_origin
 
-from PySide6.QtCore import QByteArray, QSettings
+from PySide6.QtCore import QByteArray, QObject, QSettings, Signal
 
 from core.datatypes import CHECK_BELOW, CaptionSettings, DeviceChoice, Precision, default_precision
 from core.storage.base import StoreKind, XmpName
@@ -23,7 +23,7 @@ MAX_BATCH = 128
 MAX_CANDIDATES = 5
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AppSettings:
     """What the user chose in Settings and the menus; window geometry is kept apart."""
 
@@ -195,3 +195,37 @@ class SettingsStore:
     def folder_open_at_exit(self, folder: Path | None) -> None:
         self._qs.setValue("session/open_folder", str(folder) if folder else "")
         self._qs.sync()  # on disk now: it is there for the start after a crash
+
+
+class Settings(QObject):
+    """The user's settings as one live object, the only holder of them in the app.
+
+    ``current`` is the frozen AppSettings in force; ``update`` replaces it, saves it and sends
+    ``changed`` to every part of the app that depends on a setting (the "check this"
+    threshold of the photo list and the caption panel, the menus' check marks, the model
+    status). Whatever reads a setting at the moment it acts (saving, captioning) reads
+    ``current``, so no copy is ever out of date.
+    """
+
+    changed = Signal(object)  # AppSettings: the new value, already saved
+
+    def __init__(self, store: SettingsStore, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.store = store
+        self._current = store.load()
+
+    @property
+    def current(self) -> AppSettings:
+        return self._current
+
+    def update(self, new: AppSettings) -> None:
+        """Make ``new`` the settings in force, save them and tell every holder."""
+        if new == self._current:
+            return
+        self._current = new
+        self.store.save(new)
+        self.changed.emit(new)
+
+    def change(self, **changes: object) -> None:
+        """Change some fields (``change(recursive=True)``)."""
+        self.update(self._current.with_changes(**changes))

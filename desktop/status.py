@@ -7,12 +7,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDockWidget,
     QHBoxLayout,
     QHeaderView,
     QLabel,
+    QMainWindow,
     QProgressBar,
     QPushButton,
     QTableWidget,
@@ -78,6 +80,22 @@ class ErrorsPanel(QWidget):
         self.table.scrollToBottom()
         self.summary.setText(f"{row + 1} problem{'s' if row else ''}.")
 
+    def remove(self, path: Path) -> None:
+        """``path`` is fine now (its caption was saved): it is no longer a problem."""
+        for row in reversed(range(self.table.rowCount())):
+            if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == path:
+                self.table.removeRow(row)
+        count = self.table.rowCount()
+        self.summary.setText(
+            f"{count} problem{'' if count == 1 else 's'}." if count else "No problems."
+        )
+        if not count:
+            self.cleared.emit()
+
+    @property
+    def count(self) -> int:
+        return self.table.rowCount()
+
     def rows(self) -> list[tuple[str, str]]:
         """(file name, problem) per row, for tests and copying."""
         return [
@@ -96,6 +114,38 @@ class ErrorsPanel(QWidget):
             self.photo_activated.emit(path)
 
 
+PROBLEMS_HEIGHT = 170  # the Problems panel's height when it first opens
+
+
+class ProblemsDock(QDockWidget):
+    """The Problems panel docked at the bottom of ``window``: it opens when a problem comes,
+    and closes when none is left (a photo saved since, Clear, another folder); the View menu
+    still shows it on demand."""
+
+    def __init__(self, window: QMainWindow) -> None:
+        super().__init__("Problems", window)
+        self.setObjectName("errorsDock")
+        self.window_ = window
+        self.panel = ErrorsPanel(self)
+        self.setWidget(self.panel)
+        self.sized = False  # its size was restored from the last session, or set once
+        self.panel.cleared.connect(self.hide)
+
+    def remove(self, path: Path) -> None:
+        self.panel.remove(path)
+
+    def add(self, path: Path | None, message: str) -> None:
+        self.panel.add(path, message)
+        if not self.isVisible():
+            self.show()
+            if not self.sized:  # a few rows, not half the window
+                QTimer.singleShot(0, self._size)  # once it is laid out
+                self.sized = True
+
+    def _size(self) -> None:
+        self.window_.resizeDocks([self], [PROBLEMS_HEIGHT], Qt.Orientation.Vertical)
+
+
 MIN_SECONDS = 3.0  # a rate measured over less time says more about batching than speed
 MIN_PHOTOS = 3  # nor is a rate over fewer captioned photos worth showing
 WINDOW_SECONDS = 30.0  # the rate is measured over about this much of the recent past
@@ -103,7 +153,7 @@ SMOOTHING = 0.3  # weight of a new measurement in the rate shown (exponential sm
 BURST_SECONDS = 0.05  # photos finished this close to the first one came out of the same batch
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RateMeter:
     """Images per second and time left for a batch, once there is enough to go on.
 
@@ -190,11 +240,13 @@ class BatchProgress(QWidget):
         layout.addWidget(self.label)
         layout.addWidget(self.bar)
         layout.addWidget(self.cancel_button)
-        self.meter = RateMeter(0)
+        self.meter = RateMeter(total=0)
+        self.in_flight = 0  # photos at the model or being saved
         self.hide()
 
     def start(self, total: int, message: str = "Starting…") -> None:
-        self.meter = RateMeter(total)
+        self.meter = RateMeter(total=total)
+        self.in_flight = 0
         self.bar.setRange(0, max(total, 1))
         self.bar.setValue(0)
         self.label.setText(message)
@@ -212,14 +264,13 @@ class BatchProgress(QWidget):
         if captioned:
             self.meter.advance(captioned=True, count=captioned)
         self.bar.setValue(min(self.meter.done, self.bar.maximum()))
-        rate = self.meter.rate()
-        left = self.meter.seconds_left()
-        if rate is None:
-            self.label.setText("Captioning… estimating the time left")
-        elif left is None:
-            self.label.setText(f"{rate:.1f} images/s")
-        else:
-            self.label.setText(f"{rate:.1f} images/s, {format_duration(left)} left")
+        self._show_state()
+
+    def set_in_flight(self, count: int) -> None:
+        """``count`` photos are at the model or being saved: the batch in flight is shown."""
+        if count != self.in_flight:
+            self.in_flight = count
+            self._show_state()
 
     def set_total(self, total: int) -> None:
         """The number of photos the batch covers, once known (the engine counts them)."""
@@ -227,6 +278,27 @@ class BatchProgress(QWidget):
             self.meter.total = total
             self.bar.setMaximum(total)
             self.bar.setValue(min(self.meter.done, total))
+
+    def _show_state(self) -> None:
+        """What is being captioned now, then the rate and the time left once they are known."""
+        done, total = self.meter.done, self.meter.total
+        if self.in_flight and total:
+            last = min(done + self.in_flight, total)
+            doing = (
+                f"Captioning {done + 1}–{last} of {total}"
+                if last > done + 1
+                else (f"Captioning {last} of {total}")
+            )
+        else:
+            doing = "Captioning…"
+        rate = self.meter.rate()
+        left = self.meter.seconds_left()
+        if rate is None:
+            self.label.setText(f"{doing}, estimating the time left")
+        elif left is None:
+            self.label.setText(f"{doing}, {rate:.1f} images/s")
+        else:
+            self.label.setText(f"{doing}, {rate:.1f} images/s, {format_duration(left)} left")
 
     def cancelling(self) -> None:
         self.cancel_button.setEnabled(False)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QObject, Qt, QTimer, Slot
 from PySide6.QtWidgets import QLabel, QStatusBar
 
 from core.datatypes import default_weights_path
 from desktop.captioning import JobSummary, ModelInfo
-from desktop.photos import PhotoListModel
-from desktop.session import plural
-from desktop.status import BatchProgress
+from desktop.environment import AppEnvironment, Probe, chosen_weights, probe
+from desktop.session import FolderSession, plural
+from desktop.settings import AppSettings, Settings
+from desktop.status import BatchProgress, format_duration
+from desktop.tasks import TaskPool
+
+log = logging.getLogger(__name__)
 
 NO_MODEL = "⚠ No caption model installed"
 COUNTS_DELAY_MS = 200  # recounting waits this long, so rows changing quickly are counted once
@@ -26,18 +32,36 @@ def batch_report(summary: JobSummary) -> str:
         parts.append(f"{summary.failed} failed (see Problems)")
     if summary.skipped:
         parts.append(f"{summary.skipped} skipped (already captioned)")
-    text = ", ".join(parts) + "."
-    return f"Cancelled. {text}" if summary.cancelled else text
+    text = ", ".join(parts)
+    run = summary.run
+    if run is not None and summary.captioned and run.seconds > 0:
+        text += f" in {format_duration(run.seconds)} ({run.images_per_second:.1f} images/s)"
+    return f"Cancelled. {text}." if summary.cancelled else f"{text}."
 
 
 class StatusLine(QObject):
-    """Fills the status bar; the window tells it what happened."""
+    """Fills the status bar from the session's signals: messages, the batch's progress (its
+    Cancel button cancels the batch), the photo counts, and the model: where it will run (a
+    check on ``tasks`` at start-up), loading, loaded."""
 
-    def __init__(self, bar: QStatusBar, photos: PhotoListModel, parent: QObject | None = None):
+    def __init__(
+        self,
+        bar: QStatusBar,
+        session: FolderSession,
+        settings: Settings,
+        env: AppEnvironment,
+        tasks: TaskPool,
+        parent: QObject | None = None,
+    ):
         super().__init__(parent)
         self.bar = bar
-        self.photos = photos
+        self.photos = photos = session.photos
+        self.env = env
+        self.settings = settings
         self.folder_open = False
+        self.devices: tuple[str, ...] | None = None  # found by the start-up check
+        self.shipped_model: bool | None = None
+        self.model_info: ModelInfo | None = None
         self.progress = BatchProgress(bar)
         self.counts_label = QLabel(bar)
         self.counts_label.setObjectName("countsLabel")
@@ -51,6 +75,22 @@ class StatusLine(QObject):
         self._counts_timer.timeout.connect(self.update_counts)
         photos.dataChanged.connect(self._rows_changed)
         photos.modelReset.connect(self.schedule_counts)
+        session.opened.connect(self._folder_opened)
+        session.message_posted.connect(self.show_message)
+        for poster in (session.saver, session.batches):
+            poster.message_posted.connect(self.show_message)
+        batches = session.batches
+        batches.batch_started.connect(self._batch_started)
+        batches.photos_finished.connect(self.progress.advance)
+        batches.batch_total_changed.connect(self.progress.set_total)
+        batches.in_flight_changed.connect(self.progress.set_in_flight)
+        batches.batch_cancelled.connect(self.progress.cancelling)
+        batches.batch_finished.connect(self._batch_finished)
+        self.progress.cancel_requested.connect(batches.cancel)
+        session.captioning.model_load_started.connect(self.model_loading)
+        session.captioning.model_loaded.connect(self.model_loaded)
+        settings.changed.connect(self._settings_changed)
+        tasks.submit(probe, on_done=self._probed, on_error=self._probe_failed)
 
     def show_message(self, text: str, timeout_ms: int) -> None:
         if text:
@@ -58,7 +98,25 @@ class StatusLine(QObject):
         else:
             self.bar.clearMessage()
 
+    # ---------------------------------------------------------------- the batch
+
+    @Slot(int)
+    def _batch_started(self, total: int) -> None:
+        # The model loads once; later batches start captioning at once.
+        self.progress.start(total, "Captioning…" if self.model_info is not None else "Starting…")
+
+    @Slot(object)
+    def _batch_finished(self, summary: JobSummary) -> None:
+        self.progress.finish()
+        if summary.no_model:
+            self.show_no_model()
+        elif not summary.error:
+            self.show_message(batch_report(summary), 10000)
+
     # ---------------------------------------------------------------- counts
+
+    def _folder_opened(self, _folder: Path) -> None:
+        self.folder_open = True
 
     def schedule_counts(self, *_args: object) -> None:
         if not self._counts_timer.isActive():
@@ -79,6 +137,25 @@ class StatusLine(QObject):
         self.counts_label.setText(f"{text}, {unsaved} unsaved" if unsaved else text)
 
     # ---------------------------------------------------------------- the model
+
+    def _probed(self, found: Probe) -> None:
+        self.devices = found.devices
+        self.shipped_model = found.shipped_model
+        self._show_model_status()
+
+    def _probe_failed(self, error: BaseException) -> None:
+        log.warning("Could not check the compute devices: %s", error)
+
+    def _settings_changed(self, _settings: AppSettings) -> None:
+        self._show_model_status()  # another model file may have been chosen
+
+    def _show_model_status(self) -> None:
+        if self.model_info is not None:
+            return  # loaded: the label says where
+        installed = (
+            chosen_weights(self.env, self.settings.current) is not None or self.shipped_model
+        )
+        self.show_model_waiting(installed is not False, self.devices)
 
     def show_model_waiting(self, installed: bool, devices: Iterable[str] | None) -> None:
         """Before the model is loaded: where it will run, or that there is none to load."""
@@ -103,6 +180,7 @@ class StatusLine(QObject):
 
     @Slot(object)
     def model_loaded(self, info: ModelInfo) -> None:
+        self.model_info = info
         self.device_label.setText(f"Model on {info.device_name}")
         self.device_label.setToolTip(str(info.path) if info.path else "")
         self.progress.set_message("Captioning…")

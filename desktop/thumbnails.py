@@ -1,4 +1,4 @@
-"""Thumbnails: decoded on worker threads into QImage, newest request first, cached on disk."""
+"""Thumbnails: decoded on a TaskPool into QImage, newest request first, cached on disk."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from PySide6.QtGui import QImage
 
 from core.errors import PhotoScribeError, ReaderCrashedError
 from core.images import decode_picture
+from desktop.tasks import TaskPool
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +118,22 @@ def load_thumbnail(path: Path, cache: ThumbnailCache | None, edge: int = THUMBNA
     return image
 
 
+def load_for_display(
+    path: Path, cache: ThumbnailCache | None, edge: int, display: QSize | None
+) -> QImage:
+    """On a worker thread: the thumbnail, scaled to fit ``display`` (when given) so that the GUI
+    thread only shows it."""
+    image = load_thumbnail(path, cache, edge)
+    return fit(image, display) if display is not None else image
+
+
 class ThumbnailLoader(QObject):
-    """Decodes requested thumbnails on a few threads, most recent request first.
+    """Decodes requested thumbnails on a TaskPool, most recent request first.
 
     ``request`` is cheap and may be called from paint code on every repaint: it only queues a
-    path not already queued. Results arrive on the GUI thread as ``thumbnail_ready``.
+    path not already queued. The queue lives on the GUI thread (no lock): at most ``workers``
+    thumbnails are handed to the pool at a time, and each one that comes back (on the GUI
+    thread, as ``thumbnail_ready`` or ``thumbnail_failed``) makes room for the newest request.
     """
 
     thumbnail_ready = Signal(object, QImage)  # path, image
@@ -140,82 +151,67 @@ class ThumbnailLoader(QObject):
         super().__init__(parent)
         self.cache = cache
         self.edge = edge
-        self.display = display  # scaled to fit this here, so the GUI thread only shows it
+        self.display = display  # scaled to fit this on the worker, so the GUI thread only shows it
+        self._workers = max(workers, 1)
+        self._pool = TaskPool("thumbnail", self._workers, self)
         self._queue: OrderedDict[Path, None] = OrderedDict()  # newest last
         self._in_flight: set[Path] = set()
-        self._cond = threading.Condition()
         self._stopping = False
-        self._threads = [
-            threading.Thread(target=self._work, name=f"thumbnail-{i}", daemon=True)
-            for i in range(workers)
-        ]
-        for thread in self._threads:
-            thread.start()
 
     def request(self, path: Path) -> None:
-        with self._cond:
-            if self._stopping or path in self._in_flight:
-                return
-            if path in self._queue:
-                self._queue.move_to_end(path)  # wanted again: it is on screen now
-                return
-            self._queue[path] = None
-            while len(self._queue) > MAX_QUEUED:
-                self._queue.popitem(last=False)
-            self._cond.notify()
+        if self._stopping or path in self._in_flight:
+            return
+        if path in self._queue:
+            self._queue.move_to_end(path)  # wanted again: it is on screen now
+            return
+        self._queue[path] = None
+        while len(self._queue) > MAX_QUEUED:
+            self._queue.popitem(last=False)
+        self._pump()
 
     def clear(self) -> None:
         """Forget queued requests (another folder was opened)."""
-        with self._cond:
-            self._queue.clear()
+        self._queue.clear()
 
     def shutdown(self) -> None:
-        with self._cond:
-            self._stopping = True
-            self._queue.clear()
-            self._cond.notify_all()
-        for thread in self._threads:
-            thread.join()
+        self._stopping = True
+        self._queue.clear()
+        self._pool.shutdown(wait=True, cancel_pending=True)
 
     @property
     def idle(self) -> bool:
-        with self._cond:
-            return not self._queue and not self._in_flight
+        return not self._queue and not self._in_flight
 
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                while not self._queue and not self._stopping:
-                    self._cond.wait()
-                if self._stopping:
-                    return
-                path, _ = self._queue.popitem(last=True)
-                self._in_flight.add(path)
-            try:
-                image = load_thumbnail(path, self.cache, self.edge)
-                if self.display is not None:
-                    image = fit(image, self.display)
-            except ReaderCrashedError as error:
-                self._emit_failed(path, error.problem)
-                with self._cond:
-                    if not self._stopping:
-                        self.reader_crashed.emit(path, str(error))
-            except PhotoScribeError as error:
-                self._emit_failed(path, error.problem)
-            except OSError as error:
-                self._emit_failed(path, error.strerror or str(error))
-            except Exception as error:  # noqa: BLE001 - a bad file must not kill the decoder
-                log.exception("Unexpected error making the thumbnail of %s", path)
-                self._emit_failed(path, f"unexpected error ({error})")
-            else:
-                with self._cond:
-                    if not self._stopping:
-                        self.thumbnail_ready.emit(path, image)
-            finally:
-                with self._cond:
-                    self._in_flight.discard(path)
+    def _pump(self) -> None:
+        """Hand the newest requests to the pool while it has a free thread."""
+        while self._queue and len(self._in_flight) < self._workers and not self._stopping:
+            path, _ = self._queue.popitem(last=True)
+            self._in_flight.add(path)
+            self._pool.submit(
+                load_for_display,
+                path,
+                self.cache,
+                self.edge,
+                self.display,
+                on_done=lambda image, path=path: self._done(path, image),
+                on_error=lambda error, path=path: self._failed(path, error),
+            )
 
-    def _emit_failed(self, path: Path, reason: str) -> None:
-        with self._cond:
-            if not self._stopping:
-                self.thumbnail_failed.emit(path, reason)
+    def _done(self, path: Path, image: QImage) -> None:
+        self._in_flight.discard(path)
+        self.thumbnail_ready.emit(path, image)
+        self._pump()
+
+    def _failed(self, path: Path, error: BaseException) -> None:
+        self._in_flight.discard(path)
+        if isinstance(error, ReaderCrashedError):
+            self.thumbnail_failed.emit(path, error.problem)
+            self.reader_crashed.emit(path, str(error))
+        elif isinstance(error, PhotoScribeError):
+            self.thumbnail_failed.emit(path, error.problem)
+        elif isinstance(error, OSError):
+            self.thumbnail_failed.emit(path, error.strerror or str(error))
+        else:  # a bad file must not stop the thumbnails
+            log.error("Unexpected error making the thumbnail of %s", path, exc_info=error)
+            self.thumbnail_failed.emit(path, f"unexpected error ({error})")
+        self._pump()

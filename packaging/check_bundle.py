@@ -31,7 +31,7 @@ import elf
 MB = 1_000_000
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Report:
     bundle: str
     variant: str  # "cpu" or e.g. "cu130": the torch the bundle was built over
@@ -176,7 +176,7 @@ def archive_modules(bundle: Path) -> list[str] | None:
 
 def check(bundle: Path, variant_cuda: str | None) -> Report:
     variant = f"cu{variant_cuda.replace('.', '')}" if variant_cuda else "cpu"
-    report = Report(str(bundle), variant)
+    report = Report(bundle=str(bundle), variant=variant)
     inside = contents_dir(bundle)
     files: dict[str, int] = {}
     for dirpath, _dirs, names in os.walk(inside):

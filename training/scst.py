@@ -123,6 +123,160 @@ STATE_FILE = "scst_state.safetensors"
 AVERAGE_FILE = "scst_average.safetensors"
 
 
+class _Scst:
+    """One self-critical run's live state: the model, its optimizer and moving average, the
+    reward, the random generators and what has been done (steps, seconds, history, best)."""
+
+    def __init__(
+        self, args: argparse.Namespace, train: list[Example], features: torch.Tensor, dev: DevSplits
+    ) -> None:
+        self.args, self.features, self.dev = args, features, dev
+        self.device = pick_device(args.device)
+        torch.manual_seed(args.seed)
+        self.rng = np.random.default_rng(args.seed)
+        self.ckpt = ckpt = load_checkpoint(args.init)
+        self.vocab = vocab = ckpt.vocab
+        # No dropout: samples and log-probs must agree.
+        self.model = model = ckpt.build_model().to(self.device).eval()
+        if args.style is not None:  # the caption style the app asks for, scored and saved with it
+            model.cfg = replace(model.cfg, style=args.style if args.style in vocab.styles else "")
+        self.out = args.out
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+        self.ema_decay = float(getattr(args, "ema", 0.0) or 0.0)
+        self.average = WeightAverage(model, self.ema_decay) if self.ema_decay > 0 else None
+        self.history: list[dict] = []
+        self.step, spent = 0, 0.0
+        self.state_path = self.out / STATE_FILE
+        if getattr(args, "resume", False) and self.state_path.exists():
+            spent = self._resume()
+        else:
+            self.base = evaluate_splits(model, vocab, dev, 3)
+            self.best = float(self.base["mean"]["CIDEr"])
+            log.info("SCST from %s: dev CIDEr-D %s", args.init, json.dumps(self.base))
+        refs_tok = [[tokenize(c) for c in e.captions] for e in train]
+        self.cider = CiderD(refs_tok)
+        self.prepared = [self.cider.prepare_refs(r) for r in refs_tok]
+        self.prefixes = torch.tensor(
+            [vocab.prefix(e.source if e.source in vocab.styles else None) for e in train]
+        )  # (P, 1 or 2)
+        self.amp = autocast(self.device)
+        self.t0 = time.perf_counter() - spent
+
+    def _resume(self) -> float:
+        """Continue from OUT's state; returns the seconds spent in earlier sittings."""
+        meta = load_train_state(self.state_path, self.model, self.opt)
+        self.step, spent, self.history = meta["step"], meta["seconds"], meta["history"]
+        self.base, self.best = meta["start_cider"], meta["best"]
+        self.rng.bit_generator.state = meta["numpy_rng"]
+        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
+        if self.average is not None and (self.out / AVERAGE_FILE).exists():
+            shadow = load_file(str(self.out / AVERAGE_FILE))
+            self.average.shadow = {k: v.float() for k, v in shadow.items()}
+        log.info("SCST resumed at step %d (%.0f s spent), best %.4f", self.step, spent, self.best)
+        return spent
+
+    @property
+    def running(self) -> bool:
+        args = self.args
+        max_steps = int(getattr(args, "steps", 0) or 0)  # 0: only the minutes limit
+        in_time = time.perf_counter() - self.t0 < args.minutes * 60
+        return in_time and not (max_steps and self.step >= max_steps)
+
+    def train_step(self) -> None:
+        """Sample captions for a random batch of photos, reward them, one optimizer step."""
+        args, model, vocab, device, n = (
+            self.args,
+            self.model,
+            self.vocab,
+            self.device,
+            self.args.samples,
+        )
+        idx = self.rng.choice(len(self.features), args.photos_per_step, replace=False)
+        feats = self.features[torch.from_numpy(idx)].to(device).float()
+        prefix = self.prefixes[torch.from_numpy(idx)].to(device)  # (B, P)
+        with self.amp:
+            memory = model.encode_features(feats)  # (B, 49, C)
+            max_len = self.ckpt.config.max_len
+            seqs = sample_captions(model, vocab, memory.detach(), n, max_len, prefix)
+        rewards = np.zeros(len(seqs))
+        for r, seq in enumerate(seqs.tolist()):
+            rewards[r] = self.cider.score(vocab.decode(seq).split(), self.prepared[idx[r // n]])
+        rw = torch.tensor(rewards, dtype=torch.float32, device=device).view(-1, n)  # (B, n)
+        baseline = (rw.sum(dim=1, keepdim=True) - rw) / (n - 1)  # mean of the other samples
+        advantage = (rw - baseline).view(-1)
+        with self.amp:
+            logp = sequence_logprob(
+                model,
+                vocab,
+                memory.repeat_interleave(n, dim=0),
+                seqs,
+                prefix.repeat_interleave(n, dim=0),
+            )
+        loss = -(advantage * logp.float()).mean()
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        self.opt.step()
+        if self.average is not None:
+            self.average.update(model)
+        self.step += 1
+        if self.step % 10 == 0:
+            log.info(
+                "scst step %d: mean reward %.3f, loss %.4f", self.step, rewards.mean(), loss.item()
+            )
+
+    def evaluate(self) -> None:
+        """Score dev (and the moving average), keep the best, save the resumable state."""
+        model, vocab, dev, step = self.model, self.vocab, self.dev, self.step
+        scores = evaluate_splits(model, vocab, dev, 3)
+        entry = {"step": step, "seconds": time.perf_counter() - self.t0, **scores}
+        log.info("scst step %d dev: %s", step, json.dumps(scores))
+        if scores["mean"]["CIDEr"] > self.best:
+            self.best = scores["mean"]["CIDEr"]
+            self._save_best(model, scores, "trained")
+        if self.average is not None:
+            twin = _averaged_copy(model, self.average)
+            avg_scores = evaluate_splits(twin, vocab, dev, 3)
+            entry["average"] = avg_scores
+            log.info("scst step %d dev, averaged weights: %s", step, json.dumps(avg_scores))
+            if avg_scores["mean"]["CIDEr"] > self.best:
+                self.best = avg_scores["mean"]["CIDEr"]
+                self._save_best(twin, avg_scores, f"moving average, decay {self.ema_decay}")
+            save_file(
+                {k: v.contiguous() for k, v in self.average.shadow.items()},
+                str(self.out / AVERAGE_FILE),
+            )
+        self.history.append(entry)
+        model.eval()
+        meta = {
+            "step": step,
+            "seconds": time.perf_counter() - self.t0,
+            "history": self.history,
+            "start_cider": self.base,
+            "best": self.best,
+            "numpy_rng": self.rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state().tolist(),
+        }
+        save_train_state(self.state_path, model, self.opt, meta)
+        self.write_history()
+
+    def _save_best(self, which: CaptionModel, scores: dict, label: str) -> None:
+        prov = {
+            **self.ckpt.provenance,
+            "stage": "self-critical",
+            "scst_steps": self.step,
+            "scst_weights": label,
+            "dev": scores,
+        }
+        save_checkpoint(self.out / "scst_best.safetensors", which, self.vocab, prov)
+
+    def write_history(self) -> None:
+        (self.out / "scst_history.json").write_text(
+            json.dumps({"start_cider": self.base, "history": self.history}, indent=1)
+        )
+
+
 def run_scst(
     args: argparse.Namespace,
     train: list[Example],
@@ -138,127 +292,11 @@ def run_scst(
     (weights, average, Adam moments, random states, history), saved at every evaluation; the
     minutes are counted over all sittings.
     """
-    device = pick_device(args.device)
-    torch.manual_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
-    ckpt = load_checkpoint(args.init)
-    vocab = ckpt.vocab
-    model = ckpt.build_model().to(device).eval()  # no dropout: samples and log-probs must agree
-    if args.style is not None:  # the caption style the app asks for, scored and saved with it
-        model.cfg = replace(model.cfg, style=args.style if args.style in vocab.styles else "")
-    out = args.out
-    out.mkdir(parents=True, exist_ok=True)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    ema_decay = float(getattr(args, "ema", 0.0) or 0.0)
-    average = WeightAverage(model, ema_decay) if ema_decay > 0 else None
-    history: list[dict] = []
-    step, spent = 0, 0.0
-    state_path = out / STATE_FILE
-    if getattr(args, "resume", False) and state_path.exists():
-        meta = load_train_state(state_path, model, opt)
-        step, spent, history = meta["step"], meta["seconds"], meta["history"]
-        base, best = meta["start_cider"], meta["best"]
-        rng.bit_generator.state = meta["numpy_rng"]
-        torch.set_rng_state(torch.tensor(meta["torch_rng"], dtype=torch.uint8))
-        if average is not None and (out / AVERAGE_FILE).exists():
-            average.shadow = {k: v.float() for k, v in load_file(str(out / AVERAGE_FILE)).items()}
-        log.info("SCST resumed at step %d (%.0f s spent), best %.4f", step, spent, best)
-    else:
-        base = evaluate_splits(model, vocab, dev, 3)
-        best = float(base["mean"]["CIDEr"])
-        log.info("SCST from %s: dev CIDEr-D %s", args.init, json.dumps(base))
-    refs_tok = [[tokenize(c) for c in e.captions] for e in train]
-    cider = CiderD(refs_tok)
-    prepared = [cider.prepare_refs(r) for r in refs_tok]
-    prefixes = torch.tensor(
-        [vocab.prefix(e.source if e.source in vocab.styles else None) for e in train]
-    )  # (P, 1 or 2)
-    amp = autocast(device)
-    n = args.samples
-    t0 = time.perf_counter() - spent
-
-    def save_best(which: CaptionModel, scores: dict, label: str) -> None:
-        prov = {
-            **ckpt.provenance,
-            "stage": "self-critical",
-            "scst_steps": step,
-            "scst_weights": label,
-            "dev": scores,
-        }
-        save_checkpoint(out / "scst_best.safetensors", which, vocab, prov)
-
-    max_steps = int(getattr(args, "steps", 0) or 0)  # 0: only the minutes limit
-    while time.perf_counter() - t0 < args.minutes * 60 and not (max_steps and step >= max_steps):
-        idx = rng.choice(len(features), args.photos_per_step, replace=False)
-        feats = features[torch.from_numpy(idx)].to(device).float()
-        prefix = prefixes[torch.from_numpy(idx)].to(device)  # (B, P)
-        with amp:
-            memory = model.encode_features(feats)  # (B, 49, C)
-            seqs = sample_captions(model, vocab, memory.detach(), n, ckpt.config.max_len, prefix)
-        rewards = np.zeros(len(seqs))
-        for r, seq in enumerate(seqs.tolist()):
-            rewards[r] = cider.score(vocab.decode(seq).split(), prepared[idx[r // n]])
-        rw = torch.tensor(rewards, dtype=torch.float32, device=device).view(-1, n)  # (B, n)
-        baseline = (rw.sum(dim=1, keepdim=True) - rw) / (n - 1)  # mean of the other samples
-        advantage = (rw - baseline).view(-1)
-        with amp:
-            logp = sequence_logprob(
-                model,
-                vocab,
-                memory.repeat_interleave(n, dim=0),
-                seqs,
-                prefix.repeat_interleave(n, dim=0),
-            )
-        loss = -(advantage * logp.float()).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if average is not None:
-            average.update(model)
-        step += 1
-        if step % 10 == 0:
-            log.info("scst step %d: mean reward %.3f, loss %.4f", step, rewards.mean(), loss.item())
-        if step % args.eval_every == 0:
-            scores = evaluate_splits(model, vocab, dev, 3)
-            entry = {"step": step, "seconds": time.perf_counter() - t0, **scores}
-            log.info("scst step %d dev: %s", step, json.dumps(scores))
-            if scores["mean"]["CIDEr"] > best:
-                best = scores["mean"]["CIDEr"]
-                save_best(model, scores, "trained")
-            if average is not None:
-                twin = _averaged_copy(model, average)
-                avg_scores = evaluate_splits(twin, vocab, dev, 3)
-                entry["average"] = avg_scores
-                log.info("scst step %d dev, averaged weights: %s", step, json.dumps(avg_scores))
-                if avg_scores["mean"]["CIDEr"] > best:
-                    best = avg_scores["mean"]["CIDEr"]
-                    save_best(twin, avg_scores, f"moving average, decay {ema_decay}")
-                save_file(
-                    {k: v.contiguous() for k, v in average.shadow.items()},
-                    str(out / AVERAGE_FILE),
-                )
-            history.append(entry)
-            model.eval()
-            save_train_state(
-                state_path,
-                model,
-                opt,
-                {
-                    "step": step,
-                    "seconds": time.perf_counter() - t0,
-                    "history": history,
-                    "start_cider": base,
-                    "best": best,
-                    "numpy_rng": rng.bit_generator.state,
-                    "torch_rng": torch.get_rng_state().tolist(),
-                },
-            )
-            (out / "scst_history.json").write_text(
-                json.dumps({"start_cider": base, "history": history}, indent=1)
-            )
-    (out / "scst_history.json").write_text(
-        json.dumps({"start_cider": base, "history": history}, indent=1)
-    )
-    log.info("SCST done after %d steps: best mean dev CIDEr-D %.4f", step, best)
+    run = _Scst(args, train, features, dev)
+    while run.running:
+        run.train_step()
+        if run.step % args.eval_every == 0:
+            run.evaluate()
+    run.write_history()
+    log.info("SCST done after %d steps: best mean dev CIDEr-D %.4f", run.step, run.best)
     return 0

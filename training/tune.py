@@ -24,7 +24,15 @@ from torch import nn
 from core.checkpoint import Checkpoint, load_checkpoint
 from training.data import Corpus, Example
 from training.features import FeatureCache, encoder_key, load_encoder
-from training.fit import CaptionData, DevSplits, TrainConfig, evaluate_splits, through, train
+from training.fit import (
+    CaptionData,
+    DevSplits,
+    TrainConfig,
+    TrainRun,
+    evaluate_splits,
+    through,
+    train,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,19 +133,21 @@ def run_arm(
     before = {k: v.detach().clone() for k, v in head.state_dict().items()}
     t0 = time.perf_counter()
     result = train(
-        ckpt.config,
-        cfg,
-        ckpt.vocab,
-        features,
-        data,
-        dev,
-        out,
-        init=args.init,
-        head=head,
-        head_lr=head_lr,
+        TrainRun(
+            model_cfg=ckpt.config,
+            cfg=cfg,
+            vocab=ckpt.vocab,
+            features=features,
+            train_data=data,
+            dev=dev,
+            out_dir=out,
+            init=args.init,
+            head=head,
+            head_lr=head_lr,
+        )
     )
     seconds = time.perf_counter() - t0
-    record = result["history"][-1]
+    record = result.history[-1]
     moved = max(float((head.state_dict()[k] - v).abs().max()) for k, v in before.items())
     summary = {
         "head_lr": head_lr,

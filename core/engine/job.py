@@ -14,7 +14,7 @@ from core.library import ScanProblem
 from core.storage import FileIdentity, StoreKind, XmpName
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class LibraryJob:
     """What to caption and where to keep the captions; a plain value, safe to pass to a thread.
 
@@ -42,7 +42,7 @@ class LibraryJob:
             raise ValueError("the minimum confidence must be between 0 and 1")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class PhotoCaptioned:
     """A photo was captioned in this run and, when the job has a store, saved and indexed.
 
@@ -97,7 +97,7 @@ class PhotoFailed:
     problem: str | None = None  # a failed save's kind (core.errors class name), for summaries
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunProgress:
     """Counts so far; ``total`` is None until the background count of the photos has finished."""
 
@@ -108,6 +108,7 @@ class RunProgress:
     failed: int
     elapsed: float  # seconds since the run started
     rate: float  # photos captioned per second
+    in_flight: int = 0  # photos at the model or being saved: not in ``done`` yet
 
 
 @dataclass(frozen=True)
@@ -135,7 +136,7 @@ def ignore(event: EngineEvent) -> None:
     """The EventHandler that does nothing."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RunSummary:
     """The outcome of one run."""
 

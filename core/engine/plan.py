@@ -55,7 +55,7 @@ class Caption:
     overwrite: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Skip:
     """Leave the photo alone; ``record`` is a row for the index (a caption found in a store)."""
 
@@ -79,7 +79,7 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
             if missing := _missing(stored, LOOKUP_ORDER):
                 return ReadStores(missing)
             if (found := first_caption(stored)) is not None:
-                return Skip(path, "has_caption", found[1], found[0])
+                return Skip(path=path, reason="has_caption", caption=found[1], store=found[0])
         return Caption(path, overwrite=False)
     if (
         row is not None
@@ -90,12 +90,24 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
         if rules.recaption and not rules.overwrite:
             return Caption(path, overwrite=False)  # a suggestion; the caption stored stays
         if not rules.overwrite:
-            return Skip(path, "done", row.caption, row.store, confidence=row.confidence)
+            return Skip(
+                path=path,
+                reason="done",
+                caption=row.caption,
+                store=row.store,
+                confidence=row.confidence,
+            )
         if row.model == rules.model:
             if target not in stored:
                 return ReadStores((target,))
             if stored[target] == row.caption:
-                return Skip(path, "done", row.caption, row.store, confidence=row.confidence)
+                return Skip(
+                    path=path,
+                    reason="done",
+                    caption=row.caption,
+                    store=row.store,
+                    confidence=row.confidence,
+                )
         return Caption(path, overwrite=True)
     if rules.skip_captioned:
         if missing := _missing(stored, LOOKUP_ORDER):
@@ -123,7 +135,14 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
 def adopt(facts: PhotoFacts, caption: str, store: StoreKind) -> Skip:
     """Skip a photo whose caption was found in ``store``, recording it in the index."""
     record = adopted_row(facts, caption, store)
-    return Skip(facts.path, "has_caption", caption, store, record, record.confidence)
+    return Skip(
+        path=facts.path,
+        reason="has_caption",
+        caption=caption,
+        store=store,
+        record=record,
+        confidence=record.confidence,
+    )
 
 
 def adopted_row(facts: PhotoFacts, caption: str, store: StoreKind) -> IndexEntry:
@@ -134,14 +153,14 @@ def adopted_row(facts: PhotoFacts, caption: str, store: StoreKind) -> IndexEntry
     model = row.model if same and row is not None else None
     confidence = row.confidence if same and row is not None else None
     return IndexEntry(
-        facts.path,
-        facts.identity.size,
-        facts.identity.mtime_ns,
-        "done",
-        caption,
-        store,
-        None,
-        model,
+        path=facts.path,
+        size=facts.identity.size,
+        mtime_ns=facts.identity.mtime_ns,
+        status="done",
+        caption=caption,
+        store=store,
+        store_path=None,
+        model=model,
         confidence=confidence,
     )
 

@@ -20,7 +20,7 @@ from core.storage import LOOKUP_ORDER, FileIdentity, XmpName
 PROGRESS_EVERY_S = 0.25
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class RebuildSummary:
     """The outcome of rebuilding the index from the stores."""
 
@@ -97,7 +97,17 @@ def rebuild_index(
             if time.monotonic() - last >= PROGRESS_EVERY_S:
                 last = time.monotonic()
                 done = indexed + uncaptioned + failed
-                emit(RunProgress(done, None, 0, done, failed, last - t0, 0.0))
+                emit(
+                    RunProgress(
+                        done=done,
+                        total=None,
+                        captioned=0,
+                        skipped=done,
+                        failed=failed,
+                        elapsed=last - t0,
+                        rate=0.0,
+                    )
+                )
         else:
             complete = True
         if complete:
@@ -109,5 +119,10 @@ def rebuild_index(
         if own:
             writer.close()
     return RebuildSummary(
-        indexed, uncaptioned, failed, tuple(problems), time.monotonic() - t0, not complete
+        indexed=indexed,
+        uncaptioned=uncaptioned,
+        failed=failed,
+        problems=tuple(problems),
+        seconds=time.monotonic() - t0,
+        cancelled=not complete,
     )

@@ -51,8 +51,10 @@ class LibraryEngine:
         job = LibraryJob(roots=(folder,), recursive=True, store="xmp")
         summary = engine.run(job, cancel=token, on_event=handler)
 
-    ``on_event`` is called on the calling thread with plain frozen dataclasses; it must not
-    block for long. Saving and recording go through ``writer``, the process's one writer
+    ``on_event`` is called with plain frozen dataclasses, never two calls at once: on the
+    calling thread, and on the writer thread for the photos of a batch as soon as the writer
+    has saved them (so what is reported keeps up with what is on disk while the model works
+    on the next batch); it must not block for long. Saving and recording go through ``writer``, the process's one writer
     thread (the app passes its own; without one, each run starts and stops its own).
 
     A run can be stopped at any moment, even by killing the process: the next run of the
@@ -124,7 +126,14 @@ class _Run:
         self.writer = writer if job.store is not None else None
         self.model = caption_version(engine.captioner, job.settings)
         self.rules = Rules(job.store, job.overwrite, job.skip_captioned, job.recaption, self.model)
-        self.saving: deque[tuple[Future[list[SaveOutcome]], dict[Path, CaptionResult]]] = deque()
+        # Batches handed to the writer, each with an event set once its photos are reported.
+        self.saving: deque[tuple[Future[list[SaveOutcome]], threading.Event]] = deque()
+        # The counts and the events: the calling thread's and the writer thread's, one at a time.
+        self.lock = threading.RLock()
+        self.report_error: BaseException | None = None  # raised by on_event on the writer thread
+        self.at_model = 0  # photos of the batch the model is working on
+        self.at_writer = 0  # photos handed to the writer, not reported yet
+        self.scanner: Scanner | None = None
         self.captioned = self.skipped = self.failed = self.for_review = self.in_sidecars = 0
         self.failures: list[PhotoFailed] = []
         self.problems: list[ScanProblem] = []
@@ -140,7 +149,7 @@ class _Run:
                 self.emit(replaced)
             started = self.started_wall
             writer.with_index(lambda index: remove_stale_temp_files(index, started)).result()
-        scanner = Scanner(
+        self.scanner = scanner = Scanner(
             self.job.roots,
             self.job.recursive,
             self.rules,
@@ -160,7 +169,7 @@ class _Run:
         try:
             complete = self._loop(scanner, batches)
             while batches and not self.cancel.is_set():
-                self._captioned(batches.take(), scanner)
+                self._take(batches, scanner)
         finally:
             scanner.stop()
             batches.close()
@@ -170,20 +179,21 @@ class _Run:
                 roots, recursive = self.job.roots, self.job.recursive
                 writer.with_index(lambda index: prune_missing(index, roots, recursive)).result()
             writer.flush()
-        self._progress(scanner, force=True)
+        with self.lock:
+            self._progress(scanner, force=True)
         return RunSummary(
-            self.captioned,
-            self.skipped,
-            self.failed,
-            tuple(self.failures),
-            tuple(self.problems),
-            time.monotonic() - self.t0,
-            self.cancel.is_set(),
-            self.job.store,
-            self.engine.index_path if writer is not None else None,
-            self.model,
-            self.for_review,
-            self.in_sidecars,
+            captioned=self.captioned,
+            skipped=self.skipped,
+            failed=self.failed,
+            failures=tuple(self.failures),
+            problems=tuple(self.problems),
+            seconds=time.monotonic() - self.t0,
+            cancelled=self.cancel.is_set(),
+            store=self.job.store,
+            index_path=self.engine.index_path if writer is not None else None,
+            model=self.model,
+            for_review=self.for_review,
+            in_sidecars=self.in_sidecars,
         )
 
     def _loop(self, scanner: Scanner, batches: Batches[Todo]) -> bool:
@@ -191,42 +201,73 @@ class _Run:
         while not self.cancel.is_set():
             self._wait_for_saves(everything=False)
             if batches.full:
-                self._captioned(batches.take(), scanner)
+                self._take(batches, scanner)
                 continue
             item = scanner.take(timeout=0 if batches.ready else 0.1)
             if item is None:
                 if batches.ready:  # the scan is slower than the model: caption meanwhile
-                    self._captioned(batches.take(), scanner)
+                    self._take(batches, scanner)
                 continue
             if isinstance(item, ScanEnd):
                 return True
             if isinstance(item, Crashed):
                 raise item.error
-            if isinstance(item, Todo):
-                batches.add(item)
-            elif isinstance(item, Skip):
-                self.skipped += 1
-                if item.record is not None and self.writer is not None:
-                    self.writer.record(item.record)
-                self.emit(
-                    PhotoSkipped(item.path, item.reason, item.caption, item.store, item.confidence)
-                )
-            elif isinstance(item, Failed):
-                self._failed(item.path, item.reason, item.identity)
-            elif item.kind == "folder":
-                self.problems.append(item)
-                self.emit(item)
-            else:  # a photo the scan could not read, or a root that is not there
-                self._failed(item.path, item.reason, None)
-            self._progress(scanner)
+            with self.lock:
+                self._planned(item, batches, scanner)
         return False
+
+    def _planned(
+        self, item: Todo | Skip | Failed | ScanProblem, batches: Batches[Todo], scanner: Scanner
+    ) -> None:
+        if isinstance(item, Todo):
+            batches.add(item)
+        elif isinstance(item, Skip):
+            self.skipped += 1
+            if item.record is not None and self.writer is not None:
+                self.writer.record(item.record)
+            self.emit(
+                PhotoSkipped(item.path, item.reason, item.caption, item.store, item.confidence)
+            )
+        elif isinstance(item, Failed):
+            self._failed(item.path, item.reason, item.identity)
+        elif item.kind == "folder":
+            self.problems.append(item)
+            self.emit(item)
+        else:  # a photo the scan could not read, or a root that is not there
+            self._failed(item.path, item.reason, None)
+        self._progress(scanner)
+
+    def _take(self, batches: Batches[Todo], scanner: Scanner) -> None:
+        """Caption the next batch; it is reported as in flight while the model works on it."""
+        with self.lock:
+            self.at_model = min(len(batches), self.job.settings.batch_size)
+            self._progress(scanner, force=True)
+        try:
+            batch = batches.take()
+        finally:
+            with self.lock:
+                self.at_model = 0
+        self._captioned(batch, scanner)
 
     def _captioned(self, batch: list[tuple[Todo, CaptionResult]] | None, scanner: Scanner) -> None:
         """Hand a batch's captions to the writer (or, saving nothing, report them)."""
         if batch is None:
             return  # cancelled before the batch reached the model: nothing of it was made
+        with self.lock:
+            requests = self._made(batch)
+            self.at_writer += len(requests)
+        if requests and self.writer is not None:
+            reported = threading.Event()
+            future = self.writer.save_batch(requests)
+            self.saving.append((future, reported))
+            future.add_done_callback(lambda done: self._batch_saved(done, reported))
+        self._wait_for_saves(everything=False)
+        with self.lock:
+            self._progress(scanner)
+
+    def _made(self, batch: list[tuple[Todo, CaptionResult]]) -> list[SaveRequest]:
+        """Report what needs no saving; the save requests for the rest."""
         requests: list[SaveRequest] = []
-        results: dict[Path, CaptionResult] = {}
         for todo, result in batch:
             path = result.path
             if not result.ok:
@@ -245,33 +286,30 @@ class _Run:
                 self.captioned += 1
                 self.emit(
                     PhotoCaptioned(
-                        path,
-                        result.caption,
-                        result.score,
-                        result.candidates,
-                        None,
-                        None,
+                        path=path,
+                        caption=result.caption,
+                        score=result.score,
+                        candidates=result.candidates,
+                        store=None,
+                        saved_to=None,
                         confidence=result.confidence,
                     )
                 )
             else:
                 requests.append(
                     SaveRequest(
-                        path,
-                        result.caption,
-                        self.job.store,
-                        self.job.xmp_name,
-                        todo.overwrite or self.job.overwrite,  # --overwrite: stores agree
-                        todo.identity,
-                        self.model,
-                        result.confidence,
+                        photo=path,
+                        caption=result.caption,
+                        store=self.job.store,
+                        xmp_name=self.job.xmp_name,
+                        overwrite=todo.overwrite or self.job.overwrite,  # --overwrite: stores agree
+                        expected=todo.identity,
+                        model=self.model,
+                        confidence=result.confidence,
+                        made=result,
                     )
                 )
-                results[path] = result
-        if requests and self.writer is not None:
-            self.saving.append((self.writer.save_batch(requests), results))
-        self._wait_for_saves(everything=False)
-        self._progress(scanner)
+        return requests
 
     def _too_unsure(self, result: CaptionResult) -> bool:
         """Below the job's minimum confidence (an unknown confidence is below any minimum)."""
@@ -280,31 +318,49 @@ class _Run:
             return False
         return result.confidence is None or result.confidence < least
 
-    def _wait_for_saves(self, *, everything: bool) -> None:
-        """Report the batches the writer has saved; wait when too many are still saving."""
-        while self.saving:
-            future, results = self.saving[0]
-            if not future.done() and not everything and len(self.saving) <= MAX_BATCHES_SAVING:
-                return
-            outcomes = future.result()  # raises what stopped the writer (an index error)
-            self.saving.popleft()
-            for outcome in outcomes:
-                self._saved(outcome, results[outcome.request.photo])
+    def _batch_saved(self, future: Future[list[SaveOutcome]], reported: threading.Event) -> None:
+        """On the writer thread, as soon as a batch is saved: report its photos."""
+        try:
+            if future.cancelled() or future.exception() is not None:
+                return  # the calling thread raises what stopped the writer
+            with self.lock:
+                for outcome in future.result():
+                    self.at_writer -= 1
+                    self._saved(outcome)
+                if self.scanner is not None:
+                    self._progress(self.scanner, force=True)
+        except BaseException as error:  # noqa: BLE001 - raised again on the calling thread
+            self.report_error = error
+        finally:
+            reported.set()
 
-    def _saved(self, outcome: SaveOutcome, result: CaptionResult) -> None:
-        path = outcome.request.photo
+    def _wait_for_saves(self, *, everything: bool) -> None:
+        """Forget the batches whose photos are reported; wait when too many are still saving."""
+        while self.saving:
+            future, reported = self.saving[0]
+            if not reported.is_set() and not everything and len(self.saving) <= MAX_BATCHES_SAVING:
+                return
+            reported.wait()
+            self.saving.popleft()
+            future.result()  # raises what stopped the writer (an index error)
+            if self.report_error is not None:
+                raise self.report_error
+
+    def _saved(self, outcome: SaveOutcome) -> None:
+        path, result = outcome.request.photo, outcome.made
+        assert result is not None, "the engine saves only what the model made"
         if outcome.exists and self.job.recaption:
             # A caption is stored and may not be replaced: the new one is a suggestion.
             self.captioned += 1
             self.emit(
                 PhotoCaptioned(
-                    path,
-                    outcome.request.caption,
-                    result.score,
-                    result.candidates,
-                    None,
-                    None,
-                    "this photo already has a caption, which stays; the new one is a suggestion.",
+                    path=path,
+                    caption=outcome.request.caption,
+                    score=result.score,
+                    candidates=result.candidates,
+                    store=None,
+                    saved_to=None,
+                    message="this photo already has a caption, which stays; the new one is a suggestion.",
                     confidence=result.confidence,
                 )
             )
@@ -326,15 +382,15 @@ class _Run:
                 self.in_sidecars += 1
             self.emit(
                 PhotoCaptioned(
-                    path,
-                    outcome.request.caption,
-                    result.score,
-                    result.candidates,
-                    saved.store,
-                    saved.path,
-                    saved.message,
-                    outcome.identity,
-                    result.confidence,
+                    path=path,
+                    caption=outcome.request.caption,
+                    score=result.score,
+                    candidates=result.candidates,
+                    store=saved.store,
+                    saved_to=saved.path,
+                    message=saved.message,
+                    identity=outcome.identity,
+                    confidence=result.confidence,
                 )
             )
 
@@ -348,16 +404,24 @@ class _Run:
     ) -> None:
         """Count and report a failure; with ``identity``, also record it in the index (a
         failed save is recorded by the writer, so it comes without one)."""
-        self.failed += 1
-        failure = PhotoFailed(path, reason, caption, problem)
-        self.failures.append(failure)
-        if self.writer is not None and identity is not None:
-            self.writer.record(
-                IndexEntry(path, identity.size, identity.mtime_ns, "failed", error=reason)
-            )
-        self.emit(failure)
+        with self.lock:
+            self.failed += 1
+            failure = PhotoFailed(path, reason, caption, problem)
+            self.failures.append(failure)
+            if self.writer is not None and identity is not None:
+                self.writer.record(
+                    IndexEntry(
+                        path=path,
+                        size=identity.size,
+                        mtime_ns=identity.mtime_ns,
+                        status="failed",
+                        error=reason,
+                    )
+                )
+            self.emit(failure)
 
     def _progress(self, scanner: Scanner, force: bool = False) -> None:
+        """Counts so far (the lock held), at most every PROGRESS_EVERY_S unless ``force``."""
         now = time.monotonic()
         if not force and now - self.last_progress < PROGRESS_EVERY_S:
             return
@@ -365,12 +429,13 @@ class _Run:
         elapsed = now - self.t0
         self.emit(
             RunProgress(
-                self.captioned + self.skipped + self.failed + self.for_review,
-                scanner.total,
-                self.captioned,
-                self.skipped,
-                self.failed,
-                elapsed,
-                self.captioned / elapsed if elapsed > 0 else 0.0,
+                done=self.captioned + self.skipped + self.failed + self.for_review,
+                total=scanner.total,
+                captioned=self.captioned,
+                skipped=self.skipped,
+                failed=self.failed,
+                elapsed=elapsed,
+                rate=self.captioned / elapsed if elapsed > 0 else 0.0,
+                in_flight=self.at_model + self.at_writer,
             )
         )

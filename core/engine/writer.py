@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, TypeVar
 
+from core.datatypes import CaptionResult
 from core.engine.job import IndexReplaced
 from core.errors import (
     CaptionExistsError,
@@ -43,7 +44,7 @@ COMMIT_EVERY_ROWS = 500  # rows of skips/adoptions/failures grouped into one ind
 COMMIT_EVERY_S = 2.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SaveOutcome:
     """What became of one SaveRequest."""
 
@@ -57,6 +58,11 @@ class SaveOutcome:
     @property
     def ok(self) -> bool:
         return self.result is not None
+
+    @property
+    def made(self) -> CaptionResult | None:
+        """The model's result the saved caption came from (None for a typed caption)."""
+        return self.request.made
 
 
 class WriterClosedError(StorageError):
@@ -177,10 +183,10 @@ class Writer:
                     expected = outcome.request.expected
                     index.put(
                         IndexEntry(
-                            outcome.request.photo,
-                            expected.size,
-                            expected.mtime_ns,
-                            "failed",
+                            path=outcome.request.photo,
+                            size=expected.size,
+                            mtime_ns=expected.mtime_ns,
+                            status="failed",
                             error=outcome.error,
                         )
                     )
@@ -357,13 +363,13 @@ class Writer:
         try:
             result = save_caption(_with_expected(request, expected))
         except CaptionExistsError as error:
-            return SaveOutcome(request, error=str(error), exists=True)
+            return SaveOutcome(request=request, error=str(error), exists=True)
         except StorageError as error:
-            return SaveOutcome(request, error=str(error), problem=type(error).__name__)
+            return SaveOutcome(request=request, error=str(error), problem=type(error).__name__)
         except Exception as error:  # noqa: BLE001 - one bad file never stops the others
             log.exception("Unexpected error saving the caption of %s", request.photo)
             return SaveOutcome(
-                request,
+                request=request,
                 error=f"{request.photo}: unexpected error while saving ({error}); the details "
                 "are in the log file.",
                 problem=type(error).__name__,
@@ -376,7 +382,7 @@ class Writer:
                 after = None
         if expected is not None and after is not None and after != expected:
             self._successor[(request.photo, expected)] = after
-        return SaveOutcome(request, result=result, identity=after)
+        return SaveOutcome(request=request, result=result, identity=after)
 
     def _note_unsaved(self, outcome: SaveOutcome, *, superseded: bool) -> None:
         """Keep a caption that could not be saved in the index; forget one saved since.
@@ -398,13 +404,13 @@ class Writer:
             elif text and (held is None or not held.typed or typed):
                 index.keep_unsaved(
                     UnsavedCaption(
-                        request.photo,
-                        text,
-                        typed,
-                        request.store,
-                        outcome.error,
-                        request.model,
-                        request.confidence,
+                        path=request.photo,
+                        caption=text,
+                        typed=typed,
+                        store=request.store,
+                        error=outcome.error,
+                        model=request.model,
+                        confidence=request.confidence,
                     )
                 )
             if superseded:
@@ -443,14 +449,14 @@ def _row(
     result: WriteResult | None = None,
 ) -> IndexEntry:
     return IndexEntry(
-        request.photo,
-        identity.size,
-        identity.mtime_ns,
-        status,
-        request.caption.strip(),
-        result.store if result is not None else request.store,
-        result.path if result is not None else None,
-        request.model,
+        path=request.photo,
+        size=identity.size,
+        mtime_ns=identity.mtime_ns,
+        status=status,
+        caption=request.caption.strip(),
+        store=result.store if result is not None else request.store,
+        store_path=result.path if result is not None else None,
+        model=request.model,
         confidence=request.confidence,
     )
 

@@ -40,7 +40,7 @@ MAX_CAPTION_CHARS = 5000
 """Longest caption accepted by every store; well inside the 64 KB metadata blocks of a JPEG."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class WriteResult:
     """Where a caption was stored, and anything the user should know about it."""
 
@@ -191,4 +191,11 @@ def write_sidecar(
 
     atomic_write(target, data, mode_from=photo, before_replace=still_the_same)
     log.info("Saved caption for %s in %s", photo, target)
-    return WriteResult(photo, store, target, message, True, photo_identity)
+    return WriteResult(
+        photo=photo,
+        store=store,
+        path=target,
+        message=message,
+        written=True,
+        photo_identity=photo_identity,
+    )

@@ -13,6 +13,7 @@ from core.errors import CorruptMetadataError, StorageError, UnsupportedFormatErr
 from core.isolation import runs_in_reader
 from core.library import IMAGE_EXTENSIONS
 from core.storage.base import StoreKind, WriteResult, XmpName, check_overwrite, clean_caption
+from core.storage.exif_in_place import with_description
 from core.storage.files import (
     FileIdentity,
     atomic_write,
@@ -21,7 +22,18 @@ from core.storage.files import (
     ensure_writable,
     read_bytes,
 )
-from core.storage.jpeg_xmp import SegmentError, with_xmp_packet, without_xmp
+from core.storage.jpeg_xmp import (
+    XMP_SIGNATURE,
+    Segment,
+    SegmentError,
+    app_segments,
+    outside_xmp_and_iptc,
+    photoshop_segments,
+    replace_segment,
+    with_standard_xmp_header,
+    with_xmp_packet,
+    without_segments,
+)
 from core.storage.metadata import (
     EXIF_KEY,
     IPTC_CHARSET_KEY,
@@ -33,6 +45,7 @@ from core.storage.metadata import (
     exiv2_calls,
     exiv2_reason,
     iptc_caption,
+    iptc_utf8_declared,
     metadata_snapshot,
     open_metadata,
     preview_digests,
@@ -40,8 +53,10 @@ from core.storage.metadata import (
     set_xmp_caption,
     xmp_caption,
 )
+from core.storage.photoshop import iptc_digest_state, with_current_iptc_digest
 from core.storage.pixels import NotRecognisedError, image_data_digest
 from core.storage.xmp import XmpSidecarStore
+from core.storage.xmp_salvage import copies_of_exif, without_unparsable
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +121,7 @@ class EmbeddedStore:
     @runs_in_reader("embedded_caption")  # libexiv2 in a reader process: a crash costs one file
     def _read_embedded(self, photo: Path) -> str | None:
         data, _ = read_bytes(photo)
+        data = with_standard_xmp_header(data)  # a JPEG's "XMP\0" packet is read too
         with exiv2_calls() as messages:
             try:
                 # Fields exiv2 could read are read, whatever it says of a maker note.
@@ -143,14 +159,28 @@ class EmbeddedStore:
             return self._write_beside(photo, text, identity, overwrite, embedded.reason)
         new_data, message = embedded
         if new_data is None:
-            return WriteResult(photo, self.name, photo, message, False, identity)
+            return WriteResult(
+                photo=photo,
+                store=self.name,
+                path=photo,
+                message=message,
+                written=False,
+                photo_identity=identity,
+            )
 
         def still_the_same() -> None:
             check_identity(real, identity)
 
         atomic_write(real, new_data, before_replace=still_the_same)
         log.info("Saved caption inside %s", photo)
-        return WriteResult(photo, self.name, photo, message, True, FileIdentity.of(real))
+        return WriteResult(
+            photo=photo,
+            store=self.name,
+            path=photo,
+            message=message,
+            written=True,
+            photo_identity=FileIdentity.of(real),
+        )
 
     def _write_sidecar(
         self, photo: Path, text: str, expected: FileIdentity | None, overwrite: bool
@@ -192,10 +222,35 @@ class EmbeddedStore:
     ) -> tuple[bytes | None, str] | _Unsafe:
         """The photo's new bytes (None when already up to date) and a message, or why writing
         inside this photo is not safe."""
+        # A JPEG's XMP segment under a damaged header is made readable first (same length),
+        # so it is the packet written: no second packet beside it keeps the old description.
+        data = with_standard_xmp_header(data)
+        digest_current = iptc_digest_state(data) == "current"
+        note = ""
         try:
             image = open_metadata(photo, data, messages, lenient=True)
         except CorruptMetadataError as error:
-            return _Unsafe(_reason_of(error))
+            salvaged = _with_salvaged_xmp(photo, data, messages)
+            if salvaged is None:
+                return _Unsafe(_reason_of(error))
+            data, image, note = salvaged
+        embedded = self._embed_into(photo, data, image, text, overwrite, messages, digest_current)
+        if isinstance(embedded, _Unsafe) or embedded[0] is None or not note:
+            return embedded
+        return embedded[0], " ".join(m for m in (note, embedded[1]) if m)
+
+    def _embed_into(
+        self,
+        photo: Path,
+        data: bytes,
+        image: exiv2.Image,
+        text: str,
+        overwrite: bool,
+        messages: list[logging.LogRecord],
+        digest_current: bool,
+    ) -> tuple[bytes | None, str] | _Unsafe:
+        """The caption written into the opened photo by the safest way that keeps everything
+        else: exiv2's rewrite, else (JPEG) only the XMP and IPTC segments; or why not."""
         kind = _WRITABLE_TYPES.get(image.imageType())
         if kind is None:
             raise UnsupportedFormatError(
@@ -219,15 +274,19 @@ class EmbeddedStore:
             # exiv2 would write back only what it could read of the damaged part.
             reason = f"exiv2 reported: {damage[0]}"
         else:
-            written = self._rewrite(photo, image, data, kind, text, has_iptc, pixels_before)
+            written = self._rewrite(
+                photo, image, data, kind, text, has_iptc, pixels_before, digest_current
+            )
             if not isinstance(written, _Unsafe):
                 return written
             reason = written.reason
         if kind == "jpeg":
             try:
-                return self._xmp_only(photo, data, image, text, has_iptc, pixels_before), ""
+                return self._keeping_layout(
+                    photo, data, image, text, has_iptc, pixels_before, digest_current
+                )
             except _NotXmpOnly as error:
-                log.info("Only the XMP of %s could not be written either: %s", photo, error)
+                log.info("Not even the captions alone could be written in %s: %s", photo, error)
         return _Unsafe(reason)
 
     def _rewrite(
@@ -239,12 +298,20 @@ class EmbeddedStore:
         text: str,
         has_iptc: bool,
         pixels_before: str,
+        digest_current: bool,
     ) -> tuple[bytes, str] | _Unsafe:
         """All three caption fields written by exiv2 (which lays the metadata out again),
         checked: the caption reads back, every other field, every preview and the image data
         are as they were."""
         before = metadata_snapshot(image, _CAPTION_KEYS)
         previews = sorted(preview_digests(image))
+        # exiv2 changes the image it writes: write a copy, so that the caller's stays as the
+        # photo is for the way tried next (it once saw the new caption in EXIF, as if there).
+        with exiv2_calls() as own:
+            try:
+                image = open_metadata(photo, data, own, lenient=True)
+            except StorageError as error:
+                return _Unsafe(_reason_of(error))
         message = ""
         try:
             image.exifData()[EXIF_KEY] = text
@@ -254,10 +321,14 @@ class EmbeddedStore:
             image.writeMetadata()
             with image.io().data() as buffer:
                 new_data = bytes(buffer)
+            if kind == "jpeg" and digest_current:
+                new_data = with_current_iptc_digest(new_data)
         except exiv2.Exiv2Error as error:
             return _Unsafe(f"exiv2 could not write the metadata: {exiv2_reason(error)}")
         except UnsupportedFormatError as error:
             return _Unsafe(error.problem.split(";")[0])
+        except SegmentError as error:
+            return _Unsafe(f"its IPTCDigest could not be kept current: {error}")
         with exiv2_calls() as messages:
             problem = ""
             try:
@@ -269,8 +340,8 @@ class EmbeddedStore:
                     problem = f"exiv2 reported: {messages[0].getMessage()}"
                 elif any(f != text for f in found):
                     problem = "the caption did not read back the same"
-                elif metadata_snapshot(after, _CAPTION_KEYS) != before:
-                    problem = "other metadata would have changed"
+                elif (changed := _changed_keys(before, after)) != []:
+                    problem = f"exiv2 would have changed {', '.join(changed[:3])}"
                 elif sorted(preview_digests(after)) != previews:
                     problem = "a preview image inside the photo would have changed"
                 elif image_data_digest(new_data, kind) != pixels_before:
@@ -282,7 +353,7 @@ class EmbeddedStore:
             return _Unsafe(problem)
         return new_data, message
 
-    def _xmp_only(
+    def _keeping_layout(
         self,
         photo: Path,
         data: bytes,
@@ -290,37 +361,127 @@ class EmbeddedStore:
         text: str,
         has_iptc: bool,
         pixels_before: str,
-    ) -> bytes:
-        """The JPEG with only its XMP packet written (core.storage.jpeg_xmp): EXIF, maker
-        notes, previews, IPTC and image data stay byte for byte as they are. Only when no
-        other field holds a different caption, which would then disagree with the new one."""
-        others = [exif_caption(image)] + ([iptc_caption(image)] if has_iptc else [])
-        if any(other not in (None, text) for other in others):
-            raise _NotXmpOnly("its EXIF or IPTC holds another caption that would stay")
+        digest_current: bool,
+    ) -> tuple[bytes, str]:
+        """The JPEG with only its XMP packet (core.storage.jpeg_xmp) and, where it has IPTC,
+        its Photoshop IPTC segment written, and an older EXIF ImageDescription replaced where
+        it lies (core.storage.exif_in_place): EXIF's layout, maker notes, previews and image
+        data stay byte for byte as they are."""
         before = metadata_snapshot(image, _CAPTION_KEYS)
         xmp = exiv2.XmpData()
         for datum in image.xmpData():
             xmp.add(datum)
+        notes = []
+        base, exif_after = data, exif_caption(image, raw=True)
         try:
+            if exif_after not in (None, text):
+                # An older text (camera junk, or a caption --overwrite replaces) must not stay
+                # in EXIF, which readers take first.
+                base, fits = with_description(data, text)
+                exif_after = text if fits else None
+                if not fits:
+                    notes.append(
+                        "the old caption in the photo's EXIF was emptied (the new one is longer "
+                        "than its place there, which cannot grow without rewriting EXIF)."
+                    )
             set_xmp_caption(xmp, text)
-            new_data = with_xmp_packet(data, encode_xmp_packet(photo, xmp))
+            new_data = with_xmp_packet(base, encode_xmp_packet(photo, xmp))
+            if has_iptc and (
+                iptc_caption(image, raw=True) != text or not iptc_utf8_declared(image.iptcData())
+            ):
+                new_data, converted = _with_iptc_caption(photo, new_data, text)
+                if converted:
+                    notes.append("older IPTC text in the photo was converted to UTF-8.")
+            if digest_current:
+                new_data = with_current_iptc_digest(new_data)
         except (SegmentError, StorageError) as error:
-            raise _NotXmpOnly(str(error)) from None
+            raise _NotXmpOnly(_reason_of(error)) from None
         with exiv2_calls() as messages:
             try:
                 after = open_metadata(photo, new_data, messages, lenient=True)
             except StorageError as error:
                 raise _NotXmpOnly(_reason_of(error)) from None
-            if without_xmp(new_data) != without_xmp(data):
-                raise _NotXmpOnly("bytes outside the XMP segment would have changed")
-            if xmp_caption(after, raw=True) != text:
+            if outside_xmp_and_iptc(new_data) != outside_xmp_and_iptc(base):
+                raise _NotXmpOnly("bytes outside the XMP and IPTC segments would have changed")
+            found = [xmp_caption(after, raw=True)]
+            if has_iptc:
+                found.append(iptc_caption(after, raw=True))
+            if any(f != text for f in found) or exif_caption(after, raw=True) != exif_after:
                 raise _NotXmpOnly("the caption did not read back the same")
             if metadata_snapshot(after, _CAPTION_KEYS) != before:
-                raise _NotXmpOnly("other XMP properties would have changed")
+                raise _NotXmpOnly("other XMP or IPTC fields would have changed")
             if image_data_digest(new_data, "jpeg") != pixels_before:
                 raise _NotXmpOnly("the image data would have changed")
-        log.info("Wrote only the XMP of %s; the rest of the file is as it was", photo)
-        return new_data
+        log.info("Wrote only the captions of %s; the rest of the file is as it was", photo)
+        return new_data, " ".join(notes)
+
+
+def _with_iptc_caption(photo: Path, data: bytes, text: str) -> tuple[bytes, bool]:
+    """``data`` with the caption set in its (single) Photoshop APP13 segment, the IPTC encoded
+    by exiv2 from a copy of the photo without its EXIF and XMP (so exiv2 rewrites nothing but
+    that segment, which then replaces the photo's own). True when older text was converted."""
+    old = _single(photoshop_segments(data))
+    carrier = without_segments(data, marker=0xE1)
+    with exiv2_calls() as messages:
+        image = open_metadata(photo, carrier, messages, lenient=True)
+        converted = set_iptc_caption(photo, image.iptcData(), text)
+        try:
+            image.writeMetadata()
+            with image.io().data() as buffer:
+                written = bytes(buffer)
+        except exiv2.Exiv2Error as error:
+            raise SegmentError(f"exiv2 could not write IPTC: {exiv2_reason(error)}") from None
+    new = _single(photoshop_segments(written))
+    return replace_segment(data, old, new.payload(written)), converted
+
+
+def _with_salvaged_xmp(
+    photo: Path, data: bytes, messages: list[logging.LogRecord]
+) -> tuple[bytes, exiv2.Image, str] | None:
+    """A JPEG whose XMP packet does not decode, with the packet made decodable by leaving out
+    elements no reader can parse (core.storage.xmp_salvage), opened; with a note for the user.
+    None unless each element left out is a copy of an EXIF tag the photo holds."""
+    try:
+        found = app_segments(data, 0xE1, XMP_SIGNATURE)
+        if len(found) != 1:
+            return None
+        packet = found[0].payload(data)[len(XMP_SIGNATURE) :].decode("utf-8")
+        cleaned, dropped = without_unparsable(packet)
+        if not dropped:
+            return None
+        repaired = with_xmp_packet(data, cleaned.encode("utf-8"))
+    except (SegmentError, UnicodeDecodeError):
+        return None
+    del messages[:]  # the complaints were about the packet now replaced
+    try:
+        image = open_metadata(photo, repaired, messages, lenient=True)
+    except CorruptMetadataError:
+        return None
+    if not copies_of_exif(dropped, {datum.key().split(".")[-1] for datum in image.exifData()}):
+        return None
+    names = ", ".join(f"{d.prefix}:{d.local}" for d in dropped)
+    log.info("Left %s out of the undecodable XMP of %s (EXIF holds it)", names, photo)
+    copies = "a copy of an EXIF tag" if len(dropped) == 1 else "copies of EXIF tags"
+    note = (
+        f"The photo's XMP could not be decoded because of {names}, {copies} the photo keeps "
+        "in EXIF; the XMP was written again without them."
+    )
+    return repaired, image, note
+
+
+def _changed_keys(before: list[tuple[str, str]], after: exiv2.Image) -> list[str]:
+    """The metadata fields that differ between a snapshot and an image, by key."""
+    now = metadata_snapshot(after, _CAPTION_KEYS)
+    if now == before:
+        return []
+    return sorted({key for key, _ in set(before) ^ set(now)}) or ["the order of fields"]
+
+
+def _single(found: list[Segment]) -> Segment:
+    """The one Photoshop segment; SegmentError when there are none or several."""
+    if len(found) != 1:
+        raise SegmentError("the photo's IPTC is not in exactly one Photoshop segment")
+    return found[0]
 
 
 @dataclass(frozen=True)

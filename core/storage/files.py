@@ -84,8 +84,14 @@ class FileIdentity:
 
 
 def display_name(path: Path) -> str:
-    """A file name that can always be printed, even when it is not valid UTF-8."""
+    """A file name that can always be printed, even when it is not valid UTF-8: each byte that
+    is not UTF-8 shown as \\xNN (b"caf\\xe9.jpg" -> "caf\\xe9.jpg"), never dropped or replaced."""
     return os.fsencode(path.name).decode("utf-8", "backslashreplace")
+
+
+def display_path(path: Path) -> str:
+    """display_name for the whole path."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
 
 
 def os_error(path: Path, error: OSError, doing: str) -> StorageError:

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from xml.etree import ElementTree
 
 import exiv2
 
@@ -102,7 +104,8 @@ def open_metadata(
     problems = [m for m in messages if m.levelno >= logging.ERROR or "XMP" in m.getMessage()]
     if lenient:
         problems = [m for m in problems if "XMP" in m.getMessage()]
-    if problems or (image.xmpPacket().strip() and image.xmpData().empty()):
+    packet = image.xmpPacket()
+    if problems or (packet.strip() and image.xmpData().empty() and not _no_properties(packet)):
         detail = problems[0].getMessage() if problems else "XMP could not be decoded"
         raise CorruptMetadataError(
             path,
@@ -110,6 +113,22 @@ def open_metadata(
             "nothing is lost. Repair it with another tool, or save captions to sidecar files.",
         )
     return image
+
+
+_RDF = "{http://www.w3.org/1999/02/22-rdf-syntax-ns#}"
+
+
+def _no_properties(packet: str) -> bool:
+    """True for a well-formed XMP packet that holds no property at all (Photoshop writes
+    ``<rdf:Description rdf:about=""/>``): empty, not undecodable."""
+    try:
+        root = ElementTree.fromstring(packet.strip().strip("\x00").encode("utf-8"))
+    except ElementTree.ParseError:
+        return False
+    for description in root.iter(f"{_RDF}Description"):
+        if len(description) or set(description.attrib) - {f"{_RDF}about"}:
+            return False
+    return True
 
 
 def image_type(data: bytes) -> int:
@@ -242,20 +261,27 @@ def set_iptc_caption(path: Path, iptc: exiv2.IptcData, caption: str) -> bool:
     converted = False
     if not iptc_utf8_declared(iptc):
         charset = iptc[IPTC_CHARSET_KEY].toString() if IPTC_CHARSET_KEY in iptc else ""
+        strings = [
+            datum
+            for datum in iptc
+            if datum.typeId() == exiv2.TypeId.string and datum.key() != IPTC_CHARSET_KEY
+        ]
         if charset not in _LATIN1_CHARSETS:
-            raise UnsupportedFormatError(
-                path,
-                f"the photo's IPTC text uses a character set ({charset!r}) PhotoScribe cannot "
-                "convert; save captions to XMP sidecars for this photo.",
-            )
-        for datum in iptc:
-            if datum.typeId() != exiv2.TypeId.string or datum.key() == IPTC_CHARSET_KEY:
-                continue
-            text = datum.toString()
-            fixed = legacy_text(text) if charset == "" else _latin1(text)
-            if fixed != text:
-                datum.setValue(fixed)
-                converted = True
+            # A marker PhotoScribe does not know (or a damaged one) over plain ASCII text is
+            # no obstacle: ASCII reads the same in UTF-8, so declaring it changes no field.
+            if not all(datum.toString().isascii() for datum in strings):
+                raise UnsupportedFormatError(
+                    path,
+                    f"the photo's IPTC text uses a character set ({charset!r}) PhotoScribe "
+                    "cannot convert; save captions to XMP sidecars for this photo.",
+                )
+        else:
+            for datum in strings:
+                text = datum.toString()
+                fixed = legacy_text(text) if charset == "" else _latin1(text)
+                if fixed != text:
+                    datum.setValue(fixed)
+                    converted = True
     while IPTC_KEY in iptc:
         del iptc[IPTC_KEY]
     while IPTC_CHARSET_KEY in iptc:
@@ -292,14 +318,22 @@ def metadata_snapshot(image: exiv2.Image, skip: set[str]) -> list[tuple[str, str
             continue
         text = _as_text(datum)
         fields.append((key, text if utf8 else legacy_text(text)))
+    xmp = ((datum.key(), _as_text(datum)) for datum in image.xmpData())
+    # exiv2 leaves out XMP properties with nothing in them (an empty dc:title in every
+    # language) when it writes: empty and absent say the same, so empty ones are not compared.
     fields.extend(
         sorted(
-            (datum.key(), _as_text(datum))
-            for datum in image.xmpData()
-            if datum.key() not in skip and datum.key() != "Xmp.x.xmptk"
+            (key, text)
+            for key, text in xmp
+            if key not in skip and key != "Xmp.x.xmptk" and not _is_empty_xmp(text)
         )
     )
     return fields
+
+
+def _is_empty_xmp(text: str) -> bool:
+    """True for an XMP value with no text in any language ('lang="x-default" ')."""
+    return not re.sub(r'lang="[^"]*"', "", text).replace(",", "").strip()
 
 
 def preview_digests(image: exiv2.Image) -> list[str]:

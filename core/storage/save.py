@@ -6,6 +6,7 @@ import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from core.datatypes import CaptionResult
 from core.errors import StorageError
 from core.storage.base import StoreKind, WriteResult, XmpName, clean_caption
 from core.storage.files import FileIdentity
@@ -14,7 +15,7 @@ from core.storage.registry import STORE_NAMES, all_stores, make_store
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SaveRequest:
     """A snapshot of one caption to save: the text, where, and the photo we expect to find."""
 
@@ -26,6 +27,9 @@ class SaveRequest:
     expected: FileIdentity | None = None  # the photo when its caption was read or made
     model: str | None = None  # the model that wrote it (recorded in the index); None: typed
     confidence: float | None = None  # the model's confidence (recorded in the index); None: typed
+    # The model's result this caption came from (engine runs): it travels through the writer
+    # and comes back with the outcome, so the run loop reports score and candidates with it.
+    made: CaptionResult | None = None
 
 
 def save_caption(request: SaveRequest) -> WriteResult:

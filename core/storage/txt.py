@@ -40,7 +40,8 @@ class TextSidecarStore:
 
     The file is "a.txt" for "a.jpg", or "a.jpg.txt" when another photo in the folder shares
     the stem (a.jpg and a.png). Reading looks at "a.jpg.txt" first, then "a.txt". The caption
-    is written without a trailing newline; reading strips surrounding whitespace and a BOM.
+    is written as one line ending in a newline (a text file, as editors, `cat` and `wc -l`
+    expect); reading strips surrounding whitespace, that newline and a BOM.
     """
 
     name: StoreKind = "txt"
@@ -74,7 +75,12 @@ class TextSidecarStore:
         target, message = self._target(photo, existing_sidecar)
         if check_overwrite(photo, existing, text, overwrite) and target == existing_sidecar:
             return WriteResult(
-                photo, self.name, target, "this caption was already saved.", False, photo_identity
+                photo=photo,
+                store=self.name,
+                path=target,
+                message="this caption was already saved.",
+                written=False,
+                photo_identity=photo_identity,
             )
         if target != existing_sidecar:
             sidecar_identity = None
@@ -82,7 +88,7 @@ class TextSidecarStore:
         return write_sidecar(
             photo,
             target,
-            text.encode("utf-8"),
+            (text + "\n").encode("utf-8"),
             store=self.name,
             photo_identity=photo_identity,
             sidecar_identity=sidecar_identity,

@@ -123,7 +123,12 @@ class XmpSidecarStore:
         existing = target_caption if target_caption is not None else self.read(photo)
         if check_overwrite(photo, existing, text, overwrite) and target_caption == text:
             return WriteResult(
-                photo, self.name, target, "this caption was already saved.", False, photo_identity
+                photo=photo,
+                store=self.name,
+                path=target,
+                message="this caption was already saved.",
+                written=False,
+                photo_identity=photo_identity,
             )
         ensure_writable(target)
         with exiv2_calls():

@@ -91,7 +91,7 @@ def window_run() -> dict:
             wait(5)
             if first is None and any(p.caption for p in window.photos.photos()):
                 first = time.perf_counter() - t0
-            if first is not None and not window.batch_running:
+            if first is not None and not window.session.batches.running:
                 break
         finished = time.perf_counter() - t0
         timer.stop()

@@ -119,8 +119,8 @@ def idle(window) -> bool:
     """Every batch asked for has finished and every write is reported (wait_idle's condition)."""
     session = window.session
     return (
-        session.batches_finished == session.batches_started
-        and not window.batch_running
+        session.batches.batches_finished == session.batches.batches_started
+        and not window.session.batches.running
         and session.writer.pending == 0
         and not any(p.saving or p.working for p in window.photos.photos())
     )
@@ -208,7 +208,9 @@ class Bench:
         window.show()
         window.apply_settings(AppSettings(batch_size=self.batch_size))
         try:
-            wait_until(lambda: window.shipped_model is not None, 60, "the start-up probe")
+            wait_until(
+                lambda: window.status_line.shipped_model is not None, 60, "the start-up probe"
+            )
         except TimeoutError:
             pass  # a failed probe only changes the status line
         return window
@@ -296,7 +298,7 @@ class Bench:
                 )
                 started = time.perf_counter()
                 window.commands.cancel.trigger()
-                wait_until(lambda: not window.batch_running, 60, "the batch to stop")
+                wait_until(lambda: not window.session.batches.running, 60, "the batch to stop")
                 latencies.append(time.perf_counter() - started)
                 wait_until(lambda: idle(window), 60, "the writes")
                 saved.append(len(list(folder.glob("*.txt"))))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 
+from core.datatypes import CaptionSettings
 from core.images import (
     _heif_items,
     load_for_model,
@@ -34,7 +35,7 @@ from core.images import (
     read_for_device,
     stack_on_device,
 )
-from core.inference import Captioner, CaptionSettings
+from core.inference import Captioner
 from tests.benchmarks.report import load_average, write_report
 from tests.imagegen import textured_image
 

@@ -158,8 +158,9 @@ def child(args: argparse.Namespace) -> None:
     else:
         import torch
 
+        from core.datatypes import CaptionSettings
         from core.engine import LibraryEngine, LibraryJob
-        from core.inference import Captioner, CaptionSettings, warm_up
+        from core.inference import Captioner, warm_up
 
         torch.set_num_threads(1)  # share the machine fairly; also makes timings repeatable
         captioner = Captioner(args.weights, device="cpu")

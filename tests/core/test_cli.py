@@ -449,7 +449,7 @@ def test_sigkill_mid_batch_then_the_same_command_resumes(
     for photo in photos:  # exactly one caption each, whole, and the one that was printed
         sidecars = list(photo.parent.glob(photo.stem + "*.txt"))
         assert len(sidecars) == 1, photo
-        text = sidecars[0].read_text(encoding="utf-8")
+        text = sidecars[0].read_text(encoding="utf-8").removesuffix("\n")
         assert text and text == (first.get(str(photo)) or again.get(str(photo)) or text)
     assert list(lib.rglob(f"{TEMP_PREFIX}*")) == []
     from core.index import LibraryIndex
@@ -475,7 +475,7 @@ def test_ctrl_c_finishes_the_batch_and_the_next_run_continues(
     first = lines_of(out)
     assert len(first) < len(photos)
     for path, caption in first.items():  # everything listed was saved, whole
-        assert Path(path).with_suffix(".txt").read_text(encoding="utf-8") == caption
+        assert Path(path).with_suffix(".txt").read_text(encoding="utf-8") == caption + "\n"
     second = subprocess.run(command, capture_output=True, text=True, env=ONE_THREAD, timeout=300)
     assert second.returncode == 0, second.stderr
     again = lines_of(second.stdout)
@@ -690,3 +690,75 @@ def test_search_jsonl_carries_the_confidence(capsys, tiny_checkpoint: Path, tmp_
     word = made["caption"].split()[-1]
     code, out, _ = run(capsys, "search", word, "--format", "jsonl")
     assert code == 0 and json.loads(out)["confidence"] == made["confidence"]
+
+
+# ---------------------------------------------------------------- the terminal stays readable
+
+
+def test_library_warnings_about_a_file_go_to_the_log_not_the_terminal(
+    tmp_path: Path, tiny_checkpoint: Path, photo_dir: Path
+) -> None:
+    """exiv2's "Directory SubImage1 ... Strip 0 is outside of the data area" and libtiff's
+    "TIFFFillStrip: Read error" (a truncated DNG), libtiff's ZIPDecode error (a TIFF with a
+    flipped byte): in the log file, while the terminal has one PhotoScribe line per file that
+    could not be captioned."""
+    from tests.damage import damaged_copies
+
+    data = Path(__file__).resolve().parents[1] / "data"
+    bad = dict(damaged_copies(data / "leica_m10.dng", seed=1))
+    bad.update(damaged_copies(data / "chelsea.tif", seed=1))
+    for name in ("leica_m10_cut1.dng", "chelsea_flip0.tif"):
+        (photo_dir / name).write_bytes(bad[name])
+    log_file = tmp_path / "cli.log"
+    env = {**os.environ, "PHOTOSCRIBE_LOG": str(log_file), "OMP_NUM_THREADS": "1"}
+    weights = ["--weights", str(tiny_checkpoint), "--beam", "1"]
+    errs = []
+    for command in (
+        ["caption", str(photo_dir), *weights],
+        ["export", str(photo_dir), "--format", "csv", "-o", str(tmp_path / "out.csv")],
+        ["index", str(photo_dir)],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "core.cli", *command],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode in (0, 1), proc.stderr
+        errs.append(proc.stderr)
+    said = "\n".join(errs)
+    for library_words in ("exiv2", "Strip", "TIFF", "ZIPDecode", "Warning", "warn("):
+        assert library_words not in said, said
+    lines = errs[0].splitlines()
+    assert not any("leica_m10_cut1.dng" in line for line in lines), errs[0]  # its preview reads
+    assert sum("chelsea_flip0.tif" in line for line in lines) == 1, errs[0]
+    logged = log_file.read_text(encoding="utf-8")
+    assert "Directory SubImage1, entry 0x0111: Strip 0 is outside of the data area" in logged
+    assert "TIFFFillStrip: Read error" in logged and "ZIPDecode" in logged
+    assert "photoscribe.libraries: photoscribe.libraries" not in logged  # named once a line
+
+
+def test_a_name_that_is_not_utf8_is_logged_not_a_logging_error(
+    tmp_path: Path, tiny_checkpoint: Path, photo_dir: Path
+) -> None:
+    """Saving the caption of b"caf\\xe9.jpg" logs its name (as \\udce9) in the log file; it used
+    to print "--- Logging error ---" and a traceback on the terminal."""
+    try:
+        (photo_dir / "photo0.jpg").rename(photo_dir / os.fsdecode(b"caf\xe9.jpg"))
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    log_file = tmp_path / "cli.log"
+    env = {**os.environ, "PHOTOSCRIBE_LOG": str(log_file), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "core.cli", "caption", str(photo_dir), "--write", "txt"]
+        + ["--weights", str(tiny_checkpoint), "--beam", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Logging error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+    assert (photo_dir / os.fsdecode(b"caf\xe9.txt")).is_file()
+    assert "caf\\udce9.txt" in log_file.read_text(encoding="utf-8")

@@ -9,8 +9,8 @@ import torch
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.consensus import Consensus, ConsensusSettings, NeighbourIndex, pooled_features
-from core.datatypes import Candidate
-from core.inference import Captioner, CaptionSettings
+from core.datatypes import Candidate, CaptionSettings
+from core.inference import Captioner
 
 
 def _index(n: int = 40, dim: int = 16, dims: int | None = 8, seed: int = 0) -> tuple:
@@ -81,7 +81,10 @@ def test_rerank_promotes_the_candidate_the_neighbours_agree_with() -> None:
     # A query photo close to the three dog photos: its neighbours all say "a dog runs ...".
     query = pooled[:3].mean(0, keepdim=True)
     cands = [
-        [Candidate("a cat sits in the street", -0.3), Candidate("a dog runs on the sand", -0.9)]
+        [
+            Candidate(caption="a cat sits in the street", score=-0.3),
+            Candidate(caption="a dog runs on the sand", score=-0.9),
+        ]
     ]
     out = cons.rerank(cands, query)[0]
     assert [c.caption for c in out] == ["a dog runs on the sand", "a cat sits in the street"]
@@ -93,7 +96,10 @@ def test_a_large_weight_keeps_the_beam_order() -> None:
     cons, pooled = _consensus(1000.0)
     query = pooled[:3].mean(0, keepdim=True)
     cands = [
-        [Candidate("a cat sits in the street", -0.3), Candidate("a dog runs on the sand", -0.9)]
+        [
+            Candidate(caption="a cat sits in the street", score=-0.3),
+            Candidate(caption="a dog runs on the sand", score=-0.9),
+        ]
     ]
     assert cons.rerank(cands, query)[0][0].caption == "a cat sits in the street"
 

@@ -9,7 +9,7 @@ import pytest
 
 from core.cli import main
 from core.storage import make_store
-from tests.core.test_camera_jpegs import CAMERAS
+from tests.core.test_camera_jpegs import CAMERAS, unsalvageable_xmp
 from tests.core.test_storage_support import sample
 
 
@@ -17,8 +17,9 @@ def damaged_folder(tmp_path: Path) -> Path:
     """Camera JPEGs whose metadata exiv2 calls damaged (their pixels decode), and a good one."""
     folder = tmp_path / "photos"
     folder.mkdir()
-    for name in ("nikon_d300s_damaged_xmp.jpg", "nikon_e3200_damaged_preview.jpg", "nikon_d70.jpg"):
+    for name in ("nikon_e3200_damaged_preview.jpg", "nikon_d70.jpg"):
         shutil.copyfile(CAMERAS / name, folder / name)
+    unsalvageable_xmp(folder / "nikon_d300s_unreadable_xmp.jpg")  # XMP no toolkit decodes
     broken = sample(folder, "exif_iptc.jpg", "broken_exif.jpg")
     data = bytearray(broken.read_bytes())
     start = data.find(b"Exif\0\0") + 6
@@ -67,7 +68,7 @@ def test_embedding_counts_what_went_inside_and_what_beside(
     assert code == 0, err
     assert "captioned 4" in err and "failed 0" in err
     assert "saved 2 inside the photos, 2 in XMP sidecars" in err
-    for name in ("nikon_d300s_damaged_xmp.jpg", "broken_exif.jpg"):
+    for name in ("nikon_d300s_unreadable_xmp.jpg", "broken_exif.jpg"):
         assert make_store("xmp").read(folder / name)
     for name in ("nikon_e3200_damaged_preview.jpg", "nikon_d70.jpg"):
         assert make_store("embed").read(folder / name)

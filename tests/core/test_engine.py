@@ -13,6 +13,7 @@ import torch
 
 import core.library as library_module
 import core.storage.save as save_module
+from core.datatypes import CaptionSettings
 from core.engine import (
     IndexReplaced,
     LibraryEngine,
@@ -27,7 +28,7 @@ from core.engine import (
 )
 from core.errors import IndexLockedError
 from core.index import LibraryIndex, search_library
-from core.inference import Captioner, CaptionSettings
+from core.inference import Captioner
 from core.library import FoundPhoto, ScanProblem
 from core.storage import FileIdentity, make_store
 from core.storage.files import TEMP_PREFIX, TEMP_SUFFIX
@@ -119,7 +120,7 @@ def test_first_run_captions_everything_then_only_new_or_changed(
     with LibraryIndex.open(index, readonly=True) as db:
         row = db.lookup(lib / "a" / "p00.jpg")
         assert row is not None and row.status == "done" and row.model == first.model
-        assert row.caption == (lib / "a" / "p00.txt").read_text(encoding="utf-8")
+        assert row.caption + "\n" == (lib / "a" / "p00.txt").read_text(encoding="utf-8")
         assert db.count("done") == 5
 
     second, rec = run(captioner, index, (lib,))
@@ -450,8 +451,8 @@ def test_saves_and_index_rows_go_through_one_writer_thread(
     try:
         engine = LibraryEngine(captioner, writer=writer)
         summary, rec = None, Recorder()
-        summary = engine.run(LibraryJob((lib,), store="xmp", settings=FAST), on_event=rec)
-        again = engine.run(LibraryJob((lib,), store="xmp", settings=FAST))
+        summary = engine.run(LibraryJob(roots=(lib,), store="xmp", settings=FAST), on_event=rec)
+        again = engine.run(LibraryJob(roots=(lib,), store="xmp", settings=FAST))
     finally:
         writer.close()
     assert summary.captioned == 5 and len(list(lib.rglob("*.xmp"))) == 5
@@ -471,7 +472,7 @@ def test_a_sidecar_deleted_by_hand_is_noticed_before_skipping(
     index = tmp_path / "index.sqlite3"
     first, _ = run(captioner, index, (lib,))
     photo = lib / "a" / "p01.jpg"
-    caption = photo.with_suffix(".txt").read_text(encoding="utf-8")
+    caption = photo.with_suffix(".txt").read_text(encoding="utf-8").removesuffix("\n")
     assert search_library(caption, lib / "a", 10, index)
     photo.with_suffix(".txt").unlink()
     hits = search_library(caption, lib / "a", 10, index)
@@ -479,7 +480,7 @@ def test_a_sidecar_deleted_by_hand_is_noticed_before_skipping(
 
     second, rec = run(captioner, index, (lib,))
     assert rec.names(PhotoCaptioned) == ["p01.jpg"] and second.skipped == 4
-    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == caption
+    assert photo.with_suffix(".txt").read_text(encoding="utf-8") == caption + "\n"
     with LibraryIndex.open(index, readonly=True) as db:
         row = db.lookup(photo)
         assert row is not None and row.status == "done" and row.caption == caption
@@ -497,7 +498,7 @@ def test_overwrite_into_another_store_updates_the_old_one(
     made = {e.path.name: e for e in rec.of(PhotoCaptioned)}
     new = made["p00.jpg"].caption
     assert make_store("xmp").read(folder / "p00.jpg") == new
-    assert (folder / "p00.txt").read_text(encoding="utf-8") == new, "no two stores disagree"
+    assert (folder / "p00.txt").read_text(encoding="utf-8") == new + "\n", "stores agree"
     assert "text sidecar was updated" in made["p00.jpg"].message
     assert not (folder / "p01.txt").exists(), "a store with no caption is not created"
 
@@ -610,3 +611,53 @@ def test_min_confidence_must_be_between_0_and_1(lib: Path) -> None:
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="between 0 and 1"):
             LibraryJob(roots=(lib,), min_confidence=bad)
+
+
+class HeldSecondBatch:
+    """The test captioner; the second batch waits at the model until the first batch's
+    captions have been reported (at most 10 s)."""
+
+    def __init__(self, captioner: Captioner) -> None:
+        self._captioner = captioner
+        self.batches = 0
+        self.first_reported = threading.Event()
+        self.reported_in_time: bool | None = None
+
+    def caption_batch(self, images, settings, cancel=None):
+        self.batches += 1
+        if self.batches == 2:
+            self.reported_in_time = self.first_reported.wait(10)
+        return self._captioner.caption_batch(images, settings, cancel)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._captioner, name)
+
+
+def test_saved_captions_are_reported_while_the_model_works_on_the_next_batch(
+    captioner: Captioner, lib: Path, tmp_path: Path
+) -> None:
+    """Issue 22 item 3: captions on disk were reported a batch late (the bar at 0/100 while
+    32 were saved, "Captioned 64" after a cancel with the bar at 0). Now a batch's photos are
+    reported once the writer has saved them, a batch at the model shows as in flight, and
+    the counts agree with the photos reported."""
+    model = HeldSecondBatch(captioner)
+    rec = Recorder()
+
+    def on_event(event: object) -> None:
+        rec(event)
+        if isinstance(event, PhotoCaptioned):
+            model.first_reported.set()
+
+    summary, _ = run(model, tmp_path / "index.sqlite3", (lib,), on_event=on_event)  # type: ignore[arg-type]
+    assert model.reported_in_time, "the first batch was reported while the second was captioned"
+    assert summary.captioned == 5 == len(rec.of(PhotoCaptioned))
+    reported = 0
+    in_flight = []
+    for event in rec.events:
+        if isinstance(event, (PhotoCaptioned, PhotoSkipped, PhotoFailed)):
+            reported += 1
+        elif isinstance(event, RunProgress):
+            assert event.done == reported, "the counts are what was reported"
+            in_flight.append(event.in_flight)
+    assert FAST.batch_size in in_flight, "a batch at the model shows as in flight"
+    assert in_flight[-1] == 0

@@ -130,8 +130,8 @@ def test_exports_carry_the_confidence_and_whether_a_person_reviewed_it(
         photo = library / name
         stat = photo.stat()
         return IndexEntry(
-            photo.resolve(), stat.st_size, stat.st_mtime_ns, "done", caption, None, None,
-            model, None, 0.0, confidence,
+            path=photo.resolve(), size=stat.st_size, mtime_ns=stat.st_mtime_ns, status="done", caption=caption, store=None, store_path=None,
+            model=model, error=None, updated=0.0, confidence=confidence,
         )  # fmt: skip
 
     with LibraryIndex.open(index_path) as index:
@@ -177,11 +177,6 @@ def test_bad_photos_are_skipped_not_fatal(library: Path, tmp_path: Path) -> None
     (library / "z_broken.jpg").write_bytes(b"not a jpeg")
     (library / "zz.jpg.xmp").write_bytes(b"\x00garbage")
     sample(library, "plain.jpg", "zz.jpg")
-    name = os.fsdecode(b"caf\xe9.jpg")
-    try:
-        TextSidecarStore().write(sample(library, "plain.jpg", name), "latin-1 name")
-    except (OSError, UnicodeEncodeError):
-        pass  # a file system with UTF-8-only names; nothing to skip then
     stream = io.StringIO(newline="")
     assert export_captions(library, recursive=False, fmt="jsonl", out=stream) == 3
     names = [json.loads(line)["file_name"] for line in stream.getvalue().splitlines()]
@@ -223,3 +218,56 @@ def test_find_photos_is_sorted_skips_hidden_and_recurses_on_request(tmp_path: Pa
     deep = [p.relative_to(tmp_path).as_posix() for p in find_photos(tmp_path, recursive=True)]
     assert deep == ["a.png", "b.JPG", "c.cr2", "s/z.heic", "s/t/y.tif"]
     assert {".jpg", ".heic", ".nef", ".dng", ".cr3", ".arw"} <= IMAGE_EXTENSIONS
+
+
+@pytest.fixture
+def latin1_named(tmp_path: Path) -> Path:
+    """A folder with a photo whose name is Latin-1, not UTF-8 (b"caf\\xe9 \\xff.jpg")."""
+    folder = tmp_path / "old"
+    folder.mkdir()
+    name = os.fsdecode(b"caf\xe9 \xff.jpg")
+    try:
+        photo = sample(folder, "plain.jpg", name)
+    except (OSError, UnicodeEncodeError):
+        pytest.skip("this file system takes UTF-8 names only")
+    TextSidecarStore().write(photo, "a name from an old camera")
+    TextSidecarStore().write(sample(folder, "plain.jpg", "plain.jpg"), "a plain name")
+    return folder
+
+
+@pytest.mark.parametrize("fmt", ["json", "jsonl", "hf"])
+def test_a_name_that_is_not_utf8_is_exported_escaped_in_json(
+    latin1_named: Path, tmp_path: Path, fmt: str
+) -> None:
+    """Valid UTF-8 JSON whose \\udcXX escapes give back the name's bytes (issue 22.13)."""
+    out = tmp_path / f"captions.{fmt}"
+    assert export_captions(latin1_named, recursive=False, fmt=fmt, out=out) == 2
+    raw = out.read_bytes()
+    text = raw.decode("utf-8")  # strict: the file is UTF-8 throughout
+    assert "caf\\udce9 \\udcff.jpg" in text
+    records = json.loads(text) if fmt == "json" else [json.loads(x) for x in text.splitlines()]
+    names = {r["file_name"] for r in records}
+    assert os.fsdecode(b"caf\xe9 \xff.jpg") in names
+    for name in names:  # each names a file that opens as it is
+        assert (latin1_named / name).is_file()
+        assert os.fsencode(name) in (b"caf\xe9 \xff.jpg", b"plain.jpg")
+
+
+def test_a_name_that_is_not_utf8_is_exported_as_its_bytes_in_csv(
+    latin1_named: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "captions.csv"
+    assert export_captions(latin1_named, recursive=False, fmt="csv", out=out) == 2
+    raw = out.read_bytes()
+    assert b"\r\ncaf\xe9 \xff.jpg,a name from an old camera,txt,,false\r\n" in raw
+    text = raw.decode("utf-8", "surrogateescape")
+    rows = list(csv.reader(io.StringIO(text, newline="")))[1:]
+    assert all((latin1_named / r[0]).is_file() for r in rows)
+
+
+def test_a_csv_to_stdout_names_the_file_with_its_bytes(latin1_named: Path) -> None:
+    """Written through a text stream with a byte buffer beneath (the command's stdout)."""
+    buffer = io.BytesIO()
+    stream = io.TextIOWrapper(buffer, encoding="utf-8", newline="")
+    assert export_captions(latin1_named, recursive=False, fmt="csv", out=stream) == 2
+    assert b"\r\ncaf\xe9 \xff.jpg,a name from an old camera," in buffer.getvalue()

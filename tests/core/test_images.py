@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from core.datatypes import DEFAULT_WEIGHTS
+from core.datatypes import DEFAULT_WEIGHTS, CaptionSettings
 from core.errors import ImageError
 from core.images import (
     EncodedJpeg,
@@ -31,7 +31,7 @@ from core.images import (
     stack_on_device,
     to_model_input,
 )
-from core.inference import Captioner, CaptionSettings
+from core.inference import Captioner
 from tests.conftest import DATA, requires_torchvision
 from tests.imagegen import textured_image
 

@@ -21,7 +21,16 @@ from core.index_schema import SCHEMA_VERSION
 
 
 def done(path: Path, caption: str, store: str = "txt") -> IndexEntry:
-    return IndexEntry(path, 10, 20, "done", caption, store, None, "m1")
+    return IndexEntry(
+        path=path,
+        size=10,
+        mtime_ns=20,
+        status="done",
+        caption=caption,
+        store=store,
+        store_path=None,
+        model="m1",
+    )
 
 
 @pytest.fixture
@@ -33,7 +42,11 @@ def test_rows_round_trip_and_commit_is_all_or_nothing(index_path: Path, tmp_path
     odd = tmp_path / os.fsdecode(b"caf\xe9 \xff.jpg")  # not UTF-8: must still round-trip
     with LibraryIndex.open(index_path) as index:
         index.put(done(odd, "a cat"))
-        index.put(IndexEntry(tmp_path / "b.jpg", 1, 2, "failed", error="b.jpg: broken"))
+        index.put(
+            IndexEntry(
+                path=tmp_path / "b.jpg", size=1, mtime_ns=2, status="failed", error="b.jpg: broken"
+            )
+        )
         assert index.lookup(odd) is None  # queued, not yet written
         index.commit()
         row = index.lookup(odd)
@@ -42,7 +55,7 @@ def test_rows_round_trip_and_commit_is_all_or_nothing(index_path: Path, tmp_path
         assert index.count() == 2 and index.count("failed") == 1
 
         index.put(done(tmp_path / "c.jpg", "ok"))
-        index.put(IndexEntry(tmp_path / "d.jpg", 1, 2, "bogus"))  # type: ignore[arg-type]
+        index.put(IndexEntry(path=tmp_path / "d.jpg", size=1, mtime_ns=2, status="bogus"))  # type: ignore[arg-type]
         with pytest.raises(LibraryIndexError, match="library.sqlite3"):
             index.commit()  # the CHECK constraint fails: nothing of the batch is written
         assert index.lookup(tmp_path / "c.jpg") is None
@@ -77,8 +90,18 @@ def fill(index_path: Path, folder: Path) -> None:
     with LibraryIndex.open(index_path) as index:
         for name, caption in CAPTIONS.items():
             index.put(done(folder / name, caption))
-        index.put(IndexEntry(folder / "failed.jpg", 1, 2, "failed", error="x"))
-        index.put(IndexEntry(folder / "pending.jpg", 1, 2, "pending", "a dog on a beach"))
+        index.put(
+            IndexEntry(path=folder / "failed.jpg", size=1, mtime_ns=2, status="failed", error="x")
+        )
+        index.put(
+            IndexEntry(
+                path=folder / "pending.jpg",
+                size=1,
+                mtime_ns=2,
+                status="pending",
+                caption="a dog on a beach",
+            )
+        )
         index.commit()
 
 
@@ -231,7 +254,17 @@ def test_confidence_round_trips_and_search_carries_it(index_path: Path, tmp_path
     for photo in (sure, typed):
         photo.write_bytes(b"x")
     with LibraryIndex.open(index_path) as index:
-        index.put(IndexEntry(sure, 10, 20, "done", "a dog on a beach", "txt", confidence=0.625))
+        index.put(
+            IndexEntry(
+                path=sure,
+                size=10,
+                mtime_ns=20,
+                status="done",
+                caption="a dog on a beach",
+                store="txt",
+                confidence=0.625,
+            )
+        )
         index.put(done(typed, "my dog on the beach"))  # typed by a person: no confidence
         index.commit()
         assert index.lookup(sure).confidence == 0.625
@@ -259,7 +292,17 @@ def test_an_index_made_before_confidences_is_upgraded_and_keeps_its_rows(
         row = index.lookup(old)
         assert row is not None and row.caption == "a cat on a sofa" and row.confidence is None
         new = tmp_path / "new.jpg"
-        index.put(IndexEntry(new, 1, 2, "done", "a cat asleep", "txt", confidence=0.4))
+        index.put(
+            IndexEntry(
+                path=new,
+                size=1,
+                mtime_ns=2,
+                status="done",
+                caption="a cat asleep",
+                store="txt",
+                confidence=0.4,
+            )
+        )
         index.commit()
         assert index.lookup(new).confidence == 0.4
     conn = sqlite3.connect(index_path)

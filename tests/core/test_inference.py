@@ -11,10 +11,10 @@ import pytest
 import torch
 
 from core.checkpoint import load_checkpoint
-from core.datatypes import PRECISION_ENV
+from core.datatypes import PRECISION_ENV, CaptionSettings
 from core.devices import available_devices, pick_device
 from core.errors import NoModelError
-from core.inference import Captioner, CaptionSettings
+from core.inference import Captioner
 from core.model import fold_batch_norms
 from tests.imagegen import textured_image
 
@@ -263,7 +263,7 @@ def test_style_token_is_forced_after_start_and_changes_nothing_else(tiny_vocab) 
     torch.manual_seed(1)
     model = CaptionModel(tiny_config(vocab, style="coco"), with_backbone=False).eval()
     memory = model.encode_features(torch.randn(3, 49, 1280))
-    from core.inference import beam_search
+    from core.beam import beam_search
 
     got = beam_search(model, vocab, memory, CaptionSettings(beam_size=1))
     for b in range(3):
@@ -293,8 +293,14 @@ def test_results_carry_a_confidence_that_follows_the_model_probabilities(
         assert r.ok and 0.0 <= r.confidence <= 1.0
         assert r.confidence == pytest.approx(captioner.calibration.confidence(r.candidates))
         assert r.candidates[0].min_token_logp <= r.candidates[0].score <= 0.0
-    sure = [Candidate("a dog", -0.2, -0.5), Candidate("a cat", -1.5, -3.0)]
-    unsure = [Candidate("a dog", -1.4, -4.0), Candidate("a cat", -1.45, -4.0)]
+    sure = [
+        Candidate(caption="a dog", score=-0.2, min_token_logp=-0.5),
+        Candidate(caption="a cat", score=-1.5, min_token_logp=-3.0),
+    ]
+    unsure = [
+        Candidate(caption="a dog", score=-1.4, min_token_logp=-4.0),
+        Candidate(caption="a cat", score=-1.45, min_token_logp=-4.0),
+    ]
     assert UNCALIBRATED.confidence(sure) > UNCALIBRATED.confidence(unsure)
     cal = Calibration((1.0, 2.0, 0.5, 0.1, 1.0, -0.5, -0.2, 3.0), 0.3, lone=(0.25, 0.6))
     assert Calibration.from_dict(cal.to_dict()) == cal
@@ -314,8 +320,18 @@ def test_a_lone_greedy_caption_is_scored_with_the_calibrations_typical_margin() 
     from core.datatypes import Candidate
 
     cal = Calibration((4.9, -5.0, 0.0, 0.0, -0.3, -0.3, -0.1, 2.0), 4.6, lone=(0.2, 0.8))
-    best = Candidate("a cup of coffee on a table", -0.6, -1.6, -3.8)
-    typical = [best, Candidate("a cup of coffee on a wooden table", -0.8, -1.6, -3.9)]
+    best = Candidate(
+        caption="a cup of coffee on a table", score=-0.6, min_token_logp=-1.6, blank_score=-3.8
+    )
+    typical = [
+        best,
+        Candidate(
+            caption="a cup of coffee on a wooden table",
+            score=-0.8,
+            min_token_logp=-1.6,
+            blank_score=-3.9,
+        ),
+    ]
     assert cal.confidence([best]) == pytest.approx(cal.confidence(typical), abs=0.02)
     assert cal.confidence([best]) > 0.5
 
@@ -324,12 +340,29 @@ def test_confidence_features_see_beams_that_disagree() -> None:
     from core.confidence import confidence_features
     from core.datatypes import Candidate
 
-    agree = [Candidate("a cat on a sofa", -0.5, -1.0), Candidate("a cat on a bed", -0.6, -1.0)]
-    wander = [Candidate("a cat on a sofa", -0.5, -1.0), Candidate("two men ride bikes", -0.6, -1.0)]
+    agree = [
+        Candidate(caption="a cat on a sofa", score=-0.5, min_token_logp=-1.0),
+        Candidate(caption="a cat on a bed", score=-0.6, min_token_logp=-1.0),
+    ]
+    wander = [
+        Candidate(caption="a cat on a sofa", score=-0.5, min_token_logp=-1.0),
+        Candidate(caption="two men ride bikes", score=-0.6, min_token_logp=-1.0),
+    ]
     fa, fw = confidence_features(agree), confidence_features(wander)
     assert fa[:4] == fw[:4] == (-0.5, pytest.approx(0.1), -1.0, 5.0)
     assert fa[4] == pytest.approx(3 / 4) and fw[4] == 0.0  # "a", "cat", "on" of a, cat, on, sofa
-    assert confidence_features([Candidate("a dog", -0.3, -0.4, -2.5, 1.5, 0.4)])[1:] == (
+    assert confidence_features(
+        [
+            Candidate(
+                caption="a dog",
+                score=-0.3,
+                min_token_logp=-0.4,
+                blank_score=-2.5,
+                max_entropy=1.5,
+                inactive_channels=0.4,
+            )
+        ]
+    )[1:] == (
         2.0,
         -0.4,
         2.0,

@@ -115,7 +115,7 @@ def test_photos_with_camera_junk_are_captioned_by_default(tmp_path: Path, tiny_c
     captioned = sample(folder, "plain.jpg", "captioned.jpg")
     exiv2_write(captioned, Exif_Image_ImageDescription="my cat asleep")
     engine = LibraryEngine(Captioner(tiny_checkpoint, device="cpu"), tmp_path / "index.db")
-    summary = engine.run(LibraryJob((folder,), store="embed", skip_captioned=True))
+    summary = engine.run(LibraryJob(roots=(folder,), store="embed", skip_captioned=True))
     assert summary.captioned == 1 and summary.skipped == 1 and summary.failed == 0
     new = EmbeddedStore().read(junk)
     assert new and new != "SANYO DIGITAL CAMERA"

@@ -24,7 +24,16 @@ MODEL = "b0-abc beam=3"
 
 
 def row(status="done", caption="ours", store="txt", model=MODEL, size=100, mtime=5):
-    return IndexEntry(PHOTO, size, mtime, status, caption, store, None, model)
+    return IndexEntry(
+        path=PHOTO,
+        size=size,
+        mtime_ns=mtime,
+        status=status,
+        caption=caption,
+        store=store,
+        store_path=None,
+        model=model,
+    )
 
 
 TXT = Rules("txt", model=MODEL)
@@ -38,13 +47,13 @@ CASES = [
     # (name, rules, row, store file still there, stored captions, expected decision)
     ("new photo, nothing read yet", TXT, None, True, {}, ReadStores(("txt",))),
     ("new photo, no caption", TXT, None, True, {"txt": None}, Caption(PHOTO, False)),
-    ("done before", TXT, row(), True, {}, Skip(PHOTO, "done", "ours", "txt")),
+    ("done before", TXT, row(), True, {}, Skip(path=PHOTO, reason="done", caption="ours", store="txt")),
     ("done, then changed on disk", TXT, row(size=1), True, {"txt": "ours"},
      Caption(PHOTO, True)),
     ("done, sidecar deleted by hand", TXT, row(), False, {"txt": None}, Caption(PHOTO, False)),
     ("done, overwrite, same model: reads", OVERWRITE, row(), True, {}, ReadStores(("txt",))),
     ("done, overwrite, same model and text", OVERWRITE, row(), True, {"txt": "ours"},
-     Skip(PHOTO, "done", "ours", "txt")),
+     Skip(path=PHOTO, reason="done", caption="ours", store="txt")),
     ("done, overwrite, other model", OVERWRITE, row(model="old"), True, {},
      Caption(PHOTO, True)),
     ("someone else's caption is kept", TXT, None, True, {"txt": "theirs"},
@@ -63,7 +72,7 @@ CASES = [
      Caption(PHOTO, False)),
     ("print only", PRINT_ONLY, None, True, {}, Caption(PHOTO, False)),
     ("print only, skip captioned", PRINT_SKIP_ANY, None, True,
-     {"embed": None, "xmp": "x", "txt": "t"}, Skip(PHOTO, "has_caption", "x", "xmp")),
+     {"embed": None, "xmp": "x", "txt": "t"}, Skip(path=PHOTO, reason="has_caption", caption="x", store="xmp")),
 ]  # fmt: skip
 
 

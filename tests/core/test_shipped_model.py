@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from core.datatypes import DEFAULT_WEIGHTS
-from core.inference import Captioner, CaptionSettings
+from core.datatypes import DEFAULT_WEIGHTS, CaptionSettings
+from core.inference import Captioner
 
 SAMPLES = Path(__file__).resolve().parents[2] / "desktop" / "resources" / "samples"
 

@@ -94,7 +94,19 @@ def test_txt_sidecar_is_plain_utf8_named_after_the_stem(tmp_path: Path) -> None:
     photo = sample(tmp_path, "plain.jpg")
     result = TextSidecarStore().write(photo, "一只猫 🐱")
     assert result.path == tmp_path / "plain.txt"
-    assert result.path.read_bytes() == "一只猫 🐱".encode()
+    assert result.path.read_bytes() == "一只猫 🐱\n".encode()
+
+
+def test_txt_sidecar_ends_with_a_newline_that_reading_strips(tmp_path: Path) -> None:
+    """A text file ends its last line (issue 22.13); the newline is no part of the caption:
+    it reads back as written, and saving the same caption again leaves the file alone."""
+    photo = sample(tmp_path, "plain.jpg")
+    store = TextSidecarStore()
+    first = store.write(photo, "a cat on a mat")
+    assert first.path.read_bytes() == b"a cat on a mat\n"
+    assert store.read(photo) == "a cat on a mat"
+    again = store.write(photo, "a cat on a mat", overwrite=True)
+    assert not again.written and first.path.read_bytes() == b"a cat on a mat\n"
 
 
 @needs_exiftool

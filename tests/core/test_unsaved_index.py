@@ -36,7 +36,9 @@ def kept(index_path: Path) -> dict[str, tuple[str, bool]]:
 
 
 def generated(photo: Path, caption: str) -> SaveRequest:
-    return SaveRequest(photo, caption, "txt", expected=FileIdentity.of(photo), model="m1")
+    return SaveRequest(
+        photo=photo, caption=caption, store="txt", expected=FileIdentity.of(photo), model="m1"
+    )
 
 
 def test_failed_saves_are_kept_and_a_later_save_forgets_them(tmp_path, refuse):
@@ -52,7 +54,9 @@ def test_failed_saves_are_kept_and_a_later_save_forgets_them(tmp_path, refuse):
         assert kept(index_path) == {"a.jpg": ("a dog on a beach", False)}
 
         # The user's own text replaces the generated one, and is kept when it fails too.
-        assert not writer.save(SaveRequest(photo, "my dog Rex", "txt")).result().ok
+        assert (
+            not writer.save(SaveRequest(photo=photo, caption="my dog Rex", store="txt")).result().ok
+        )
         assert kept(index_path) == {"a.jpg": ("my dog Rex", True)}
         # A generated caption that fails again never replaces what the user typed...
         writer.save_batch([generated(photo, "a dog")]).result()
@@ -64,7 +68,11 @@ def test_failed_saves_are_kept_and_a_later_save_forgets_them(tmp_path, refuse):
         writer.flush()
         assert kept(index_path) == {"a.jpg": ("my dog Rex", True)}
         # Saved by the user: forgotten.
-        assert writer.save(SaveRequest(photo, "my dog Rex", "txt", overwrite=True)).result().ok
+        assert (
+            writer.save(SaveRequest(photo=photo, caption="my dog Rex", store="txt", overwrite=True))
+            .result()
+            .ok
+        )
         assert kept(index_path) == {}
     finally:
         writer.close()

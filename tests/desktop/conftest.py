@@ -142,13 +142,14 @@ def wait_idle(qtbot, window: MainWindow, timeout: int = 60_000) -> None:
     """Wait until every batch asked for has finished and every queued write has been reported.
 
     Batches are counted (when asked for, and when the inference thread has stopped) rather
-    than judged by ``batch_running``, which is also False before a batch has begun.
+    than judged by ``batches.running``, which is also False before a batch has begun.
     """
     session = window.session
+    batches = session.batches
     qtbot.waitUntil(
         lambda: (
-            session.batches_finished == session.batches_started
-            and not window.batch_running
+            batches.batches_finished == batches.batches_started
+            and not batches.running
             and session.writer.pending == 0
             and not any(p.saving or p.working for p in window.photos.photos())
         ),

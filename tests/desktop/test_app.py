@@ -8,7 +8,7 @@ import sys
 import threading
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QApplication
 
 import core
@@ -39,7 +39,9 @@ def test_run_app_opens_the_folder_and_exits_cleanly(
             QTimer.singleShot(50, close_when_ready)
             return
         seen.update(
-            folder=window.folder, weights=window.env.weights, app=QApplication.applicationName()
+            folder=window.session.folder,
+            weights=window.env.weights,
+            app=QApplication.applicationName(),
         )
         window.close()
 
@@ -160,3 +162,37 @@ def test_the_model_cards_scores_are_named_as_papers_name_them(tmp_path):
     page = about_html("1.0", card, "CPU")
     assert "BLEU-4" in page and "CIDEr-D" in page and "0.244" in page
     assert "Bleu_4" not in page
+
+
+def test_the_main_window_keeps_layout_menus_and_dialogs_only():
+    """Issue 23: MainWindow had 53 methods, nine of them only forwarding a call; the commands
+    now go straight to the objects that do the work."""
+    import ast
+    import inspect
+
+    from desktop import main_window
+
+    tree = ast.parse(inspect.getsource(main_window))
+    (cls,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "MainWindow"]
+    methods = [n for n in ast.walk(cls) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))]
+    assert len(methods) <= 30, [m.name for m in methods]
+
+
+def test_at_800_by_600_the_search_box_is_not_cut_and_no_empty_problems_panel(
+    qtbot, window, photo_dir
+):
+    """Issue 22 item 12: at 800x600 the search box was cut to "Sear..." and the empty
+    Problems panel took a quarter of the height."""
+    from tests.desktop.conftest import open_and_wait
+
+    window.resize(800, 600)
+    open_and_wait(qtbot, window, photo_dir)
+    box = window.search
+    hint = box.fontMetrics().horizontalAdvance(box.placeholderText())
+    qtbot.waitUntil(lambda: box.width() >= hint + 20)
+    assert box.isVisible() and box.visibleRegion().boundingRect().width() >= hint + 20
+    assert not window.errors_dock.isVisible()
+    window.resize(1280, 800)
+    qtbot.waitUntil(
+        lambda: window.toolbar.toolButtonStyle() == Qt.ToolButtonStyle.ToolButtonTextBesideIcon
+    )

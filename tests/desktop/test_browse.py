@@ -158,8 +158,8 @@ def test_start_without_a_folder_offers_the_sample_photos(qtbot, window):
     qtbot.waitUntil(
         lambda: window.photos.rowCount() == len(bundled_sample_photos()), timeout=10_000
     )
-    assert window.folder == window.env.data_dir / "Sample photos"
-    assert window.folder.is_dir() and window.folder != BUNDLED_SAMPLES
+    assert window.session.folder == window.env.data_dir / "Sample photos"
+    assert window.session.folder.is_dir() and window.session.folder != BUNDLED_SAMPLES
 
 
 def test_start_opens_the_folder_given_then_the_last_one(qtbot, make_window, photo_dir, prompts):
@@ -169,7 +169,7 @@ def test_start_opens_the_folder_given_then_the_last_one(qtbot, make_window, phot
     first.close()
     second = make_window()
     second.start(None)
-    assert second.folder == photo_dir, "the last folder is reopened"
+    assert second.session.folder == photo_dir, "the last folder is reopened"
     second.start(str(photo_dir / "missing"))
     assert prompts.errors and "does not exist" in prompts.errors[-1][1]
 
@@ -199,13 +199,13 @@ def drop(window, path: Path) -> None:
 def test_dropping_a_folder_or_a_photo_opens_it(qtbot, window, photo_dir, tmp_path):
     drop(window, photo_dir)
     qtbot.waitUntil(lambda: window.photos.rowCount() == 3)
-    assert window.folder == photo_dir
+    assert window.session.folder == photo_dir
     other = tmp_path / "other"
     other.mkdir()
     for i in range(3):
         textured_image(80, 60, seed=i).save(other / f"x{i}.jpg")
     drop(window, other / "x2.jpg")
-    qtbot.waitUntil(lambda: window.folder == other and window.photos.rowCount() == 3)
+    qtbot.waitUntil(lambda: window.session.folder == other and window.photos.rowCount() == 3)
     qtbot.waitUntil(lambda: window.panel.path == other / "x2.jpg")
 
 
@@ -217,7 +217,7 @@ def test_clicking_a_folder_in_the_tree_opens_it(qtbot, window, photo_dir, tmp_pa
     index = window.tree.index_of(other)
     assert index.isValid()
     window.tree.clicked.emit(index)
-    qtbot.waitUntil(lambda: window.folder == other and window.photos.rowCount() == 1)
+    qtbot.waitUntil(lambda: window.session.folder == other and window.photos.rowCount() == 1)
     assert window.tree.path_of(window.tree.currentIndex()) == other
 
 
@@ -252,9 +252,9 @@ def test_the_folder_tree_shows_home_and_browses(qtbot, make_window, tmp_path_fac
 def test_the_folder_tree_shows_where_a_hidden_folder_is(
     qtbot, make_window, tmp_path_factory, monkeypatch
 ):
-    # The sample photos are copied under ~/.local/share: hidden, and still shown when open.
+    # A folder under a hidden one (here ~/.local/share/...) is still shown in place when open.
     home = tmp_path_factory.mktemp("home")
-    samples = home / ".local" / "share" / "PhotoScribe" / "Sample photos"
+    samples = home / ".local" / "share" / "Photos" / "Trip"
     samples.mkdir(parents=True)
     textured_image(80, 60).save(samples / "a.jpg")
     (home / ".cache").mkdir()
@@ -289,6 +289,40 @@ def test_the_folder_tree_shows_a_folder_outside_home_in_place(
     # Back in home, the tree starts at home again.
     (home / "Pictures" / "p.jpg").write_bytes((photo_dir / "photo0.jpg").read_bytes())
     window.tree.clicked.emit(window.tree.index_of(home / "Pictures"))
-    qtbot.waitUntil(lambda: window.folder == home / "Pictures" and window.photos.rowCount() == 1)
+    qtbot.waitUntil(
+        lambda: window.session.folder == home / "Pictures" and window.photos.rowCount() == 1
+    )
     assert top_rows(window) == [home]
     assert window.tree.path_of(window.tree.currentIndex()) == home / "Pictures"
+
+
+def test_the_sample_photos_are_a_named_place_and_app_folders_are_not_browsed(
+    qtbot, make_window, tmp_path_factory, monkeypatch
+):
+    """Issue 22 item 11: the samples sat in the tree under Home > .local > share > PhotoScribe
+    beside the app's state folder, and folders without subfolders had an expand arrow."""
+    home = tmp_path_factory.mktemp("home")
+    (home / "Pictures" / "2024").mkdir(parents=True)
+    (home / "Documents").mkdir()
+    app_dir = home / ".local" / "share" / "PhotoScribe"
+    (app_dir / "state").mkdir(parents=True)
+    monkeypatch.setenv("HOME", str(home))
+    window = make_window(data_dir=app_dir)
+    assert window.places.count() == 1 and window.places.item(0).text() == "Sample photos"
+    window.places.place_requested.emit(window.places.path_at(0))  # as a click does
+    samples = app_dir / "Sample photos"
+    qtbot.waitUntil(lambda: window.session.folder == samples and window.photos.rowCount() > 0)
+    assert window.places.currentRow() == 0, "the place is shown as the open folder"
+    assert not window.tree.currentIndex().isValid()
+    assert not window.tree.index_of(samples).isValid()
+    assert not window.tree.index_of(app_dir / "state").isValid(), "app state is not browsed"
+    qtbot.waitUntil(lambda: tree_children(window, home) == ["Documents", "Pictures"])
+    # Only folders holding folders can be unfolded.
+    model = window.tree.model()
+    assert model.hasChildren(window.tree.index_of(home / "Pictures"))
+    assert not model.hasChildren(window.tree.index_of(home / "Documents"))
+    # Another folder: the place is no longer selected, the tree shows the folder.
+    window.tree.clicked.emit(window.tree.index_of(home / "Pictures" / "2024"))
+    qtbot.waitUntil(lambda: window.session.folder == home / "Pictures" / "2024")
+    assert window.places.currentRow() == -1
+    assert window.tree.path_of(window.tree.currentIndex()) == home / "Pictures" / "2024"

@@ -41,9 +41,9 @@ def test_caption_the_selected_photos(qtbot, window, photo_dir):
     open_and_wait(qtbot, window, photo_dir)
     photo0, photo1, photo2 = (photo_dir / f"photo{i}.jpg" for i in range(3))
     select(window, [photo0, photo2])
-    assert window.selected_paths() == [photo0, photo2]
+    assert window.editor.selected_paths() == [photo0, photo2]
     window.commands.caption_selected.trigger()
-    assert window.batch_running and window.progress.isVisible()
+    assert window.session.batches.running and window.progress.isVisible()
     wait_idle(qtbot, window)
 
     assert not window.progress.isVisible()
@@ -61,7 +61,10 @@ def test_caption_the_selected_photos(qtbot, window, photo_dir):
     assert window.panel.candidates.count() == len(window.photos.photo(photo0).candidates)
     assert window.panel.location.text() == "Caption stored in the text sidecar."
     assert "Captioned 2 photos" in window.statusBar().currentMessage()
-    assert window.model_info is not None and "CPU" in window.model_info.device_name
+    assert (
+        window.status_line.model_info is not None
+        and "CPU" in window.status_line.model_info.device_name
+    )
     assert no_temp_files(photo_dir)
 
 
@@ -75,7 +78,7 @@ def test_caption_folder_skips_photos_that_already_have_a_caption(qtbot, window, 
 
     # Asked to re-caption, with overwriting off: the new caption waits, unsaved, for review.
     window.commands.recaption.trigger()
-    assert window.settings.recaption
+    assert window.settings.current.recaption
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
     assert (photo_dir / "photo1.txt").read_text(encoding="utf-8") == "my own caption"
@@ -83,7 +86,7 @@ def test_caption_folder_skips_photos_that_already_have_a_caption(qtbot, window, 
     assert photo1.unsaved and photo1.caption == "my own caption"
 
     # With overwriting allowed the new caption replaces it.
-    window.apply_settings(window.settings.with_changes(overwrite=True))
+    window.apply_settings(window.settings.current.with_changes(overwrite=True))
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
     assert (photo_dir / "photo1.txt").read_text(encoding="utf-8") != "my own caption"
@@ -94,13 +97,20 @@ def test_the_worker_skips_captioned_photos_it_is_given(qtbot, photo_dir, tiny_ch
     (photo_dir / "photo0.txt").write_text("already here", encoding="utf-8")
     worker = InferenceWorker(lambda choice: fast_captioner(choice))
     summaries = []
+    chunks = []
     worker.job_finished.connect(summaries.append)
+    worker.events_ready.connect(chunks.append)
     paths = tuple(sorted(photo_dir.glob("*.jpg")))
-    job = LibraryJob(paths, recursive=False, store="txt", skip_captioned=True)
+    job = LibraryJob(roots=paths, recursive=False, store="txt", skip_captioned=True)
     worker.run_job(CaptionJob(7, job, ModelChoice(tiny_checkpoint)), threading.Event())
-    chunks = worker.take_events()
-    assert [chunk.job_id for chunk in chunks] == [7]
-    events = [e for e in chunks[0].events if not isinstance(e, RunProgress)]
+
+    def reported() -> list:
+        return [e for chunk in chunks for e in chunk.events if not isinstance(e, RunProgress)]
+
+    # Saved photos are reported from the writer thread as soon as they are saved: queued.
+    qtbot.waitUntil(lambda: len(reported()) == len(paths))
+    assert {chunk.job_id for chunk in chunks} == {7}
+    events = reported()
     by_path = {e.path: e for e in events}
     assert set(by_path) == set(paths)
     skipped = by_path[paths[0]]
@@ -108,7 +118,7 @@ def test_the_worker_skips_captioned_photos_it_is_given(qtbot, photo_dir, tiny_ch
     for path in paths[1:]:
         done = by_path[path]
         assert isinstance(done, PhotoCaptioned) and done.store == "txt"
-        assert path.with_suffix(".txt").read_text(encoding="utf-8") == done.caption
+        assert path.with_suffix(".txt").read_text(encoding="utf-8") == done.caption + "\n"
         assert done.identity == FileIdentity.of(path), "the photo as it is after the save"
     assert summaries[0].captioned == 2 and summaries[0].skipped == 1 and summaries[0].job_id == 7
 
@@ -180,7 +190,7 @@ def test_cancel_stops_a_batch_part_way_and_nothing_more_arrives(qtbot, make_wind
     window.commands.cancel.trigger()
     release.set()
     assert window.progress.cancel_button.text() == "Cancelling…"
-    qtbot.waitUntil(lambda: not window.batch_running, timeout=30_000)
+    qtbot.waitUntil(lambda: not window.session.batches.running, timeout=30_000)
     wait_idle(qtbot, window)  # the inference thread has stopped and the writer is idle
     assert late == [], "a batch was started after the cancel"
     saved = {p.with_suffix(".jpg") for p in many_photos.glob("*.txt")}
@@ -226,7 +236,9 @@ def test_a_1000_photo_batch_does_no_heavy_work_on_the_gui_thread(
     window = make_window(captioner_factory=noted_captioner)
     open_and_wait(qtbot, window, many_photos, timeout=30_000)
     window.commands.caption_folder.trigger()
-    assert window.batch_running, "the batch runs in the background: trigger() has returned"
+    assert window.session.batches.running, (
+        "the batch runs in the background: trigger() has returned"
+    )
     wait_idle(qtbot, window, timeout=300_000)
 
     assert len(list(many_photos.glob("*.txt"))) == 1000
@@ -262,11 +274,11 @@ def test_no_model_installed_gives_a_clear_message(
     missing = tmp_path / "nowhere" / "photoscribe-b0.safetensors"
     monkeypatch.setattr(core.datatypes, "DEFAULT_WEIGHTS", missing)
     window = make_window(weights=None)
-    qtbot.waitUntil(lambda: window.shipped_model is False, timeout=20_000)
+    qtbot.waitUntil(lambda: window.status_line.shipped_model is False, timeout=20_000)
     assert "No caption model installed" in window.device_label.text()
     open_and_wait(qtbot, window, photo_dir)
     window.commands.caption_folder.trigger()
-    qtbot.waitUntil(lambda: not window.batch_running, timeout=20_000)
+    qtbot.waitUntil(lambda: not window.session.batches.running, timeout=20_000)
     assert prompts.errors, "the user is told"
     title, text = prompts.errors[-1]
     assert title == "No caption model installed"
@@ -337,24 +349,24 @@ def test_an_interrupted_folder_batch_resumes_where_it_stopped(
     for path in photos:
         photo = window.photos.photo(path)
         stored = path.with_suffix(".txt").read_text(encoding="utf-8")
-        assert photo.status is Status.SAVED and photo.caption == stored
+        assert photo.status is Status.SAVED and photo.caption + "\n" == stored
     message = window.statusBar().currentMessage()
     assert f"Captioned {len(photos) - len(first)} photos" in message
     assert f"{len(first)} skipped" in message
 
 
 def test_review_before_saving_keeps_captions_as_suggestions(qtbot, window, photo_dir):
-    window.apply_settings(window.settings.with_changes(autosave=False))
+    window.apply_settings(window.settings.current.with_changes(autosave=False))
     open_and_wait(qtbot, window, photo_dir)
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
     assert not list(photo_dir.glob("*.txt")), "nothing is saved before the user reviews it"
     photos = list(window.photos.photos())
     assert all(p.unsaved and p.draft and p.candidates and not p.typed for p in photos)
-    assert window.save_all() == 3
+    assert window.session.saver.save_all() == 3
     wait_idle(qtbot, window)
     for photo in window.photos.photos():
-        assert photo.path.with_suffix(".txt").read_text(encoding="utf-8") == photo.caption
+        assert photo.path.with_suffix(".txt").read_text(encoding="utf-8") == photo.caption + "\n"
         assert photo.status is Status.SAVED
 
 
@@ -386,20 +398,20 @@ def test_the_writer_reports_each_save_and_refuses_after_closing(qtbot, photo_dir
     photo = photo_dir / "photo0.jpg"
     (photo_dir / "photo0.txt").write_text("theirs", encoding="utf-8")
     with qtbot.waitSignal(writer.written) as refused:
-        writer.save(SaveRequest(photo, "ours", "txt"))
+        writer.save(SaveRequest(photo=photo, caption="ours", store="txt"))
     assert refused.args[0].exists and not refused.args[0].ok
     with qtbot.waitSignal(writer.written) as saved:
-        writer.save(SaveRequest(photo, "ours", "txt", overwrite=True))
-    assert saved.args[0].ok and (photo_dir / "photo0.txt").read_text() == "ours"
+        writer.save(SaveRequest(photo=photo, caption="ours", store="txt", overwrite=True))
+    assert saved.args[0].ok and (photo_dir / "photo0.txt").read_text() == "ours\n"
     assert saved.args[0].identity == FileIdentity.of(photo)
     writer.shutdown()
     with LibraryIndex.open(tmp_path / "index.sqlite3", readonly=True) as index:
         row = index.lookup(photo)
     assert row is not None and row.caption == "ours", "user saves are recorded by the writer"
-    later = writer.core.save(SaveRequest(photo, "later", "txt", overwrite=True))
+    later = writer.core.save(SaveRequest(photo=photo, caption="later", store="txt", overwrite=True))
     with pytest.raises(Exception, match="closing"):
         later.result()
-    assert (photo_dir / "photo0.txt").read_text() == "ours"
+    assert (photo_dir / "photo0.txt").read_text() == "ours\n"
 
 
 def test_a_second_run_over_a_big_folder_sends_its_skips_in_bunches(qtbot, make_window, tmp_path):
@@ -478,3 +490,42 @@ def test_the_precision_setting_reaches_the_model(qtbot, make_window, photo_dir):
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
     assert [c.precision for c in chosen] == ["bf16"]
+
+
+def test_the_progress_keeps_up_with_what_is_saved(qtbot, make_window, tmp_path):
+    """Issue 22 item 3: the bar ran a batch behind (0/100 with 32 captions on disk) and a
+    batch at the model showed nothing. Now, while the model works on the second batch, the
+    bar counts the first one, saved, and the label names the photos being captioned."""
+    folder = tmp_path / "six"
+    folder.mkdir()
+    for i in range(6):
+        textured_image(96, 72, seed=60 + i).save(folder / f"p{i}.jpg", quality=85)
+    gate = threading.Event()
+
+    def held_second_batch(choice):
+        captioner = fast_captioner(choice)
+        caption_batch = captioner.caption_batch
+        calls = []
+
+        def held(images, settings, cancel=None):
+            calls.append(1)
+            if len(calls) == 2:
+                gate.wait(30)  # the test looks at the window meanwhile
+            return caption_batch(images, settings, cancel)
+
+        captioner.caption_batch = held
+        return captioner
+
+    window = make_window(captioner_factory=held_second_batch)
+    window.apply_settings(AppSettings(batch_size=2))
+    open_and_wait(qtbot, window, folder)
+    window.commands.caption_folder.trigger()
+    try:
+        qtbot.waitUntil(lambda: window.progress.bar.value() == 2, timeout=20_000)
+        assert len(list(folder.glob("*.txt"))) == 2
+        assert window.progress.label.text().startswith("Captioning 3–4 of 6")
+    finally:
+        gate.set()
+    wait_idle(qtbot, window)
+    message = window.statusBar().currentMessage()
+    assert message.startswith("Captioned 6 photos in ") and "images/s" in message

@@ -34,9 +34,13 @@ def check(model: PhotoListModel, path: Path) -> str | None:
 
 
 def test_a_generated_caption_below_the_threshold_is_marked_in_words(qtbot) -> None:
-    unsure = Photo(P / "a.jpg", "a dog in the snow", "txt", loaded=True, confidence=0.23)
-    sure = Photo(P / "b.jpg", "a cat on a sofa", "txt", loaded=True, confidence=0.81)
-    unknown = Photo(P / "c.jpg", "written elsewhere", "xmp", loaded=True)
+    unsure = Photo(
+        path=P / "a.jpg", caption="a dog in the snow", store="txt", loaded=True, confidence=0.23
+    )
+    sure = Photo(
+        path=P / "b.jpg", caption="a cat on a sofa", store="txt", loaded=True, confidence=0.81
+    )
+    unknown = Photo(path=P / "c.jpg", caption="written elsewhere", store="xmp", loaded=True)
     model = model_of(unsure, sure, unknown)
 
     note = check(model, unsure.path)
@@ -55,8 +59,10 @@ def test_a_generated_caption_below_the_threshold_is_marked_in_words(qtbot) -> No
 
 def test_the_confidence_of_every_generated_caption_is_shown(qtbot) -> None:
     """Issue 21: not only under the threshold: in the grid's tooltip and the caption panel."""
-    sure = Photo(P / "b.jpg", "a cat on a sofa", "txt", loaded=True, confidence=0.81)
-    typed = Photo(P / "c.jpg", "my own words", "txt", loaded=True)
+    sure = Photo(
+        path=P / "b.jpg", caption="a cat on a sofa", store="txt", loaded=True, confidence=0.81
+    )
+    typed = Photo(path=P / "c.jpg", caption="my own words", store="txt", loaded=True)
     model = model_of(sure, typed)
     tip = model.data(model.index_of(sure.path), Qt.ItemDataRole.ToolTipRole)
     assert "The model's confidence in this caption: 81%." in tip
@@ -72,13 +78,15 @@ def test_the_confidence_of_every_generated_caption_is_shown(qtbot) -> None:
 
 
 def test_the_users_own_caption_is_never_marked(qtbot) -> None:
-    stored = Photo(P / "a.jpg", "a dog in the snow", "txt", loaded=True, confidence=0.2)
+    stored = Photo(
+        path=P / "a.jpg", caption="a dog in the snow", store="txt", loaded=True, confidence=0.2
+    )
     typing = replace(stored, draft="my cat Tom in the snow", typed=True)
     model = model_of(typing)
     assert check(model, typing.path) is None, "editing a doubtful caption makes it the user's"
     assert typing.confidence_of("my cat Tom in the snow") is None, "saved without confidence"
 
-    suggestion = Photo(P / "b.jpg", loaded=True, draft="a dog", draft_confidence=0.3)
+    suggestion = Photo(path=P / "b.jpg", loaded=True, draft="a dog", draft_confidence=0.3)
     assert suggestion.needs_check(0.5) and suggestion.confidence_of(" a dog ") == 0.3
     picked = replace(suggestion, draft="a black dog", typed=True)
     assert not picked.needs_check(0.5) and picked.confidence_of("a black dog") is None
@@ -90,12 +98,12 @@ def test_the_users_own_caption_is_never_marked(qtbot) -> None:
 
 def test_least_sure_first_puts_known_low_confidences_first(qtbot) -> None:
     photos = [
-        Photo(P / "a.jpg", "sure", "txt", loaded=True, confidence=0.8),
-        Photo(P / "b.jpg", "typed by hand", "txt", loaded=True),
-        Photo(P / "c.jpg", "unsure", "txt", loaded=True, confidence=0.2),
-        Photo(P / "d.jpg", loaded=True),  # no caption: nothing to check
-        Photo(P / "e.jpg", "so-so", "txt", loaded=True, confidence=0.5),
-        Photo(P / "f.jpg", loaded=True, draft="a suggestion", draft_confidence=0.35),
+        Photo(path=P / "a.jpg", caption="sure", store="txt", loaded=True, confidence=0.8),
+        Photo(path=P / "b.jpg", caption="typed by hand", store="txt", loaded=True),
+        Photo(path=P / "c.jpg", caption="unsure", store="txt", loaded=True, confidence=0.2),
+        Photo(path=P / "d.jpg", loaded=True),  # no caption: nothing to check
+        Photo(path=P / "e.jpg", caption="so-so", store="txt", loaded=True, confidence=0.5),
+        Photo(path=P / "f.jpg", loaded=True, draft="a suggestion", draft_confidence=0.35),
     ]
     model = model_of(*photos)
     proxy = PhotoFilter()
@@ -165,14 +173,26 @@ def test_captioning_marks_the_doubtful_captions_and_a_reopened_folder_keeps_the_
         second = photo_dir / names[1]
         assert index.lookup(second).confidence == sure[names[1]]
 
+    # Issue 22 item 9: saved, it is the user's own caption (sorted after the model's), but it
+    # stays where it is, in view, until the selection moves.
+    def row_of(path: Path) -> int:
+        return window.filter.mapFromSource(photos.index_of(path)).row()
+
+    assert photos.photo(first).caption == "my neighbour's garden"
+    assert row_of(first) == 0 and window.grid.currentIndex().row() == 0
+    assert window.panel.path == first
+    window.commands.next.trigger()
+    assert window.panel.path == second
+    assert row_of(first) == len(names) - 1, "let go, it takes its place among the user's own"
+
     # Reopened, the captions keep the marks the index knows of; the user's own has none.
-    window.reload_folder()
+    window.commands.reload.trigger()
     open_and_wait(qtbot, window, photo_dir)
     assert {p.path.name for p in photos.photos() if check(photos, p.path)} == {names[1]}
     assert photos.photo(first).caption == "my neighbour's garden"
 
     # The threshold comes from Settings, and is kept with them.
-    window.apply_settings(window.settings.with_changes(review_below=0.25))
+    window.apply_settings(window.settings.current.with_changes(review_below=0.25))
     assert not any(check(photos, p.path) for p in photos.photos())
     assert SettingsStore(window.env.settings_path).load().review_below == 0.25
 

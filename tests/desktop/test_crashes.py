@@ -45,7 +45,7 @@ def test_after_an_unclean_exit_the_folder_is_not_reopened(
     # PhotoScribe dies here (no shutdown); the next start must not open the folder again.
     second = make_window()
     second.start(None)
-    assert second.folder is None
+    assert second.session.folder is None
     assert second.middle.currentWidget() is second.welcome
     title, text = prompts.errors[-1]
     assert title == "PhotoScribe did not close properly"
@@ -53,12 +53,12 @@ def test_after_an_unclean_exit_the_folder_is_not_reopened(
     # Nor on the start after that, until the user opens it again.
     third = make_window()
     third.start(None)
-    assert third.folder is None and len(prompts.errors) == 1
+    assert third.session.folder is None and len(prompts.errors) == 1
     third.open_folder(photo_dir)
     third.shutdown()  # a clean quit: the folder is restored next time, without a word
     fourth = make_window()
     fourth.start(None)
-    assert fourth.folder == photo_dir and len(prompts.errors) == 1
+    assert fourth.session.folder == photo_dir and len(prompts.errors) == 1
 
 
 def test_the_packaged_app_serves_as_its_own_image_reader(tmp_path: Path, monkeypatch) -> None:

@@ -27,7 +27,7 @@ def test_edit_save_undo_and_redo(qtbot, window, photo_dir):
 
     qtbot.keyClick(window.panel.editor, Qt.Key.Key_S, Qt.KeyboardModifier.ControlModifier)
     wait_idle(qtbot, window)
-    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "a red ball on the grass"
+    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "a red ball on the grass\n"
     saved = window.photos.photo(photo)
     assert saved.caption == "a red ball on the grass" and not saved.unsaved
     assert saved.status is Status.SAVED
@@ -86,7 +86,7 @@ def test_save_and_next_keeps_each_photos_own_text(qtbot, window, photo_dir):
     window.commands.next.trigger()
     assert window.panel.text() == "second photo, not saved yet", "drafts survive moving around"
     wait_idle(qtbot, window)
-    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "first photo"
+    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "first photo\n"
     assert not (photo_dir / "photo1.txt").exists()
 
 
@@ -99,7 +99,7 @@ def test_unsaved_edits_are_never_lost_silently(qtbot, window, photo_dir, tmp_pat
     prompts.unsaved_answer = "cancel"
     assert not window.open_folder(other)
     assert prompts.asked_unsaved == [(1, "opening another folder")]
-    assert window.folder == photo_dir and window.panel.text() == "keep me"
+    assert window.session.folder == photo_dir and window.panel.text() == "keep me"
 
     window.close()
     assert window.isVisible(), "quitting was cancelled"
@@ -108,7 +108,7 @@ def test_unsaved_edits_are_never_lost_silently(qtbot, window, photo_dir, tmp_pat
     prompts.unsaved_answer = "save"
     assert window.open_folder(other)
     wait_idle(qtbot, window)
-    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "keep me"
+    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "keep me\n"
 
 
 def test_quitting_with_save_writes_before_closing(qtbot, window, photo_dir, prompts):
@@ -117,11 +117,11 @@ def test_quitting_with_save_writes_before_closing(qtbot, window, photo_dir, prom
     prompts.unsaved_answer = "save"
     window.close()
     assert not window.isVisible()
-    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "saved on the way out"
+    assert (photo_dir / "photo0.txt").read_text(encoding="utf-8") == "saved on the way out\n"
 
 
 def test_a_photo_changed_on_disk_is_not_overwritten(qtbot, window, photo_dir, prompts):
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     open_and_wait(qtbot, window, photo_dir)
     photo = photo_dir / "photo0.jpg"
     before = photo.read_bytes()
@@ -140,7 +140,7 @@ def test_a_photo_changed_on_disk_is_not_overwritten(qtbot, window, photo_dir, pr
 
 def test_embedded_captions_can_be_saved_twice_in_a_row(qtbot, window, photo_dir, prompts):
     """Our own write changes the photo; the next save must not call that 'changed on disk'."""
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     open_and_wait(qtbot, window, photo_dir)
     type_caption(qtbot, window, "first version")
     window.commands.save.trigger()

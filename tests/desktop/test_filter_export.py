@@ -43,7 +43,7 @@ def test_filter_uncaptioned_and_search_captions(qtbot, window, captioned_dir):
     assert len(visible(window)) == 3
 
     # Unsaved text is searched too, and a photo leaves "uncaptioned" once saved.
-    window.select_photo(captioned_dir / "photo1.jpg")
+    window.editor.select_photo(captioned_dir / "photo1.jpg")
     window.panel.editor.setPlainText("a red ball")
     window.search.setText("red ball")
     assert visible(window) == ["photo1.jpg"]
@@ -72,7 +72,9 @@ def test_search_uses_the_library_index_across_folders(
     entry = window.elsewhere.results_menu.actions()[0]
     assert "sofa" in entry.text()
     entry.trigger()
-    qtbot.waitUntil(lambda: window.folder == other and window.panel.path == other / "x0.jpg")
+    qtbot.waitUntil(
+        lambda: window.session.folder == other and window.panel.path == other / "x0.jpg"
+    )
     assert visible(window) == ["x0.jpg"], "the search still applies in the folder opened"
     qtbot.waitUntil(lambda: not window.library_search.busy, timeout=10_000)
     assert window.elsewhere.hits and window.elsewhere.hits[0].path == captioned_dir / "photo0.jpg"
@@ -80,7 +82,7 @@ def test_search_uses_the_library_index_across_folders(
     # Text not in the index yet (typed, not saved) is still found in the open folder.
     window.search.clear()
     assert not window.elsewhere.isVisible()
-    window.select_photo(other / "x1.jpg")
+    window.editor.select_photo(other / "x1.jpg")
     window.panel.editor.setPlainText("a blue bicycle")
     window.search.setText("bicycle")
     assert visible(window) == ["x1.jpg"]
@@ -88,7 +90,7 @@ def test_search_uses_the_library_index_across_folders(
     assert visible(window) == ["x1.jpg"] and not window.elsewhere.isVisible()
 
     # Once saved, the caption is in the index: found from the other folder too.
-    window.save_current()
+    window.editor.save_current()
     wait_idle(qtbot, window)
     window.search.clear()
     window.open_folder(captioned_dir)

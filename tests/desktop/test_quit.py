@@ -46,7 +46,7 @@ APP = textwrap.dedent(
             return
         window = windows[0]
         for photo in window.photos.photos():
-            window.session.set_draft(photo.path, f"a caption for {photo.path.stem}")
+            window.session.saver.set_draft(photo.path, f"a caption for {photo.path.stem}")
         print("unsaved:", len(window.photos.unsaved()), flush=True)
         window.commands.quit.trigger()
 

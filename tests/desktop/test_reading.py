@@ -38,7 +38,7 @@ def test_the_welcome_text_is_shown_whole(qtbot, window, size):
     ],
 )
 def test_every_store_name_reads_right(qtbot, tmp_path, store, sentence):
-    photo = Photo(tmp_path / "coffee.jpg", caption="a cup", store=store, loaded=True)
+    photo = Photo(path=tmp_path / "coffee.jpg", caption="a cup", store=store, loaded=True)
     assert where_stored(photo) == sentence
     model = PhotoListModel()
     model.set_photos([photo.path])
@@ -48,7 +48,7 @@ def test_every_store_name_reads_right(qtbot, tmp_path, store, sentence):
 
 
 def test_progress_shows_no_rate_until_it_means_something():
-    meter = RateMeter(400)
+    meter = RateMeter(total=400)
     for i in range(8):  # one batch of 8 comes back within a couple of milliseconds
         meter.advance(now=100.0 + i * 0.0002)
     assert meter.rate() is None and meter.seconds_left() is None
@@ -65,7 +65,7 @@ def test_progress_shows_no_rate_until_it_means_something():
 
 
 def test_the_rate_shown_is_smoothed():
-    meter = RateMeter(1000)
+    meter = RateMeter(total=1000)
     now = 0.0
     for _ in range(60):  # 1 photo/s for a minute
         now += 1.0
@@ -88,12 +88,33 @@ def test_progress_says_estimating_before_it_knows(qtbot):
     assert "images/s" not in progress.label.text()
 
 
+def test_a_batch_in_flight_shows_as_in_progress(qtbot):
+    """Issue 22 item 3: the bar sat at 0/100 while the first batches were at the model; now
+    what the model works on is named, and the bar counts what is saved."""
+    progress = BatchProgress()
+    qtbot.addWidget(progress)
+    progress.start(100)
+    progress.set_in_flight(32)
+    assert progress.label.text().startswith("Captioning 1–32 of 100")
+    assert progress.bar.value() == 0, "nothing saved yet"
+    progress.advance(32)
+    progress.set_in_flight(32)
+    assert progress.label.text().startswith("Captioning 33–64 of 100")
+    assert progress.bar.value() == 32
+    progress.advance(64)
+    progress.set_in_flight(4)
+    assert progress.label.text().startswith("Captioning 97–100 of 100")
+    progress.advance(4)
+    progress.set_in_flight(0)
+    assert progress.bar.value() == 100 and "–" not in progress.label.text()
+
+
 def test_the_model_loading_message_is_shown_only_while_it_loads(qtbot, window, photo_dir):
     open_and_wait(qtbot, window, photo_dir)
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
-    assert window.model_info is not None
-    window.apply_settings(window.settings.with_changes(recaption=True))
+    assert window.status_line.model_info is not None
+    window.apply_settings(window.settings.current.with_changes(recaption=True))
     window.commands.caption_folder.trigger()
     assert window.progress.isVisible()
     assert "Loading" not in window.progress.label.text()
@@ -128,7 +149,7 @@ def test_the_preview_follows_the_grid_when_the_filter_hides_it(qtbot, window, ph
     assert window.filter.rowCount() == 2
     shown = window.panel.path
     assert shown in (photo_dir / "photo1.jpg", photo_dir / "photo2.jpg")
-    assert window.selected_paths() == [shown], "the photo shown is the one selected"
+    assert window.editor.selected_paths() == [shown], "the photo shown is the one selected"
     assert window.commands.caption_selected.isEnabled()
 
 
@@ -139,7 +160,7 @@ def test_a_search_selects_what_it_shows(qtbot, window, photo_dir):
     window.search.setText("dogs")
     assert window.filter.rowCount() == 1
     assert window.panel.path == photo_dir / "photo2.jpg"
-    assert window.selected_paths() == [photo_dir / "photo2.jpg"]
+    assert window.editor.selected_paths() == [photo_dir / "photo2.jpg"]
     assert window.commands.caption_selected.isEnabled()
     window.search.setText("zebra")
     assert window.filter.rowCount() == 0
@@ -160,7 +181,7 @@ def test_a_long_preview_error_wraps(qtbot, tmp_path):
     panel = CaptionPanel()
     qtbot.addWidget(panel)
     path = tmp_path / "broken.jpg"
-    panel.show_photo(Photo(path, loaded=True))
+    panel.show_photo(Photo(path=path, loaded=True))
     message = (
         "Cannot show this photo:\nbroken.jpg is damaged or truncated (image file is truncated "
         "(104 bytes not processed)); it cannot be read"
@@ -175,11 +196,14 @@ def test_revert_clears_a_picked_suggestion(qtbot, tmp_path):
     qtbot.addWidget(panel)
     panel.show()
     photo = Photo(
-        tmp_path / "a.jpg",
+        path=tmp_path / "a.jpg",
         caption="a dog on the grass",
         store="txt",
         loaded=True,
-        candidates=(Candidate("a dog on the grass", -0.5), Candidate("a dog in a park", -0.9)),
+        candidates=(
+            Candidate(caption="a dog on the grass", score=-0.5),
+            Candidate(caption="a dog in a park", score=-0.9),
+        ),
     )
     panel.show_photo(photo)
     item = panel.candidates.item(1)

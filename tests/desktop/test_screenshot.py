@@ -52,7 +52,7 @@ def test_screenshot_of_the_main_window_with_the_sample_photos(
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window, timeout=120_000)
     assert all(p.caption for p in window.photos.photos())
-    window.select_photo(folder / "taxis.jpg")
+    window.editor.select_photo(folder / "taxis.jpg")
     qtbot.waitUntil(
         lambda: (
             all(window.photos.has_thumbnail(p.path) for p in window.photos.photos())

@@ -72,7 +72,7 @@ def test_settings_and_window_survive_a_restart(qtbot, make_window, photo_dir, pr
     first = make_window()
     prompts.settings = CHANGED.with_changes(recursive=False)
     first.edit_settings()
-    assert first.settings == prompts.settings
+    assert first.settings.current == prompts.settings
     open_and_wait(qtbot, first, photo_dir)
     first.resize(QSize(760, 540))  # inside the offscreen platform's 800x800 screen
     first.splitter.setSizes([150, 500, 350])
@@ -80,7 +80,7 @@ def test_settings_and_window_survive_a_restart(qtbot, make_window, photo_dir, pr
     first.close()
 
     second = make_window()
-    assert second.settings == prompts.settings
+    assert second.settings.current == prompts.settings
     assert second.settings_store.last_folder == photo_dir
     assert second.size() == QSize(760, 540)
     assert second.splitter.sizes() == sizes
@@ -151,3 +151,52 @@ def test_the_first_window_is_inside_the_screens_free_area(qtbot, make_window):
     window = make_window()
     free = window.screen().availableGeometry()
     assert free.contains(window.geometry()), (free, window.geometry())
+
+
+def test_one_settings_object_tells_every_holder_of_a_setting(qtbot, tmp_path):
+    """Issue 23: the "check this" threshold lived in four places and was copied by hand; now
+    the photo list and the caption panel follow the one Settings object, which saves."""
+    from desktop.panel import CaptionPanel
+    from desktop.photos import Photo, PhotoListModel
+    from desktop.settings import Settings
+
+    settings = Settings(SettingsStore(tmp_path / "s.ini"))
+    assert settings.current == AppSettings() and settings.current.review_below == CHECK_BELOW
+    model = PhotoListModel(settings)
+    panel = CaptionPanel(settings)
+    qtbot.addWidget(panel)
+    photo = Photo(
+        path=tmp_path / "a.jpg", caption="a dog", store="txt", loaded=True, confidence=0.4
+    )
+    model.set_photos([photo.path])
+    model.put(photo)
+    panel.show_photo(photo)
+    assert model.check_note(photo) is not None and "Check this" in panel.status.text()
+
+    heard = []
+    settings.changed.connect(heard.append)
+    settings.change(review_below=0.3)
+    assert heard == [settings.current] and settings.current.review_below == 0.3
+    assert model.review_below == 0.3 and panel.review_below == 0.3
+    assert model.check_note(photo) is None and "Check this" not in panel.status.text()
+    assert SettingsStore(tmp_path / "s.ini").load().review_below == 0.3, "saved"
+    settings.change(review_below=0.3)
+    assert len(heard) == 1, "no news, no signal"
+
+
+def test_the_originals_guard_is_built_with_its_question(qtbot, tmp_path):
+    """Issue 23: the question is given when the guard is built, not patched in afterwards;
+    "always" turns it off in the one Settings object."""
+    from desktop.saving import OriginalsGuard
+    from desktop.settings import Settings
+
+    settings = Settings(SettingsStore(tmp_path / "s.ini"))
+    answers = ["no", "always"]
+    guard = OriginalsGuard(settings, lambda: answers.pop(0))
+    photo = [tmp_path / "a.jpg"]
+    assert guard.allows("txt", photo) and guard.allows("embed", [tmp_path / "a.heic"])
+    assert answers == ["no", "always"], "nothing to ask: the photos stay untouched"
+    assert not guard.allows("embed", photo)
+    assert guard.allows("embed", photo) and not answers
+    assert not settings.current.ask_before_writing_into_photos
+    assert guard.allows("embed", photo), "asked once"

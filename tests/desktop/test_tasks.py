@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import Future
 
 from desktop.tasks import TaskPool
@@ -43,3 +44,28 @@ def test_errors_go_to_on_error_on_the_gui_thread(qtbot) -> None:
     qtbot.waitUntil(lambda: bool(errors), timeout=5000)
     assert isinstance(errors[0], ValueError)
     pool.shutdown()
+
+
+def test_the_desktop_runs_its_work_on_task_pools_and_signals(qtbot, window, photo_dir):
+    """Issue 23 item 6: the thumbnail loader had its own threads and condition, and the GUI
+    polled the inference worker's locked list every 50 ms. Now thumbnails decode on a
+    TaskPool, newest first, and the worker's events come as signals: no polling timer."""
+    from PySide6.QtCore import QTimer
+
+    from desktop.tasks import TaskPool
+    from tests.desktop.conftest import open_and_wait, wait_idle
+
+    loader = window.session.thumbnails
+    assert isinstance(loader._pool, TaskPool)
+    assert not any(t.name.startswith("thumbnail-") for t in threading.enumerate())
+    open_and_wait(qtbot, window, photo_dir)
+    qtbot.waitUntil(
+        lambda: all(window.photos.has_thumbnail(p.path) for p in window.photos.photos())
+    )
+    qtbot.waitUntil(lambda: loader.idle)
+    service = window.session.captioning
+    arrived = []
+    service.events_arrived.connect(arrived.append)
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window)
+    assert arrived and not service.findChildren(QTimer), "events are sent, not polled for"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import core.engine.writer as writer_module
 from core.errors import ReadOnlyError, StorageError
 from core.index import LibraryIndex
@@ -48,7 +50,7 @@ def test_refused_captions_survive_a_restart_until_saved_elsewhere(
     hand was lost the same way), and Save All opened one error box per photo."""
     refuse_embedding(monkeypatch, photo_dir, read_only={"photo2.jpg"})
     window = make_window()
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     open_and_wait(qtbot, window, photo_dir)
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
@@ -64,7 +66,7 @@ def test_refused_captions_survive_a_restart_until_saved_elsewhere(
 
     # A caption typed by hand is refused too.
     photo0 = photo_dir / "photo0.jpg"
-    window.select_photo(photo0)
+    window.editor.select_photo(photo0)
     type_caption(qtbot, window, "my own words about this photo")
     window.commands.save.trigger()
     wait_idle(qtbot, window)
@@ -87,7 +89,7 @@ def test_refused_captions_survive_a_restart_until_saved_elsewhere(
         assert photo.status is Status.ERROR and photo.unsaved
         assert "kept" in photo.error
     assert again.photos.photo(photo0).typed, "the one typed by hand is still the user's own"
-    again.select_photo(photo0)
+    again.editor.select_photo(photo0)
     assert again.panel.text() == "my own words about this photo"
 
     # The summary's button saves them as XMP sidecars; then nothing is kept any more.
@@ -117,12 +119,12 @@ def test_a_discarded_or_reverted_caption_is_not_kept(
 ):
     refuse_embedding(monkeypatch, photo_dir)
     window = make_window()
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     open_and_wait(qtbot, window, photo_dir)
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
     assert len(kept_in_index(window)) == 3
-    window.select_photo(photo_dir / "photo1.jpg")
+    window.editor.select_photo(photo_dir / "photo1.jpg")
     window.commands.revert.trigger()
     qtbot.waitUntil(lambda: set(kept_in_index(window)) == {"photo0.jpg", "photo2.jpg"})
     prompts.unsaved_answer = "discard"
@@ -133,23 +135,27 @@ def test_a_discarded_or_reverted_caption_is_not_kept(
     assert not again.photos.unsaved()
 
 
-def test_photos_with_damaged_metadata_are_captioned_into_sidecars(qtbot, window, tmp_path):
+@pytest.mark.parametrize("store", ["xmp", "txt"])
+def test_photos_with_damaged_metadata_are_captioned_into_sidecars(qtbot, window, tmp_path, store):
     """Regression (issue 27, item 5): camera JPEGs whose maker notes exiv2 calls damaged were
     never captioned in the app, even with XMP or text sidecars chosen."""
     folder = damaged_folder(tmp_path)
-    window.apply_settings(window.settings.with_changes(store="xmp"))
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    window.apply_settings(window.settings.current.with_changes(store=store))
     open_and_wait(qtbot, window, folder)
     assert not any(p.error for p in window.photos.photos()), "nothing to complain about"
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)
+    assert len(list(window.photos.photos())) == 4
     for photo in window.photos.photos():
-        assert photo.status is Status.SAVED and photo.store == "xmp", photo.path.name
-        assert make_store("xmp").read(photo.path) == photo.caption
+        assert photo.status is Status.SAVED and photo.store == store, photo.path.name
+        assert make_store(store).read(photo.path) == photo.caption
+        assert photo.path.read_bytes() == before[photo.path.name], "the photo is not touched"
 
 
 def test_embedding_says_which_captions_went_beside_the_photos(qtbot, window, tmp_path):
     folder = damaged_folder(tmp_path)
-    window.apply_settings(window.settings.with_changes(store="embed"))
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
     open_and_wait(qtbot, window, folder)
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window)

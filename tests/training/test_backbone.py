@@ -23,7 +23,8 @@ from core.errors import CheckpointError
 from core.model import Conv2dSame, build_efficientnet_b0
 from tests.imagegen import textured_image
 from training import backbone
-from training.backbone import ConversionError, InputNormalisation, Prediction, WeightedOp
+from training.backbone import Prediction
+from training.tfjs import ConversionError, InputNormalisation, WeightedOp
 
 # --------------------------------------------------------------------------- fixture helpers
 

@@ -55,7 +55,7 @@ def test_own_captions_counts_what_was_memorised() -> None:
 
 
 def test_choose_weighs_agreement_against_log_probability() -> None:
-    cands = [[Candidate("x", -0.2), Candidate("y", -1.0)]]
+    cands = [[Candidate(caption="x", score=-0.2), Candidate(caption="y", score=-1.0)]]
     agree = [[0.1, 0.6]]
     assert choose(cands, agree, 0.0) == [1]
     assert choose(cands, agree, 1.0) == [0]  # 0.1 - 0.2 > 0.6 - 1.0

@@ -15,11 +15,12 @@ from safetensors.torch import load_file, save_file
 
 from core.checkpoint import load_checkpoint
 from core.confidence import FEATURES
-from core.inference import Captioner, CaptionSettings
+from core.datatypes import CaptionSettings
+from core.inference import Captioner
 from core.model import ModelConfig
 from core.vocab import Vocab
 from training.data import Example, Flickr8k
-from training.fit import CaptionData, TrainConfig, config_with_vocab, train
+from training.fit import CaptionData, TrainConfig, TrainResult, TrainRun, config_with_vocab, train
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -40,11 +41,26 @@ def synthetic(n_photos: int = 12, seed: int = 0):
     return examples, vocab, feats, data, cfg
 
 
+def fit(cfg, tc, vocab, feats, data, dev, out: Path, **kw) -> TrainResult:
+    """train() on the synthetic set."""
+    run = TrainRun(
+        model_cfg=cfg,
+        cfg=tc,
+        vocab=vocab,
+        features=feats,
+        train_data=data,
+        dev=dev,
+        out_dir=out,
+        **kw,
+    )
+    return train(run)
+
+
 def test_training_steps_lower_the_loss(tmp_path: Path) -> None:
     _, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=6, batch_size=20, warmup_steps=2, lr=3e-3, eval_from=99)
-    result = train(cfg, tc, vocab, feats, data, None, tmp_path)
-    losses = [h["train_loss"] for h in result["history"]]
+    result = fit(cfg, tc, vocab, feats, data, None, tmp_path)
+    losses = [h["train_loss"] for h in result.history]
     assert losses[-1] < losses[0] - 0.1
     assert (tmp_path / "last.safetensors").exists() and (
         tmp_path / "last_state.safetensors"
@@ -71,13 +87,13 @@ def test_one_step_lowers_the_loss_on_a_tiny_batch() -> None:
 def test_resume_continues_exactly(tmp_path: Path) -> None:
     _, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=3, batch_size=20, warmup_steps=2, lr=1e-3, eval_from=99)
-    straight = train(cfg, tc, vocab, feats, data, None, tmp_path / "a")["model"]
+    straight = fit(cfg, tc, vocab, feats, data, None, tmp_path / "a").model
     steps_per_epoch = 12 // 4
-    train(cfg, tc, vocab, feats, data, None, tmp_path / "b", max_steps=steps_per_epoch)
-    resumed = train(cfg, tc, vocab, feats, data, None, tmp_path / "b", resume=True)
-    assert resumed["history"][-1]["epoch"] == 3 and len(resumed["history"]) == 3
+    fit(cfg, tc, vocab, feats, data, None, tmp_path / "b", max_steps=steps_per_epoch)
+    resumed = fit(cfg, tc, vocab, feats, data, None, tmp_path / "b", resume=True)
+    assert resumed.history[-1]["epoch"] == 3 and len(resumed.history) == 3
     for (name, a), b in zip(
-        straight.state_dict().items(), resumed["model"].state_dict().values(), strict=True
+        straight.state_dict().items(), resumed.model.state_dict().values(), strict=True
     ):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
 
@@ -94,19 +110,19 @@ def test_resume_continues_exactly_with_a_tuned_encoder_head(tmp_path: Path) -> N
     tc = TrainConfig(epochs=3, batch_size=20, warmup_steps=2, lr=1e-3, eval_from=99)
     tuned = dict(head_lr=5e-4)
     straight_head = head()
-    straight = train(cfg, tc, vocab, stage, data, None, tmp_path / "a", head=straight_head, **tuned)
-    train(cfg, tc, vocab, stage, data, None, tmp_path / "b", max_steps=3, head=head(), **tuned)
+    straight = fit(cfg, tc, vocab, stage, data, None, tmp_path / "a", head=straight_head, **tuned)
+    fit(cfg, tc, vocab, stage, data, None, tmp_path / "b", max_steps=3, head=head(), **tuned)
     resumed_head = head()  # as a new process builds it: the initial weights
-    resumed = train(
+    resumed = fit(
         cfg, tc, vocab, stage, data, None, tmp_path / "b", resume=True, head=resumed_head, **tuned
     )
-    assert [h["epoch"] for h in resumed["history"]] == [1, 2, 3]
+    assert [h["epoch"] for h in resumed.history] == [1, 2, 3]
     assert not torch.equal(resumed_head.weight, head().weight), "the head was trained"
     for name, a in straight_head.state_dict().items():
         torch.testing.assert_close(a, resumed_head.state_dict()[name], atol=0, rtol=0, msg=name)
     for (name, a), b in zip(
-        straight["model"].state_dict().items(),
-        resumed["model"].state_dict().values(),
+        straight.model.state_dict().items(),
+        resumed.model.state_dict().values(),
         strict=True,
     ):
         torch.testing.assert_close(a, b, atol=0, rtol=0, msg=name)
@@ -115,10 +131,10 @@ def test_resume_continues_exactly_with_a_tuned_encoder_head(tmp_path: Path) -> N
 def test_best_checkpoint_selected_by_dev_cider(tmp_path: Path) -> None:
     examples, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=2, batch_size=20, warmup_steps=2, lr=3e-3, eval_from=1)
-    result = train(cfg, tc, vocab, feats, data, {"dev": (examples[:4], feats[:4, 0])}, tmp_path)
-    assert all("dev_CIDEr" in h for h in result["history"])
+    result = fit(cfg, tc, vocab, feats, data, {"dev": (examples[:4], feats[:4, 0])}, tmp_path)
+    assert all("dev_CIDEr" in h for h in result.history)
     best = load_checkpoint(tmp_path / "best.safetensors")
-    assert best.provenance["dev"]["mean"]["CIDEr"] == pytest.approx(result["best_cider"])
+    assert best.provenance["dev"]["mean"]["CIDEr"] == pytest.approx(result.best_cider)
 
 
 DDP_SCRIPT = """
@@ -126,14 +142,14 @@ import sys, torch
 from pathlib import Path
 from safetensors.torch import save_file
 sys.path.insert(0, {repo!r})
-from tests.training.test_fit import synthetic
-from training.fit import TrainConfig, train
+from tests.training.test_fit import fit, synthetic
+from training.fit import TrainConfig
 import torch.distributed as dist
 _, vocab, feats, data, cfg = synthetic()
 cfg = cfg.__class__(**{{**cfg.to_dict(), "dropout": 0.0}})
 tc = TrainConfig(epochs=2, batch_size=20, warmup_steps=2, lr=1e-3, eval_from=99, amp=False, device="cpu")
 out = Path(sys.argv[1])
-model = train(cfg, tc, vocab, feats, data, None, out)["model"]
+model = fit(cfg, tc, vocab, feats, data, None, out).model
 rank = dist.get_rank() if dist.is_initialized() else 0
 if rank == 0:
     save_file({{k: v.contiguous() for k, v in model.state_dict().items() if k != "lm_head.weight"}}, str(out / "final.safetensors"))
@@ -185,7 +201,7 @@ def test_export_loads_in_the_app_and_captions(tmp_path: Path, photo_dir: Path) -
 
     _, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=1, batch_size=20, warmup_steps=2, eval_from=99)
-    train(cfg, tc, vocab, feats, data, None, tmp_path / "run")
+    fit(cfg, tc, vocab, feats, data, None, tmp_path / "run")
     backbone = tmp_path / "b0.safetensors"
     save_file(
         {k: v.contiguous() for k, v in build_efficientnet_b0().state_dict().items()}, str(backbone)
@@ -262,7 +278,7 @@ def test_report_png_and_json(tmp_path: Path) -> None:
 
     examples, vocab, feats, data, cfg = synthetic()
     tc = TrainConfig(epochs=2, batch_size=20, warmup_steps=2, eval_from=1)
-    train(cfg, tc, vocab, feats, data, {"dev": (examples[:3], feats[:3, 0])}, tmp_path)
+    fit(cfg, tc, vocab, feats, data, {"dev": (examples[:3], feats[:3, 0])}, tmp_path)
     png = write_report(tmp_path)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads(png.with_suffix(".json").read_text())
