@@ -27,6 +27,8 @@ class ModelConfig:
     tie_embeddings: bool = True  # output projection shares the word embedding
     pad_id: int = 0  # must equal the vocabulary's <pad> index
     style: str = ""  # caption style asked for at inference (a "<style:...>" token); "" = none
+    n_tags: int = 0  # words of the encoder's top ImageNet classes given as extra tokens (0 = none)
+    n_classes: int = 1000  # classes of the encoder's ImageNet head (used only when n_tags > 0)
 
     def __post_init__(self) -> None:
         assert self.d_model % self.n_heads == 0, "d_model must be divisible by n_heads"
@@ -411,6 +413,14 @@ class CaptionModel(nn.Module):
         self.encoder_layers = nn.ModuleList(EncoderLayer(cfg) for _ in range(cfg.n_encoder_layers))
         self.encoder_ln = nn.LayerNorm(cfg.d_model)
         self.token_emb = nn.Embedding(cfg.vocab_size, cfg.d_model, padding_idx=cfg.pad_id)
+        if cfg.n_tags > 0:
+            # Object tags as anchors (OSCAR/VinVL): the frozen encoder's ImageNet head names
+            # things few captions mention; its classes' plain words join the image tokens.
+            self.tag_head = nn.Linear(cfg.feature_dim, cfg.n_classes).requires_grad_(False)
+            # tag_words[c]: the vocabulary id of class c's word, -1 for a class with none.
+            self.register_buffer("tag_words", torch.full((cfg.n_classes,), -1, dtype=torch.long))
+            self.tag_pos = nn.Parameter(torch.zeros(1, cfg.n_tags, cfg.d_model))
+            self.tag_score = nn.Parameter(torch.zeros(cfg.d_model))  # times the word's probability
         self.token_pos = nn.Parameter(torch.zeros(1, cfg.max_len, cfg.d_model))
         self.emb_drop = nn.Dropout(cfg.dropout)
         self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
@@ -449,11 +459,29 @@ class CaptionModel(nn.Module):
             f"expected features of shape (B, {self.cfg.n_image_tokens}, {self.cfg.feature_dim}), "
             f"got {tuple(features.shape)}"
         )
-        x = self.feature_proj(features.to(self.feature_proj.weight.dtype)) + self.image_pos
-        x = self.emb_drop(x)  # (B, 49, C)
+        features = features.to(self.feature_proj.weight.dtype)
+        x = self.feature_proj(features) + self.image_pos  # (B, 49, C)
+        if self.cfg.n_tags > 0:
+            words, scores = self.image_tags(features)  # (B, k) each
+            tags = self.token_emb(words) + self.tag_pos + scores[..., None] * self.tag_score
+            x = torch.cat([x, tags.to(x.dtype)], dim=1)  # (B, 49 + k, C)
+        x = self.emb_drop(x)
         for layer in self.encoder_layers:
             x = layer(x)
-        return self.encoder_ln(x)  # (B, 49, C)
+        return self.encoder_ln(x)  # (B, 49 [+ k], C)
+
+    def image_tags(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, 49, 1280) features -> the n_tags most likely words (B, k) and their probabilities.
+
+        A word's probability is the sum over the ImageNet classes that map to it (tabby, tiger
+        cat and Persian cat all say "cat"), so each word appears once.
+        """
+        probs = self.tag_head(features.mean(1)).float().softmax(-1)  # (B, n_classes)
+        mapped = self.tag_words >= 0
+        per_word = probs.new_zeros(probs.shape[0], self.cfg.vocab_size)
+        per_word.index_add_(1, self.tag_words[mapped], probs[:, mapped])  # (B, V)
+        scores, words = per_word.topk(self.cfg.n_tags, dim=1)
+        return words, scores
 
     # ---- text side
 

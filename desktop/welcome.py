@@ -35,7 +35,9 @@ class WelcomePage(QWidget):
         self.text.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.open_button = QPushButton("Open a Folder…", self)
         self.samples_button = QPushButton("Try the Sample Photos", self)
-        self.samples_button.setToolTip("Five public-domain photos, copied to PhotoScribe's folder")
+        self.samples_button.setToolTip(
+            "Eight public-domain and CC0 photos, copied to PhotoScribe's folder"
+        )
         buttons = QHBoxLayout()
         buttons.addStretch(1)
         buttons.addWidget(self.open_button)

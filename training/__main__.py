@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -90,6 +91,8 @@ def _dev_splits(data, cache):
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    import torch
+
     from core.model import ModelConfig
     from core.vocab import Vocab
     from training.fit import CaptionData, TrainConfig, TrainRun, config_with_vocab, train
@@ -108,11 +111,12 @@ def cmd_fit(args: argparse.Namespace) -> int:
         vocab_file.write_text(json.dumps(list(vocab.itos)))
     log.info("vocabulary: %d words, styles %s", len(vocab), list(vocab.styles))
     style = args.style if args.style in vocab.styles else ""
-    train_names = [e.name for e in data.train]
-    features = cache.load(train_names)
-    train_data = CaptionData.build(
-        list(data.train), vocab, {n: i for i, n in enumerate(train_names)}
-    )
+    # The cache itself, memory-mapped: runs in parallel share its pages instead of each holding
+    # a copy (6.5 GB with the web photos). Read-only, so torch warns that it is not writable.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        features = torch.from_numpy(cache.memmap("r"))
+    train_data = CaptionData.build(list(data.train), vocab, cache.index)
     model_cfg = config_with_vocab(
         ModelConfig(
             d_model=args.d_model,
@@ -122,9 +126,17 @@ def cmd_fit(args: argparse.Namespace) -> int:
             d_ff=4 * args.d_model,
             dropout=args.dropout,
             style=style,
+            n_tags=args.tags,
         ),
         vocab,
     )
+    init = args.init
+    if args.tags > 0:
+        from training.tags import tagged_init
+
+        init = tagged_init(
+            model_cfg, vocab, args.backbone, args.out / "init_tags.safetensors", init
+        )
     weights = _parse_weights(args.weights)
     cfg = TrainConfig(
         epochs=args.epochs,
@@ -157,7 +169,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
             out_dir=args.out,
             resume=args.resume,
             provenance=provenance,
-            init=args.init,
+            init=init,
         )
     )
     log.info("best mean dev CIDEr-D %.4f", result.best_cider)
@@ -324,6 +336,13 @@ def _fit_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--init", type=Path, default=None, help="start from this checkpoint (e.g. a shipped model)"
+    )
+    p.add_argument(
+        "--tags",
+        type=int,
+        default=0,
+        help="give the caption encoder the words of the image's top N ImageNet classes "
+        "(training/imagenet_words.json); 0: none",
     )
 
 

@@ -161,8 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="photoscribe-bench-"))
     env["PHOTOSCRIBE_INDEX"] = str(scratch / "library.sqlite3")  # not the user's own index
     try:
-        photo = scratch / "coffee.jpg"
-        shutil.copy(SAMPLES / "coffee.jpg", photo)
+        photo = scratch / "burger.jpg"
+        shutil.copy(SAMPLES / "burger.jpg", photo)
         in_new_process(env)  # warm-up: the disk cache
         command_line_run(photo, env)
         windows = [in_new_process(env) for _ in range(args.runs)]

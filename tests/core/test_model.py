@@ -162,3 +162,56 @@ def test_beams_sharing_a_photo_memory_equal_beams_with_copies(tiny_model) -> Non
     a, _ = tiny_model.step(tokens[[5, 3, 4]], shared)
     b, _ = tiny_model.step(tokens[[5, 3, 4]], copied)
     torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_a_model_without_tags_has_the_v3_layout(tiny_vocab) -> None:
+    """n_tags 0 (every model file before v4) adds no tensor: old files load strictly."""
+    model = CaptionModel(tiny_config(tiny_vocab), with_backbone=False)
+    assert not any(k.startswith("tag_") for k in model.state_dict())
+
+
+def tagged_model(tiny_vocab, n_tags: int = 2) -> CaptionModel:
+    """Four ImageNet-like classes: 0 and 1 say the same word, 2 another, 3 none."""
+    torch.manual_seed(0)
+    model = CaptionModel(
+        tiny_config(tiny_vocab, n_tags=n_tags, n_classes=4), with_backbone=False
+    ).eval()
+    words = [tiny_vocab.stoi[w] for w in ("dog", "dog", "ball")] + [-1]
+    with torch.no_grad():
+        model.tag_words.copy_(torch.tensor(words))
+        model.tag_head.weight.zero_()
+    return model
+
+
+def test_tags_sum_the_classes_of_one_word_and_skip_unmapped_ones(tiny_vocab) -> None:
+    model = tagged_model(tiny_vocab)
+    with torch.no_grad():
+        # class 3 (no word) is the likeliest; classes 0 and 1 ("dog") together beat class 2
+        model.tag_head.bias.copy_(torch.tensor([1.0, 1.0, 1.5, 3.0]))
+        words, scores = model.image_tags(torch.zeros(1, 49, 1280))
+    assert [tiny_vocab.itos[w] for w in words[0].tolist()] == ["dog", "ball"]
+    p = torch.tensor([1.0, 1.0, 1.5, 3.0]).softmax(0)
+    torch.testing.assert_close(scores[0], torch.stack([p[0] + p[1], p[2]]))
+
+
+def test_tags_join_the_image_tokens_and_change_the_caption_memory(tiny_vocab) -> None:
+    model = tagged_model(tiny_vocab)
+    feats = torch.randn(2, 49, 1280)
+    with torch.inference_mode():
+        memory = model.encode_features(feats)
+        assert memory.shape == (2, 49 + 2, 32)
+        model.tag_words[2] = tiny_vocab.stoi["grass"]  # another word, same probabilities
+        assert not torch.allclose(model.encode_features(feats), memory)
+
+
+def test_a_tagged_model_round_trips_through_a_checkpoint(tmp_path, tiny_vocab) -> None:
+    from core.checkpoint import load_checkpoint, save_checkpoint
+
+    model = tagged_model(tiny_vocab)
+    path = save_checkpoint(tmp_path / "tags.safetensors", model, tiny_vocab, dtype=torch.float16)
+    loaded = load_checkpoint(path).build_model()
+    assert loaded.tag_words.tolist() == model.tag_words.tolist()  # ids stay integers
+    assert not any(p.requires_grad for p in loaded.tag_head.parameters())
+    feats = torch.randn(1, 49, 1280)
+    with torch.inference_mode():
+        assert loaded.image_tags(feats)[0].tolist() == model.image_tags(feats)[0].tolist()

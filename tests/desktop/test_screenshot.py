@@ -37,20 +37,22 @@ def test_screenshot_of_the_main_window_with_the_sample_photos(
     folder.mkdir(parents=True)
     (home / "Documents").mkdir()
     (home / "Pictures" / "Holidays").mkdir()
-    for photo in sorted(prepare_samples(env.data_dir).glob("*.jpg")):
+    samples = sorted(prepare_samples(env.data_dir).glob("*.jpg"))
+    for photo in samples:
         shutil.copy2(photo, folder / photo.name)
+    n = len(samples)
     monkeypatch.setenv("HOME", str(home))
     window = make_window(weights=DEFAULT_WEIGHTS)
     window.resize(QSize(1280, 800))
     window.open_folder(folder)
     qtbot.waitUntil(
-        lambda: window.photos.rowCount() == 5 and all(p.loaded for p in window.photos.photos()),
+        lambda: window.photos.rowCount() == n and all(p.loaded for p in window.photos.photos()),
         timeout=20_000,
     )
     window.commands.caption_folder.trigger()
     wait_idle(qtbot, window, timeout=120_000)
     assert all(p.caption for p in window.photos.photos())
-    window.editor.select_photo(folder / "astronaut.jpg")
+    window.editor.select_photo(folder / "taxis.jpg")
     qtbot.waitUntil(
         lambda: (
             all(window.photos.has_thumbnail(p.path) for p in window.photos.photos())
@@ -60,11 +62,12 @@ def test_screenshot_of_the_main_window_with_the_sample_photos(
         timeout=20_000,
     )
     # The counts in the status bar settle last.
-    qtbot.waitUntil(lambda: window.counts_label.text() == "5 photos, 5 captioned", timeout=20_000)
+    counts = f"{n} photos, {n} captioned"
+    qtbot.waitUntil(lambda: window.counts_label.text() == counts, timeout=20_000)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     assert window.grab().save(str(SCREENSHOT), "PNG")
     image = QImage(str(SCREENSHOT))
     assert image.width() >= 1280 and image.height() >= 800
-    assert window.counts_label.text() == "5 photos, 5 captioned"
+    assert window.counts_label.text() == counts
     if os.environ.get("PHOTOSCRIBE_UPDATE_SCREENSHOT") == "1":
         shutil.copyfile(SCREENSHOT, README_SCREENSHOT)

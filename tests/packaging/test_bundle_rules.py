@@ -53,7 +53,7 @@ def test_only_the_qt_modules_the_app_uses_are_kept() -> None:
         ("numpy/_core/tests/test_api.py", True),
         ("torch/share/cmake/Torch/TorchConfig.cmake", True),
         ("torch/lib/libtorch_cpu.so", False),
-        ("desktop/resources/samples/coffee.jpg", False),
+        ("desktop/resources/samples/burger.jpg", False),
         ("PySide6/Qt/plugins/platforms/libqvnc.so", True),
         ("PySide6/Qt/plugins/platforms/libqxcb.so", False),
     ],

@@ -285,14 +285,17 @@ def test_report_png_and_json(tmp_path: Path) -> None:
     assert summary["epochs"] == 2 and summary["best_cross_entropy_epoch"]["epoch"] in (1, 2)
 
 
-def test_flickr_fixture_runs_through_the_cli_fit(tmp_path: Path, tiny_flickr: Path) -> None:
-    """features + fit end to end on the tiny dataset, with a random converted-B0 file."""
+@pytest.mark.parametrize("tags", [0, 3])
+def test_flickr_fixture_runs_through_the_cli_fit(
+    tmp_path: Path, tiny_flickr: Path, tags: int
+) -> None:
+    """features + fit end to end on the tiny dataset, with a random converted-B0 file; with
+    --tags the model also reads the words of the encoder's top ImageNet classes."""
     from core.model import build_efficientnet_b0
 
     backbone = tmp_path / "b0.safetensors"
-    save_file(
-        {k: v.contiguous() for k, v in build_efficientnet_b0().state_dict().items()}, str(backbone)
-    )
+    b0 = {k: v.contiguous() for k, v in build_efficientnet_b0().state_dict().items()}
+    save_file(b0, str(backbone))
     from training.__main__ import main
 
     code = main(
@@ -320,8 +323,30 @@ def test_flickr_fixture_runs_through_the_cli_fit(tmp_path: Path, tiny_flickr: Pa
             "1",
             "--min-count",
             "1",
+            "--tags",
+            str(tags),
         ]
     )
     assert code == 0
-    assert load_checkpoint(tmp_path / "run" / "best.safetensors").config.d_model == 32
+    best = load_checkpoint(tmp_path / "run" / "best.safetensors")
+    assert best.config.d_model == 32 and best.config.n_tags == tags
+    if tags:  # the ImageNet head is the encoder's, frozen; the words are the vocabulary's
+        torch.testing.assert_close(best.state_dict["tag_head.weight"], b0["classifier.1.weight"])
+        words = best.state_dict["tag_words"]
+        assert ((words >= -1) & (words < len(best.vocab))).all() and (words >= 0).any()
     assert len(Flickr8k.load(tiny_flickr).train) == 6
+
+
+def test_imagenet_word_map_names_plain_words_for_common_classes() -> None:
+    """The committed class -> word map: 1,000 classes, and the anchors issue 20 asks for."""
+    from training.tags import WORD_MAP, class_words
+
+    classes = json.loads(WORD_MAP.read_text())["classes"]
+    assert len(classes) == 1000
+    word = dict((name, w) for name, w in classes)
+    assert word["tabby"] == "cat" and word["Granny Smith"] == "apple"
+    assert word["golden retriever"] == "dog" and word["missile"] == "rocket"
+    vocab = Vocab(("<pad>", "<start>", "<end>", "<unk>", "cat", "dog"))
+    ids = class_words(vocab)
+    assert ids[[n for n, _ in classes].index("tabby")] == vocab.stoi["cat"]
+    assert ids[[n for n, _ in classes].index("Granny Smith")] == -1  # not in this vocabulary
