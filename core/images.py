@@ -376,8 +376,18 @@ def open_raw_preview(path: Path, draft_size: tuple[int, int] | None) -> Image.Im
                     upright = upright.transpose(step)
                 log.debug("%s: captioned from its %dx%d preview", path, img.width, img.height)
                 return _to_rgb8(upright)
+        except UnidentifiedImageError:
+            # Pillow's own message names the in-memory buffer ("<_io.BytesIO object at 0x...>").
+            problems.append(
+                f"the {preview.width}x{preview.height} {preview.mime_type} preview: "
+                "its data is not an image"
+            )
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as exc:
-            problems.append(f"{preview.width}x{preview.height} {preview.mime_type} damaged: {exc}")
+            detail = " ".join(str(exc).split())
+            problems.append(
+                f"the {preview.width}x{preview.height} {preview.mime_type} preview is damaged: "
+                f"{detail}"
+            )
     tiny = [
         f"{p.width}x{p.height}" for p in previews if 0 < min(p.width, p.height) < MIN_PREVIEW_SIDE
     ]

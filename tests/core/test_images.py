@@ -412,6 +412,22 @@ def test_raw_without_usable_preview_is_a_clear_error(name: str) -> None:
     assert name in str(info.value)
 
 
+def test_raw_preview_that_is_not_an_image_is_worded_for_a_person(monkeypatch, tmp_path) -> None:
+    """Issue 22 (8): Pillow's "cannot identify image file <_io.BytesIO object at 0x...>" named a
+    Python object, not the problem."""
+    import core.images as images
+
+    path = tmp_path / "garbled.nef"
+    path.write_bytes(b"II*\0" + bytes(64))
+    preview = RawPreview(1616, 1080, "image/jpeg", b"\xff\xd8\xff" + bytes(100))
+    monkeypatch.setattr(images, "raw_previews", lambda _path: (1, [preview]))
+    with pytest.raises(ImageError) as info:
+        open_image(path)
+    message = str(info.value)
+    assert "garbled.nef" in message and "BytesIO" not in message and "0x" not in message
+    assert "1616x1080 image/jpeg preview: its data is not an image" in message
+
+
 def test_file_with_raw_extension_that_is_not_raw(tmp_path: Path) -> None:
     path = tmp_path / "holiday.nef"
     path.write_text("not a photo at all")
