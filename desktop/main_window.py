@@ -30,7 +30,14 @@ from PySide6.QtGui import (
     QIcon,
     QScreen,
 )
-from PySide6.QtWidgets import QMainWindow, QSplitter, QStackedWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QMainWindow,
+    QSizePolicy,
+    QSplitter,
+    QStackedWidget,
+    QVBoxLayout,
+    QWidget,
+)
 
 import core
 from core.datatypes import default_weights_path
@@ -68,6 +75,35 @@ log = logging.getLogger(__name__)
 
 DEFAULT_SIZE = QSize(1280, 800)
 FRAME_ALLOWANCE = QSize(16, 48)  # what a window manager's frame and title bar usually take
+
+
+class PageStack(QStackedWidget):
+    """A stack of pages as small as its current page allows.
+
+    QStackedWidget's minimum is its largest page's, so the hidden welcome page's height added
+    to the Problems panel's and pushed the window past an 800x600 screen's bottom edge.
+    """
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.currentChanged.connect(self._follow_current)
+
+    def addWidget(self, page: QWidget) -> int:  # noqa: N802 (Qt's name)
+        index = super().addWidget(page)
+        self._follow_current()
+        return index
+
+    def _follow_current(self, _index: int = 0) -> None:
+        for i in range(self.count()):
+            page = self.widget(i)
+            policy = page.sizePolicy()
+            policy.setVerticalPolicy(
+                QSizePolicy.Policy.Preferred
+                if page is self.currentWidget()
+                else QSizePolicy.Policy.Ignored
+            )
+            page.setSizePolicy(policy)
+        self.updateGeometry()
 
 
 def fit_to_screen(wanted: QSize, free: QSize) -> QSize:
@@ -170,7 +206,7 @@ class MainWindow(QMainWindow):
         self.grid.setObjectName("photoGrid")
         self.grid.setModel(self.filter)
         self.welcome = WelcomePage(self)
-        self.middle = QStackedWidget(self)
+        self.middle = PageStack(self)
         self.middle.addWidget(self.welcome)
         self.middle.addWidget(self.grid)
 

@@ -47,7 +47,7 @@ class PreviewLabel(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setWordWrap(True)  # a message as long as a decoder's fits the panel, not clipped
         self.setMargin(8)
-        self.setMinimumSize(240, 180)
+        self.setMinimumSize(240, 120)  # 180 kept a window with the Problems panel off 800x600
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
         self.setFrameShape(QFrame.Shape.StyledPanel)
         self.setObjectName("preview")

@@ -51,8 +51,9 @@ class WelcomePage(QWidget):
         layout.addSpacing(12)
         layout.addLayout(buttons)
         layout.addStretch(2)
-        # Set here, so that the text's width (fitted to the page) never widens the page.
-        self.setMinimumSize(MIN_TEXT_WIDTH + 2 * SIDE_MARGIN, 320)
+        # Set here, so that the text's width (fitted to the page) never widens the page. Its
+        # height is left to the layout: a fixed minimum would count while the page is hidden.
+        self.setMinimumWidth(MIN_TEXT_WIDTH + 2 * SIDE_MARGIN)
         self._fit_text()
 
     def resizeEvent(self, event: QResizeEvent) -> None:

@@ -211,3 +211,19 @@ def test_the_originals_guard_is_built_with_its_question(qtbot, tmp_path):
     assert guard.allows("embed", photo) and not answers
     assert not settings.current.ask_before_writing_into_photos
     assert guard.allows("embed", photo), "asked once"
+
+
+def test_the_problems_panel_fits_a_window_on_an_800x600_screen(qtbot, window, tmp_path) -> None:
+    """Seen under Xvfb with a window manager at 800x600: when the first problem opened the
+    Problems panel, the window grew past the screen's bottom edge and took the status bar (the
+    progress, Cancel, the count to review) with it. The minimum heights of the hidden welcome page
+    and of the caption panel's preview added up with the panel's to more than the screen."""
+    free_height = 600 - 24 - 24  # an 800x600 screen less a title bar and a panel
+    window.resize(790, free_height)
+    qtbot.waitUntil(lambda: window.height() == free_height)
+    window.open_folder(tmp_path)  # the grid page, as when photos are being captioned
+    window.errors_dock.add(tmp_path / "broken.jpg", "not an image (looks like text)")
+    qtbot.waitUntil(window.errors_dock.isVisible)
+    assert window.minimumSizeHint().height() <= free_height
+    qtbot.waitUntil(lambda: window.statusBar().geometry().bottom() < free_height)
+    assert window.height() == free_height
