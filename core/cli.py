@@ -167,7 +167,7 @@ def _export_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("folder", type=Path)
     p.add_argument("-r", "--recursive", action="store_true")
     p.add_argument("--format", choices=EXPORT_FORMATS, required=True, dest="fmt")
-    p.add_argument("-o", "--output", type=Path, default=None, help="file (default: stdout)")
+    p.add_argument("-o", "--output", type=Path, default=None, help="file (default or -: stdout)")
     p.add_argument("--bom", action="store_true", help="CSV: add a UTF-8 BOM for spreadsheets")
     p.add_argument("--xmp-name", choices=XMP_NAMES, default="photo.jpg.xmp")
     _index_option(p)  # where the confidences and "reviewed" come from
@@ -439,7 +439,8 @@ def run_export(
     if args.bom and args.fmt != "csv":
         _say(err, "photoscribe: --bom only applies to --format csv")
         return EXIT_USAGE
-    target = args.output if args.output is not None else out
+    to_file = args.output is not None and str(args.output) != "-"  # "-": standard output
+    target = args.output if to_file else out
     try:
         n = export_captions(
             args.folder,
@@ -453,7 +454,7 @@ def run_export(
     except PhotoScribeError as exc:
         _say(err, f"photoscribe: {exc}")
         return EXIT_FAILED
-    _say(err, f"exported {n} caption(s)" + (f" to {args.output}" if args.output else ""))
+    _say(err, f"exported {n} caption(s)" + (f" to {args.output}" if to_file else ""))
     return EXIT_OK
 
 

@@ -316,6 +316,16 @@ def test_export_command(capsys, tmp_path: Path, photo_dir: Path, fmt: str) -> No
         assert rec["text" if fmt == "hf" else "caption"] == 'a "quoted", caption'
 
 
+def test_export_to_a_dash_writes_to_stdout(capsys, tmp_path: Path, photo_dir: Path, monkeypatch):
+    """`-o -` is standard output, as for other command-line tools; it wrote a file named "-"."""
+    (photo_dir / "photo0.txt").write_text("a caption", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run(capsys, "export", str(photo_dir), "--format", "csv", "-o", "-")
+    assert code == 0 and "exported 1 caption(s)" in err and " to -" not in err
+    assert out.splitlines()[1].startswith("photo0.jpg,a caption,txt")
+    assert not (tmp_path / "-").exists()
+
+
 def test_export_carries_the_confidence_the_caption_run_recorded(
     capsys, tmp_path: Path, photo_dir: Path, tiny_checkpoint: Path
 ) -> None:
