@@ -89,25 +89,20 @@ def plan(facts: PhotoFacts, rules: Rules) -> Decision:
     ):
         if rules.recaption and not rules.overwrite:
             return Caption(path, overwrite=False)  # a suggestion; the caption stored stays
+        done = Skip(
+            path=path,
+            reason="done",
+            caption=row.caption,
+            store=row.store,
+            confidence=row.confidence,
+        )
         if not rules.overwrite:
-            return Skip(
-                path=path,
-                reason="done",
-                caption=row.caption,
-                store=row.store,
-                confidence=row.confidence,
-            )
+            return done
         if row.model == rules.model:
             if target not in stored:
                 return ReadStores((target,))
             if stored[target] == row.caption:
-                return Skip(
-                    path=path,
-                    reason="done",
-                    caption=row.caption,
-                    store=row.store,
-                    confidence=row.confidence,
-                )
+                return done
         return Caption(path, overwrite=True)
     if rules.skip_captioned:
         if missing := _missing(stored, LOOKUP_ORDER):

@@ -40,6 +40,9 @@ MAX_CAPTION_CHARS = 5000
 """Longest caption accepted by every store; well inside the 64 KB metadata blocks of a JPEG."""
 
 
+ALREADY_SAVED = "this caption was already saved."  # a write found the same caption there
+
+
 @dataclass(frozen=True, kw_only=True)
 class WriteResult:
     """Where a caption was stored, and anything the user should know about it."""
@@ -50,6 +53,20 @@ class WriteResult:
     message: str = ""  # e.g. a fallback to a sidecar; empty when there is nothing to say
     written: bool = True  # False when the same caption was already there and nothing changed
     photo_identity: FileIdentity | None = None  # the photo after the write, for the next check
+
+    @classmethod
+    def unchanged(
+        cls, photo: Path, store: StoreKind, path: Path, photo_identity: FileIdentity | None
+    ) -> WriteResult:
+        """The same caption was already in ``path``: nothing was written."""
+        return cls(
+            photo=photo,
+            store=store,
+            path=path,
+            message=ALREADY_SAVED,
+            written=False,
+            photo_identity=photo_identity,
+        )
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,14 @@ import exiv2
 from core.errors import CorruptMetadataError, StorageError, UnsupportedFormatError
 from core.isolation import runs_in_reader
 from core.library import IMAGE_EXTENSIONS
-from core.storage.base import StoreKind, WriteResult, XmpName, check_overwrite, clean_caption
+from core.storage.base import (
+    ALREADY_SAVED,
+    StoreKind,
+    WriteResult,
+    XmpName,
+    check_overwrite,
+    clean_caption,
+)
 from core.storage.exif_in_place import offset_in_exif, with_description
 from core.storage.files import (
     FileIdentity,
@@ -265,7 +272,7 @@ class EmbeddedStore:
             fields.append(iptc_caption(image))
         existing = embedded_caption(image)
         if check_overwrite(photo, existing, text, overwrite) and all(f == text for f in fields):
-            return None, "this caption was already saved."
+            return None, ALREADY_SAVED
         try:
             pixels_before = image_data_digest(data, kind)
         except NotRecognisedError as error:

@@ -74,14 +74,7 @@ class TextSidecarStore:
             existing = _decode(existing_sidecar, data)
         target, message = self._target(photo, existing_sidecar)
         if check_overwrite(photo, existing, text, overwrite) and target == existing_sidecar:
-            return WriteResult(
-                photo=photo,
-                store=self.name,
-                path=target,
-                message="this caption was already saved.",
-                written=False,
-                photo_identity=photo_identity,
-            )
+            return WriteResult.unchanged(photo, self.name, target, photo_identity)
         if target != existing_sidecar:
             sidecar_identity = None
         ensure_writable(target)

@@ -122,14 +122,7 @@ class XmpSidecarStore:
         target_caption = xmp_caption_from(xmp)
         existing = target_caption if target_caption is not None else self.read(photo)
         if check_overwrite(photo, existing, text, overwrite) and target_caption == text:
-            return WriteResult(
-                photo=photo,
-                store=self.name,
-                path=target,
-                message="this caption was already saved.",
-                written=False,
-                photo_identity=photo_identity,
-            )
+            return WriteResult.unchanged(photo, self.name, target, photo_identity)
         ensure_writable(target)
         with exiv2_calls():
             set_xmp_caption(xmp, text)
