@@ -15,10 +15,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from core.checkpoint import load_checkpoint, save_checkpoint
+from core.cider import CiderD
 from core.devices import autocast, pick_device
 from core.model import CaptionModel
 from core.vocab import Vocab, tokenize
-from training.cider import CiderD
 from training.data import Example
 from training.fit import DevSplits, evaluate_splits, load_train_state, save_train_state
 
