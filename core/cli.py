@@ -260,7 +260,6 @@ def summary_text(summary: RunSummary, overwrite: bool, min_confidence: float | N
 def run_caption(
     args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None
 ) -> int:
-    from core.datatypes import CaptionSettings
     from core.engine import LibraryEngine, LibraryJob
     from core.errors import LibraryIndexError, PhotoScribeError
     from core.inference import Captioner
@@ -277,10 +276,10 @@ def run_caption(
         return EXIT_USAGE
     # A path that is not there is reported and the others are captioned (exit 1, as for a
     # photo that fails); only when none is left is there nothing to do.
-    missing = missing_paths([Path(p) for p in args.paths])
-    for path in missing:
-        _say(err, f"photoscribe: {path}: no such file or folder")
-    roots = tuple(Path(p) for p in args.paths if Path(p) not in missing)
+    paths = [Path(p) for p in args.paths]
+    missing = missing_paths(paths)
+    say_missing(err, missing)  # its exit status is for commands that stop on a missing path
+    roots = tuple(p for p in paths if p not in missing)
     if not roots:
         return EXIT_FAILED
     try:

@@ -167,14 +167,7 @@ class EmbeddedStore:
             return self._write_beside(photo, text, identity, overwrite, embedded.reason)
         new_data, message = embedded
         if new_data is None:
-            return WriteResult(
-                photo=photo,
-                store=self.name,
-                path=photo,
-                message=message,
-                written=False,
-                photo_identity=identity,
-            )
+            return WriteResult.unchanged(photo, self.name, photo, identity)
 
         def still_the_same() -> None:
             check_identity(real, identity)
@@ -335,7 +328,7 @@ class EmbeddedStore:
         except exiv2.Exiv2Error as error:
             return _Unsafe(f"exiv2 could not write the metadata: {exiv2_reason(error)}")
         except UnsupportedFormatError as error:
-            return _Unsafe(error.problem.split(";")[0])
+            return _Unsafe(_reason_of(error))
         except SegmentError as error:
             return _Unsafe(f"its IPTCDigest could not be kept current: {error}")
         with exiv2_calls() as messages:
