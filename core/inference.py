@@ -17,7 +17,7 @@ from core.beam import beam_search
 from core.checkpoint import Checkpoint, load_checkpoint
 from core.confidence import UNCALIBRATED, Calibration
 from core.consensus import PREFIX as CONSENSUS_PREFIX
-from core.consensus import Consensus, settings_from_provenance
+from core.consensus import Consensus, pooled_features, settings_from_provenance
 from core.datatypes import (
     Candidate,
     CaptionResult,
@@ -147,7 +147,7 @@ class Captioner:
             with self._autocast():
                 feats = self.model.backbone_features(x)  # (b, 1280, 7, 7)
             feats = feats.float()
-            mean = feats.mean((2, 3))  # (b, 1280)
+            mean = pooled_features(feats)  # (b, 1280)
             inactive.append((mean < 0).float().mean(1))
             pooled.append(mean)
             out.append(self.model.encode_features(feats))  # (b, 49, C)

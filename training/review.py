@@ -18,7 +18,7 @@ from core.confidence import FEATURES, Calibration, confidence_features
 from core.consensus import ConsensusSettings
 from core.datatypes import Candidate
 from core.inference import Captioner, CaptionSettings, load_consensus
-from training.calibrate import _predict, fit_logistic, reliability
+from training.calibrate import _predict, cross_validated, fit_logistic, reliability
 from training.data import Corpus
 from training.metrics import auroc, score_captions
 
@@ -117,13 +117,7 @@ def signals(collected: dict, pooled: np.ndarray, weights: Path, k: int) -> tuple
 def cross_fitted(x: np.ndarray, y: np.ndarray, folds: int = 5, seeds: int = 3) -> np.ndarray:
     """Each photo's P(good) from logistic regressions fitted without it (k folds, averaged
     over several fold draws)."""
-    out = np.zeros(len(x))
-    for seed in range(seeds):
-        fold = np.random.default_rng(seed).permutation(len(x)) % folds
-        for k in range(folds):
-            w = fit_logistic(x[fold != k], y[fold != k])
-            out[fold == k] += _predict(w, x[fold == k])
-    return out / seeds
+    return np.mean([cross_validated(x, y, folds, seed) for seed in range(seeds)], axis=0)
 
 
 def isotonic(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -15,8 +15,6 @@ from core.engine.job import SkipReason
 from core.index import IndexEntry
 from core.storage import LOOKUP_ORDER, FileIdentity, StoreKind
 
-"""The order captions are looked for in, as core.storage.all_stores."""
-
 
 @dataclass(frozen=True)
 class Rules:
