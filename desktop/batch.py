@@ -20,6 +20,7 @@ from core.engine import (
     RunProgress,
 )
 from core.library import ScanProblem
+from core.storage import StoreKind
 from desktop.captioning import CaptionService, JobEvents, JobSummary, ModelChoice
 from desktop.environment import AppEnvironment, chosen_weights
 from desktop.photos import PhotoListModel
@@ -67,6 +68,7 @@ class BatchRunner(QObject):
         self._settings = settings
         self.folder: Path | None = None  # the open folder (FolderSession keeps it up to date)
         self._job_id: int | None = None  # the batch being shown, until its thread stops
+        self._job_store: StoreKind = settings.current.store
         self._cancelling = False  # the batch shown was cancelled; its thread has not stopped
         self._backlog: deque[tuple[int, EngineEvent]] = deque()  # events not handled yet
         self._finished: deque[JobSummary] = deque()  # handled once the events before them are
@@ -173,6 +175,7 @@ class BatchRunner(QObject):
             job, ModelChoice(chosen_weights(self.env, s), s.device, s.precision)
         )
         self._job_id = started.job_id
+        self._job_store = s.store  # where this batch saves, whatever Settings say meanwhile
         self._cancelling = False
         self._refused = []
         self.batches_started += 1
@@ -288,9 +291,7 @@ class BatchRunner(QObject):
         path = event.path
         self.problem_found.emit(path, event.reason)
         if event.caption:  # kept in the index by the writer; summed up when the batch ends
-            self._refused.append(
-                Refused(path, event.reason, event.problem, self._settings.current.store)
-            )
+            self._refused.append(Refused(path, event.reason, event.problem, self._job_store))
         photo = self.photos.photo(path)
         if photo is None:
             return

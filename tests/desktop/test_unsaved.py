@@ -166,3 +166,19 @@ def test_embedding_says_which_captions_went_beside_the_photos(qtbot, window, tmp
             "saved 2 inside the photos, 2 in XMP sidecars" in window.statusBar().currentMessage()
         )
     )
+
+
+def test_the_refusal_summary_names_the_store_the_batch_saved_to(
+    qtbot, window, photo_dir, prompts, monkeypatch
+):
+    """A batch's refusals are summed up for the store that batch saved to, even when Settings
+    change while it runs (the summary read the store from the current Settings)."""
+    refuse_embedding(monkeypatch, photo_dir)
+    window.apply_settings(window.settings.current.with_changes(store="embed"))
+    open_and_wait(qtbot, window, photo_dir)
+    window.commands.caption_folder.trigger()
+    # On the GUI thread, before any of the batch's events can be handled.
+    window.apply_settings(window.settings.current.with_changes(store="txt"))
+    wait_idle(qtbot, window)
+    qtbot.waitUntil(lambda: bool(prompts.refusals))
+    assert prompts.refusals[0].count == 3 and prompts.refusals[0].into_photos
