@@ -64,9 +64,9 @@ from desktop.review import ReviewFlow
 from desktop.samples import APP_ICON, SAMPLES_FOLDER_NAME, prepare_samples
 from desktop.saving import OriginalsGuard, Refusals
 from desktop.search import SearchBar
-from desktop.session import FolderSession, plural
+from desktop.session import FolderSession
 from desktop.settings import AppSettings, Settings, SettingsStore, WindowState
-from desktop.status import ProblemsDock
+from desktop.status import ProblemsDock, plural
 from desktop.status_bar import StatusLine
 from desktop.tasks import TaskPool
 from desktop.welcome import WelcomePage

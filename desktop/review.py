@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QLabel, QMenu, QMenuBar, QStatusBar, QWidget
 
 from desktop.editor import Editor
 from desktop.photos import PHOTO_ROLE, Photo, PhotoFilter, PhotoListModel
-from desktop.saving import plural
+from desktop.status import plural
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ from core.storage import EMBED_EXTENSIONS, SaveRequest, StoreKind
 from desktop.originals import WriteIntoPhotosChoice
 from desktop.photos import Photo, PhotoListModel
 from desktop.settings import Settings
-from desktop.status import split_error
+from desktop.status import plural, split_error
 from desktop.writer import CaptionWriter
 
 log = logging.getLogger(__name__)
@@ -116,10 +116,6 @@ def _reason(item: Refused) -> str:
     ):
         return _INSIDE
     return _OTHER
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 class OriginalsGuard:

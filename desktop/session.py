@@ -38,9 +38,9 @@ from desktop.batch import BatchRunner
 from desktop.captioning import CaptionService
 from desktop.environment import AppEnvironment
 from desktop.photos import Photo, PhotoListModel, thumbnail_pixels
-from desktop.saving import KEPT_NOTE, OriginalsGuard, Saver, plural
+from desktop.saving import KEPT_NOTE, OriginalsGuard, Saver
 from desktop.settings import Settings
-from desktop.status import split_error
+from desktop.status import plural, split_error
 from desktop.tasks import TaskPool
 from desktop.thumbnails import ThumbnailCache, ThumbnailLoader
 from desktop.writer import CaptionWriter

@@ -31,6 +31,11 @@ def split_error(path: Path, message: str) -> str:
     return message[len(prefix) :] if message.startswith(prefix) else message
 
 
+def plural(n: int, word: str) -> str:
+    """"1 photo", "2 photos": the one way every message counts things."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
 class ErrorsPanel(QWidget):
     """A table of problems, newest last; double-clicking a row selects that photo."""
 
@@ -79,7 +84,7 @@ class ErrorsPanel(QWidget):
         self.table.setItem(row, 0, name)
         self.table.setItem(row, 1, reason)
         self.table.scrollToBottom()
-        self.summary.setText(f"{row + 1} problem{'s' if row else ''}.")
+        self.summary.setText(f"{plural(row + 1, 'problem')}.")
 
     def remove(self, path: Path) -> None:
         """``path`` is fine now (its caption was saved): it is no longer a problem."""
@@ -87,9 +92,7 @@ class ErrorsPanel(QWidget):
             if self.table.item(row, 0).data(Qt.ItemDataRole.UserRole) == path:
                 self.table.removeRow(row)
         count = self.table.rowCount()
-        self.summary.setText(
-            f"{count} problem{'' if count == 1 else 's'}." if count else "No problems."
-        )
+        self.summary.setText(f"{plural(count, 'problem')}." if count else "No problems.")
         if not count:
             self.cleared.emit()
 

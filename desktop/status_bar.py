@@ -12,9 +12,9 @@ from PySide6.QtWidgets import QLabel, QStatusBar
 from core.datatypes import default_weights_path
 from desktop.captioning import JobSummary, ModelInfo
 from desktop.environment import AppEnvironment, Probe, chosen_weights, probe
-from desktop.session import FolderSession, plural
+from desktop.session import FolderSession
 from desktop.settings import AppSettings, Settings
-from desktop.status import BatchProgress, format_duration
+from desktop.status import BatchProgress, format_duration, plural
 from desktop.tasks import TaskPool
 
 log = logging.getLogger(__name__)
