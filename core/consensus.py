@@ -29,6 +29,12 @@ def pooled_features(feature_map: torch.Tensor) -> torch.Tensor:
     return feature_map.float().mean(1)
 
 
+def rerank_order(scores: Sequence[float], agreements: Sequence[float], weight: float) -> list[int]:
+    """Candidate indices, best first, by agreement + weight * log-probability; ties keep the
+    beam's order. The one rule the app reranks by and the training code tunes the weight with."""
+    return sorted(range(len(scores)), key=lambda i: (-(agreements[i] + weight * scores[i]), i))
+
+
 @dataclass(frozen=True)
 class NeighbourIndex:
     """Training photos' pooled features, centred, projected to d dimensions and made unit length;
@@ -136,10 +142,8 @@ class Consensus:
             if not self.settings.rerank:
                 out.append(scored)
                 continue
-            w = self.settings.weight
-            order = sorted(
-                range(len(scored)),
-                key=lambda i: (-(scored[i].consensus + w * scored[i].score), i),
+            order = rerank_order(
+                [c.score for c in scored], [c.consensus for c in scored], self.settings.weight
             )
             out.append([scored[i] for i in order])
         return out

@@ -18,7 +18,7 @@ from core.beam import beam_search
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.cider import CiderD
 from core.confidence import confidence_features
-from core.consensus import Consensus, ConsensusSettings, NeighbourIndex
+from core.consensus import Consensus, ConsensusSettings, NeighbourIndex, rerank_order
 from core.datatypes import Candidate, CaptionSettings
 from core.model import CaptionModel
 from core.vocab import Vocab, normalize_caption, tokenize
@@ -216,7 +216,7 @@ def choose(
 ) -> list[int]:
     """Per photo, the candidate with the best agreement + weight * log-probability."""
     return [
-        max(range(len(cs)), key=lambda j: (a[j] + weight * cs[j].score, -j))
+        rerank_order([c.score for c in cs], a, weight)[0]
         for cs, a in zip(candidates, agree, strict=True)
     ]
 
