@@ -32,7 +32,7 @@ def split_error(path: Path, message: str) -> str:
 
 
 def plural(n: int, word: str) -> str:
-    """"1 photo", "2 photos": the one way every message counts things."""
+    """Counts for messages ("1 photo", "2 photos"): the one way every message counts things."""
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
