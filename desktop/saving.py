@@ -311,7 +311,13 @@ class Saver(QObject):
                     self._inside += 1
                 else:
                     self._beside += 1
-            if result.message:
+            if not result.written and request.confidence is None:
+                # e.g. a marked caption accepted in review: the file already held it, and
+                # the index now records it as the user's
+                self.message_posted.emit(
+                    f"Kept the caption of {name} as yours (it was already saved).", 4000
+                )
+            elif result.message:
                 self.message_posted.emit(f"{name}: {result.message}", 8000)
             else:
                 self.message_posted.emit(f"Saved the caption of {name}.", 3000)

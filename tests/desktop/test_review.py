@@ -54,8 +54,13 @@ def test_review_goes_through_the_marked_photos_from_the_keyboard(
 
     # Accepted as it is: saved as the user's, unmarked, and on to the next marked photo.
     caption = window.photos.photo(photo_dir / "photo2.jpg").caption
+    said: list[str] = []
+    window.editor.saver.message_posted.connect(lambda text, _ms: said.append(text))
     qtbot.keyClick(window.panel.editor, Qt.Key.Key_Return, CTRL_SHIFT)
     wait_idle(qtbot, window)
+    # The caption was saved already: accepting it says so in a person's words.
+    assert "Kept the caption of photo2.jpg as yours (it was already saved)." in said
+    assert not any("this caption was already saved" in text for text in said)
     assert "photo2.jpg" not in marked(window)
     assert window.panel.path == photo_dir / "photo0.jpg"
     qtbot.waitUntil(lambda: "1 marked caption to review" in review.count_label.text())
