@@ -20,10 +20,10 @@ from core.engine import (
     RunProgress,
 )
 from core.library import ScanProblem
-from core.storage import StoreKind
+from core.storage import StoredCaption, StoreKind
 from desktop.captioning import CaptionService, JobEvents, JobSummary, ModelChoice
 from desktop.environment import AppEnvironment, chosen_weights
-from desktop.photos import PhotoListModel
+from desktop.photos import Photo, PhotoListModel
 from desktop.saving import KEPT_NOTE, Refused, Saver
 from desktop.settings import Settings
 from desktop.status import split_error
@@ -257,6 +257,7 @@ class BatchRunner(QObject):
                 loaded=True,
                 identity=event.identity or photo.identity,
                 confidence=event.confidence,
+                others=_others_after_save(photo, event),
             )
             if not editing:
                 photo = replace(photo, draft=None, typed=False, draft_confidence=None)
@@ -326,3 +327,16 @@ class BatchRunner(QObject):
         for photo in list(self.photos.photos()):
             if photo.working:
                 self.photos.put(replace(photo, working=False))
+
+
+def _others_after_save(photo: Photo, event: PhotoCaptioned) -> tuple[StoredCaption, ...]:
+    """The caption panel's "stores disagree" list once the batch saved ``event``'s caption:
+    empty when every store was brought up to date; else what the other stores still hold that
+    differs (the caption shown before, too, when it came from another store)."""
+    if event.stores_agree:
+        return ()
+    before = photo.others
+    if photo.caption is not None and photo.store is not None:
+        before = (StoredCaption(photo.caption, photo.store), *before)
+    text = event.caption.strip()
+    return tuple(o for o in before if o.store != event.store and o.caption.strip() != text)

@@ -59,6 +59,8 @@ class PhotoCaptioned:
     message: str = ""  # a note from the store, e.g. a fallback to an XMP sidecar
     identity: FileIdentity | None = None  # the photo after the write, for the next save's check
     confidence: float | None = None  # in [0, 1]: how sure the model is (core.confidence)
+    # Saved with overwrite: every other store that held a caption of the photo holds this one now
+    stores_agree: bool = False
 
 
 SkipReason = Literal["done", "has_caption"]

@@ -394,6 +394,7 @@ class _Run:
                     message=saved.message,
                     identity=outcome.identity,
                     confidence=result.confidence,
+                    stores_agree=outcome.request.overwrite,
                 )
             )
 

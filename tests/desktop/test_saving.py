@@ -187,3 +187,30 @@ def test_where_a_photos_stores_disagree_the_panel_says_so_and_offers_which_to_ke
     row = window.photos.photo(photo)
     assert row.caption == "a cat on the sofa" and not row.others and not row.unsaved
     assert not conflict.isVisible() and window.panel.text() == "a cat on the sofa"
+
+
+def test_a_batch_that_replaces_the_caption_everywhere_ends_the_disagreement(
+    qtbot, window, photo_dir
+):
+    """A batch saving with overwrite brings every store up to date: the panel's "not the same
+    everywhere" list goes with it (it stayed, listing the old text, until a restart)."""
+    window.apply_settings(
+        window.settings.current.with_changes(store="embed", overwrite=True, recaption=True)
+    )
+    photo = photo_dir / "photo0.jpg"
+    make_store("embed").write(photo, "a dog on the grass")
+    photo.with_suffix(".txt").write_text("a cat on the sofa", encoding="utf-8")  # by hand
+    open_and_wait(qtbot, window, photo_dir)
+    window.editor.select_photo(photo)
+    assert window.photos.photo(photo).others and window.panel.conflict.isVisible()
+
+    window.commands.caption_folder.trigger()
+    wait_idle(qtbot, window)
+    row = window.photos.photo(photo)
+    new = make_store("embed").read(photo)
+    assert new not in (None, "a dog on the grass") and row.caption == new
+    assert photo.with_suffix(".txt").read_text(encoding="utf-8").strip() == new
+    assert not row.others
+    window.editor.select_photo(photo_dir / "photo1.jpg")
+    window.editor.select_photo(photo)
+    assert not window.panel.conflict.isVisible()
