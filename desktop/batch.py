@@ -24,7 +24,7 @@ from core.storage import StoredCaption, StoreKind
 from desktop.captioning import CaptionService, JobEvents, JobSummary, ModelChoice
 from desktop.environment import AppEnvironment, chosen_weights
 from desktop.photos import Photo, PhotoListModel
-from desktop.saving import KEPT_NOTE, Refused, Saver
+from desktop.saving import Refused, Saver, kept_unsaved
 from desktop.settings import Settings
 from desktop.status import split_error
 
@@ -296,12 +296,12 @@ class BatchRunner(QObject):
         photo = self.photos.photo(path)
         if photo is None:
             return
-        photo = replace(photo, working=False, error=split_error(path, event.reason))
-        if event.caption and not (photo.draft is not None and photo.typed):
-            # Made but not saved: kept as an unsaved suggestion, so it is not lost.
-            photo = replace(
-                photo, draft=event.caption, typed=False, error=f"{photo.error} {KEPT_NOTE}"
-            )
+        photo = replace(photo, working=False)
+        reason = split_error(path, event.reason)
+        if event.caption:  # made but not saved: kept as an unsaved suggestion, not lost
+            photo = kept_unsaved(photo, reason, event.caption, typed=False)
+        else:
+            photo = replace(photo, error=reason)
         self.photos.put(photo)
 
     @Slot(object)

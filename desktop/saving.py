@@ -28,6 +28,29 @@ KEPT_NOTE = (
 )
 """Added to the reason a caption was not saved, on the photo (editor, grid tooltip)."""
 
+
+def kept_unsaved(
+    photo: Photo,
+    reason: str,
+    caption: str | None,
+    *,
+    typed: bool,
+    confidence: float | None = None,
+) -> Photo:
+    """``photo`` showing a caption that could not be saved and is kept (in the index too) to
+    try again: "Not saved: <reason> <KEPT_NOTE>", with ``caption`` as its unsaved text unless
+    the user is typing their own (which stays)."""
+    kept = replace(photo, error=f"Not saved: {reason} {KEPT_NOTE}")
+    if caption and not (photo.draft is not None and photo.typed):
+        kept = replace(
+            kept,
+            draft=caption,
+            typed=typed,
+            draft_confidence=None if typed else confidence,
+        )
+    return kept
+
+
 # Why saves fail, by core.errors class, as the end of "N captions: ...".
 _REASONS = {
     "ReadOnlyError": "the photo or its folder is read-only",
@@ -346,10 +369,13 @@ class Saver(QObject):
         if self.closed:
             return  # quitting: the writer kept the caption in the index; nothing to show
         self.problem_found.emit(path, error)
-        if photo is not None:
-            reason = f"{split_error(path, error)} {KEPT_NOTE}"
-            kept = replace(photo, saving=still_saving, error=reason)
-            if photo.draft is None:  # the caption that failed stays, unsaved, to retry
-                kept = replace(kept, draft=request.caption, typed=True)
+        if photo is not None:  # the caption that failed stays, unsaved, to retry
+            kept = kept_unsaved(
+                replace(photo, saving=still_saving),
+                split_error(path, error),
+                request.caption,
+                typed=request.confidence is None,
+                confidence=request.confidence,
+            )
             self.photos.put(kept)
         self._refused.append(Refused(path, error, outcome.problem, request.store))

@@ -38,7 +38,7 @@ from desktop.batch import BatchRunner
 from desktop.captioning import CaptionService
 from desktop.environment import AppEnvironment
 from desktop.photos import Photo, PhotoListModel, thumbnail_pixels
-from desktop.saving import KEPT_NOTE, OriginalsGuard, Saver
+from desktop.saving import OriginalsGuard, Saver, kept_unsaved
 from desktop.settings import Settings
 from desktop.status import plural, split_error
 from desktop.tasks import TaskPool
@@ -177,12 +177,12 @@ def _suggestions(caption: str, alternatives: tuple[str, ...]) -> tuple[Candidate
 def _with_kept(photo: Photo, kept: UnsavedCaption) -> Photo:
     """The photo showing the caption the index kept because it could not be saved."""
     reason = split_error(photo.path, kept.error or "it could not be saved.")
-    return replace(
-        photo,
-        draft=kept.caption,
+    return kept_unsaved(
+        replace(photo, draft=None, typed=False),  # nothing is typed yet at a folder's opening
+        reason,
+        kept.caption,
         typed=kept.typed,
-        draft_confidence=None if kept.typed else kept.confidence,
-        error=f"Not saved: {reason} {KEPT_NOTE}",
+        confidence=kept.confidence,
     )
 
 
