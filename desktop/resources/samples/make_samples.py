@@ -1,7 +1,7 @@
-"""Regenerate the bundled sample photos from their public-domain and CC0 originals (README.md)."""
+"""Regenerate the bundled sample photos from their freely licensed originals (README.md)."""
 
 # Run from the repository root. scikit-image (not a PhotoScribe dependency) gives two of them;
-# the other six are the files named in README.md, downloaded into a folder given as ORIGINALS:
+# the other eight are the files named in README.md, downloaded into a folder given as ORIGINALS:
 #     .venv/bin/pip install scikit-image
 #     .venv/bin/python desktop/resources/samples/make_samples.py ORIGINALS
 # The output is deterministic for a given Pillow and libjpeg version.
@@ -26,6 +26,8 @@ ORIGINALS = {
     "teddy.jpg": "baby-bear.jpg",
     "cyclists.jpg": "bike riders.jpg",
     "terrace.jpg": "terrace.jpg",
+    "friends.jpg": "Canon PowerShot A560.jpg",
+    "bedroom.jpg": "mock-home-3.jpg",
 }
 
 
