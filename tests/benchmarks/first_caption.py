@@ -7,7 +7,7 @@ Each run is a new process, as a user's first caption of a session is (the disk c
 one warm-up run):
 
 - window: a real main window (Qt's offscreen platform unless QT_QPA_PLATFORM is set) on a copy
-  of the app's five sample photos, with its own settings, cache and index in a temporary folder.
+  of the app's sample photos, with its own settings, cache and index in a temporary folder.
   Caption Folder is triggered once the folder is listed; it measures the seconds until the first
   caption reaches the grid, until the batch has finished, and the longest gap between ticks of a
   10 ms timer on the GUI thread meanwhile (the inference thread imports torch and loads the

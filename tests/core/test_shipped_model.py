@@ -18,10 +18,8 @@ SUBJECTS = {
     "beach.jpg": ("beach", "palm tree", "palm trees", "ocean", "sea"),
     "burger.jpg": ("burger", "hamburger", "sandwich", "fries", "food", "meal"),
     "chelsea.jpg": ("cat", "cats", "kitten"),
-    "cyclists.jpg": ("bike", "bikes", "bicycle", "bicycles", "cyclist", "cyclists"),
     "taxis.jpg": ("taxi", "taxis", "cab", "cabs", "car", "cars"),
     "teddy.jpg": ("child", "boy", "girl", "baby", "toddler", "kid"),
-    "terrace.jpg": ("table", "tables", "chair", "chairs"),
     "friends.jpg": ("people", "friends", "men", "women", "family"),
     "bedroom.jpg": ("bed", "beds", "bedroom"),
 }
@@ -35,15 +33,8 @@ ALSO = {"friends.jpg": ("table", "tables")}
 # the camera" on an AMD EPYC), so under bf16 only the samples named with the largest margins
 # (confidence 0.7 and more, every candidate naming the subject on AMX) are asserted.
 NAMED = {
-    "fp32": {
-        "chelsea.jpg",
-        "cyclists.jpg",
-        "taxis.jpg",
-        "terrace.jpg",
-        "friends.jpg",
-        "bedroom.jpg",
-    },
-    "bf16": {"cyclists.jpg", "taxis.jpg", "friends.jpg", "bedroom.jpg"},
+    "fp32": {"chelsea.jpg", "taxis.jpg", "friends.jpg", "bedroom.jpg"},
+    "bf16": {"taxis.jpg", "friends.jpg", "bedroom.jpg"},
 }
 
 
@@ -66,8 +57,8 @@ def names_subject(caption: str, name: str) -> bool:
 def test_naming_matches_whole_words_and_phrases() -> None:
     assert names("A cat laying on a blanket.", SUBJECTS["chelsea.jpg"])
     assert not names("a man holding a catalogue", SUBJECTS["chelsea.jpg"])
-    assert names("two women riding bicycles on a path", SUBJECTS["cyclists.jpg"])
-    assert not names("a man standing next to a motorbike", SUBJECTS["cyclists.jpg"])
+    assert names("a yellow taxi in a street", SUBJECTS["taxis.jpg"])
+    assert not names("a man standing next to a carpet", SUBJECTS["taxis.jpg"])
     assert names_subject("a group of people sitting around a table", "friends.jpg")
     assert not names_subject("a group of people standing in a street", "friends.jpg")
     assert not names_subject("a dining table with a table and chairs", "friends.jpg")

@@ -176,7 +176,7 @@ def test_start_opens_the_folder_given_then_the_last_one(qtbot, make_window, phot
 
 def test_bundled_samples_are_small_and_documented():
     photos = bundled_sample_photos()
-    assert 6 <= len(photos) <= 10
+    assert 6 <= len(photos) <= 8, "issue 20: 6 to 8 sample photos"
     readme = (BUNDLED_SAMPLES / "README.md").read_text()
     for photo in photos:
         assert photo.stat().st_size < 120_000

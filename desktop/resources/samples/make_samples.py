@@ -24,8 +24,6 @@ ORIGINALS = {
     "taxis.jpg": "taxis.jpg",
     "beach.jpg": "palm_tree.png",
     "teddy.jpg": "baby-bear.jpg",
-    "cyclists.jpg": "bike riders.jpg",
-    "terrace.jpg": "terrace.jpg",
     "friends.jpg": "Canon PowerShot A560.jpg",
     "bedroom.jpg": "mock-home-3.jpg",
 }
