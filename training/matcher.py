@@ -85,6 +85,7 @@ def train(
     seed: int = 0,
     negatives: list[list[list[int]]] | None = None,
     matcher: Matcher | None = None,
+    average_last: int = 0,
 ) -> Matcher:
     """In-batch contrastive training (one random caption per photo per step, the mirror image
     half the time), AdamW with cosine decay. negatives: per photo, captions that are wrong for it
@@ -103,6 +104,7 @@ def train(
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.05)
     matcher.train()
     t0, step = time.perf_counter(), 0
+    averaged: dict[str, torch.Tensor] = {}
     for epoch in range(epochs):
         order = rng.permutation(n)
         total = 0.0
@@ -131,6 +133,11 @@ def train(
             sched.step()
             total += loss.item()
             step += 1
+        if epoch >= epochs - average_last:  # a running mean of the last epochs' weights
+            seen = epoch - (epochs - average_last)
+            for k, v in matcher.state_dict().items():
+                prev = averaged.get(k, v.detach().clone())
+                averaged[k] = prev + (v.detach() - prev) / (seen + 1)
         log.info(
             "epoch %d: loss %.3f, scale %.1f, %.0f s",
             epoch + 1,
@@ -138,6 +145,8 @@ def train(
             matcher.logit_scale.exp().item(),
             time.perf_counter() - t0,
         )
+    if averaged:
+        matcher.load_state_dict(averaged)
     return matcher.eval()
 
 
