@@ -133,7 +133,9 @@ class Matcher(nn.Module):
     ) -> Matcher:
         """Raises KeyError / RuntimeError when the tensors do not fit the config."""
         matcher = cls(cfg, pad_id)
-        state = {k.removeprefix(PREFIX): v.float() for k, v in tensors.items() if k[:8] == PREFIX}
+        state = {
+            k.removeprefix(PREFIX): v.float() for k, v in tensors.items() if k.startswith(PREFIX)
+        }
         matcher.load_state_dict(state, strict=True)
         return matcher.eval()
 

@@ -183,7 +183,6 @@ def main() -> int:
     p.add_argument("--batch", type=int, default=1024)
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     vocab = load_checkpoint(args.weights).vocab
     corpus = Corpus.load(args.data, args.coco, args.web, coco_dev_file=args.coco_dev)
     pooled, names = pooled_cache(args.features)
