@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_NAME = "photoscribe-caption-model"
 FORMAT_VERSION = 1
-EXTRA_PREFIXES = ("consensus.",)
+EXTRA_PREFIXES = ("consensus.", "matcher.")
 """Tensor name prefixes of a model file that are data beside the network, not its weights."""
 
 
@@ -36,7 +36,8 @@ class Checkpoint:
     state_dict: dict[str, torch.Tensor]
     provenance: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
-    # Tensors that are not the network's (the consensus reranker's datastore, "consensus.*").
+    # Tensors that are not the network's (the consensus reranker's datastore, "consensus.*";
+    # the image-text matcher, "matcher.*").
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def build_model(self, backbone: Mapping[str, torch.Tensor] | None = None) -> CaptionModel:

@@ -21,6 +21,7 @@ FEATURES = (
     "neighbour_similarity",
     "consensus_gap",
     "log_consensus",
+    "match",
 )
 """What the confidence is computed from, per photo: the best caption's length-normalised
 log-probability, how far it is ahead of the next different caption, the log-probability of its
@@ -33,7 +34,8 @@ the image encoder's channels that stay off (a busy scene lights up many, and is 
 four need the model file's datastore (core.consensus; 0 without one): the caption's CIDEr-D
 agreement with the model's own captions of the nearest training photos, those photos' mean
 similarity to this one, how far the best other candidate agrees better than this caption does,
-and log(1 + agreement) (the agreement's effect flattens as it grows)."""
+and log(1 + agreement) (the agreement's effect flattens as it grows). The last needs the model
+file's image-text matcher (core.matcher; 0 without one): the cosine of the caption and the photo."""
 
 MARGIN_CAP = 2.0  # no caption counts as further ahead than this
 LONE = (MARGIN_CAP, 1.0)
@@ -56,7 +58,7 @@ def confidence_features(
     """The FEATURES of a photo's candidates (best first); lone: the margin and agreement to use
     when there is only one candidate."""
     if not candidates:
-        return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+        return (-10.0, 0.0, -10.0, 0.0, 0.0, -10.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
     best = candidates[0]
     if len(candidates) > 1:
         margin = min(best.score - candidates[1].score, MARGIN_CAP)
@@ -78,6 +80,7 @@ def confidence_features(
         best.neighbour_similarity,
         max(gap, 0.0),
         math.log1p(consensus),
+        best.match,
     )
 
 

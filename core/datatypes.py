@@ -102,6 +102,9 @@ class Candidate:
     # datastore): a caption unlike what similar photos say is more often wrong.
     consensus: float = 0.0
     neighbour_similarity: float = 0.0
+    # Cosine of the caption and the photo in the image-text matcher's space (core.matcher; 0 when
+    # the model has no matcher): a caption that does not fit the photo is more often wrong.
+    match: float = 0.0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,7 +29,10 @@ from core.datatypes import (
 from core.devices import describe_device, encoder_dtype, pick_device
 from core.errors import NoModelError
 from core.images import normalize_batch
+from core.matcher import PREFIX as MATCHER_PREFIX
+from core.matcher import Matcher, config_from_provenance
 from core.model import fold_batch_norms
+from core.vocab import Vocab
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +67,29 @@ def load_consensus(checkpoint: Checkpoint) -> Consensus | None:
         return None
 
 
+def load_matcher(checkpoint: Checkpoint) -> Matcher | None:
+    """The checkpoint's image-text matcher (a review-mark signal), or None when it has none."""
+    cfg = config_from_provenance(checkpoint.provenance)
+    if cfg is None or not any(k.startswith(MATCHER_PREFIX) for k in checkpoint.extra):
+        return None
+    try:
+        return Matcher.from_tensors(checkpoint.extra, cfg, checkpoint.vocab.pad_id)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        log.warning("%s: image-text matcher ignored (%s)", checkpoint.path, exc)
+        return None
+
+
+def with_matches(
+    matcher: Matcher, vocab: Vocab, candidates: list[list[Candidate]], pooled: torch.Tensor
+) -> list[list[Candidate]]:
+    """Each candidate with `match` filled in: its cosine with its photo (rows of pooled)."""
+    sims = matcher.similarities(pooled, [[c.caption for c in cs] for cs in candidates], vocab)
+    return [
+        [replace(c, match=s) for c, s in zip(cs, ss, strict=True)]
+        for cs, ss in zip(candidates, sims, strict=True)
+    ]
+
+
 class Captioner:
     """Owns the model on one device; thread-compatible but not to be shared between threads."""
 
@@ -92,6 +118,8 @@ class Captioner:
         # Beam candidates reranked by agreement with what the nearest training photos say
         # (core.consensus), when the model file carries a datastore.
         self.consensus = load_consensus(checkpoint)
+        # How well each candidate fits the photo (core.matcher), when the model file has one.
+        self.matcher = load_matcher(checkpoint)
         self.device = pick_device(device)
         self.model = checkpoint.build_model().to(self.device)
         if self.model.backbone is None:
@@ -173,6 +201,8 @@ class Captioner:
             found = [
                 cands[: max(1, min(settings.n_candidates, settings.beam_size))] for cands in found
             ]
+        if self.matcher is not None:
+            found = with_matches(self.matcher, self.vocab, found, pooled.cpu())
         return [
             [replace(c, inactive_channels=off) for c in cands]
             for cands, off in zip(found, inactive, strict=True)

@@ -17,7 +17,7 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.confidence import FEATURES, Calibration, confidence_features
 from core.consensus import ConsensusSettings
 from core.datatypes import Candidate
-from core.inference import Captioner, CaptionSettings, load_consensus
+from core.inference import Captioner, CaptionSettings, load_consensus, load_matcher, with_matches
 from training.calibrate import _predict, cross_validated, fit_logistic, reliability
 from training.data import Corpus
 from training.metrics import auroc, score_captions
@@ -94,10 +94,11 @@ SPLITS = ("flickr8k", "coco")
 
 def signals(collected: dict, pooled: np.ndarray, weights: Path, k: int) -> tuple[np.ndarray, ...]:
     """FEATURES of every collected photo as the app computes them with this model file's
-    datastore (its k nearest training photos, no reranking), the photos' per-photo CIDEr-D and
-    their split names."""
+    datastore (its k nearest training photos, no reranking) and image-text matcher (when it has
+    one), the photos' per-photo CIDEr-D and their split names."""
     ckpt = load_checkpoint(weights)
     consensus = load_consensus(ckpt)
+    matcher = load_matcher(ckpt)
     if consensus is None:
         raise SystemExit(f"{weights}: no datastore (python -m training datastore makes one)")
     consensus.settings = ConsensusSettings(k=k, weight=0.0, rerank=False)
@@ -108,6 +109,10 @@ def signals(collected: dict, pooled: np.ndarray, weights: Path, k: int) -> tuple
         chunk = photos[lo : lo + 256]
         cands = [[Candidate(**c) for c in m["candidates"]] for _, m in chunk]
         ranked = consensus.rerank(cands, torch.from_numpy(pooled[lo : lo + 256]))
+        if matcher is not None:
+            ranked = with_matches(
+                matcher, ckpt.vocab, ranked, torch.from_numpy(pooled[lo : lo + 256])
+            )
         feats += [confidence_features(c) for c in ranked]
         cider += [m["cider"] for _, m in chunk]
         split_of += [s for s, _ in chunk]
@@ -184,6 +189,7 @@ def fit(args: argparse.Namespace) -> int:
     bad = ~good.astype(bool)
     w = fit_logistic(x, good)
     i_margin, i_agree = FEATURES.index("margin"), FEATURES.index("agreement")
+    i_match = FEATURES.index("match")
     lone = (float(x[:, i_margin].mean()), float(x[:, i_agree].mean()))
     cal = Calibration(tuple(float(v) for v in w[:-1]), float(w[-1]), BAD_CIDER, lone)
     cv = cross_fitted(x, good)
@@ -216,6 +222,9 @@ def fit(args: argparse.Namespace) -> int:
             "auroc_fitted": auroc(good[m].astype(bool), fitted[m]),
             "auroc_first_eight_features_cross_fitted": auroc(
                 good[m].astype(bool), cross_fitted(x[:, :8], good)[m]
+            ),
+            "auroc_without_match_cross_fitted": auroc(
+                good[m].astype(bool), cross_fitted(x[:, :i_match], good)[m]
             ),
         }
         # The share of photos one must mark to catch 70% of this split's bad captions.

@@ -285,7 +285,7 @@ def test_style_token_is_forced_after_start_and_changes_nothing_else(tiny_vocab) 
 def test_results_carry_a_confidence_that_follows_the_model_probabilities(
     captioner: Captioner, photo_dir
 ) -> None:
-    from core.confidence import UNCALIBRATED, Calibration
+    from core.confidence import FEATURES, UNCALIBRATED, Calibration
     from core.datatypes import Candidate
 
     results = list(captioner.caption_paths(sorted(photo_dir.glob("*.jpg")), CaptionSettings()))
@@ -303,14 +303,16 @@ def test_results_carry_a_confidence_that_follows_the_model_probabilities(
     ]
     assert UNCALIBRATED.confidence(sure) > UNCALIBRATED.confidence(unsure)
     cal = Calibration(
-        (1.0, 2.0, 0.5, 0.1, 1.0, -0.5, -0.2, 3.0) + (0.0,) * 4, 0.3, lone=(0.25, 0.6)
+        (1.0, 2.0, 0.5, 0.1, 1.0, -0.5, -0.2, 3.0) + (0.0,) * (len(FEATURES) - 8),
+        0.3,
+        lone=(0.25, 0.6),
     )
     assert Calibration.from_dict(cal.to_dict()) == cal
     old = cal.to_dict()
     del old["lone_candidate"]  # a model calibrated before lone_candidate was stored
     assert Calibration.from_dict(old).lone == (2.0, 1.0)
     old["features"], old["weights"] = old["features"][:6], old["weights"][:6]  # no max_entropy
-    assert Calibration.from_dict(old).weights == cal.weights[:6] + (0.0,) * 6
+    assert Calibration.from_dict(old).weights == cal.weights[:6] + (0.0,) * (len(FEATURES) - 6)
     with pytest.raises(ValueError):
         Calibration.from_dict({**old, "features": ["score", "something else"]})
 
@@ -318,11 +320,13 @@ def test_results_carry_a_confidence_that_follows_the_model_probabilities(
 def test_a_lone_greedy_caption_is_scored_with_the_calibrations_typical_margin() -> None:
     """Greedy decoding has no second caption: margin and agreement are not measured, so the
     calibration's dev means stand in (not a margin it never saw, which sent confidence to 0)."""
-    from core.confidence import Calibration
+    from core.confidence import FEATURES, Calibration
     from core.datatypes import Candidate
 
     cal = Calibration(
-        (4.9, -5.0, 0.0, 0.0, -0.3, -0.3, -0.1, 2.0) + (0.0,) * 4, 4.6, lone=(0.2, 0.8)
+        (4.9, -5.0, 0.0, 0.0, -0.3, -0.3, -0.1, 2.0) + (0.0,) * (len(FEATURES) - 8),
+        4.6,
+        lone=(0.2, 0.8),
     )
     best = Candidate(
         caption="a cup of coffee on a table", score=-0.6, min_token_logp=-1.6, blank_score=-3.8
@@ -378,6 +382,7 @@ def test_confidence_features_see_beams_that_disagree() -> None:
         0.0,
         0.0,
         0.0,
+        0.0,  # no matcher: no match
     )
 
 
