@@ -123,7 +123,7 @@ def load_channels(cache: FeatureCache, names: list[str], channels: slice) -> tor
         cache.load(names[lo : lo + 500])[..., channels].contiguous()
         for lo in range(0, len(names), 500)
     ]
-    return torch.cat(parts)
+    return torch.cat(parts) if parts else torch.zeros(0)
 
 
 def positions_for_grid(pos: torch.Tensor, side: int) -> torch.Tensor:
@@ -167,15 +167,18 @@ class Plan:
     device: str = "cpu"
 
 
-def arm_data(plan: Plan, corpus: Corpus, arm: Arm) -> tuple[list[Example], torch.Tensor, DevSplits]:
-    """The subset's photos, their (P, 2, tokens, C) features and the dev splits, for this arm."""
+def arm_data(
+    plan: Plan, corpus: Corpus, arm: Arm, with_train: bool = True
+) -> tuple[list[Example], torch.Tensor, DevSplits]:
+    """The subset's photos, their (P, 2, tokens, C) features (empty without with_train) and the
+    dev splits, for this arm."""
     train_ex = balanced_subset(corpus, plan.per_source, plan.seed)
     dev_ex = [e for split in corpus.dev.values() for e in split]
     cache = stage_cache(plan.backbone, train_ex + dev_ex, arm.size, plan.run_dir / "cache")
     bad = set(cache.bad)
     train_ex = [e for e in train_ex if e.name not in bad]
     channels = slice(0, STAGE_DIM) if arm.tune_last else slice(STAGE_DIM, None)
-    features = load_channels(cache, [e.name for e in train_ex], channels)
+    features = load_channels(cache, [e.name for e in train_ex] if with_train else [], channels)
     dev = {
         name: (kept, load_channels(cache, [e.name for e in kept], channels)[:, 0])
         for name, split in corpus.dev.items()
@@ -268,6 +271,64 @@ def run_arm(plan: Plan, corpus: Corpus, name: str) -> dict:
     return result
 
 
+def dev_captions(plan: Plan, corpus: Corpus, name: str) -> dict:
+    """Each dev photo's caption and own CIDEr-D by the arm's trained weights (its start for the
+    untrained arms), per split, kept in run_dir/name/per_photo.json for paired comparisons."""
+    from safetensors.torch import load_file
+
+    from core.checkpoint import Checkpoint
+    from training.fit import caption_features
+    from training.metrics import score_captions
+
+    arm, out = ARMS[name], plan.run_dir / name
+    path = out / "per_photo.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    _, _, dev = arm_data(plan, corpus, arm, with_train=False)
+    weights: Path = out / "best.safetensors" if arm.train else arm_model(plan, arm, out)[0]
+    ckpt: Checkpoint = load_checkpoint(weights)
+    head = None
+    if arm.tune_last:  # the tuned stages live in the training state, not in the checkpoint
+        head = LastStages(load_encoder(plan.backbone)[FIRST_TUNED:])
+        state = load_file(str(out / "last_state.safetensors"))
+        head.load_state_dict({k[5:]: v for k, v in state.items() if k.startswith("head.")})
+    model = ckpt.build_model()
+    result: dict = {}
+    for split, (examples, feats) in through(head, dev).items():
+        caps = caption_features(model, ckpt.vocab, feats, 3)
+        per: dict[str, float] = {}
+        refs = {e.name: list(e.captions) for e in examples}
+        score_captions(refs, dict(zip(refs, caps, strict=True)), False, per)
+        result[split] = {
+            e.name: [c, round(per[e.name], 5)] for e, c in zip(examples, caps, strict=True)
+        }
+    path.write_text(json.dumps(result))
+    return result
+
+
+def paired_difference(arm: dict, control: dict, draws: int = 2000, seed: int = 0) -> dict:
+    """Per split and for the mean of the splits: the arm's CIDEr-D minus the control's on the
+    same photos, with a 95% bootstrap interval (photos resampled, pairs kept)."""
+    rng = np.random.default_rng(seed)
+    out: dict = {}
+    boots = []
+    for split in sorted(set(arm) & set(control)):
+        names = sorted(set(arm[split]) & set(control[split]))
+        d = np.array([arm[split][n][1] - control[split][n][1] for n in names])
+        boot = d[rng.integers(0, len(d), (draws, len(d)))].mean(1)
+        boots.append(boot)
+        out[split] = _interval(float(d.mean()), boot)
+    if boots:
+        mean = np.mean(boots, axis=0)
+        out["mean"] = _interval(float(np.mean([v["difference"] for v in out.values()])), mean)
+    return out
+
+
+def _interval(diff: float, boot: np.ndarray) -> dict:
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return {"difference": round(diff, 4), "ci95": [round(float(low), 4), round(float(high), 4)]}
+
+
 def encoder_cost(backbone: Path, sizes: tuple[int, ...], seconds: float = 3.0) -> dict:
     """The encoder's time per photo in ms at each size, this process's threads, batches of 8:
     fp32 with batch norms folded (the app's default) and bf16 autocast (the feature caches)."""
@@ -309,6 +370,11 @@ def write_reports(plan: Plan, reports: Path, cost: dict | None = None) -> dict[s
         for name in ARMS
         if (plan.run_dir / name / "result.json").exists()
     }
+    per_photo = {
+        name: json.loads((plan.run_dir / name / "per_photo.json").read_text())
+        for name in ARMS
+        if (plan.run_dir / name / "per_photo.json").exists()
+    }
     settings = {
         k: str(v) if isinstance(v, Path) else v for k, v in dataclasses.asdict(plan).items()
     }
@@ -338,6 +404,13 @@ def write_reports(plan: Plan, reports: Path, cost: dict | None = None) -> dict[s
                 if n != "control" and control
             },
         }
+        paired = {
+            n: paired_difference(per_photo[n], per_photo["control"])
+            for n in arms
+            if n != "control" and n in per_photo and "control" in per_photo
+        }
+        if paired:
+            report["paired_CIDEr_minus_control"] = paired
         if cost is not None and file == "resolution_ab.json":
             report["encoder_cost_per_photo"] = cost
         reports.mkdir(parents=True, exist_ok=True)
@@ -350,6 +423,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", type=Path, required=True, help="the checkpoint every arm starts from")
     p.add_argument("--run-dir", type=Path, required=True, help="caches, arms' checkpoints")
     p.add_argument("--arm", action="append", choices=sorted(ARMS), default=[], help="repeatable")
+    p.add_argument(
+        "--per-photo",
+        action="append",
+        choices=sorted(ARMS),
+        default=[],
+        help="caption the dev photos again with a finished arm, keeping each photo's CIDEr-D "
+        "(for the reports' paired intervals); repeatable",
+    )
     p.add_argument("--report", type=Path, default=None, help="write the reports to this folder")
     p.add_argument("--measure-encoder", action="store_true", help="time the encoder per size")
     defaults = Plan(init=Path(), backbone=Path(), run_dir=Path())
@@ -374,10 +455,12 @@ def run_ab(args: argparse.Namespace) -> int:
         seed=args.seed,
         device=args.device,
     )
-    if args.arm:
+    if args.arm or args.per_photo:
         corpus = Corpus.load(args.data, args.coco, args.web, args.coco_dev)
         for name in args.arm:
             run_arm(plan, corpus, name)
+        for name in args.per_photo:
+            dev_captions(plan, corpus, name)
     if args.report is not None:
         cost = encoder_cost(plan.backbone, (224, 288, 320)) if args.measure_encoder else None
         for path in write_reports(plan, args.report, cost).values():

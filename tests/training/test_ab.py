@@ -12,7 +12,7 @@ from safetensors.torch import save_file
 
 from core.checkpoint import load_checkpoint
 from core.model import build_efficientnet_b0
-from training.ab import _scores, init_at_grid, positions_for_grid
+from training.ab import _scores, init_at_grid, paired_difference, positions_for_grid
 from training.features import grid_side, load_example
 
 
@@ -51,14 +51,16 @@ def test_a_checkpoint_moves_to_a_9x9_grid(tmp_path: Path, tiny_checkpoint: Path)
         assert model.encode_features(torch.randn(2, 81, 1280)).shape == (2, 81, 32)
 
 
-def run_ab(tmp_path: Path, data: Path, backbone: Path, init: Path, *arms: str) -> int:
+def run_ab(
+    tmp_path: Path, data: Path, backbone: Path, init: Path, *arms: str, per_photo: bool = False
+) -> int:
     from training.__main__ import main
 
     argv = ["ab", "--data", str(data), "--backbone", str(backbone), "--init", str(init)]
     argv += ["--run-dir", str(tmp_path / "ab"), "--per-source", "4", "--steps", "4"]
     argv += ["--epochs", "2", "--batch-size", "10", "--warmup", "1", "--head-lr", "1e-3"]
     for arm in arms:
-        argv += ["--arm", arm]
+        argv += ["--arm", arm] + (["--per-photo", arm] if per_photo else [])
     return main(argv + ["--report", str(tmp_path / "reports")])
 
 
@@ -66,7 +68,9 @@ def test_every_arm_trains_the_same_steps_and_the_reports_compare_them(
     tmp_path: Path, tiny_flickr: Path, random_backbone: Path, tiny_checkpoint: Path
 ) -> None:
     arms = ("start224", "control", "res288", "tune", "copy")
-    assert run_ab(tmp_path, tiny_flickr, random_backbone, tiny_checkpoint, *arms) == 0
+    assert (
+        run_ab(tmp_path, tiny_flickr, random_backbone, tiny_checkpoint, *arms, per_photo=True) == 0
+    )
     results = {a: json.loads((tmp_path / "ab" / a / "result.json").read_text()) for a in arms}
     assert {results[a]["step"] for a in arms[1:]} == {4}
     assert all(results[a]["photos"]["flickr8k"] == 4 for a in arms)
@@ -82,6 +86,12 @@ def test_every_arm_trains_the_same_steps_and_the_reports_compare_them(
     assert set(reports) == {"resolution_ab.json", "encoder_mix_ab.json", "copy_ab.json"}
     gain = reports["encoder_mix_ab.json"]["CIDEr_minus_control"]["tune"]
     assert set(gain) == {"mean"}  # one dev split: its scores are the mean
+    paired = reports["encoder_mix_ab.json"]["paired_CIDEr_minus_control"]["tune"]
+    assert set(paired) == {"flickr8k", "mean"}
+    low, high = paired["flickr8k"]["ci95"]
+    assert low <= paired["flickr8k"]["difference"] <= high
+    per_photo = json.loads((tmp_path / "ab" / "tune" / "per_photo.json").read_text())
+    assert len(per_photo["flickr8k"]) == 2  # the two dev photos, each with its caption and score
     # A finished arm is not run again.
     before = (tmp_path / "ab" / "control" / "result.json").stat().st_mtime_ns
     assert run_ab(tmp_path, tiny_flickr, random_backbone, tiny_checkpoint, "control") == 0
@@ -115,3 +125,14 @@ def test_scores_are_read_per_split_as_the_trainer_names_them() -> None:
         "coco": {"CIDEr": 0.7},
         "mean": {"CIDEr": 0.6},
     }
+
+
+def test_paired_differences_and_their_interval() -> None:
+    control = {"a": {f"p{i}": ["x", 0.5] for i in range(50)}}
+    better = {"a": {f"p{i}": ["y", 0.5 + (0.1 if i % 2 else 0.0)] for i in range(50)}}
+    got = paired_difference(better, control)
+    assert got["a"]["difference"] == 0.05 and got["mean"]["difference"] == 0.05
+    low, high = got["a"]["ci95"]
+    assert 0.0 < low < 0.05 < high < 0.1
+    same = paired_difference(control, control)["a"]
+    assert same == {"difference": 0.0, "ci95": [0.0, 0.0]}
