@@ -34,13 +34,15 @@ def beam_search(
     settings: CaptionSettings = CaptionSettings(),
     cancel: threading.Event | None = None,
     style: str | None = None,
+    tag_words: torch.Tensor | None = None,
 ) -> list[list[Candidate]]:
     """Length-normalised beam search with a key/value cache; beam 1 is greedy decoding.
 
     memory: (B, 49, C) encoded photos. style: the caption style token put after <start>
-    (None: the model's own default). Returns per photo its candidates, best first.
+    (None: the model's own default). tag_words: (B, k), for a model that copies tag words
+    (CaptionModel.copy_words). Returns per photo its candidates, best first.
     """
-    return BeamSearch(model, vocab, memory, settings, style).run(cancel)
+    return BeamSearch(model, vocab, memory, settings, style, tag_words).run(cancel)
 
 
 class BeamSearch:
@@ -54,6 +56,7 @@ class BeamSearch:
         memory: torch.Tensor,
         settings: CaptionSettings,
         style: str | None,
+        tag_words: torch.Tensor | None = None,
     ) -> None:
         self.model, self.vocab, self.settings = model, vocab, settings
         self.device = device = memory.device
@@ -62,7 +65,7 @@ class BeamSearch:
         self.max_steps = min(settings.max_tokens, model.cfg.max_len) - len(self.prefix)
         B = memory.shape[0]
         self.photos = B
-        self.cache: DecoderCache = model.start_cache(memory)  # one memory row serves k beams
+        self.cache: DecoderCache = model.start_cache(memory, tag_words)  # a row serves k beams
         for t in self.prefix[:-1]:  # forced tokens: only the cache matters
             token = torch.full((B * k,), t, dtype=torch.long, device=device)
             _, self.cache = model.step(token, self.cache)
@@ -196,11 +199,13 @@ def with_blank_scores(
     tokens = torch.full((len(seqs), T), vocab.pad_id, dtype=torch.long, device=device)
     for i, q in enumerate(seqs):
         tokens[i, : len(q)] = torch.tensor(q, device=device)
-    blank = model.encode_features(
-        torch.zeros(1, model.cfg.n_image_tokens, model.cfg.feature_dim, device=device)
-    )  # (1, 49, C)
+    zeros = torch.zeros(1, model.cfg.n_image_tokens, model.cfg.feature_dim, device=device)
+    blank = model.encode_features(zeros)  # (1, 49, C)
     logits = model.decode(
-        tokens[:, :-1], blank, photo_index=torch.zeros(len(seqs), dtype=torch.long, device=device)
+        tokens[:, :-1],
+        blank,
+        photo_index=torch.zeros(len(seqs), dtype=torch.long, device=device),
+        tag_words=model.copy_words(zeros),
     )
     logp = torch.log_softmax(logits.float(), dim=-1).gather(2, tokens[:, 1:, None])[
         ..., 0

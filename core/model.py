@@ -29,9 +29,11 @@ class ModelConfig:
     style: str = ""  # caption style asked for at inference (a "<style:...>" token); "" = none
     n_tags: int = 0  # words of the encoder's top ImageNet classes given as extra tokens (0 = none)
     n_classes: int = 1000  # classes of the encoder's ImageNet head (used only when n_tags > 0)
+    tag_copy: bool = False  # with n_tags: the decoder may also copy a tag word (pointer/copy)
 
     def __post_init__(self) -> None:
         assert self.d_model % self.n_heads == 0, "d_model must be divisible by n_heads"
+        assert not self.tag_copy or self.n_tags > 0, "tag_copy needs tags (n_tags > 0)"
         assert self.max_len >= 3, "max_len must leave room for <start>, a word and <end>"
 
     def to_dict(self) -> dict[str, int | float | bool]:
@@ -381,6 +383,8 @@ class DecoderCache:
     memory_kv: list[tuple[torch.Tensor, torch.Tensor]]
     self_kv: list[tuple[torch.Tensor, torch.Tensor]] | None = None
     length: int = 0
+    # Copy models only: per memory row, the encoded tag tokens (M, k, C) and their words (M, k).
+    tags: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def reorder(self, index: torch.Tensor, photos: torch.Tensor | None = None) -> DecoderCache:
         """Select rows (beam search): self-attention rows by index; memory rows by photos when
@@ -397,6 +401,7 @@ class DecoderCache:
             else [pick(kv, photos) for kv in self.memory_kv],
             self_kv=None if self.self_kv is None else [pick(kv, index) for kv in self.self_kv],
             length=self.length,
+            tags=self.tags if photos is None or self.tags is None else pick(self.tags, photos),
         )
 
 
@@ -421,12 +426,21 @@ class CaptionModel(nn.Module):
             self.register_buffer("tag_words", torch.full((cfg.n_classes,), -1, dtype=torch.long))
             self.tag_pos = nn.Parameter(torch.zeros(1, cfg.n_tags, cfg.d_model))
             self.tag_score = nn.Parameter(torch.zeros(cfg.d_model))  # times the word's probability
+        if cfg.tag_copy:
+            # Pointer/copy (See et al., 2017): a gate mixes the vocabulary distribution with
+            # attention over the tag tokens, so a tag word can be said where few captions say it.
+            self.copy_query = nn.Linear(cfg.d_model, cfg.d_model, bias=False)
+            self.copy_gate = nn.Linear(cfg.d_model, 1)
         self.token_pos = nn.Parameter(torch.zeros(1, cfg.max_len, cfg.d_model))
         self.emb_drop = nn.Dropout(cfg.dropout)
         self.decoder_layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.n_decoder_layers))
         self.decoder_ln = nn.LayerNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self._init_weights()
+        if (
+            cfg.tag_copy
+        ):  # copying starts rare (gate about 0.05), so a trained model starts as it was
+            nn.init.constant_(self.copy_gate.bias, -3.0)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.token_emb.weight
 
@@ -483,6 +497,43 @@ class CaptionModel(nn.Module):
         scores, words = per_word.topk(self.cfg.n_tags, dim=1)
         return words, scores
 
+    def copy_words(self, features: torch.Tensor) -> torch.Tensor | None:
+        """(B, 1280, 7, 7) or (B, 49, 1280) features -> the (B, k) tag words a copy model may copy;
+        None for a model without copying."""
+        if not self.cfg.tag_copy:
+            return None
+        if features.dim() == 4:
+            features = features.flatten(2).transpose(1, 2)  # (B, 49, 1280)
+        return self.image_tags(features.to(self.feature_proj.weight.dtype))[0]
+
+    def _next_word(
+        self, h: torch.Tensor, tags: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """(N, T, C) decoder states -> (N, T, V) logits; for a copy model, log-probabilities of
+        the gated mixture (the same thing to cross-entropy and log_softmax).
+
+        tags: per row of h, the encoded tag tokens (N, k, C) and their words (N, k)."""
+        logits = self.lm_head(h)
+        if not self.cfg.tag_copy:
+            return logits
+        assert tags is not None, "a copy model needs its tag words (copy_words) to decode"
+        tag_memory, words = tags
+        q = self.copy_query(h)  # (N, T, C)
+        att = (q @ tag_memory.transpose(1, 2) / math.sqrt(h.shape[-1])).float().softmax(-1)
+        gate = torch.sigmoid(self.copy_gate(h).float())  # (N, T, 1)
+        copied = logits.new_zeros(logits.shape, dtype=torch.float32)  # (N, T, V)
+        copied.scatter_add_(2, words[:, None, :].expand(-1, h.shape[1], -1), att)
+        mixed = (1 - gate) * logits.float().softmax(-1) + gate * copied
+        return mixed.clamp_min(1e-12).log()
+
+    def _tag_rows(
+        self, memory: torch.Tensor, tag_words: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        if not self.cfg.tag_copy:
+            return None
+        assert tag_words is not None, "a copy model needs its tag words (copy_words) to decode"
+        return memory[:, self.cfg.n_image_tokens :], tag_words  # (B, k, C), (B, k)
+
     # ---- text side
 
     def _embed(self, tokens: torch.Tensor, start: int) -> torch.Tensor:
@@ -497,21 +548,28 @@ class CaptionModel(nn.Module):
         memory: torch.Tensor,
         repeats: int = 1,
         photo_index: torch.Tensor | None = None,
+        tag_words: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Teacher-forced decoding: (N, T) tokens, (B, 49, C) memory -> (N, T, V).
 
         Several captions per photo share the photo's projected memory: N = B*repeats consecutive
-        captions per photo, or photo_index (N,) naming each caption's photo.
+        captions per photo, or photo_index (N,) naming each caption's photo. tag_words (B, k):
+        copy models only (copy_words).
         """
+
+        def per_caption(t: torch.Tensor) -> torch.Tensor:  # (B, ...) -> (N, ...)
+            if photo_index is not None:
+                return t.index_select(0, photo_index)
+            return t.repeat_interleave(repeats, 0) if repeats > 1 else t
+
         x = self._embed(tokens, 0)
         for layer in self.decoder_layers:
             k, v = layer.cross_attn.project_kv(memory)  # (B, H, 49, hd) each
-            if photo_index is not None:
-                k, v = k.index_select(0, photo_index), v.index_select(0, photo_index)  # (N, ...)
-            elif repeats > 1:
-                k, v = k.repeat_interleave(repeats, 0), v.repeat_interleave(repeats, 0)
-            x, _ = layer(x, (k, v))
-        return self.lm_head(self.decoder_ln(x))
+            x, _ = layer(x, (per_caption(k), per_caption(v)))
+        tags = self._tag_rows(memory, tag_words)
+        if tags is not None:
+            tags = (per_caption(tags[0]), per_caption(tags[1]))
+        return self._next_word(self.decoder_ln(x), tags)
 
     def forward(
         self,
@@ -533,7 +591,8 @@ class CaptionModel(nn.Module):
                 "captions per photo must be whole"
             )
         memory = self.encode_features(features)  # (B, 49, C)
-        logits = self.decode(tokens, memory, repeats, photo_index)  # (N, T, V)
+        words = self.copy_words(features)  # (B, k) or None
+        logits = self.decode(tokens, memory, repeats, photo_index, words)  # (N, T, V)
         loss = None if targets is None else self.loss(logits, targets, label_smoothing)
         return logits, loss
 
@@ -568,10 +627,15 @@ class CaptionModel(nn.Module):
 
     # ---- incremental decoding (inference)
 
-    def start_cache(self, memory: torch.Tensor) -> DecoderCache:
-        """Cross-attention keys/values are computed once per image, not once per token."""
+    def start_cache(
+        self, memory: torch.Tensor, tag_words: torch.Tensor | None = None
+    ) -> DecoderCache:
+        """Cross-attention keys/values are computed once per image, not once per token.
+
+        tag_words (B, k): copy models only (copy_words)."""
         return DecoderCache(
-            memory_kv=[layer.cross_attn.project_kv(memory) for layer in self.decoder_layers]
+            memory_kv=[layer.cross_attn.project_kv(memory) for layer in self.decoder_layers],
+            tags=self._tag_rows(memory, tag_words),
         )
 
     def step(self, token: torch.Tensor, cache: DecoderCache) -> tuple[torch.Tensor, DecoderCache]:
@@ -582,6 +646,13 @@ class CaptionModel(nn.Module):
             past = None if cache.self_kv is None else cache.self_kv[i]
             x, kv = layer(x, cache.memory_kv[i], past)
             new_self_kv.append(kv)
-        logits = self.lm_head(self.decoder_ln(x[:, -1]))  # (B, V)
-        cache = DecoderCache(cache.memory_kv, new_self_kv, cache.length + 1)
+        tags = cache.tags
+        if tags is None:
+            logits = self.lm_head(self.decoder_ln(x[:, -1]))  # (B, V)
+        else:
+            if tags[0].shape[0] != x.shape[0]:  # k beams share their photo's row
+                g = x.shape[0] // tags[0].shape[0]
+                tags = (tags[0].repeat_interleave(g, 0), tags[1].repeat_interleave(g, 0))
+            logits = self._next_word(self.decoder_ln(x[:, -1:]), tags)[:, 0]  # (B, V)
+        cache = DecoderCache(cache.memory_kv, new_self_kv, cache.length + 1, cache.tags)
         return F.log_softmax(logits.float(), dim=-1), cache

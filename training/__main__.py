@@ -1,5 +1,5 @@
 """`python -m training SUBCOMMAND`: backbone, features, fit, scst, export, evaluate, calibrate,
-report, tune-encoder, own-captions, consensus, datastore."""
+report, tune-encoder, ab, own-captions, consensus, datastore."""
 
 from __future__ import annotations
 
@@ -468,6 +468,19 @@ def _tune_arguments(p: argparse.ArgumentParser) -> None:
     tune.add_arguments(p)
 
 
+def _ab_arguments(p: argparse.ArgumentParser) -> None:
+    from training import ab
+
+    _add_data_args(p)
+    ab.add_arguments(p)
+
+
+def cmd_ab(args: argparse.Namespace) -> int:
+    from training.ab import run_ab
+
+    return run_ab(args)
+
+
 def _backbone_arguments(p: argparse.ArgumentParser) -> None:
     from training import backbone
 
@@ -544,6 +557,12 @@ COMMANDS: tuple[Command, ...] = (
         "measure whether fine-tuning the encoder's last stages pays (A/B)",
         _tune_arguments,
         cmd_tune,
+    ),
+    (
+        "ab",
+        "reduced A/B arms on a balanced subset: 288 px, tuned last stages, tag copying (JSON)",
+        _ab_arguments,
+        cmd_ab,
     ),
 )
 

@@ -1,4 +1,5 @@
-"""Caching the frozen encoder's 7x7x1280 feature maps (photo and mirrored photo), fp16, memory-mapped."""
+"""Caching the frozen encoder's feature maps (7x7x1280 at 224 px; photo and mirrored photo), fp16,
+memory-mapped."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
+from core.datatypes import IMAGE_SIZE
 from core.devices import autocast
 from core.errors import PhotoScribeError
 from core.images import load_for_model, normalize_batch, open_image, to_model_input
@@ -53,8 +56,18 @@ def _atomic_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
-def load_example(example: Example | Path) -> torch.Tensor:
-    """(3, 224, 224) uint8 of the picture: the whole file, or its crop box (letterbox removed)."""
+def grid_side(size: int) -> int:
+    """Side of the encoder's feature grid for a square input of this many pixels (stride 32)."""
+    return -(-size // 32)
+
+
+def load_example(example: Example | Path, size: int = IMAGE_SIZE) -> torch.Tensor:
+    """(3, size, size) uint8 of the picture: the whole file, or its crop box (letterbox removed).
+
+    size 224 is the app's input; larger sizes (issue 20, experiment 3) squash the frame the same
+    way, from a decode at least that large."""
+    if size != IMAGE_SIZE:
+        return _square(example, size)
     if isinstance(example, Path):
         return load_for_model(example)
     if example.crop is None:
@@ -63,17 +76,35 @@ def load_example(example: Example | Path) -> torch.Tensor:
     return to_model_input(open_image(example.path, draft_size=None).crop(example.crop))
 
 
+def _square(example: Example | Path, size: int) -> torch.Tensor:
+    if isinstance(example, Path) or example.crop is None:
+        path = example if isinstance(example, Path) else example.path
+        img = open_image(path, draft_size=(size, size))
+    else:
+        img = open_image(example.path, draft_size=None).crop(example.crop)
+    if img.size != (size, size):
+        img = img.resize((size, size), Image.Resampling.BICUBIC)
+    pixels = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return pixels.view(size, size, 3).permute(2, 0, 1)  # (3, size, size)
+
+
 class FeatureCache:
     """features.f16: (N, 2, 49, dim) fp16 memmap; [:, 0] the photo, [:, 1] the mirrored photo.
 
     dim is 1280 for the whole encoder; an earlier stage's output (for fine-tuning the last
-    stages, training.tune) has fewer channels."""
+    stages, training.tune) has fewer channels. n_tokens is 49 at 224 px, 81 at 288 px."""
 
-    def __init__(self, directory: Path, names: Sequence[str], dim: int = FEATURE_DIM) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        names: Sequence[str],
+        dim: int = FEATURE_DIM,
+        n_tokens: int = N_TOKENS,
+    ) -> None:
         self.directory = directory
         self.names = list(names)
         self.index = {n: i for i, n in enumerate(self.names)}
-        self.shape = (len(self.names), 2, N_TOKENS, dim)
+        self.shape = (len(self.names), 2, n_tokens, dim)
         self.data_path = directory / "features.f16"
         self.meta_path = directory / "index.json"
 
@@ -85,11 +116,12 @@ class FeatureCache:
         names: Sequence[str],
         dim: int = FEATURE_DIM,
         prefix: str = "b0",
+        n_tokens: int = N_TOKENS,
     ) -> FeatureCache:
         """The cache for this encoder key and photo list (created empty if new)."""
         names = sorted(names)
         digest = hashlib.sha256("\n".join(names).encode()).hexdigest()[:8]
-        cache = cls(Path(root) / f"{prefix}-{key}-{digest}", names, dim)
+        cache = cls(Path(root) / f"{prefix}-{key}-{digest}", names, dim, n_tokens)
         cache.directory.mkdir(parents=True, exist_ok=True)
         if not cache.meta_path.exists():
             _atomic_json(cache.meta_path, {"key": key, "names": names, "done": 0})
@@ -128,6 +160,7 @@ class FeatureCache:
         photos: Mapping[str, Path | Example],
         batch_size: int = 32,
         workers: int = 2,
+        size: int = IMAGE_SIZE,
     ) -> None:
         """Compute what is missing, checkpointing after every batch so an interrupted run resumes.
 
@@ -144,19 +177,19 @@ class FeatureCache:
         with ThreadPoolExecutor(workers) as pool, torch.inference_mode():
             for lo in range(start, len(self.names), batch_size):
                 names = self.names[lo : lo + batch_size]
-                loaded = list(pool.map(_try_load, [photos[n] for n in names]))
+                loaded = list(pool.map(_try_load, [photos[n] for n in names], [size] * len(names)))
                 bad = {n: r for n, r in zip(names, loaded, strict=True) if isinstance(r, str)}
                 for reason in bad.values():
                     log.warning("photo skipped: %s", reason)
-                blank = torch.zeros(3, 224, 224, dtype=torch.uint8)
+                blank = torch.zeros(3, size, size, dtype=torch.uint8)
                 images = torch.stack([blank if isinstance(r, str) else r for r in loaded])
                 both = torch.cat([images, images.flip(dims=[3])])  # (2b, 3, H, W): photo, mirror
                 x = normalize_batch(both).contiguous(memory_format=torch.channels_last)
                 with amp:
-                    f = encoder(x).float()  # (2b, dim, 7, 7)
-                f = f.flatten(2).transpose(1, 2)  # (2b, 49, dim)
+                    f = encoder(x).float()  # (2b, dim, side, side)
+                f = f.flatten(2).transpose(1, 2)  # (2b, side*side, dim)
                 b = len(names)
-                f = torch.stack([f[:b], f[b:]], dim=1)  # (b, 2, 49, dim)
+                f = torch.stack([f[:b], f[b:]], dim=1)  # (b, 2, side*side, dim)
                 f[[i for i, n in enumerate(names) if n in bad]] = 0.0
                 mm[lo : lo + b] = f.to(torch.float16).numpy()
                 mm.flush()
@@ -177,10 +210,10 @@ class FeatureCache:
         del mm
 
 
-def _try_load(photo: Path | Example) -> torch.Tensor | str:
+def _try_load(photo: Path | Example, size: int = IMAGE_SIZE) -> torch.Tensor | str:
     """The decoded photo, or the reason it could not be decoded (naming the file)."""
     try:
-        return load_example(photo)
+        return load_example(photo, size)
     except PhotoScribeError as exc:
         return str(exc)
     except Exception as exc:  # noqa: BLE001 - one bad photo never stops hours of caching

@@ -260,7 +260,8 @@ def caption_features(
         for lo in range(0, len(features), batch_size):
             f = features[lo : lo + batch_size].to(device).float()
             memory = model.encode_features(f)  # (b, 49, C)
-            cands = beam_search(model, vocab, memory, settings, style=style)
+            words = model.copy_words(f)  # (b, k) for a model that copies tag words, else None
+            cands = beam_search(model, vocab, memory, settings, style=style, tag_words=words)
             out += [c[0].caption if c else "" for c in cands]
     return out
 

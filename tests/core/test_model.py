@@ -215,3 +215,76 @@ def test_a_tagged_model_round_trips_through_a_checkpoint(tmp_path, tiny_vocab) -
     feats = torch.randn(1, 49, 1280)
     with torch.inference_mode():
         assert loaded.image_tags(feats)[0].tolist() == model.image_tags(feats)[0].tolist()
+
+
+def copying_model(tiny_vocab) -> CaptionModel:
+    """tagged_model with the pointer/copy distribution, its gate opened wide."""
+    torch.manual_seed(0)
+    model = CaptionModel(
+        tiny_config(tiny_vocab, n_tags=2, n_classes=4, tag_copy=True), with_backbone=False
+    ).eval()
+    words = [tiny_vocab.stoi[w] for w in ("dog", "dog", "ball")] + [-1]
+    with torch.no_grad():
+        model.tag_words.copy_(torch.tensor(words))
+        model.tag_head.weight.zero_()
+        model.copy_gate.bias.fill_(5.0)  # nearly everything copied
+    return model
+
+
+def test_a_model_without_copying_has_no_copy_tensors(tiny_vocab) -> None:
+    model = CaptionModel(tiny_config(tiny_vocab, n_tags=2, n_classes=4), with_backbone=False)
+    assert not any(k.startswith("copy_") for k in model.state_dict())
+    copying = CaptionModel(
+        tiny_config(tiny_vocab, n_tags=2, n_classes=4, tag_copy=True), with_backbone=False
+    )
+    gate = float(torch.sigmoid(copying.copy_gate.bias.detach()))
+    assert gate < 0.06  # a copying model starts almost never copying
+
+
+def test_copying_puts_the_tag_words_probability_in_the_next_word(tiny_vocab) -> None:
+    """With the gate open the next word is nearly always one of the photo's tag words, and the
+    output is a distribution (log-probabilities that sum to one)."""
+    model = copying_model(tiny_vocab)
+    feats = torch.randn(2, 49, 1280)
+    tokens = torch.randint(4, len(tiny_vocab), (2, 5))
+    with torch.inference_mode():
+        logp, _ = model(feats, tokens)  # (2, 5, V)
+    torch.testing.assert_close(logp.exp().sum(-1), torch.ones(2, 5))
+    tag_ids = [tiny_vocab.stoi["dog"], tiny_vocab.stoi["ball"]]
+    assert (logp.exp()[..., tag_ids].sum(-1) > 0.9).all()
+    with torch.no_grad():
+        model.copy_gate.bias.fill_(-30.0)  # gate shut: the vocabulary distribution alone
+        shut, _ = model(feats, tokens)
+    assert (shut.exp()[..., tag_ids].sum(-1) < 0.9).all()
+
+
+def test_copying_decodes_the_same_step_by_step_as_teacher_forced(tiny_vocab) -> None:
+    """The key/value cache with beams sharing a photo's row gives the teacher-forced numbers."""
+    model = copying_model(tiny_vocab)
+    with torch.no_grad():
+        model.copy_gate.bias.fill_(0.0)
+    feats = torch.randn(2, 49, 1280)
+    tokens = torch.randint(4, len(tiny_vocab), (6, 4))  # 3 captions per photo
+    with torch.inference_mode():
+        memory = model.encode_features(feats)
+        words = model.copy_words(feats)
+        forced = model.decode(tokens, memory, repeats=3, tag_words=words)  # (6, 4, V)
+        cache = model.start_cache(memory, words)
+        for t in range(4):
+            logp, cache = model.step(tokens[:, t], cache)
+            torch.testing.assert_close(logp, forced[:, t].log_softmax(-1), atol=1e-5, rtol=1e-5)
+        cache = cache.reorder(torch.tensor([3, 4, 5]), torch.tensor([1]))
+        assert cache.tags is not None and cache.tags[1].tolist() == words[1:].tolist()
+
+
+def test_beam_search_copies_tag_words(tiny_vocab) -> None:
+    from core.beam import beam_search
+    from core.datatypes import CaptionSettings
+
+    model = copying_model(tiny_vocab)
+    feats = torch.randn(2, 49, 1280)
+    memory = model.encode_features(feats)
+    found = beam_search(
+        model, tiny_vocab, memory, CaptionSettings(beam_size=3), tag_words=model.copy_words(feats)
+    )
+    assert all(set(c[0].caption.split()) <= {"dog", "ball"} for c in found)
