@@ -190,14 +190,21 @@ class Captioner:
     ) -> list[list[Candidate]]:
         """(B, 3, 224, 224) uint8 -> per image, candidates best first."""
         memory, inactive, pooled = self._encode(images)
+        # A model that may copy its ImageNet tag words (issue 20's experiment 1) reads them
+        # from the pooled features (its tag head pools them itself); None for other models.
+        words = self.model.copy_words(pooled[:, None, :])
         if self.consensus is None:
-            found = self.beam_search(memory, settings, cancel)
+            found = self.beam_search(memory, settings, cancel, words)
         elif not self.consensus.settings.rerank or settings.beam_size < 2:
             # The neighbours' agreement informs the confidence only; the beam's order stays.
-            found = self.consensus.rerank(self.beam_search(memory, settings, cancel), pooled.cpu())
+            found = self.consensus.rerank(
+                self.beam_search(memory, settings, cancel, words), pooled.cpu()
+            )
         else:  # every beam candidate is reranked; the best n_candidates are kept
             wide = replace(settings, n_candidates=settings.beam_size)
-            found = self.consensus.rerank(self.beam_search(memory, wide, cancel), pooled.cpu())
+            found = self.consensus.rerank(
+                self.beam_search(memory, wide, cancel, words), pooled.cpu()
+            )
             found = [
                 cands[: max(1, min(settings.n_candidates, settings.beam_size))] for cands in found
             ]
@@ -226,8 +233,10 @@ class Captioner:
         memory: torch.Tensor,
         settings: CaptionSettings = CaptionSettings(),
         cancel: threading.Event | None = None,
+        tag_words: torch.Tensor | None = None,
     ) -> list[list[Candidate]]:
-        return beam_search(self.model, self.vocab, memory, settings, cancel, self.style)
+        """tag_words: (B, k), only for a model that copies tag words (CaptionModel.copy_words)."""
+        return beam_search(self.model, self.vocab, memory, settings, cancel, self.style, tag_words)
 
     def confidence(self, candidates: list[Candidate]) -> float:
         """How sure the model is of the best of these candidates, in [0, 1]."""

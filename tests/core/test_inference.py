@@ -482,3 +482,26 @@ def test_device_description_reads_right_for_one_thread() -> None:
         assert describe_device(torch.device("cpu")) == "CPU (2 threads)"
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_model_that_copies_tag_words_captions_in_the_app(tiny_vocab, tmp_path: Path) -> None:
+    """Issue 20's copy distribution: the Captioner hands such a model its tag words (an
+    assertion inside the model stopped every caption before). Every ImageNet class maps to
+    "dog" or "ball" and the copy gate is open, so each word of the caption is one of them."""
+    from core.checkpoint import save_checkpoint
+    from core.model import CaptionModel
+    from tests.conftest import tiny_config
+
+    torch.manual_seed(0)
+    model = CaptionModel(tiny_config(tiny_vocab, n_tags=2, tag_copy=True)).eval()
+    dog, ball = tiny_vocab.stoi["dog"], tiny_vocab.stoi["ball"]
+    with torch.no_grad():
+        model.tag_words.copy_(torch.tensor([dog, ball] * 500))
+        model.copy_gate.bias.fill_(30.0)  # everything is copied
+    weights = tmp_path / "copying.safetensors"
+    save_checkpoint(weights, model, tiny_vocab, {"data": "random weights for tests"})
+    photo = tmp_path / "photo.jpg"
+    textured_image(320, 240, seed=3).save(photo)
+    (result,) = Captioner(weights=weights, device="cpu").caption_paths([photo], CaptionSettings())
+    assert result.ok, result.error
+    assert result.caption and set(result.caption.split()) <= {"dog", "ball"}
