@@ -193,23 +193,23 @@ class Captioner:
         # A model that may copy its ImageNet tag words (issue 20's experiment 1) reads them
         # from the pooled features (its tag head pools them itself); None for other models.
         words = self.model.copy_words(pooled[:, None, :])
-        if self.consensus is None:
-            found = self.beam_search(memory, settings, cancel, words)
-        elif not self.consensus.settings.rerank or settings.beam_size < 2:
-            # The neighbours' agreement informs the confidence only; the beam's order stays.
-            found = self.consensus.rerank(
-                self.beam_search(memory, settings, cancel, words), pooled.cpu()
-            )
-        else:  # every beam candidate is reranked; the best n_candidates are kept
-            wide = replace(settings, n_candidates=settings.beam_size)
-            found = self.consensus.rerank(
-                self.beam_search(memory, wide, cancel, words), pooled.cpu()
-            )
-            found = [
-                cands[: max(1, min(settings.n_candidates, settings.beam_size))] for cands in found
-            ]
+        pooled = pooled.cpu()
+        # With reranking, every beam candidate is reranked and the best n_candidates kept;
+        # otherwise the neighbours' agreement informs the confidence only (the order stays).
+        rerank = (
+            self.consensus is not None
+            and self.consensus.settings.rerank
+            and settings.beam_size >= 2
+        )
+        search = replace(settings, n_candidates=settings.beam_size) if rerank else settings
+        found = self.beam_search(memory, search, cancel, words)
+        if self.consensus is not None:
+            found = self.consensus.rerank(found, pooled)
+        if rerank:
+            keep = max(1, min(settings.n_candidates, settings.beam_size))
+            found = [cands[:keep] for cands in found]
         if self.matcher is not None:
-            found = with_matches(self.matcher, self.vocab, found, pooled.cpu())
+            found = with_matches(self.matcher, self.vocab, found, pooled)
         return [
             [replace(c, inactive_channels=off) for c in cands]
             for cands, off in zip(found, inactive, strict=True)
