@@ -91,15 +91,8 @@ class Matcher(nn.Module):
 
     def token_ids(self, captions: Sequence[str], vocab: Vocab) -> torch.Tensor:
         """(N, T) word ids of the captions (words the vocabulary lacks read as <unk>)."""
-        rows = [
-            [vocab.stoi.get(w, vocab.unk_id) for w in tokenize(c)][: self.cfg.max_words]
-            for c in captions
-        ]
-        width = max((len(r) for r in rows), default=1) or 1
-        tokens = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        for i, r in enumerate(rows):
-            tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
-        return tokens
+        rows = [word_ids(c, vocab, self.cfg.max_words) for c in captions]
+        return padded(rows, self.pad_id)
 
     @torch.inference_mode()
     def similarities(
@@ -138,6 +131,20 @@ class Matcher(nn.Module):
         }
         matcher.load_state_dict(state, strict=True)
         return matcher.eval()
+
+
+def word_ids(caption: str, vocab: Vocab, max_words: int) -> list[int]:
+    """The caption's first max_words word ids, as the matcher reads them (unknown: <unk>)."""
+    return [vocab.stoi.get(w, vocab.unk_id) for w in tokenize(caption)][:max_words]
+
+
+def padded(rows: Sequence[Sequence[int]], pad_id: int) -> torch.Tensor:
+    """(N, T) rows of word ids, padded with pad_id to the longest (at least 1)."""
+    width = max((len(r) for r in rows), default=1) or 1
+    tokens = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    for i, r in enumerate(rows):
+        tokens[i, : len(r)] = torch.tensor(r, dtype=torch.long)
+    return tokens
 
 
 def config_from_provenance(provenance: Mapping[str, Any]) -> MatcherConfig | None:

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 
 from core.checkpoint import load_checkpoint, save_checkpoint
-from core.matcher import Matcher, MatcherConfig
-from core.vocab import Vocab, tokenize
+from core.matcher import Matcher, MatcherConfig, padded, word_ids
+from core.vocab import Vocab
 from training.data import Corpus
+from training.features import FeatureCache
 
 log = logging.getLogger(__name__)
 
@@ -34,9 +35,7 @@ class Pairs:
 def pooled_cache(cache_dir: Path) -> tuple[np.ndarray, list[str]]:
     """(N, 2, 1280) fp32 means over the 7x7 grid of every cached photo and its mirror, and names."""
     names = json.loads((cache_dir / "index.json").read_text())["names"]
-    maps = np.memmap(
-        cache_dir / "features.f16", dtype=np.float16, mode="r", shape=(len(names), 2, 49, 1280)
-    )
+    maps = FeatureCache(cache_dir, names).memmap("r")  # (N, 2, 49, 1280) fp16
     out = np.zeros((len(names), 2, 1280), np.float32)
     for lo in range(0, len(names), 256):
         out[lo : lo + 256] = maps[lo : lo + 256].astype(np.float32).mean(2)
@@ -55,23 +54,13 @@ def training_pairs(
         assert e.name not in dev, f"{e.name} is a dev photo"
         if e.name not in row:
             continue
-        ids = [
-            [vocab.stoi.get(w, vocab.unk_id) for w in tokenize(c)][:max_words] for c in e.captions
-        ]
+        ids = [word_ids(c, vocab, max_words) for c in e.captions]
         ids = [i for i in ids if i]
         if ids:
             rows.append(row[e.name])
             caps.append(ids)
             kept.append(e.name)
     return Pairs(pooled[rows], caps, kept)
-
-
-def _batch_tokens(rows: list[list[int]], pad_id: int) -> torch.Tensor:
-    width = max(len(r) for r in rows)
-    out = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    for i, r in enumerate(rows):
-        out[i, : len(r)] = torch.tensor(r)
-    return out
 
 
 def train(
@@ -116,7 +105,7 @@ def train(
             hard = [] if negatives is None else [negatives[i] for i in idx if negatives[i]]
             if hard:
                 extra = [h[rng.integers(len(h))] for h in hard]
-                tokens = _batch_tokens(rows + extra, pad_id)
+                tokens = padded(rows + extra, pad_id)
                 images = matcher.embed_images(x)  # (B, dim)
                 texts = matcher.embed_tokens(tokens)  # (B + H, dim)
                 logits = matcher.logit_scale.exp().clamp(max=100.0) * images @ texts.T
@@ -126,7 +115,7 @@ def train(
                     + torch.nn.functional.cross_entropy(logits[:, : len(idx)].T, target)
                 ) / 2
             else:
-                _, loss = matcher(x, _batch_tokens(rows, pad_id))
+                _, loss = matcher(x, padded(rows, pad_id))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
