@@ -419,6 +419,10 @@ def write_reports(plan: Plan, reports: Path, cost: dict | None = None) -> dict[s
     return written
 
 
+# Plan's fields that the command line sets, each as --name with Plan's default
+TUNABLE = ("per_source", "steps", "epochs", "batch_size", "lr", "head_lr", "warmup", "seed")
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--init", type=Path, required=True, help="the checkpoint every arm starts from")
     p.add_argument("--run-dir", type=Path, required=True, help="caches, arms' checkpoints")
@@ -434,7 +438,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--report", type=Path, default=None, help="write the reports to this folder")
     p.add_argument("--measure-encoder", action="store_true", help="time the encoder per size")
     defaults = Plan(init=Path(), backbone=Path(), run_dir=Path())
-    for name in ("per_source", "steps", "epochs", "batch_size", "lr", "head_lr", "warmup", "seed"):
+    for name in TUNABLE:
         value = getattr(defaults, name)
         p.add_argument(f"--{name.replace('_', '-')}", type=type(value), default=value)
     p.add_argument("--device", default="cpu")
@@ -445,15 +449,8 @@ def run_ab(args: argparse.Namespace) -> int:
         init=args.init,
         backbone=args.backbone,
         run_dir=args.run_dir,
-        per_source=args.per_source,
-        steps=args.steps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        head_lr=args.head_lr,
-        warmup=args.warmup,
-        seed=args.seed,
         device=args.device,
+        **{name: getattr(args, name) for name in TUNABLE},
     )
     if args.arm or args.per_photo:
         corpus = Corpus.load(args.data, args.coco, args.web, args.coco_dev)
