@@ -523,7 +523,14 @@ def test_the_progress_keeps_up_with_what_is_saved(qtbot, make_window, tmp_path):
     try:
         qtbot.waitUntil(lambda: window.progress.bar.value() == 2, timeout=20_000)
         assert len(list(folder.glob("*.txt"))) == 2
-        assert window.progress.label.text().startswith("Captioning 3–4 of 6")
+        # The saved photos and the count in flight reach the window in separate deliveries
+        # (the writer's thread reports the photos, then the counts): wait for the second one.
+        # The model is held on the second batch, so the label cannot move past it.
+        qtbot.waitUntil(
+            lambda: window.progress.label.text().startswith("Captioning 3–4 of 6"),
+            timeout=20_000,
+        )
+        assert window.progress.bar.value() == 2
     finally:
         gate.set()
     wait_idle(qtbot, window)
