@@ -437,9 +437,8 @@ class CaptionModel(nn.Module):
         self.decoder_ln = nn.LayerNorm(cfg.d_model)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self._init_weights()
-        if (
-            cfg.tag_copy
-        ):  # copying starts rare (gate about 0.05), so a trained model starts as it was
+        if cfg.tag_copy:
+            # Copying starts rare (gate about 0.05), so a trained model starts as it was.
             nn.init.constant_(self.copy_gate.bias, -3.0)
         if cfg.tie_embeddings:
             self.lm_head.weight = self.token_emb.weight
