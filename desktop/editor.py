@@ -102,7 +102,10 @@ class Editor(QObject):
         self.grid.selectionModel().setCurrentIndex(
             index, QItemSelectionModel.SelectionFlag.ClearAndSelect
         )
-        self.grid.scrollTo(index)
+        # Not ``index``: moving the selection lets go of the photo the filter held in place
+        # (_current_changed), which re-sorts the grid and leaves ``index`` pointing into the
+        # proxy's freed mapping (a crash). The view's current index is kept up to date.
+        self.grid.scrollTo(self.grid.currentIndex())
 
     @Slot(QModelIndex, QModelIndex)
     def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:

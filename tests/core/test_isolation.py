@@ -213,11 +213,22 @@ def test_a_reader_stopped_from_outside_does_not_mark_the_file(
         except BaseException as error:  # noqa: BLE001 - checked below
             errors.append(error)
 
+    # Killed once the file is handed over: killed while starting is another case, and killed
+    # after it said it was ready but before the file was sent, the pool rightly tries the file
+    # on a new reader (where it hangs: "stopped responding"). Waiting for "ready" alone let a
+    # busy machine kill it in that gap.
+    handed_over = threading.Event()
+    real_wait = faulty_readers._wait
+
+    def noted_wait(reader, path, timeout_s):
+        if timeout_s == faulty_readers.timeout_s:  # waiting for the file's result, not the start
+            handed_over.set()
+        return real_wait(reader, path, timeout_s)
+
+    faulty_readers._wait = noted_wait  # type: ignore[method-assign]
     reader = threading.Thread(target=read)
     reader.start()
-    deadline = time.monotonic() + 20
-    while not any(r.ready for r in faulty_readers._busy) and time.monotonic() < deadline:
-        time.sleep(0.01)  # until it works on the file (killed while starting is another case)
+    assert handed_over.wait(60), "the file never reached a reader"
     (busy,) = faulty_readers._busy
     os.kill(busy.process.pid, signal.SIGTERM)
     reader.join()

@@ -129,8 +129,12 @@ def window(make_window) -> MainWindow:
     return make_window()
 
 
-def open_and_wait(qtbot, window: MainWindow, folder: Path, timeout: int = 10_000) -> None:
-    """Open ``folder`` and wait until every photo's stored caption has been looked up."""
+def open_and_wait(qtbot, window: MainWindow, folder: Path, timeout: int = 30_000) -> None:
+    """Open ``folder`` and wait until every photo's stored caption has been looked up.
+
+    The look-ups may first start a reader process (core.isolation): on a busy one-core
+    machine that alone can take seconds, hence the generous default.
+    """
     window.open_folder(folder)
     qtbot.waitUntil(
         lambda: window.photos.rowCount() > 0 and all(p.loaded for p in window.photos.photos()),

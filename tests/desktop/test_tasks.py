@@ -59,10 +59,12 @@ def test_the_desktop_runs_its_work_on_task_pools_and_signals(qtbot, window, phot
     assert isinstance(loader._pool, TaskPool)
     assert not any(t.name.startswith("thumbnail-") for t in threading.enumerate())
     open_and_wait(qtbot, window, photo_dir)
+    # Decoded in reader processes started for them: seconds on a busy one-core machine.
     qtbot.waitUntil(
-        lambda: all(window.photos.has_thumbnail(p.path) for p in window.photos.photos())
+        lambda: all(window.photos.has_thumbnail(p.path) for p in window.photos.photos()),
+        timeout=30_000,
     )
-    qtbot.waitUntil(lambda: loader.idle)
+    qtbot.waitUntil(lambda: loader.idle, timeout=30_000)
     service = window.session.captioning
     arrived = []
     service.events_arrived.connect(arrived.append)
