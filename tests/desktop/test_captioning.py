@@ -527,7 +527,7 @@ def test_the_progress_keeps_up_with_what_is_saved(qtbot, make_window, tmp_path):
         def held(images, settings, cancel=None):
             calls.append(1)
             if len(calls) == 2:
-                gate.wait(30)  # the test looks at the window meanwhile
+                gate.wait(120)  # the test looks at the window meanwhile (the gate opens then)
             return caption_batch(images, settings, cancel)
 
         captioner.caption_batch = held
