@@ -7,6 +7,7 @@ import argparse
 import json
 import logging
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from core.consensus import ConsensusSettings
 from core.datatypes import Candidate
 from core.inference import Captioner, CaptionSettings, load_consensus, load_matcher, with_matches
 from training.calibrate import _predict, cross_validated, fit_logistic, reliability
-from training.data import Corpus
+from training.data import Corpus, Example
 from training.metrics import auroc, score_captions
 
 log = logging.getLogger(__name__)
@@ -267,6 +268,78 @@ def fit(args: argparse.Namespace) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------- how strict "bad" is
+
+PerPhotoScorer = Callable[[dict[str, list[str]], dict[str, str]], dict[str, float]]
+
+
+def _coco_per_photo(refs: dict[str, list[str]], hyps: dict[str, str]) -> dict[str, float]:
+    per_photo: dict[str, float] = {}
+    score_captions(refs, hyps, False, per_photo)
+    return per_photo
+
+
+def human_strictness(
+    examples: Sequence[Example],
+    captions: Mapping[str, str],
+    scorer: PerPhotoScorer = _coco_per_photo,
+    references: int = 5,
+) -> dict:
+    """How often issue 21's rule (per-photo CIDEr-D below BAD_CIDER) calls a caption a person
+    wrote "bad": each of a photo's ``references`` human captions scored against the others,
+    and the model's caption (``captions``, by photo name) against the same others, so both
+    meet the same number of references. Photos with fewer references are left out."""
+    kept = [e for e in examples if len(e.captions) >= references and e.name in captions]
+    if not kept:
+        raise ValueError("no photo has enough references and a caption")
+    human = np.empty((references, len(kept)))
+    model = np.empty((references, len(kept)))
+    for j in range(references):
+        others = {
+            e.name: [c for i, c in enumerate(e.captions[:references]) if i != j] for e in kept
+        }
+        by_human = scorer(others, {e.name: e.captions[j] for e in kept})
+        by_model = scorer(others, {e.name: captions[e.name] for e in kept})
+        human[j] = [by_human[e.name] for e in kept]
+        model[j] = [by_model[e.name] for e in kept]
+    return {
+        "photos": len(kept),
+        "references_each_is_scored_against": references - 1,
+        "human_captions_bad": float((human < BAD_CIDER).mean()),
+        "human_mean_cider": float(human.mean()),
+        "photos_with_a_bad_human_caption": float((human < BAD_CIDER).any(0).mean()),
+        "model_captions_bad": float((model < BAD_CIDER).mean()),
+        "model_mean_cider": float(model.mean()),
+    }
+
+
+def strictness(args: argparse.Namespace) -> int:
+    """Write human_strictness for each dev split of a collected file (its model captions)."""
+    collected = json.loads(args.collected.read_text())
+    corpus = Corpus.load(args.data, args.coco, coco_dev_file=args.coco_dev)
+    report: dict = {
+        "what": (
+            "How strict issue 21's bad label (per-photo CIDEr-D below "
+            f"{BAD_CIDER}) is: each of a dev photo's five human captions scored against the "
+            "other four, and the model's caption (beam 3, from the collected file) against the "
+            "same four. A person's caption is right by definition, so its bad share is the "
+            "label's noise floor."
+        ),
+        "collected": str(args.collected),
+        "splits": {},
+    }
+    for split, examples in corpus.dev.items():
+        made = collected["splits"].get(split, {}).get("photos", {})
+        report["splits"][split] = human_strictness(
+            examples, {n: m["caption"] for n, m in made.items()}
+        )
+        log.info("%s: %s", split, report["splits"][split])
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    args.report.write_text(json.dumps(report, indent=1) + "\n")
+    print(json.dumps(report["splits"], indent=1))
+    return 0
+
+
 def _plot(report: dict, out: Path) -> None:
     from training.calibrate import plot
 
@@ -303,8 +376,17 @@ def main() -> int:
     f.add_argument("--k", type=int, default=10, help="nearest training photos that vote")
     f.add_argument("--out", type=Path, required=True, help="model file to write")
     f.add_argument("--report", type=Path, default=Path("training/reports/review_mark.json"))
+    h = sub.add_parser("strictness", help="how often the bad label hits human captions")
+    h.add_argument("--collected", type=Path, required=True, help="from collect")
+    h.add_argument("--data", type=Path, default=Path("../shared/flickr8k"))
+    h.add_argument("--coco", type=Path, default=None)
+    h.add_argument("--coco-dev", type=Path, default=COCO_DEV_FILE)
+    h.add_argument(
+        "--report", type=Path, default=Path("training/reports/review_label_strictness.json")
+    )
     args = p.parse_args()
-    return collect(args) if args.command == "collect" else fit(args)
+    commands = {"collect": collect, "fit": fit, "strictness": strictness}
+    return commands[args.command](args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,14 @@ from core.confidence import FEATURES
 from core.consensus import Consensus, ConsensusSettings, NeighbourIndex
 from core.datatypes import Candidate
 from core.inference import load_calibration, load_consensus
-from training.review import fit, highest_threshold, isotonic, operating_point
+from training.data import Example
+from training.review import (
+    fit,
+    highest_threshold,
+    human_strictness,
+    isotonic,
+    operating_point,
+)
 
 
 def test_isotonic_is_the_closest_non_decreasing_fit() -> None:
@@ -83,3 +90,28 @@ def test_fit_writes_a_calibrated_signal_only_model(tmp_path: Path, tiny_model, t
     calibration = load_calibration(ckpt)
     assert len(calibration.weights) == len(FEATURES) and calibration.threshold == 0.2
     assert ckpt.provenance["confidence"]["check_below"] == written["check_below"]
+
+
+def test_strictness_scores_each_human_caption_against_the_others() -> None:
+    """Each reference is left out in turn and scored against the other four, and the model's
+    caption against the same four; a photo with fewer than five references is left out."""
+    calls: list[tuple[int, str]] = []
+
+    def exact(refs: dict[str, list[str]], hyps: dict[str, str]) -> dict[str, float]:
+        for name, refs_of in refs.items():
+            calls.append((len(refs_of), hyps[name]))
+        return {n: 1.0 if hyps[n] in refs[n] else 0.0 for n in hyps}
+
+    same = Example("a.jpg", Path("a.jpg"), ("a dog",) * 5)  # every caption agrees
+    one_off = Example("b.jpg", Path("b.jpg"), ("a cat",) * 4 + ("a sofa",))
+    few = Example("c.jpg", Path("c.jpg"), ("a car",) * 3)
+    report = human_strictness(
+        [same, one_off, few], {"a.jpg": "a dog", "b.jpg": "a sofa", "c.jpg": "a car"}, exact
+    )
+    assert report["photos"] == 2
+    assert report["references_each_is_scored_against"] == 4
+    assert {n for n, _ in calls} == {4}, "always the other four"
+    assert report["human_captions_bad"] == 1 / 10  # only "a sofa", against four "a cat"
+    assert report["photos_with_a_bad_human_caption"] == 1 / 2
+    # "a sofa" from the model meets "a sofa" among the references only when it is not left out.
+    assert report["model_captions_bad"] == 1 / 10
