@@ -156,9 +156,10 @@ class ReviewFlow(QObject):
             self.editor.message_posted.emit("No caption is marked for review.", 4000)
             return False
         self.editor.select_photo(marked[0])
+        # Short enough for an 800-pixel window beside the count of marked captions (which
+        # says how many): QStatusBar cuts a message off at the permanent widgets.
         self.editor.message_posted.emit(
-            f"Reviewing {plural(len(marked), 'marked caption')}: Ctrl+Shift+Enter accepts, F2 "
-            "edits, Alt+1-3 picks a suggestion, F8 goes to the next.",
+            "Review: Ctrl+Shift+Enter accepts, F2 edits, Alt+1-3 picks a suggestion, F8 next.",
             10000,
         )
         return True

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, QObject, Qt, QTimer, Slot
-from PySide6.QtWidgets import QLabel, QStatusBar
+from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
 from core.datatypes import default_weights_path
 from desktop.captioning import JobSummary, ModelInfo
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 NO_MODEL = "⚠ No caption model installed"
 COUNTS_DELAY_MS = 200  # recounting waits this long, so rows changing quickly are counted once
+MESSAGE_ROOM_PX = 24  # the status bar's margins and spacing around a message, roughly
 
 
 def batch_report(summary: JobSummary) -> str:
@@ -69,6 +70,9 @@ class StatusLine(QObject):
         self.device_label.setObjectName("deviceLabel")
         for widget in (self.progress, self.counts_label, self.device_label):
             bar.addPermanentWidget(widget)
+        # Labels hidden to make room for the message shown now (shown again when it goes).
+        self._stepped_aside: list[QLabel] = []
+        bar.messageChanged.connect(self._message_changed)
         self._counts_timer = QTimer(self)
         self._counts_timer.setSingleShot(True)
         self._counts_timer.setInterval(COUNTS_DELAY_MS)
@@ -94,9 +98,38 @@ class StatusLine(QObject):
 
     def show_message(self, text: str, timeout_ms: int) -> None:
         if text:
+            self._give_back_room()  # a shorter message may not need it
             self.bar.showMessage(text, timeout_ms)
+            self._make_room(text)
         else:
             self.bar.clearMessage()
+
+    def _make_room(self, text: str) -> None:
+        """QStatusBar cuts a message off where the permanent widgets begin: in a narrow window
+        the model's label, then the photo counts, step aside while a message needs the room."""
+        need = self.bar.fontMetrics().horizontalAdvance(text) + MESSAGE_ROOM_PX
+        for label in (self.device_label, self.counts_label):
+            if need <= self._room():
+                return
+            if not label.isHidden():
+                label.hide()
+                self._stepped_aside.append(label)
+
+    def _room(self) -> int:
+        """The width left of the status bar's widgets that stay while a message shows."""
+        children = self.bar.findChildren(QWidget, options=Qt.FindChildOption.FindDirectChildrenOnly)
+        spacing = self.bar.layout().spacing() if self.bar.layout() is not None else 0
+        taken = sum(w.sizeHint().width() + max(spacing, 0) for w in children if not w.isHidden())
+        return self.bar.width() - taken
+
+    @Slot(str)
+    def _message_changed(self, text: str) -> None:
+        if not text:
+            self._give_back_room()
+
+    def _give_back_room(self) -> None:
+        while self._stepped_aside:
+            self._stepped_aside.pop().show()
 
     # ---------------------------------------------------------------- the batch
 
