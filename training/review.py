@@ -322,8 +322,8 @@ def strictness(args: argparse.Namespace) -> int:
             "How strict issue 21's bad label (per-photo CIDEr-D below "
             f"{BAD_CIDER}) is: each of a dev photo's five human captions scored against the "
             "other four, and the model's caption (beam 3, from the collected file) against the "
-            "same four. A person's caption is right by definition, so its bad share is the "
-            "label's noise floor."
+            "same four. A person's caption is right by definition, so its bad share shows how "
+            "often the rule calls a right caption bad."
         ),
         "collected": str(args.collected),
         "splits": {},
@@ -362,10 +362,15 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     p = argparse.ArgumentParser(prog="python -m training.review", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    c = sub.add_parser("collect", help="caption the dev photos once and keep their signals")
-    c.add_argument("--data", type=Path, default=Path("../shared/flickr8k"))
-    c.add_argument("--coco", type=Path, default=None)
-    c.add_argument("--coco-dev", type=Path, default=COCO_DEV_FILE)
+
+    def dev_photos(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        """Where the dev photos and their human captions are (Corpus.load's arguments)."""
+        parser.add_argument("--data", type=Path, default=Path("../shared/flickr8k"))
+        parser.add_argument("--coco", type=Path, default=None)
+        parser.add_argument("--coco-dev", type=Path, default=COCO_DEV_FILE)
+        return parser
+
+    c = dev_photos(sub.add_parser("collect", help="caption the dev photos once, keep signals"))
     c.add_argument("--weights", type=Path, default=None)
     c.add_argument("--beam", type=int, default=3)
     c.add_argument("--batch-size", type=int, default=32)
@@ -376,11 +381,8 @@ def main() -> int:
     f.add_argument("--k", type=int, default=10, help="nearest training photos that vote")
     f.add_argument("--out", type=Path, required=True, help="model file to write")
     f.add_argument("--report", type=Path, default=Path("training/reports/review_mark.json"))
-    h = sub.add_parser("strictness", help="how often the bad label hits human captions")
+    h = dev_photos(sub.add_parser("strictness", help="how often bad hits human captions"))
     h.add_argument("--collected", type=Path, required=True, help="from collect")
-    h.add_argument("--data", type=Path, default=Path("../shared/flickr8k"))
-    h.add_argument("--coco", type=Path, default=None)
-    h.add_argument("--coco-dev", type=Path, default=COCO_DEV_FILE)
     h.add_argument(
         "--report", type=Path, default=Path("training/reports/review_label_strictness.json")
     )
