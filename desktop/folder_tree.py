@@ -4,6 +4,7 @@ above it, the named places (the sample photos)."""
 from __future__ import annotations
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +31,10 @@ from PySide6.QtWidgets import (
 )
 
 from desktop.folders import is_within, tree_root
+from desktop.tasks import TaskPool
 
 HOME_NAME = "Home"
+FOLDER_THREADS = 4  # looking into folders waits on the disk (or the network), not the CPU
 
 
 def has_subfolders(folder: Path) -> bool:
@@ -52,15 +55,29 @@ class FolderScope(QSortFilterProxyModel):
     Hidden folders are left out, except those on the way to the open folder, so the open
     folder always has a row; the app's own folder (``app_dir``: the sample photos' copy, the
     library index) is always left out: the samples are a named place above the tree.
+
+    Whether a folder not listed yet holds folders (its expand arrow) is looked up on ``pool``'s
+    thread, so a slow disk or a network share never holds up the window; until the answer
+    comes the folder has an arrow, and ``subfolders_known`` says when one should go.
     """
 
-    def __init__(self, home: Path, app_dir: Path | None = None, parent: QObject | None = None):
+    subfolders_known = Signal()  # a folder without subfolders was found: its arrow goes
+
+    def __init__(
+        self,
+        home: Path,
+        app_dir: Path | None = None,
+        parent: QObject | None = None,
+        pool: TaskPool | None = None,
+    ):
         super().__init__(parent)
         self.home = home
         self.app_dir = app_dir
         self.top: Path | None = None  # None: every drive
         self.folder: Path | None = None
         self._subfolders: dict[Path, bool] = {}  # has_subfolders, asked once per folder shown
+        self._asking: set[Path] = set()  # being looked into on the pool's thread
+        self._pool = pool  # None: looked into at once, on the calling thread
 
     def set_scope(self, top: Path | None, folder: Path | None) -> None:
         if folder is not None and self.app_dir is not None and is_within(folder, self.app_dir):
@@ -97,9 +114,22 @@ class FolderScope(QSortFilterProxyModel):
         if not model.canFetchMore(source):  # listed: what the filter lets through counts
             return self.rowCount(parent) > 0
         path = Path(model.filePath(source))
-        if path not in self._subfolders:
+        known = self._subfolders.get(path)
+        if known is not None:
+            return known
+        if self._pool is None:
             self._subfolders[path] = has_subfolders(path)
-        return self._subfolders[path]
+            return self._subfolders[path]
+        if path not in self._asking:
+            self._asking.add(path)
+            self._pool.submit(has_subfolders, path, on_done=partial(self._found, path))
+        return True  # an arrow until the folder has been looked into, as QFileSystemModel does
+
+    def _found(self, path: Path, has: bool) -> None:
+        self._asking.discard(path)
+        self._subfolders[path] = has
+        if not has:
+            self.subfolders_known.emit()
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
         if role == Qt.ItemDataRole.DisplayRole and index.isValid():
@@ -130,6 +160,9 @@ class FolderTree(QTreeView):
         super().__init__(parent)
         self.setObjectName("folderTree")
         self.home = home
+        # Threads that look into folders for their expand arrows: a share that does not answer
+        # holds up one of them, and nothing else of the app.
+        self.pool = TaskPool("folders", FOLDER_THREADS, self)
         self.fs_model = QFileSystemModel(self)
         self.fs_model.setFilter(
             QDir.Filter.AllDirs
@@ -137,8 +170,11 @@ class FolderTree(QTreeView):
             | QDir.Filter.Drives
             | QDir.Filter.Hidden  # hidden ones are left out by FolderScope, but for the way
         )
-        self.scope = FolderScope(home, app_dir, self)
+        self.scope = FolderScope(home, app_dir, self, self.pool)
         self.scope.setSourceModel(self.fs_model)
+        # The view keeps each row's arrow from its last layout: lay the rows out again (once
+        # for any number of answers) when an arrow is to go.
+        self.scope.subfolders_known.connect(self.scheduleDelayedItemsLayout)
         self.setModel(self.scope)
         for column in range(1, self.scope.columnCount()):
             self.hideColumn(column)
@@ -152,6 +188,10 @@ class FolderTree(QTreeView):
     @property
     def top(self) -> Path | None:
         return self.scope.top
+
+    def shutdown(self) -> None:
+        """Deliver no more answers; a look into a folder that hangs is not waited for."""
+        self.pool.shutdown(wait=False, cancel_pending=True)
 
     def index_of(self, folder: Path | None) -> QModelIndex:
         """The row for ``folder`` (invalid when the tree does not show it)."""

@@ -570,5 +570,6 @@ class MainWindow(QMainWindow):
         )
         self.session.shutdown()
         self.tasks.shutdown(wait=True, cancel_pending=True)
+        self.tree.shutdown()
         self.settings_store.folder_open_at_exit = None
         log.info("PhotoScribe closed cleanly")
