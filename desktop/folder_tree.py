@@ -161,8 +161,8 @@ class FolderTree(QTreeView):
         self.setObjectName("folderTree")
         self.home = home
         # Threads that look into folders for their expand arrows: a share that does not answer
-        # holds up one of them, and nothing else of the app.
-        self.pool = TaskPool("folders", FOLDER_THREADS, self)
+        # holds up one of them, and nothing else of the app (not even its exit: daemon threads).
+        self.pool = TaskPool("folders", FOLDER_THREADS, self, daemon=True)
         self.fs_model = QFileSystemModel(self)
         self.fs_model.setFilter(
             QDir.Filter.AllDirs
@@ -190,7 +190,8 @@ class FolderTree(QTreeView):
         return self.scope.top
 
     def shutdown(self) -> None:
-        """Deliver no more answers; a look into a folder that hangs is not waited for."""
+        """Deliver no more answers; a look into a folder that hangs is not waited for, here or
+        when the process exits."""
         self.pool.shutdown(wait=False, cancel_pending=True)
 
     def index_of(self, folder: Path | None) -> QModelIndex:

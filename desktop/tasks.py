@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -28,10 +29,19 @@ class TaskPool(QObject):
 
     _call_requested = Signal(object)  # a zero-argument callable to run on the owner's thread
 
-    def __init__(self, name: str, max_workers: int, parent: QObject | None = None) -> None:
+    def __init__(
+        self, name: str, max_workers: int, parent: QObject | None = None, daemon: bool = False
+    ) -> None:
+        """daemon: the threads do not hold the process at exit, for work that may never
+        return (looking into a folder on a network share that does not answer); Python waits
+        for the others' running tasks before the process ends."""
         super().__init__(parent)
         self.name = name
-        self._executor = ThreadPoolExecutor(max_workers, thread_name_prefix=name)
+        self._executor: ThreadPoolExecutor | _DaemonExecutor = (
+            _DaemonExecutor(max_workers, name)
+            if daemon
+            else ThreadPoolExecutor(max_workers, thread_name_prefix=name)
+        )
         self._closed = threading.Event()
         self._pending = 0
         self._lock = threading.Lock()
@@ -100,3 +110,68 @@ class TaskPool(QObject):
 
 def _report_unexpected(error: BaseException) -> None:
     sys.excepthook(type(error), error, error.__traceback__)
+
+
+class _DaemonExecutor:
+    """ThreadPoolExecutor's ``submit`` and ``shutdown`` on daemon threads (started as work
+    comes, up to ``max_workers``): a task that never returns does not keep the process alive."""
+
+    def __init__(self, max_workers: int, name: str) -> None:
+        self._max_workers = max_workers
+        self._name = name
+        self._work: queue.SimpleQueue[tuple[Future, Callable[..., Any], tuple] | None] = (
+            queue.SimpleQueue()
+        )
+        self._threads: list[threading.Thread] = []
+        self._idle = 0
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
+        future: Future[T] = Future()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot schedule new futures after shutdown")
+            self._work.put((future, fn, args))
+            if self._idle == 0 and len(self._threads) < self._max_workers:
+                thread = threading.Thread(
+                    target=self._run, name=f"{self._name}_{len(self._threads)}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+            else:
+                self._idle = max(self._idle - 1, 0)
+        return future
+
+    def _run(self) -> None:
+        while True:
+            item = self._work.get()
+            if item is None:  # shut down: pass it on to the next thread
+                self._work.put(None)
+                return
+            future, fn, args = item
+            if future.set_running_or_notify_cancel():
+                try:
+                    result = fn(*args)
+                except BaseException as error:  # handed to the caller, as the executor does
+                    future.set_exception(error)
+                else:
+                    future.set_result(result)
+            with self._lock:
+                self._idle += 1
+
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
+        with self._lock:
+            self._closed = True
+        if cancel_futures:
+            while True:
+                try:
+                    item = self._work.get_nowait()
+                except queue.Empty:
+                    break
+                if item is not None:
+                    item[0].cancel()
+        self._work.put(None)
+        if wait:
+            for thread in self._threads:
+                thread.join()

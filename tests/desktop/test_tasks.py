@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 from concurrent.futures import Future
+from pathlib import Path
 
 from desktop.tasks import TaskPool
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 class Instant:
@@ -44,6 +49,58 @@ def test_errors_go_to_on_error_on_the_gui_thread(qtbot) -> None:
     qtbot.waitUntil(lambda: bool(errors), timeout=5000)
     assert isinstance(errors[0], ValueError)
     pool.shutdown()
+
+
+def test_a_daemon_pool_runs_work_like_the_others(qtbot) -> None:
+    """Results and errors come back on the GUI thread; work still queued at shutdown is
+    cancelled and never delivered."""
+    pool = TaskPool("test", 2, daemon=True)
+    results: list[int] = []
+    errors: list[BaseException] = []
+    for n in range(6):
+        pool.submit(lambda n=n: n * n, on_done=results.append)
+
+    def fail() -> None:
+        raise ValueError("bad folder")
+
+    pool.submit(fail, on_error=errors.append)
+    qtbot.waitUntil(lambda: len(results) == 6 and len(errors) == 1, timeout=30_000)
+    assert sorted(results) == [0, 1, 4, 9, 16, 25] and isinstance(errors[0], ValueError)
+    assert len(pool._executor._threads) <= 2
+    release = threading.Event()
+    started = threading.Event()
+    late: list[str] = []
+    pool.submit(lambda: (started.set(), release.wait(60)))
+    pool.submit(lambda: (started.set(), release.wait(60)))
+    queued = pool.submit(lambda: "queued", on_done=late.append)  # behind two busy threads
+    assert started.wait(30)
+    pool.shutdown(wait=False, cancel_pending=True)
+    assert queued.cancelled()
+    release.set()
+    for thread in pool._executor._threads:
+        thread.join(30)
+        assert not thread.is_alive()
+    assert late == [] and pool.pending == 0
+
+
+def test_a_daemon_pool_does_not_hold_the_process_at_exit() -> None:
+    """A folder look-up that never returns (a share that does not answer) kept the app's
+    process alive after its window had closed: Python joins a ThreadPoolExecutor's threads."""
+    script = (
+        "import threading\n"
+        "from desktop.tasks import TaskPool\n"
+        "pool = TaskPool('folders', 2, daemon=True)\n"
+        "started = threading.Event()\n"
+        "pool.submit(lambda: (started.set(), threading.Event().wait()))\n"
+        "assert started.wait(60)\n"
+        "pool.shutdown(wait=False, cancel_pending=True)\n"
+        "print('exiting', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "exiting"
 
 
 def test_the_desktop_runs_its_work_on_task_pools_and_signals(qtbot, window, photo_dir):
