@@ -19,6 +19,7 @@ from PySide6.QtCore import (
     Signal,
     Slot,
 )
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileSystemModel,
@@ -58,10 +59,11 @@ class FolderScope(QSortFilterProxyModel):
 
     Whether a folder not listed yet holds folders (its expand arrow) is looked up on ``pool``'s
     thread, so a slow disk or a network share never holds up the window; until the answer
-    comes the folder has an arrow, and ``subfolders_known`` says when one should go.
+    comes the folder has an arrow, and ``subfolders_known`` says when one should go (or, after
+    ``refresh``, come).
     """
 
-    subfolders_known = Signal()  # a folder without subfolders was found: its arrow goes
+    subfolders_known = Signal()  # a folder's arrow is to come or go
 
     def __init__(
         self,
@@ -77,6 +79,7 @@ class FolderScope(QSortFilterProxyModel):
         self.folder: Path | None = None
         self._subfolders: dict[Path, bool] = {}  # has_subfolders, asked once per folder shown
         self._asking: set[Path] = set()  # being looked into on the pool's thread
+        self._stale: set[Path] = set()  # answers to renew when next asked for (refresh)
         self._pool = pool  # None: looked into at once, on the calling thread
 
     def set_scope(self, top: Path | None, folder: Path | None) -> None:
@@ -115,20 +118,29 @@ class FolderScope(QSortFilterProxyModel):
             return self.rowCount(parent) > 0
         path = Path(model.filePath(source))
         known = self._subfolders.get(path)
-        if known is not None:
-            return known
         if self._pool is None:
-            self._subfolders[path] = has_subfolders(path)
-            return self._subfolders[path]
-        if path not in self._asking:
+            if known is None or path in self._stale:
+                self._stale.discard(path)
+                known = self._subfolders[path] = has_subfolders(path)
+            return known
+        if (known is None or path in self._stale) and path not in self._asking:
             self._asking.add(path)
             self._pool.submit(has_subfolders, path, on_done=partial(self._found, path))
-        return True  # an arrow until the folder has been looked into, as QFileSystemModel does
+        # Until the folder has been looked into, an arrow (as QFileSystemModel has), or the
+        # answer from the last look while a new one is under way.
+        return True if known is None else known
+
+    def refresh(self) -> None:
+        """Look into the folders again the next time their arrows are asked for (folders may
+        have been made or removed meanwhile); the arrows stay as they are until then."""
+        self._stale = set(self._subfolders)
 
     def _found(self, path: Path, has: bool) -> None:
         self._asking.discard(path)
+        self._stale.discard(path)
+        before = self._subfolders.get(path)
         self._subfolders[path] = has
-        if not has:
+        if has != (True if before is None else before):
             self.subfolders_known.emit()
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = 0) -> Any:
@@ -175,6 +187,9 @@ class FolderTree(QTreeView):
         # The view keeps each row's arrow from its last layout: lay the rows out again (once
         # for any number of answers) when an arrow is to go.
         self.scope.subfolders_known.connect(self.scheduleDelayedItemsLayout)
+        app = QGuiApplication.instance()
+        if isinstance(app, QGuiApplication):
+            app.applicationStateChanged.connect(self._application_state)
         self.setModel(self.scope)
         for column in range(1, self.scope.columnCount()):
             self.hideColumn(column)
@@ -188,6 +203,17 @@ class FolderTree(QTreeView):
     @property
     def top(self) -> Path | None:
         return self.scope.top
+
+    def look_again(self) -> None:
+        """Bring the arrows up to date with folders made or removed since they were looked
+        into (the user is back from a file manager, say); each keeps its arrow meanwhile."""
+        self.scope.refresh()
+        self.scheduleDelayedItemsLayout()  # the view asks for the arrows again
+
+    @Slot(Qt.ApplicationState)
+    def _application_state(self, state: Qt.ApplicationState) -> None:
+        if state == Qt.ApplicationState.ApplicationActive:
+            self.look_again()
 
     def shutdown(self) -> None:
         """Deliver no more answers; a look into a folder that hangs is not waited for, here or

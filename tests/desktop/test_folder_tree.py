@@ -74,3 +74,40 @@ def test_without_a_pool_the_answer_comes_at_once(tmp_path: Path) -> None:
     assert folder_tree.has_subfolders(tmp_path / "a")
     assert not folder_tree.has_subfolders(tmp_path / "c")
     assert not folder_tree.has_subfolders(tmp_path / "missing")
+
+
+def test_arrows_follow_folders_made_or_removed_while_the_app_runs(
+    qtbot, tmp_path: Path, monkeypatch
+):
+    """A folder that had no subfolders when the tree first drew it never got an arrow, even
+    after one was made in it (in a file manager, say): the answer was kept for the session."""
+    home = tmp_path / "home"
+    empty, full = home / "Documents", home / "Pictures"
+    empty.mkdir(parents=True)
+    (full / "2024").mkdir(parents=True)
+    asked: list[tuple[Path, bool]] = []
+    original = FolderScope.hasChildren
+
+    def recording(self: FolderScope, parent=None) -> bool:
+        answer = original(self, parent)
+        if parent is not None and parent.isValid():
+            asked.append((Path(self.sourceModel().filePath(self.mapToSource(parent))), answer))
+        return answer
+
+    monkeypatch.setattr(FolderScope, "hasChildren", recording)
+    tree = FolderTree(home)
+    qtbot.addWidget(tree)
+    tree.show()
+    try:
+        model = tree.model()
+        qtbot.waitUntil(lambda: (empty, False) in asked and (full, True) in asked, timeout=30_000)
+        (empty / "Scans").mkdir()
+        (full / "2024").rmdir()
+        assert model.hasChildren(tree.index_of(full)), "kept until looked into again"
+        asked.clear()
+        tree.look_again()  # as when the app becomes the active one again
+        assert model.hasChildren(tree.index_of(full)), "its arrow stays while it is looked into"
+        # The view lays its rows out again with the new answers: an arrow comes and one goes.
+        qtbot.waitUntil(lambda: (empty, True) in asked and (full, False) in asked, timeout=30_000)
+    finally:
+        tree.shutdown()
