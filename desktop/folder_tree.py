@@ -4,6 +4,7 @@ above it, the named places (the sample photos)."""
 from __future__ import annotations
 
 import os
+import time
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,8 @@ from desktop.tasks import TaskPool
 
 HOME_NAME = "Home"
 FOLDER_THREADS = 4  # looking into folders waits on the disk (or the network), not the CPU
+RELAYOUT_MS = 250  # the tree lays its rows out again at most this often for new arrows
+AGAIN_S = 5.0  # arrows looked into again when the app is back, if this long since the last look
 
 
 def has_subfolders(folder: Path) -> bool:
@@ -58,9 +61,9 @@ class FolderScope(QSortFilterProxyModel):
     library index) is always left out: the samples are a named place above the tree.
 
     Whether a folder not listed yet holds folders (its expand arrow) is looked up on ``pool``'s
-    thread, so a slow disk or a network share never holds up the window; until the answer
-    comes the folder has an arrow, and ``subfolders_known`` says when one should go (or, after
-    ``refresh``, come).
+    threads, so a slow disk or a network share never holds up the window; until the answer
+    comes the folder has an arrow, and ``subfolders_known`` says when one is to go (or, after
+    ``refresh``, to come).
     """
 
     subfolders_known = Signal()  # a folder's arrow is to come or go
@@ -77,9 +80,10 @@ class FolderScope(QSortFilterProxyModel):
         self.app_dir = app_dir
         self.top: Path | None = None  # None: every drive
         self.folder: Path | None = None
-        self._subfolders: dict[Path, bool] = {}  # has_subfolders, asked once per folder shown
-        self._asking: set[Path] = set()  # being looked into on the pool's thread
+        self._subfolders: dict[Path, bool] = {}  # has_subfolders of the folders shown
         self._stale: set[Path] = set()  # answers to renew when next asked for (refresh)
+        self._refreshes = 0  # how many times refresh was called
+        self._asking: dict[Path, int] = {}  # looked into on the pool: since which refresh
         self._pool = pool  # None: looked into at once, on the calling thread
 
     def set_scope(self, top: Path | None, folder: Path | None) -> None:
@@ -124,7 +128,7 @@ class FolderScope(QSortFilterProxyModel):
                 known = self._subfolders[path] = has_subfolders(path)
             return known
         if (known is None or path in self._stale) and path not in self._asking:
-            self._asking.add(path)
+            self._asking[path] = self._refreshes
             self._pool.submit(has_subfolders, path, on_done=partial(self._found, path))
         # Until the folder has been looked into, an arrow (as QFileSystemModel has), or the
         # answer from the last look while a new one is under way.
@@ -133,11 +137,14 @@ class FolderScope(QSortFilterProxyModel):
     def refresh(self) -> None:
         """Look into the folders again the next time their arrows are asked for (folders may
         have been made or removed meanwhile); the arrows stay as they are until then."""
+        self._refreshes += 1
         self._stale = set(self._subfolders)
 
     def _found(self, path: Path, has: bool) -> None:
-        self._asking.discard(path)
-        self._stale.discard(path)
+        if self._asking.pop(path, self._refreshes) < self._refreshes:
+            self._stale.add(path)  # looked into before the last refresh: again when next asked
+        else:
+            self._stale.discard(path)
         before = self._subfolders.get(path)
         self._subfolders[path] = has
         if has != (True if before is None else before):
@@ -173,7 +180,8 @@ class FolderTree(QTreeView):
         self.setObjectName("folderTree")
         self.home = home
         # Threads that look into folders for their expand arrows: a share that does not answer
-        # holds up one of them, and nothing else of the app (not even its exit: daemon threads).
+        # holds up one of them (and with it the arrows still to be looked into, once all are
+        # held up), never the window or the app's exit (daemon threads).
         self.pool = TaskPool("folders", FOLDER_THREADS, self, daemon=True)
         self.fs_model = QFileSystemModel(self)
         self.fs_model.setFilter(
@@ -184,9 +192,15 @@ class FolderTree(QTreeView):
         )
         self.scope = FolderScope(home, app_dir, self, self.pool)
         self.scope.setSourceModel(self.fs_model)
-        # The view keeps each row's arrow from its last layout: lay the rows out again (once
-        # for any number of answers) when an arrow is to go.
-        self.scope.subfolders_known.connect(self.scheduleDelayedItemsLayout)
+        # The view keeps each row's arrow from its last layout: lay the rows out again when an
+        # arrow is to come or go, at most once per RELAYOUT_MS however many answers come in
+        # (a folder of thousands of folders on a slow share answers for seconds).
+        self._relayout = QTimer(self)
+        self._relayout.setSingleShot(True)
+        self._relayout.setInterval(RELAYOUT_MS)
+        self._relayout.timeout.connect(self.scheduleDelayedItemsLayout)
+        self.scope.subfolders_known.connect(self._arrows_changed)
+        self._looked_again = time.monotonic()
         app = QGuiApplication.instance()
         if isinstance(app, QGuiApplication):
             app.applicationStateChanged.connect(self._application_state)
@@ -210,9 +224,17 @@ class FolderTree(QTreeView):
         self.scope.refresh()
         self.scheduleDelayedItemsLayout()  # the view asks for the arrows again
 
+    @Slot()
+    def _arrows_changed(self) -> None:
+        if not self._relayout.isActive():
+            self._relayout.start()
+
     @Slot(Qt.ApplicationState)
     def _application_state(self, state: Qt.ApplicationState) -> None:
-        if state == Qt.ApplicationState.ApplicationActive:
+        # Not at every switch back and forth (nor at the start, when the arrows are new).
+        now = time.monotonic()
+        if state == Qt.ApplicationState.ApplicationActive and now - self._looked_again > AGAIN_S:
+            self._looked_again = now
             self.look_again()
 
     def shutdown(self) -> None:

@@ -123,6 +123,8 @@ class _DaemonExecutor:
             queue.SimpleQueue()
         )
         self._threads: list[threading.Thread] = []
+        # Threads free for a task not yet handed one (ThreadPoolExecutor's idle semaphore): a
+        # task submitted while it is 0 starts a thread, up to max_workers.
         self._idle = 0
         self._lock = threading.Lock()
         self._closed = False
@@ -157,6 +159,9 @@ class _DaemonExecutor:
                     future.set_exception(error)
                 else:
                     future.set_result(result)
+                    del result
+            # Waiting for the next task keeps nothing of this one (its callbacks hold objects).
+            del item, future, fn, args
             with self._lock:
                 self._idle += 1
 
