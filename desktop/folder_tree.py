@@ -122,12 +122,12 @@ class FolderScope(QSortFilterProxyModel):
             return self.rowCount(parent) > 0
         path = Path(model.filePath(source))
         known = self._subfolders.get(path)
-        if self._pool is None:
-            if known is None or path in self._stale:
-                self._stale.discard(path)
-                known = self._subfolders[path] = has_subfolders(path)
+        if known is not None and path not in self._stale:
             return known
-        if (known is None or path in self._stale) and path not in self._asking:
+        if self._pool is None:  # looked into here and now
+            self._found(path, has_subfolders(path))
+            return self._subfolders[path]
+        if path not in self._asking:
             self._asking[path] = self._refreshes
             self._pool.submit(has_subfolders, path, on_done=partial(self._found, path))
         # Until the folder has been looked into, an arrow (as QFileSystemModel has), or the
